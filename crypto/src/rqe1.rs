@@ -1,0 +1,162 @@
+//! `RQE1`: the AES-256-GCM envelope every vsync bundle, backup and share is
+//! wrapped in.
+//!
+//! ```text
+//! offset 0   4 bytes   magic "RQE1"
+//! offset 4   12 bytes  IV (fresh random per encryption)
+//! offset 16  N bytes   ciphertext (same length as the plaintext)
+//! offset 16+N 16 bytes GCM tag
+//! ```
+//!
+//! No associated data, no length field; an empty plaintext gives exactly 32
+//! bytes.
+
+use std::num::NonZeroU32;
+
+use aes_gcm::aead::{AeadInPlace, KeyInit, OsRng, rand_core::RngCore};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Format};
+use crate::kdf::Key;
+
+/// The four magic bytes.
+pub const MAGIC: &[u8; 4] = b"RQE1";
+/// IV (nonce) length.
+pub const IV_LEN: usize = 12;
+/// GCM tag length.
+pub const TAG_LEN: usize = 16;
+/// Magic plus IV.
+pub const HEADER_LEN: usize = MAGIC.len() + IV_LEN;
+/// The shortest valid envelope: header plus tag, empty ciphertext.
+pub const MIN_LEN: usize = HEADER_LEN + TAG_LEN;
+
+/// Checks the envelope's structure in the upstream classification order,
+/// before any key is derived:
+///
+/// 1. shorter than 32 bytes → [`Error::TooShort`] (`BundleCorrupt`)
+/// 2. first three bytes not `RQE` → [`Error::BadMagic`] (`BundleCorrupt`)
+/// 3. fourth byte not `1` → [`Error::UnsupportedVersion`] (`UnsupportedSpecVersion`)
+pub fn check_header(envelope: &[u8]) -> Result<(), Error> {
+    if envelope.len() < MIN_LEN {
+        return Err(Error::TooShort {
+            format: Format::Rqe1,
+            len: envelope.len(),
+            min: MIN_LEN,
+        });
+    }
+    if envelope[..3] != MAGIC[..3] {
+        return Err(Error::BadMagic {
+            format: Format::Rqe1,
+        });
+    }
+    if envelope[3] != MAGIC[3] {
+        return Err(Error::UnsupportedVersion {
+            format: Format::Rqe1,
+            found: envelope[3],
+        });
+    }
+    Ok(())
+}
+
+/// Encrypts `plaintext` under `key` with a fresh random IV.
+pub fn seal(key: &Key, plaintext: &[u8]) -> Vec<u8> {
+    let mut iv = [0u8; IV_LEN];
+    OsRng.fill_bytes(&mut iv);
+    seal_with_iv_unchecked(key, &iv, plaintext)
+}
+
+/// Encrypts with a caller-chosen IV. Reusing an IV under one key destroys
+/// GCM's security, so this exists only for the deterministic conformance
+/// vector generator and is behind the `deterministic-iv` feature.
+#[cfg(feature = "deterministic-iv")]
+pub fn seal_with_iv(key: &Key, iv: &[u8; IV_LEN], plaintext: &[u8]) -> Vec<u8> {
+    seal_with_iv_unchecked(key, iv, plaintext)
+}
+
+fn seal_with_iv_unchecked(key: &Key, iv: &[u8; IV_LEN], plaintext: &[u8]) -> Vec<u8> {
+    let cipher = Aes256Gcm::new(key.bytes().into());
+    let mut envelope = Vec::with_capacity(MIN_LEN + plaintext.len());
+    envelope.extend_from_slice(MAGIC);
+    envelope.extend_from_slice(iv);
+    envelope.extend_from_slice(plaintext);
+    let tag = cipher
+        .encrypt_in_place_detached(Nonce::from_slice(iv), b"", &mut envelope[HEADER_LEN..])
+        .expect("AES-GCM accepts plaintexts far beyond any bundle size");
+    envelope.extend_from_slice(&tag);
+    envelope
+}
+
+/// Decrypts an envelope with an already derived key. The structural checks of
+/// [`check_header`] run first; a failed tag check is
+/// [`Error::AuthenticationFailed`] (`WrongPassphrase`).
+pub fn open(key: &Key, envelope: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+    check_header(envelope)?;
+    let iv = Nonce::from_slice(&envelope[MAGIC.len()..HEADER_LEN]);
+    let (ciphertext, tag) = envelope[HEADER_LEN..].split_at(envelope.len() - MIN_LEN);
+    let mut plaintext = Zeroizing::new(ciphertext.to_vec());
+    Aes256Gcm::new(key.bytes().into())
+        .decrypt_in_place_detached(iv, b"", plaintext.as_mut_slice(), Tag::from_slice(tag))
+        .map_err(|_| Error::AuthenticationFailed)?;
+    Ok(plaintext)
+}
+
+/// Derives the key from `password` and `salt`, then seals `plaintext`.
+pub fn encrypt(password: &[u8], salt: &[u8], iterations: NonZeroU32, plaintext: &[u8]) -> Vec<u8> {
+    seal(&Key::derive(password, salt, iterations), plaintext)
+}
+
+/// Decrypts an envelope from a password. A structurally bad envelope is
+/// rejected before the (deliberately slow) key derivation runs.
+pub fn decrypt(
+    password: &[u8],
+    salt: &[u8],
+    iterations: NonZeroU32,
+    envelope: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    check_header(envelope)?;
+    open(&Key::derive(password, salt, iterations), envelope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorClass;
+
+    fn test_key() -> Key {
+        Key::derive(b"pw", b"0123456789abcdef", NonZeroU32::new(1).unwrap())
+    }
+
+    #[test]
+    fn layout_is_magic_iv_ciphertext_tag() {
+        let envelope = seal(&test_key(), b"hello");
+        assert_eq!(&envelope[..4], b"RQE1");
+        assert_eq!(envelope.len(), MIN_LEN + 5);
+        assert_eq!(seal(&test_key(), b"").len(), 32);
+    }
+
+    #[test]
+    fn fresh_iv_per_encryption() {
+        let key = test_key();
+        assert_ne!(seal(&key, b"same")[4..16], seal(&key, b"same")[4..16]);
+    }
+
+    #[test]
+    fn classification_order_is_length_then_magic_then_version() {
+        // A short envelope with a bad version byte is still "too short".
+        let short = b"RQE2".to_vec();
+        assert_eq!(check_header(&short).unwrap_err().class(), ErrorClass::BundleCorrupt);
+        let mut envelope = seal(&test_key(), b"payload");
+        envelope[3] = b'2';
+        assert_eq!(check_header(&envelope).unwrap_err().class(), ErrorClass::UnsupportedSpecVersion);
+        envelope[0] = b'X';
+        assert_eq!(check_header(&envelope).unwrap_err().class(), ErrorClass::BundleCorrupt);
+    }
+
+    #[test]
+    fn wrong_key_is_authentication_failure() {
+        let envelope = seal(&test_key(), b"secret");
+        let other = Key::derive(b"other", b"0123456789abcdef", NonZeroU32::new(1).unwrap());
+        assert_eq!(open(&other, &envelope).unwrap_err(), Error::AuthenticationFailed);
+    }
+}
