@@ -150,7 +150,9 @@ impl RuntimeConfig {
     /// Unknown fields are ignored. ASCII whitespace around and inside the body
     /// (a pasted trailing newline) is not part of base64url and is skipped.
     pub fn decode(blob: &str) -> Result<Self, Error> {
-        let body = blob.strip_prefix(PREFIX).ok_or(Error::ConfigPrefixMissing)?;
+        let body = blob
+            .strip_prefix(PREFIX)
+            .ok_or(Error::ConfigPrefixMissing)?;
         let body: Zeroizing<Vec<u8>> = Zeroizing::new(
             body.bytes()
                 .filter(|byte| !byte.is_ascii_whitespace())
@@ -262,7 +264,10 @@ mod tests {
         assert!(blob.starts_with(PREFIX));
         assert!(!blob[PREFIX.len()..].contains(['+', '/', '=']));
         assert_eq!(RuntimeConfig::decode(&blob).unwrap(), sample());
-        assert_eq!(RuntimeConfig::decode(&format!("{}\n", *blob)).unwrap(), sample());
+        assert_eq!(
+            RuntimeConfig::decode(&format!("{}\n", *blob)).unwrap(),
+            sample()
+        );
     }
 
     #[test]
@@ -270,10 +275,20 @@ mod tests {
         let blob = sample().encode();
         let compressed = BASE64URL.decode(&blob[PREFIX.len()..]).unwrap();
         let mut json = String::new();
-        GzDecoder::new(compressed.as_slice()).read_to_string(&mut json).unwrap();
+        GzDecoder::new(compressed.as_slice())
+            .read_to_string(&mut json)
+            .unwrap();
         let order: Vec<usize> = [
-            "\"v\"", "\"endpoint\"", "\"region\"", "\"bucket\"", "\"accessKeyId\"",
-            "\"secretAccessKey\"", "\"prefix\"", "\"env\"", "\"salt\"", "\"iterations\"",
+            "\"v\"",
+            "\"endpoint\"",
+            "\"region\"",
+            "\"bucket\"",
+            "\"accessKeyId\"",
+            "\"secretAccessKey\"",
+            "\"prefix\"",
+            "\"env\"",
+            "\"salt\"",
+            "\"iterations\"",
         ]
         .iter()
         .map(|key| json.find(key).unwrap())
@@ -295,15 +310,33 @@ mod tests {
     fn reader_rules_in_order() {
         assert_eq!(class_of(""), ErrorClass::ConfigMissing);
         assert_eq!(class_of("{\"v\":1}"), ErrorClass::ConfigMissing);
-        assert_eq!(class_of("vsync-cfg-v1:H4sI+AAA"), ErrorClass::ConfigUnsupportedVersion);
+        assert_eq!(
+            class_of("vsync-cfg-v1:H4sI+AAA"),
+            ErrorClass::ConfigUnsupportedVersion
+        );
         assert_eq!(class_of("vsync-cfg-v1:!!!"), ErrorClass::BundleCorrupt);
-        assert_eq!(class_of("vsync-cfg-v1:AAECAwQFBgcICQ"), ErrorClass::BundleCorrupt);
+        assert_eq!(
+            class_of("vsync-cfg-v1:AAECAwQFBgcICQ"),
+            ErrorClass::BundleCorrupt
+        );
         assert_eq!(class_of(&encode_json(b"[1,2]")), ErrorClass::BundleCorrupt);
-        assert_eq!(class_of(&encode_json(b"{not json")), ErrorClass::BundleCorrupt);
+        assert_eq!(
+            class_of(&encode_json(b"{not json")),
+            ErrorClass::BundleCorrupt
+        );
         // v is judged before the missing fields.
-        assert_eq!(class_of(&encode_json(br#"{"v":99}"#)), ErrorClass::ConfigUnsupportedVersion);
-        assert_eq!(class_of(&encode_json(br#"{"v":"1"}"#)), ErrorClass::ConfigUnsupportedVersion);
-        assert_eq!(class_of(&encode_json(br#"{"v":1}"#)), ErrorClass::BundleCorrupt);
+        assert_eq!(
+            class_of(&encode_json(br#"{"v":99}"#)),
+            ErrorClass::ConfigUnsupportedVersion
+        );
+        assert_eq!(
+            class_of(&encode_json(br#"{"v":"1"}"#)),
+            ErrorClass::ConfigUnsupportedVersion
+        );
+        assert_eq!(
+            class_of(&encode_json(br#"{"v":1}"#)),
+            ErrorClass::BundleCorrupt
+        );
     }
 
     fn with_field(name: &str, value: serde_json::Value) -> Zeroizing<String> {
@@ -318,11 +351,26 @@ mod tests {
     #[test]
     fn field_rules() {
         use serde_json::json;
-        assert_eq!(class_of(&with_field("iterations", json!(0))), ErrorClass::BundleCorrupt);
-        assert_eq!(class_of(&with_field("iterations", json!(-5))), ErrorClass::BundleCorrupt);
-        assert_eq!(class_of(&with_field("iterations", json!("600000"))), ErrorClass::BundleCorrupt);
-        assert_eq!(class_of(&with_field("salt", json!("short"))), ErrorClass::ConfigUnsupportedVersion);
-        assert_eq!(class_of(&with_field("bucket", json!(5))), ErrorClass::BundleCorrupt);
+        assert_eq!(
+            class_of(&with_field("iterations", json!(0))),
+            ErrorClass::BundleCorrupt
+        );
+        assert_eq!(
+            class_of(&with_field("iterations", json!(-5))),
+            ErrorClass::BundleCorrupt
+        );
+        assert_eq!(
+            class_of(&with_field("iterations", json!("600000"))),
+            ErrorClass::BundleCorrupt
+        );
+        assert_eq!(
+            class_of(&with_field("salt", json!("short"))),
+            ErrorClass::ConfigUnsupportedVersion
+        );
+        assert_eq!(
+            class_of(&with_field("bucket", json!(5))),
+            ErrorClass::BundleCorrupt
+        );
         let decoded = RuntimeConfig::decode(&with_field("unknownField", json!(true))).unwrap();
         assert_eq!(decoded, sample());
     }

@@ -72,7 +72,9 @@ impl ErrorClass {
 
     /// Looks a class up by its canonical name; `None` for anything else.
     pub fn from_canonical_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|class| class.canonical_name() == name)
+        Self::ALL
+            .into_iter()
+            .find(|class| class.canonical_name() == name)
     }
 }
 
@@ -136,7 +138,9 @@ pub enum Error {
         found: Format,
     },
     /// An `RQE1`-family envelope announcing a version this reader lacks.
-    #[error("{format} version byte {found:#04x} is not supported; this vsync reads version 1 — upgrade vsync")]
+    #[error(
+        "{format} version byte {found:#04x} is not supported; this vsync reads version 1 — upgrade vsync"
+    )]
     UnsupportedVersion {
         /// The format being read.
         format: Format,
@@ -182,7 +186,9 @@ pub enum Error {
     )]
     ConfigStandardBase64,
     /// The inner `v` field is not 1.
-    #[error("config blob version {0} is not supported (this vsync reads v1); upgrade vsync or re-mint the blob")]
+    #[error(
+        "config blob version {0} is not supported (this vsync reads v1); upgrade vsync or re-mint the blob"
+    )]
     ConfigVersion(String),
     /// The blob's salt is shorter than the 16-character floor.
     #[error(
@@ -209,9 +215,9 @@ impl Error {
             Error::UnsupportedVersion { .. } => ErrorClass::UnsupportedSpecVersion,
             Error::AuthenticationFailed => ErrorClass::WrongPassphrase,
             Error::ConfigPrefixMissing => ErrorClass::ConfigMissing,
-            Error::ConfigStandardBase64 | Error::ConfigVersion(_) | Error::ConfigSaltTooShort(_) => {
-                ErrorClass::ConfigUnsupportedVersion
-            }
+            Error::ConfigStandardBase64
+            | Error::ConfigVersion(_)
+            | Error::ConfigSaltTooShort(_) => ErrorClass::ConfigUnsupportedVersion,
         }
     }
 }
@@ -224,11 +230,17 @@ mod tests {
     fn canonical_names_round_trip_and_are_distinct() {
         let mut seen = std::collections::HashSet::new();
         for class in ErrorClass::ALL {
-            assert_eq!(ErrorClass::from_canonical_name(class.canonical_name()), Some(class));
+            assert_eq!(
+                ErrorClass::from_canonical_name(class.canonical_name()),
+                Some(class)
+            );
             assert!(seen.insert(class.canonical_name()));
             assert!(class.canonical_name().ends_with("Error"));
             assert!(class.code().starts_with("VSYNC_"));
         }
-        assert_eq!(ErrorClass::from_canonical_name("CorruptEnvelopeError"), None);
+        assert_eq!(
+            ErrorClass::from_canonical_name("CorruptEnvelopeError"),
+            None
+        );
     }
 }

@@ -186,7 +186,10 @@ mod tests {
         let json = br#"{"version":1,"entries":[],"profiles":[]}"#;
         let file = seal_keytree("correct horse", json);
         assert_eq!(&file[..4], b"VKT1");
-        assert_eq!(open_keytree("correct horse", &file).unwrap().as_slice(), json);
+        assert_eq!(
+            open_keytree("correct horse", &file).unwrap().as_slice(),
+            json
+        );
         assert_eq!(
             open_share("correct horse", &file).unwrap_err(),
             Error::WrongFileKind {
@@ -201,7 +204,9 @@ mod tests {
         let file = seal_keytree("correct horse", b"{}");
         for len in [0, 4, 10] {
             assert_eq!(
-                open_keytree("correct horse", &file[..len]).unwrap_err().class(),
+                open_keytree("correct horse", &file[..len])
+                    .unwrap_err()
+                    .class(),
                 ErrorClass::BundleCorrupt
             );
         }

@@ -145,18 +145,30 @@ mod tests {
     fn classification_order_is_length_then_magic_then_version() {
         // A short envelope with a bad version byte is still "too short".
         let short = b"RQE2".to_vec();
-        assert_eq!(check_header(&short).unwrap_err().class(), ErrorClass::BundleCorrupt);
+        assert_eq!(
+            check_header(&short).unwrap_err().class(),
+            ErrorClass::BundleCorrupt
+        );
         let mut envelope = seal(&test_key(), b"payload");
         envelope[3] = b'2';
-        assert_eq!(check_header(&envelope).unwrap_err().class(), ErrorClass::UnsupportedSpecVersion);
+        assert_eq!(
+            check_header(&envelope).unwrap_err().class(),
+            ErrorClass::UnsupportedSpecVersion
+        );
         envelope[0] = b'X';
-        assert_eq!(check_header(&envelope).unwrap_err().class(), ErrorClass::BundleCorrupt);
+        assert_eq!(
+            check_header(&envelope).unwrap_err().class(),
+            ErrorClass::BundleCorrupt
+        );
     }
 
     #[test]
     fn wrong_key_is_authentication_failure() {
         let envelope = seal(&test_key(), b"secret");
         let other = Key::derive(b"other", b"0123456789abcdef", NonZeroU32::new(1).unwrap());
-        assert_eq!(open(&other, &envelope).unwrap_err(), Error::AuthenticationFailed);
+        assert_eq!(
+            open(&other, &envelope).unwrap_err(),
+            Error::AuthenticationFailed
+        );
     }
 }

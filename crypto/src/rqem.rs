@@ -108,8 +108,8 @@ impl ManifestMeta {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        let value: Value = serde_json::from_str(text)
-            .map_err(|_| Error::InvalidManifestMeta("not valid JSON"))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|_| Error::InvalidManifestMeta("not valid JSON"))?;
         let Value::Object(fields) = value else {
             return Err(Error::InvalidManifestMeta("must be a JSON object"));
         };
@@ -203,7 +203,10 @@ mod tests {
     fn non_ascii_timestamp_is_corrupt() {
         let mut sealed = wrap("20260429-103045", b"").unwrap();
         sealed[10] = 0xff;
-        assert_eq!(unwrap(&sealed).unwrap_err().class(), ErrorClass::BundleCorrupt);
+        assert_eq!(
+            unwrap(&sealed).unwrap_err().class(),
+            ErrorClass::BundleCorrupt
+        );
     }
 
     #[test]
@@ -224,12 +227,20 @@ mod tests {
     #[test]
     fn meta_parse_rules() {
         assert_eq!(ManifestMeta::parse("  \n").unwrap().generation(), 0);
-        assert_eq!(ManifestMeta::parse(r#"{"gen":7,"x":1}"#).unwrap().generation(), 7);
+        assert_eq!(
+            ManifestMeta::parse(r#"{"gen":7,"x":1}"#)
+                .unwrap()
+                .generation(),
+            7
+        );
         assert!(ManifestMeta::parse("[1]").is_err());
         assert!(ManifestMeta::parse(r#"{"gen":-1}"#).is_err());
         assert!(ManifestMeta::parse(r#"{"gen":"1"}"#).is_err());
         assert!(ManifestMeta::parse(r#"{"gen":1.5}"#).is_err());
         assert!(ManifestMeta::parse(r#"{"rotated_at":5}"#).is_err());
-        assert_eq!(ManifestMeta::parse(r#"{"gen":2.0}"#).unwrap().generation(), 2);
+        assert_eq!(
+            ManifestMeta::parse(r#"{"gen":2.0}"#).unwrap().generation(),
+            2
+        );
     }
 }

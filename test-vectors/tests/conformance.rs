@@ -1,0 +1,167 @@
+//! Runs every vector of the project's corpus and of the upstream corpus
+//! (`../shared/vsync-conformance`, or `$VSYNC_UPSTREAM_CORPUS`) through the
+//! real implementation, and proves the committed corpus is exactly what the
+//! generator produces and matches upstream's bytes.
+//!
+//! A custom harness, so the per-corpus counts are always printed: every
+//! vector is passed, pending (runtime-library categories, named one by one)
+//! or failed; nothing is skipped silently.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::Value;
+use vsync_crypto::config_blob::RuntimeConfig;
+use vsync_test_vectors::check::{Outcome, check};
+use vsync_test_vectors::corpus::{self, Category, Vector};
+use vsync_test_vectors::{generate, own_corpus_dir, upstream_corpus_dir};
+
+/// Upstream's real corpus size (3 + 5 + 4 + 6 + 4 + 2 + 7).
+const UPSTREAM_VECTOR_COUNT: usize = 31;
+
+fn main() -> ExitCode {
+    let mut failures = Vec::new();
+
+    let own = run_corpus("project corpus", &own_corpus_dir(), &mut failures);
+    check_no_drift(own.as_deref(), &mut failures);
+
+    let upstream_dir = upstream_corpus_dir();
+    if upstream_dir.is_dir() {
+        let upstream = run_corpus("upstream corpus", &upstream_dir, &mut failures);
+        if let Some(upstream) = upstream {
+            if upstream.len() != UPSTREAM_VECTOR_COUNT {
+                failures.push(format!(
+                    "upstream corpus has {} vectors, expected {UPSTREAM_VECTOR_COUNT}",
+                    upstream.len()
+                ));
+            }
+            cross_check_generator(&upstream, &mut failures);
+        }
+    } else {
+        println!(
+            "conformance: NOTICE upstream corpus not found at {} — upstream half skipped",
+            upstream_dir.display()
+        );
+    }
+
+    if failures.is_empty() {
+        println!("conformance: ok");
+        ExitCode::SUCCESS
+    } else {
+        for failure in &failures {
+            println!("conformance: FAILED {failure}");
+        }
+        println!("conformance: {} failure(s)", failures.len());
+        ExitCode::FAILURE
+    }
+}
+
+fn run_corpus(label: &str, dir: &Path, failures: &mut Vec<String>) -> Option<Vec<Vector>> {
+    let dir = &dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let vectors = match corpus::load(dir) {
+        Ok(vectors) => vectors,
+        Err(err) => {
+            failures.push(format!("{label}: {err}"));
+            return None;
+        }
+    };
+    let (mut passed, mut pending) = (0, Vec::new());
+    for vector in &vectors {
+        match check(vector) {
+            Outcome::Passed => passed += 1,
+            Outcome::Pending(why) => pending.push(format!("{} ({why})", vector.id())),
+            Outcome::Failed(why) => failures.push(format!("{label}: {}: {why}", vector.id())),
+        }
+    }
+    let failed = vectors.len() - passed - pending.len();
+    println!(
+        "conformance: {label} at {}: {} vectors checked — {passed} passed, {} pending, {failed} failed",
+        dir.display(),
+        vectors.len(),
+        pending.len()
+    );
+    for name in &pending {
+        println!("conformance:   pending {name}");
+    }
+    Some(vectors)
+}
+
+/// The committed corpus must be byte-for-byte what the generator writes now.
+fn check_no_drift(committed: Option<&[Vector]>, failures: &mut Vec<String>) {
+    let Some(committed) = committed else { return };
+    let generated = generate::corpus();
+    if committed.len() != generated.len() {
+        failures.push(format!(
+            "project corpus holds {} vectors, the generator makes {}; run `cargo run -p vsync-test-vectors -- generate`",
+            committed.len(),
+            generated.len()
+        ));
+    }
+    let dir = own_corpus_dir();
+    for vector in &generated {
+        let base = dir.join(vector.category.dir_name()).join(vector.name);
+        let json = std::fs::read(base.with_extension("json")).unwrap_or_default();
+        let bin = std::fs::read(base.with_extension("bin")).ok();
+        if json != vector.json.as_bytes() || bin != vector.bin {
+            failures.push(format!(
+                "project corpus {}/{} differs from the generator's output; run `cargo run -p vsync-test-vectors -- generate`",
+                vector.category, vector.name
+            ));
+        }
+    }
+}
+
+/// The generator must reproduce upstream: same vectors, same JSON apart from
+/// `generated_by`, same wire bytes — except the gzip inside config blobs,
+/// whose DEFLATE stream depends on the encoder; those must decode the same.
+fn cross_check_generator(upstream: &[Vector], failures: &mut Vec<String>) {
+    let generated = generate::corpus();
+    let mut byte_identical = 0;
+    for theirs in upstream {
+        let Some(ours) = generated
+            .iter()
+            .find(|ours| ours.category == theirs.category && ours.name == theirs.name)
+        else {
+            failures.push(format!("generator lacks upstream vector {}", theirs.id()));
+            continue;
+        };
+        let mut our_doc: Value = serde_json::from_str(&ours.json).expect("generated JSON parses");
+        let mut their_doc = theirs.doc.clone();
+        our_doc["generated_by"] = Value::Null;
+        their_doc["generated_by"] = Value::Null;
+        if our_doc != their_doc {
+            failures.push(format!(
+                "generated {} JSON differs from upstream",
+                theirs.id()
+            ));
+        }
+        if ours.bin == theirs.bin {
+            byte_identical += 1;
+        } else if !same_config_blob(ours.bin.as_deref(), theirs.bin.as_deref(), theirs.category) {
+            failures.push(format!(
+                "generated {} .bin differs from upstream",
+                theirs.id()
+            ));
+        }
+    }
+    println!(
+        "conformance: generator vs upstream: {} vectors matched, {byte_identical} with byte-identical wire files",
+        upstream.len()
+    );
+}
+
+/// Two config-blob fixtures are equivalent when both decode to the same
+/// config, or both fail with the same class.
+fn same_config_blob(ours: Option<&[u8]>, theirs: Option<&[u8]>, category: Category) -> bool {
+    if !matches!(category, Category::ConfigBlob | Category::ErrorTaxonomy) {
+        return false;
+    }
+    let decode = |bin: Option<&[u8]>| {
+        let text = std::str::from_utf8(bin?).ok()?;
+        Some(RuntimeConfig::decode(text).map_err(|err| err.class()))
+    };
+    match (decode(ours), decode(theirs)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
