@@ -1,7 +1,14 @@
-//! The vsync domain: secret names and values, the bundle model, the `Store`,
-//! `Source` and `Sink` traits, the plan/diff/apply model and sync
-//! orchestration (concurrency, rate budgets, journal).
+//! The vsync domain: where encrypted bundles live ([`store`]), how a vault is
+//! published to and fetched from a store without ever losing a version or
+//! accepting a rollback ([`vault`]), and the timestamps that name versions
+//! ([`timestamp`]).
 //!
-//! Depends on `vsync-crypto` only. The traits and the model land with the
-//! vault-lifecycle and sink issues; until then this crate only holds its place
-//! in the workspace.
+//! Depends on `vsync-crypto` only; store implementations live in
+//! `vsync-backends`. The `Source`/`Sink` traits and sync orchestration land
+//! with the sink issue.
+
+#![forbid(unsafe_code)]
+
+pub mod store;
+pub mod timestamp;
+pub mod vault;

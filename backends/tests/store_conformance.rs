@@ -1,0 +1,260 @@
+//! The one conformance suite every `Store` implementation must pass: get,
+//! put, update, delete, conditional writes, not-found vs empty, listing over
+//! many keys, and races where exactly one writer wins.
+
+use std::sync::Arc;
+
+use vsync_backends::fs::FsStore;
+use vsync_engine::store::{ETag, PutCondition, Store, StoreError};
+
+/// Runs the whole suite under `prefix` (which it assumes is empty).
+async fn store_conformance(store: Arc<dyn Store>, prefix: &str) {
+    let key = format!("{prefix}dir/object");
+
+    // Not found is `None`, not an error, for get and head.
+    assert!(store.get(&key).await.unwrap().is_none());
+    assert!(store.head(&key).await.unwrap().is_none());
+
+    // Create, then read back the same bytes and tag.
+    let etag = store
+        .put(&key, b"first", PutCondition::IfAbsent)
+        .await
+        .unwrap();
+    let object = store.get(&key).await.unwrap().expect("written object");
+    assert_eq!(object.body, b"first");
+    assert_eq!(object.etag, etag);
+    let info = store.head(&key).await.unwrap().expect("written object");
+    assert_eq!(
+        (info.key.as_str(), info.size, &info.etag),
+        (key.as_str(), 5, &etag)
+    );
+
+    // IfAbsent never overwrites.
+    let err = store
+        .put(&key, b"clobber", PutCondition::IfAbsent)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::PreconditionFailed { .. }),
+        "{err}"
+    );
+    // IfMatch with a stale or invented tag never overwrites.
+    let err = store
+        .put(
+            &key,
+            b"clobber",
+            PutCondition::IfMatch(ETag::new("0123456789abcdef")),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::PreconditionFailed { .. }),
+        "{err}"
+    );
+    assert_eq!(store.get(&key).await.unwrap().unwrap().body, b"first");
+    // IfMatch on a missing key fails too.
+    let err = store
+        .put(
+            &format!("{prefix}missing"),
+            b"x",
+            PutCondition::IfMatch(etag.clone()),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::PreconditionFailed { .. }),
+        "{err}"
+    );
+
+    // Update with the current tag; the tag changes with the content.
+    let updated = store
+        .put(&key, b"second", PutCondition::IfMatch(etag.clone()))
+        .await
+        .unwrap();
+    assert_ne!(updated, etag);
+    assert_eq!(store.get(&key).await.unwrap().unwrap().body, b"second");
+    // The old tag is now stale.
+    let err = store
+        .put(&key, b"third", PutCondition::IfMatch(etag))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::PreconditionFailed { .. }),
+        "{err}"
+    );
+
+    // An empty object exists and is distinct from a missing one.
+    let empty = format!("{prefix}empty");
+    store
+        .put(&empty, b"", PutCondition::IfAbsent)
+        .await
+        .unwrap();
+    let object = store
+        .get(&empty)
+        .await
+        .unwrap()
+        .expect("empty object exists");
+    assert!(object.body.is_empty());
+    assert_eq!(store.head(&empty).await.unwrap().unwrap().size, 0);
+
+    // Listing 120 keys (written in reverse) comes back complete and sorted,
+    // filtered by prefix.
+    let page_prefix = format!("{prefix}page/");
+    for i in (0..120).rev() {
+        store
+            .put(
+                &format!("{page_prefix}k{i:03}"),
+                format!("v{i}").as_bytes(),
+                PutCondition::IfAbsent,
+            )
+            .await
+            .unwrap();
+    }
+    let listed = store.list(&page_prefix).await.unwrap();
+    let expected_keys: Vec<String> = (0..120).map(|i| format!("{page_prefix}k{i:03}")).collect();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|info| info.key.clone())
+            .collect::<Vec<_>>(),
+        expected_keys
+    );
+    assert_eq!(listed[7].size, 2);
+    assert_eq!(
+        store
+            .list(&format!("{page_prefix}k05"))
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    assert!(
+        store
+            .list(&format!("{prefix}nothing-here/"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.list(prefix).await.unwrap().len(),
+        122,
+        "dir/object + empty + 120 page keys"
+    );
+
+    // Delete, and deleting again is fine.
+    store.delete(&key).await.unwrap();
+    assert!(store.get(&key).await.unwrap().is_none());
+    store.delete(&key).await.unwrap();
+    // A deleted key can be created again with IfAbsent.
+    store
+        .put(&key, b"again", PutCondition::IfAbsent)
+        .await
+        .unwrap();
+
+    // Races: of eight concurrent creates, exactly one wins…
+    let race_key = format!("{prefix}race");
+    let winners = race(&store, |store, i| {
+        let key = race_key.clone();
+        async move {
+            store
+                .put(
+                    &key,
+                    format!("writer {i}").as_bytes(),
+                    PutCondition::IfAbsent,
+                )
+                .await
+        }
+    })
+    .await;
+    assert_eq!(winners, 1);
+    // …and of eight concurrent swaps from the same tag, exactly one wins.
+    let current = store.head(&race_key).await.unwrap().unwrap().etag;
+    let winners = race(&store, |store, i| {
+        let (key, current) = (race_key.clone(), current.clone());
+        async move {
+            store
+                .put(
+                    &key,
+                    format!("swap {i}").as_bytes(),
+                    PutCondition::IfMatch(current),
+                )
+                .await
+        }
+    })
+    .await;
+    assert_eq!(winners, 1);
+}
+
+/// Runs eight writers at once and counts the winners; every loser must fail
+/// with `PreconditionFailed`, nothing else.
+async fn race<F, Fut>(store: &Arc<dyn Store>, writer: F) -> usize
+where
+    F: Fn(Arc<dyn Store>, usize) -> Fut,
+    Fut: Future<Output = Result<ETag, StoreError>> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..8)
+        .map(|i| tokio::spawn(writer(store.clone(), i)))
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => winners += 1,
+            Err(StoreError::PreconditionFailed { .. }) => {}
+            Err(other) => panic!("a losing writer must see PreconditionFailed, got {other}"),
+        }
+    }
+    winners
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fs_store_passes_the_store_conformance_suite() {
+    let root = tempfile::tempdir().unwrap();
+    let store = FsStore::open(root.path().join("store")).unwrap();
+    store_conformance(Arc::new(store), "acme/dev/").await;
+}
+
+#[tokio::test]
+async fn fs_store_rejects_keys_that_escape_the_root() {
+    let root = tempfile::tempdir().unwrap();
+    let store = FsStore::open(root.path().join("store")).unwrap();
+    for key in [
+        "../outside",
+        "a/../../b",
+        "/etc/passwd",
+        "a//b",
+        ".vsync-store.lock",
+        "a\\b",
+        "",
+    ] {
+        let err = store
+            .put(key, b"x", PutCondition::IfAbsent)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidKey { .. }), "{key}: {err}");
+    }
+    assert!(!root.path().join("outside").exists());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn fs_store_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let store = FsStore::open(root.path().join("store")).unwrap();
+    store
+        .put("acme/dev/latest", b"x", PutCondition::IfAbsent)
+        .await
+        .unwrap();
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root.path().join("store/acme/dev/latest")), 0o600);
+    assert_eq!(mode(&root.path().join("store/acme/dev")), 0o700);
+    assert_eq!(mode(&root.path().join("store")), 0o700);
+    // Nothing is left in the temp area after a write.
+    assert_eq!(
+        std::fs::read_dir(root.path().join("store/.vsync-tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
