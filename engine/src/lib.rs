@@ -1,4 +1,4 @@
-//! The vsync domain: where encrypted bundles live ([`store`]), how a vault is
+//! The vsync domain: the bundle a vault folder travels in ([`bundle`]), where encrypted bundles live ([`store`]), how a vault is
 //! published to and fetched from a store without ever losing a version or
 //! accepting a rollback ([`vault`]), and the timestamps that name versions
 //! ([`timestamp`]).
@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod store;
 pub mod timestamp;
 pub mod vault;
