@@ -6,19 +6,16 @@
 //! The salt is used as a UTF-8 string verbatim ("Convention A").
 
 use std::fmt;
-use std::io::{Read, Write};
 use std::num::NonZeroU32;
 
 use base64::Engine;
 use base64::alphabet::URL_SAFE;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use flate2::Compression;
-use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+use crate::gzip;
 
 /// The ASCII prefix every v1 blob starts with.
 pub const PREFIX: &str = "vsync-cfg-v1:";
@@ -167,10 +164,7 @@ impl RuntimeConfig {
                 .decode(body.as_slice())
                 .map_err(|_| corrupt("the body is not base64url"))?,
         );
-        let mut json = Zeroizing::new(Vec::new());
-        GzDecoder::new(compressed.as_slice())
-            .take(MAX_JSON_LEN)
-            .read_to_end(&mut json)
+        let json = gzip::decompress(&compressed, MAX_JSON_LEN)
             .map_err(|_| corrupt("the body is not gzip"))?;
         if json.trim_ascii_start().first() != Some(&b'{') {
             return Err(corrupt("the JSON root is not an object"));
@@ -223,13 +217,7 @@ impl RuntimeConfig {
 /// them. [`RuntimeConfig::encode`] is the normal writer; this one also lets
 /// the vector generator build deliberately invalid blobs.
 pub fn encode_json(json: &[u8]) -> Zeroizing<String> {
-    // GzEncoder writes MTIME 0, as upstream forces it to.
-    let mut compressed = Zeroizing::new(Vec::new());
-    let mut gzip = GzEncoder::new(&mut *compressed, Compression::new(6));
-    gzip.write_all(json)
-        .and_then(|()| gzip.try_finish())
-        .expect("gzip into an in-memory buffer cannot fail");
-    drop(gzip);
+    let compressed = gzip::compress(json);
     let mut blob = Zeroizing::new(String::from(PREFIX));
     BASE64URL.encode_string(compressed.as_slice(), &mut blob);
     blob
@@ -237,6 +225,10 @@ pub fn encode_json(json: &[u8]) -> Zeroizing<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
+    use flate2::read::GzDecoder;
+
     use super::*;
     use crate::error::ErrorClass;
 

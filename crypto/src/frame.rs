@@ -13,17 +13,13 @@
 //! `.keytree` plaintext is the raw JSON. Validating that JSON (export payload,
 //! keytree entries) is the caller's job; this module only moves bytes.
 
-use std::io::{Read, Write};
-
 use aes_gcm::aead::{OsRng, rand_core::RngCore};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use flate2::Compression;
-use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Format};
+use crate::gzip;
 use crate::kdf::{DEFAULT_ITERATIONS, Key};
 use crate::rqe1;
 
@@ -70,12 +66,7 @@ impl FrameKind {
 
 /// Seals a `.share` file around `export_json` (the ExportPayload JSON).
 pub fn seal_share(passphrase: &str, export_json: &[u8]) -> Vec<u8> {
-    let mut compressed = Zeroizing::new(Vec::new());
-    let mut gzip = GzEncoder::new(&mut *compressed, Compression::default());
-    gzip.write_all(export_json)
-        .and_then(|()| gzip.try_finish())
-        .expect("gzip into an in-memory buffer cannot fail");
-    drop(gzip);
+    let compressed = gzip::compress(export_json);
     let text = Zeroizing::new(STANDARD.encode(compressed.as_slice()));
     seal(FrameKind::Share, passphrase, text.as_bytes())
 }
@@ -96,10 +87,7 @@ pub fn open_share(passphrase: &str, file: &[u8]) -> Result<Zeroizing<Vec<u8>>, E
             .decode(trimmed)
             .map_err(|_| corrupt("payload is not base64"))?,
     );
-    let mut json = Zeroizing::new(Vec::new());
-    GzDecoder::new(compressed.as_slice())
-        .take(MAX_SHARE_PAYLOAD)
-        .read_to_end(&mut json)
+    let json = gzip::decompress(&compressed, MAX_SHARE_PAYLOAD)
         .map_err(|_| corrupt("payload is not gzip"))?;
     Ok(json)
 }

@@ -17,6 +17,7 @@
 pub mod config_blob;
 pub mod error;
 pub mod frame;
+mod gzip;
 pub mod kdf;
 pub mod rqe1;
 pub mod rqem;

@@ -160,19 +160,11 @@ fn check_config_blob(vector: &Vector) -> Result<(), String> {
     let Some(config) = judge(vector, RuntimeConfig::decode(blob))? else {
         return Ok(());
     };
-    let decoded = serde_json::json!({
-        "v": 1,
-        "endpoint": config.endpoint,
-        "region": config.region,
-        "bucket": config.bucket,
-        "accessKeyId": config.access_key_id.as_str(),
-        "secretAccessKey": config.secret_access_key.as_str(),
-        "prefix": config.prefix,
-        "env": config.env,
-        "salt": config.salt.as_str(),
-        "iterations": config.iterations.get(),
-    });
-    expect_eq("config_json", &decoded, vector.expected("config_json"))
+    expect_eq(
+        "config_json",
+        &crate::config_json(&config),
+        vector.expected("config_json"),
+    )
 }
 
 #[cfg(test)]

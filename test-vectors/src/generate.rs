@@ -274,21 +274,6 @@ fn rqem0001_manifest(corpus: &mut Builder) {
     );
 }
 
-fn config_fields(config: &RuntimeConfig) -> Value {
-    json!({
-        "v": 1,
-        "endpoint": config.endpoint,
-        "region": config.region,
-        "bucket": config.bucket,
-        "accessKeyId": config.access_key_id.as_str(),
-        "secretAccessKey": config.secret_access_key.as_str(),
-        "prefix": config.prefix,
-        "env": config.env,
-        "salt": config.salt.as_str(),
-        "iterations": config.iterations.get(),
-    })
-}
-
 fn config_blob(corpus: &mut Builder) {
     let category = Category::ConfigBlob;
     let runtime_config = |endpoint: &str,
@@ -359,7 +344,7 @@ fn config_blob(corpus: &mut Builder) {
             name,
             description,
             json!({}),
-            json!({"config_json": config_fields(&config), "error": null}),
+            json!({"config_json": crate::config_json(&config), "error": null}),
             Some(config.encode().as_bytes().to_vec()),
         );
     }

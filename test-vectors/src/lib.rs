@@ -15,6 +15,8 @@ pub mod generate;
 
 use std::path::PathBuf;
 
+use vsync_crypto::config_blob::RuntimeConfig;
+
 /// The project's committed corpus, `test-vectors/corpus/`.
 pub fn own_corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus")
@@ -27,4 +29,21 @@ pub fn upstream_corpus_dir() -> PathBuf {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vsync-conformance"),
     }
+}
+
+/// A decoded config as the corpus writes `expected.config_json`: the ten
+/// wire fields under their camelCase names, in wire order.
+pub fn config_json(config: &RuntimeConfig) -> serde_json::Value {
+    serde_json::json!({
+        "v": 1,
+        "endpoint": config.endpoint,
+        "region": config.region,
+        "bucket": config.bucket,
+        "accessKeyId": config.access_key_id.as_str(),
+        "secretAccessKey": config.secret_access_key.as_str(),
+        "prefix": config.prefix,
+        "env": config.env,
+        "salt": config.salt.as_str(),
+        "iterations": config.iterations.get(),
+    })
 }
