@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-use vsync_engine::store::{ETag, Object, ObjectInfo, PutCondition, Store, StoreError};
+use vsync_engine::store::{
+    ETag, ListedObject, Object, ObjectInfo, PutCondition, Store, StoreError,
+};
 
 const LOCK_FILE: &str = ".vsync-store.lock";
 const TMP_DIR: &str = ".vsync-tmp";
@@ -127,7 +129,7 @@ impl FsStore {
         Ok(etag_of(body))
     }
 
-    fn list_blocking(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+    fn list_blocking(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
         let mut objects = Vec::new();
         let mut pending = vec![self.root.to_path_buf()];
         while let Some(dir) = pending.pop() {
@@ -147,12 +149,8 @@ impl FsStore {
                         pending.push(path);
                     }
                 } else if file_type.is_file() && key.starts_with(prefix) {
-                    let body = fs::read(&path).map_err(io_error(&key))?;
-                    objects.push(ObjectInfo {
-                        etag: etag_of(&body),
-                        size: body.len() as u64,
-                        key,
-                    });
+                    let size = entry.metadata().map_err(io_error(&key))?.len();
+                    objects.push(ListedObject { key, size });
                 }
             }
         }
@@ -200,7 +198,7 @@ impl Store for FsStore {
             .await
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
         let prefix = prefix.to_owned();
         self.blocking(move |store| store.list_blocking(&prefix))
             .await

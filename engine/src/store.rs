@@ -52,13 +52,24 @@ pub enum PutCondition {
     IfMatch(ETag),
 }
 
-/// What `head` and `list` know about an object.
+/// What `head` knows about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
     /// The full key.
     pub key: String,
     /// Its entity tag.
     pub etag: ETag,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// One entry of a listing. S3-compatible servers differ on whether a
+/// listing carries ETags (some omit them), so a listing promises only the
+/// key and size; `head` gives the tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// The full key.
+    pub key: String,
     /// Its size in bytes.
     pub size: u64,
 }
@@ -101,6 +112,10 @@ pub enum StoreError {
         "the store does not honour conditional writes ({0}); vsync will not publish without compare-and-swap — use a provider preset that supports it"
     )]
     ConditionalWritesUnsupported(String),
+    /// The store rejected the configuration itself (a missing bucket, the
+    /// wrong region): no retry helps until the setting is fixed.
+    #[error("{0}")]
+    Misconfigured(String),
     /// The key is not a valid object key for this store.
     #[error("invalid object key {key:?}: {reason}")]
     InvalidKey {
@@ -148,7 +163,7 @@ pub trait Store: Send + Sync {
     ) -> Result<ETag, StoreError>;
 
     /// Every object whose key starts with `prefix`, all pages, sorted by key.
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError>;
+    async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError>;
 
     /// Deletes an object; deleting a missing key succeeds.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;

@@ -1,0 +1,438 @@
+//! The two backup mechanisms of upstream (§1.10):
+//!
+//! - the **encrypted rolling backup** made at the start of every `pull`: the
+//!   vault folder zipped as a bundle, sealed as RQE1 with the env's key and
+//!   salt, saved as `<dir>/<env-lower>-<ts>.zip.enc` (0600), keeping the two
+//!   newest per env; [`restore_encrypted`] proves it usable;
+//! - the **plain `pull --backup` copy** to
+//!   `<base>/backups/<repo>/<env>.backup-<ISO>/` (directories 0700, files
+//!   0600, timestamps kept), refused before anything is copied when the
+//!   vault holds a symlink.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use vsync_crypto::{DEFAULT_ITERATIONS, rqe1};
+use vsync_engine::bundle::{self, BundleError};
+
+use crate::fsutil;
+use crate::paths::{ConfigBase, PathsError};
+
+/// How many encrypted backups are kept per env.
+pub const KEEP_ENCRYPTED: usize = 2;
+
+/// Why a backup could not be made or restored. Never carries vault content
+/// or key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// The vault folder could not be zipped or the backup unzipped.
+    #[error("backup: {0}")]
+    Bundle(#[from] BundleError),
+    /// The backup could not be decrypted.
+    #[error(
+        "backup {path} could not be opened: {source}; it was sealed with another key or salt (re-init and import replace both)"
+    )]
+    Decrypt {
+        /// The backup file.
+        path: PathBuf,
+        /// Why.
+        source: vsync_crypto::Error,
+    },
+    /// A symlink in the vault; nothing was copied.
+    #[error(
+        "{0} is a symlink; vsync refuses symlinks inside the vault folder — replace it with the file itself, then retry the backup"
+    )]
+    SymlinkInVault(PathBuf),
+    /// The backup destination already exists.
+    #[error("backup folder {0} already exists; wait a second and retry, or move it away")]
+    Exists(PathBuf),
+    /// Reading or writing failed.
+    #[error("{path}: {source}; check the permissions and free space")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The failure.
+        source: io::Error,
+    },
+    /// The repo name cannot name a folder.
+    #[error(transparent)]
+    Paths(#[from] PathsError),
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// True for `<env>-YYYYMMDD-HHmmss.zip.enc`.
+fn is_rolling_backup_of(name: &str, env_lower: &str) -> bool {
+    name.strip_prefix(env_lower)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|rest| rest.strip_suffix(".zip.enc"))
+        .is_some_and(|ts| ts.parse::<vsync_engine::timestamp::Timestamp>().is_ok())
+}
+
+/// Makes the encrypted rolling backup of `vault_root/vault_folder` into
+/// `backup_dir` (see [`ConfigBase::backups_dir`]) with the env's `key`
+/// (the keystore string) and `salt`, then prunes all but the
+/// [`KEEP_ENCRYPTED`] newest of the env. `Ok(None)` when the vault folder
+/// does not exist.
+pub fn create_encrypted(
+    backup_dir: &Path,
+    vault_root: &Path,
+    vault_folder: &Path,
+    env: &str,
+    key: &str,
+    salt: &str,
+    now: SystemTime,
+) -> Result<Option<PathBuf>, BackupError> {
+    if !vault_root.join(vault_folder).is_dir() {
+        return Ok(None);
+    }
+    let zip = bundle::pack(vault_root, vault_folder)?;
+    let sealed = rqe1::encrypt(key.as_bytes(), salt.as_bytes(), DEFAULT_ITERATIONS, &zip);
+    let env_lower = env.to_lowercase();
+    let path = backup_dir.join(format!(
+        "{env_lower}-{}.zip.enc",
+        crate::time::timestamp(now)
+    ));
+    fsutil::write_private_atomic_in_private_dir(&path, &sealed).map_err(io_at(&path))?;
+    prune(backup_dir, &env_lower)?;
+    Ok(Some(path))
+}
+
+/// Deletes all but the newest [`KEEP_ENCRYPTED`] backups of the env, by
+/// mtime (ties broken by name).
+fn prune(backup_dir: &Path, env_lower: &str) -> Result<(), BackupError> {
+    let mut backups = Vec::new();
+    for entry in fs::read_dir(backup_dir).map_err(io_at(backup_dir))? {
+        let entry = entry.map_err(io_at(backup_dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_rolling_backup_of(&name, env_lower) {
+            continue;
+        }
+        let meta = entry.metadata().map_err(io_at(&entry.path()))?;
+        if meta.is_file() {
+            let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            backups.push((mtime, name, entry.path()));
+        }
+    }
+    backups.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    for (_, _, path) in backups.into_iter().skip(KEEP_ENCRYPTED) {
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(io_at(&path)(err)),
+        }
+    }
+    Ok(())
+}
+
+/// The encrypted backups of an env in `backup_dir`, newest first.
+pub fn list_encrypted(backup_dir: &Path, env: &str) -> Result<Vec<PathBuf>, BackupError> {
+    let env_lower = env.to_lowercase();
+    let entries = match fs::read_dir(backup_dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(io_at(backup_dir)(err)),
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| is_rolling_backup_of(name, &env_lower))
+        .collect();
+    names.sort_by(|a, b| b.cmp(a));
+    Ok(names
+        .into_iter()
+        .map(|name| backup_dir.join(name))
+        .collect())
+}
+
+/// Decrypts the backup `file` with `key` and `salt` and unzips it into
+/// `vault_root` (only entries inside `vault_folder`, overwriting same-named
+/// files). Returns the files written, relative to the vault folder.
+pub fn restore_encrypted(
+    file: &Path,
+    vault_root: &Path,
+    vault_folder: &Path,
+    key: &str,
+    salt: &str,
+) -> Result<Vec<String>, BackupError> {
+    let sealed = fs::read(file).map_err(io_at(file))?;
+    let zip = rqe1::decrypt(key.as_bytes(), salt.as_bytes(), DEFAULT_ITERATIONS, &sealed).map_err(
+        |source| BackupError::Decrypt {
+            path: file.to_path_buf(),
+            source,
+        },
+    )?;
+    Ok(bundle::unpack(&zip, vault_root, vault_folder)?)
+}
+
+/// One entry of the vault, planned before any copy.
+enum Item {
+    Dir(PathBuf),
+    File(PathBuf),
+}
+
+fn plan(dir: &Path, relative: &Path, items: &mut Vec<Item>) -> Result<(), BackupError> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(io_at(dir))?
+        .collect::<Result<_, _>>()
+        .map_err(io_at(dir))?;
+    entries.sort_by_key(fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        let rel = relative.join(entry.file_name());
+        let file_type = entry.file_type().map_err(io_at(&path))?;
+        if file_type.is_symlink() {
+            return Err(BackupError::SymlinkInVault(path));
+        } else if file_type.is_dir() {
+            items.push(Item::Dir(rel.clone()));
+            plan(&path, &rel, items)?;
+        } else if file_type.is_file() {
+            items.push(Item::File(rel));
+        }
+    }
+    Ok(())
+}
+
+/// Copies `vault_dir` to `<base>/backups/<repo>/<env-lower>.backup-<ISO>/`
+/// (ISO = `toISOString()` with `:` → `-`, no milliseconds), keeping file
+/// timestamps. Every entry is checked first: a symlink aborts before
+/// anything is copied. `Ok(None)` when the vault folder does not exist.
+pub fn copy_plain(
+    base: &ConfigBase,
+    repo: &str,
+    env: &str,
+    vault_dir: &Path,
+    now: SystemTime,
+) -> Result<Option<PathBuf>, BackupError> {
+    let parent = base.plain_backups_dir(repo)?;
+    match fs::symlink_metadata(vault_dir) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(BackupError::SymlinkInVault(vault_dir.to_path_buf()));
+        }
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Ok(None),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(io_at(vault_dir)(err)),
+    }
+    let mut items = Vec::new();
+    plan(vault_dir, Path::new(""), &mut items)?;
+
+    fsutil::create_private_dir_all(&parent).map_err(io_at(&parent))?;
+    let dest = parent.join(format!(
+        "{}.backup-{}",
+        env.to_lowercase(),
+        crate::time::iso_backup_stamp(now)
+    ));
+    match fs::DirBuilder::new().mode(0o700).create(&dest) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(BackupError::Exists(dest));
+        }
+        Err(err) => return Err(io_at(&dest)(err)),
+    }
+    for item in &items {
+        match item {
+            Item::Dir(rel) => {
+                let target = dest.join(rel);
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&target)
+                    .map_err(io_at(&target))?;
+            }
+            Item::File(rel) => copy_file(&vault_dir.join(rel), &dest.join(rel))?,
+        }
+    }
+    Ok(Some(dest))
+}
+
+fn copy_file(from: &Path, to: &Path) -> Result<(), BackupError> {
+    let mut source = fs::File::open(from).map_err(io_at(from))?;
+    let meta = source.metadata().map_err(io_at(from))?;
+    let mut target = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(io_at(to))?;
+    io::copy(&mut source, &mut target).map_err(io_at(to))?;
+    let mut times = fs::FileTimes::new();
+    if let Ok(modified) = meta.modified() {
+        times = times.set_modified(modified);
+    }
+    if let Ok(accessed) = meta.accessed() {
+        times = times.set_accessed(accessed);
+    }
+    target.set_times(times).map_err(io_at(to))?;
+    target.sync_all().map_err(io_at(to))
+}
+
+/// The plain backups of `repo`, sorted by name (oldest first), for the
+/// status notice upstream's spec wants above five.
+pub fn list_plain(base: &ConfigBase, repo: &str) -> Result<Vec<PathBuf>, BackupError> {
+    let dir = base.plain_backups_dir(repo)?;
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(io_at(&dir)(err)),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().contains(".backup-"))
+        .map(|entry| entry.path())
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsutil::mode;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const KEY: &str = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
+    const SALT: &str = "abcdefghijklmnopqrstuvwx";
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn vault() -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("repo");
+        let vault = root.join("infra/vault/dev");
+        fs::create_dir_all(vault.join("tls")).unwrap();
+        fs::write(vault.join(".env.dev"), "A=1\n").unwrap();
+        fs::write(vault.join("tls/server.key"), [0u8, 1, 2, 255]).unwrap();
+        (tmp, root)
+    }
+
+    #[test]
+    fn encrypted_backup_restores_and_rotates() {
+        let (tmp, root) = vault();
+        let dir = tmp.path().join("backups");
+        let folder = Path::new("infra/vault/dev");
+        // 2026-05-25T14:23:40Z
+        let first =
+            create_encrypted(&dir, &root, folder, "Dev", KEY, SALT, at(1_779_719_020)).unwrap();
+        let first = first.unwrap();
+        assert_eq!(first, dir.join("dev-20260525-142340.zip.enc"));
+        assert_eq!(mode(&first), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(&fs::read(&first).unwrap()[..4], b"RQE1");
+
+        let target = tmp.path().join("restored");
+        let mut written = restore_encrypted(&first, &target, folder, KEY, SALT).unwrap();
+        written.sort();
+        assert_eq!(written, [".env.dev", "tls/server.key"]);
+        assert_eq!(
+            fs::read(target.join("infra/vault/dev/tls/server.key")).unwrap(),
+            [0, 1, 2, 255]
+        );
+        let wrong = "x".repeat(44);
+        let err = restore_encrypted(&first, &target, folder, &wrong, SALT).unwrap_err();
+        assert!(matches!(err, BackupError::Decrypt { .. }), "{err}");
+        assert!(!err.to_string().contains(KEY));
+
+        // Another env's and a look-alike env's backups are not rotated away.
+        fs::write(dir.join("prod-20200101-000000.zip.enc"), b"x").unwrap();
+        fs::write(dir.join("dev-staging-20200101-000000.zip.enc"), b"x").unwrap();
+        let older = dir.join("dev-20200101-000000.zip.enc");
+        fs::write(&older, b"x").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&older)
+            .unwrap()
+            .set_modified(at(1_000))
+            .unwrap();
+        let second = create_encrypted(&dir, &root, folder, "dev", KEY, SALT, at(1_779_719_021))
+            .unwrap()
+            .unwrap();
+        assert!(!older.exists());
+        assert_eq!(list_encrypted(&dir, "dev").unwrap(), [second, first]);
+        assert!(dir.join("prod-20200101-000000.zip.enc").exists());
+        assert!(dir.join("dev-staging-20200101-000000.zip.enc").exists());
+    }
+
+    #[test]
+    fn encrypted_backup_skips_a_missing_vault() {
+        let tmp = tempfile::tempdir().unwrap();
+        let made = create_encrypted(
+            &tmp.path().join("b"),
+            tmp.path(),
+            Path::new("infra/vault/dev"),
+            "dev",
+            KEY,
+            SALT,
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert_eq!(made, None);
+        assert!(!tmp.path().join("b").exists());
+    }
+
+    #[test]
+    fn plain_copy_keeps_content_times_and_private_modes() {
+        let (tmp, root) = vault();
+        let vault_dir = root.join("infra/vault/dev");
+        let stamp = at(1_700_000_000);
+        fs::File::options()
+            .write(true)
+            .open(vault_dir.join(".env.dev"))
+            .unwrap()
+            .set_modified(stamp)
+            .unwrap();
+        let base = ConfigBase::at(tmp.path().join("vsync"));
+        let dest = copy_plain(&base, "acme_web", "dev", &vault_dir, at(1_779_719_020))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            dest,
+            tmp.path()
+                .join("vsync/backups/acme_web/dev.backup-2026-05-25T14-23-40Z")
+        );
+        assert_eq!(mode(&dest), 0o700);
+        assert_eq!(mode(&tmp.path().join("vsync/backups/acme_web")), 0o700);
+        assert_eq!(mode(&dest.join("tls")), 0o700);
+        assert_eq!(mode(&dest.join(".env.dev")), 0o600);
+        assert_eq!(fs::read(dest.join(".env.dev")).unwrap(), b"A=1\n");
+        assert_eq!(
+            fs::read(dest.join("tls/server.key")).unwrap(),
+            [0, 1, 2, 255]
+        );
+        assert_eq!(
+            fs::metadata(dest.join(".env.dev"))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            stamp
+        );
+        assert_eq!(list_plain(&base, "acme_web").unwrap(), [dest]);
+        let err = copy_plain(&base, "acme_web", "dev", &vault_dir, at(1_779_719_020)).unwrap_err();
+        assert!(matches!(err, BackupError::Exists(_)), "{err}");
+        assert_eq!(
+            copy_plain(&base, "acme_web", "dev", &root.join("absent"), at(1)).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn plain_copy_with_symlink_copies_nothing() {
+        let (tmp, root) = vault();
+        let vault_dir = root.join("infra/vault/dev");
+        std::os::unix::fs::symlink("/etc/passwd", vault_dir.join("tls/zz-link")).unwrap();
+        let base = ConfigBase::at(tmp.path().join("vsync"));
+        let err = copy_plain(&base, "acme_web", "dev", &vault_dir, at(1)).unwrap_err();
+        assert!(matches!(err, BackupError::SymlinkInVault(_)), "{err}");
+        assert!(!tmp.path().join("vsync/backups").exists());
+    }
+}

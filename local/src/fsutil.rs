@@ -1,0 +1,128 @@
+//! The two file-system primitives every module shares: private directories
+//! (0700, created recursively) and atomic private writes (0600 from the
+//! moment the temporary file exists, fsync, rename).
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Creates `dir` and its missing parents with mode 0700, then narrows `dir`
+/// itself to 0700 (as upstream's `chmod`, a failure there is ignored).
+pub(crate) fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    Ok(())
+}
+
+/// Fills a buffer with random bytes from the operating system.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the operating system random source is available");
+    bytes
+}
+
+/// The temporary sibling `<file>.tmp.<pid>.<rand>` an atomic write goes
+/// through, as upstream names it.
+fn temp_sibling(path: &Path) -> PathBuf {
+    let suffix: [u8; 6] = random_bytes();
+    let rand: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp.{}.{rand}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Writes `contents` to `path` atomically with mode 0600: a temporary file in
+/// the same directory (0600 from creation, never wider), fsync, rename over
+/// `path`, then a best-effort fsync of the directory. The parent directory
+/// must exist. On failure the temporary file is removed and `path` is left
+/// as it was.
+pub(crate) fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let temp = temp_sibling(path);
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        // The umask can only narrow the mode, but be explicit.
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && let Ok(dir) = fs::File::open(parent)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// Creates the parent of `path` privately, then writes `path` atomically.
+pub(crate) fn write_private_atomic_in_private_dir(path: &Path, contents: &[u8]) -> io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir_all(parent)?;
+    }
+    write_private_atomic(path, contents)
+}
+
+#[cfg(test)]
+pub(crate) fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_dirs_and_atomic_writes_have_private_modes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b/c");
+        create_private_dir_all(&dir).unwrap();
+        assert_eq!(mode(&tmp.path().join("a")), 0o700);
+        assert_eq!(mode(&dir), 0o700);
+        // An existing wider directory is narrowed.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir_all(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+
+        let file = dir.join("f");
+        fs::write(&file, b"old").unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        write_private_atomic(&file, b"new").unwrap();
+        assert_eq!(fs::read(&file).unwrap(), b"new");
+        assert_eq!(mode(&file), 0o600);
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn failed_write_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Renaming a file over a non-empty directory fails.
+        let target = tmp.path().join("target");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("x"), b"x").unwrap();
+        assert!(write_private_atomic(&target, b"data").is_err());
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temp_names_follow_upstream_shape() {
+        let name = temp_sibling(Path::new("/x/dev.json"));
+        let name = name.file_name().unwrap().to_str().unwrap().to_owned();
+        let prefix = format!("dev.json.tmp.{}.", std::process::id());
+        assert!(name.starts_with(&prefix), "{name}");
+        assert_eq!(name.len(), prefix.len() + 12);
+    }
+}
