@@ -1,15 +1,197 @@
-//! The `vsync` binary: parses the command line, calls the library crates and
-//! prints. No logic of its own lives here.
+//! The `vsync` binary: parses the command line, calls `vsync-ops` and
+//! `vsync-local`, and prints. Results go to stdout, progress and warnings
+//! to stderr; failures exit with the code `OpsError::exit_code` gives.
 
-use clap::Parser;
+mod commands;
+mod progress;
+mod secret_input;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
 
 /// One encrypted, versioned vault on object storage as the source of truth for
 /// a team's secrets.
 #[derive(Parser)]
 #[command(name = "vsync", version, about, long_about = None)]
-struct Cli {}
+struct Cli {
+    /// The repo identity to use instead of `.vsync` / the git origin.
+    #[arg(long, global = true)]
+    repo: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    Cli::parse();
-    Ok(())
+#[derive(Subcommand)]
+enum Command {
+    /// Manage the named S3 profiles that `init` uses.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Set up an env: config, a fresh key, the vault folder and `.vsync`.
+    /// Without a profile the vault lives in a local directory store.
+    Init(InitArgs),
+    /// Upload the vault folder as a new encrypted version.
+    Push {
+        /// The env, e.g. `dev`.
+        env: String,
+        /// Push even if the remote moved on since this machine last synced.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Download a version into the vault folder (a backup is made first).
+    Pull(PullArgs),
+    /// List the published versions, newest first.
+    Versions {
+        /// The env.
+        env: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the env's config and key to a passphrase-sealed `.share` file.
+    Export {
+        /// The env.
+        env: String,
+        /// Where to write it (default `./<repo>-<env>.share`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Install an env's config and key from a `.share` file.
+    Import {
+        /// The env to save it as.
+        env: String,
+        /// The `.share` file.
+        #[arg(value_name = "FILE", required_unless_present = "file")]
+        path: Option<PathBuf>,
+        /// The `.share` file (upstream's spelling).
+        #[arg(long, conflicts_with = "path")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// List the profiles.
+    List,
+    /// Show one profile (the access key masked, the secret never).
+    Show {
+        /// The profile name.
+        name: String,
+    },
+    /// Add a profile. The secret key is read from `--secret-key-file`,
+    /// `$VSYNC_SECRET_ACCESS_KEY`, or a hidden prompt — never from argv.
+    Add(ProfileAddArgs),
+    /// Remove a profile; env configs made from it keep working.
+    #[command(alias = "rm")]
+    Remove {
+        /// The profile name.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Args)]
+struct ProfileAddArgs {
+    /// The profile name (`[A-Za-z0-9._-]`, at most 64).
+    name: String,
+    /// The S3 endpoint URL, e.g. `https://fsn1.your-objectstorage.com`.
+    #[arg(long)]
+    endpoint: String,
+    /// The signing region (`auto` for Cloudflare R2).
+    #[arg(long, default_value = "auto")]
+    region: String,
+    /// The bucket.
+    #[arg(long)]
+    bucket: String,
+    /// The access key id.
+    #[arg(long)]
+    access_key: String,
+    /// A file holding the secret access key.
+    #[arg(long)]
+    secret_key_file: Option<PathBuf>,
+    /// A prefix under which every env's objects go (`<prefix><env>/`).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Replace an existing profile of that name.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// The env, e.g. `dev` (lowercase letters, digits, `_`, `-`).
+    env: String,
+    /// The profile whose bucket holds the vault.
+    #[arg(long, conflicts_with = "local")]
+    profile: Option<String>,
+    /// Keep the vault in the local directory store even if profiles exist.
+    #[arg(long)]
+    local: bool,
+    /// The vault folder relative to the repo root (default `infra/vault/<env>`).
+    #[arg(long)]
+    vault_folder: Option<String>,
+    /// Record pushes and pulls in the bucket's audit log.
+    #[arg(long, default_value = "on", value_parser = parse_on_off)]
+    audit: bool,
+    /// Replace an existing config (mints a new key).
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct PullArgs {
+    /// The env.
+    env: String,
+    /// Fetch this version (`YYYYMMDD-HHmmss`, see `vsync versions`).
+    #[arg(long)]
+    at: Option<String>,
+    /// Copy the local vault folder aside first, then replace it.
+    #[arg(long, conflicts_with = "force")]
+    backup: bool,
+    /// Replace the local vault folder, discarding local changes.
+    #[arg(long)]
+    force: bool,
+    /// Accept a remote older than the last version this machine synced.
+    #[arg(long)]
+    accept_rollback: bool,
+}
+
+/// Where a share passphrase comes from: `--passphrase-file`,
+/// `--passphrase` (visible in the process list; upstream compatibility), or
+/// a hidden prompt on a TTY.
+#[derive(Args)]
+struct PassphraseArgs {
+    /// A file holding the passphrase (trailing whitespace ignored).
+    #[arg(long, conflicts_with = "passphrase")]
+    passphrase_file: Option<PathBuf>,
+    /// The passphrase itself (prefer --passphrase-file: argv is visible to
+    /// other users of the machine).
+    #[arg(long)]
+    passphrase: Option<String>,
+}
+
+fn parse_on_off(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("expected on or off, got {value:?}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
 }

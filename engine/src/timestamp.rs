@@ -41,6 +41,14 @@ impl Timestamp {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Seconds since the Unix epoch (0 for instants before it).
+    pub fn unix_seconds(&self) -> u64 {
+        let number = |range: std::ops::Range<usize>| self.0[range].parse::<i64>().unwrap_or(0);
+        let days = days_from_civil(number(0..4), number(4..6), number(6..8));
+        let secs = days * 86_400 + number(9..11) * 3600 + number(11..13) * 60 + number(13..15);
+        u64::try_from(secs).unwrap_or(0)
+    }
 }
 
 impl FromStr for Timestamp {
@@ -96,6 +104,18 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// (year, month, day) to days since 1970-01-01, the inverse of
+/// [`civil_from_days`] (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let shifted_month = if month > 2 { month - 3 } else { month + 9 };
+    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +146,21 @@ mod tests {
             "../../etc/passwd",
         ] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unix_seconds_inverts_from_unix() {
+        for secs in [
+            0,
+            59,
+            86_399,
+            951_782_400,
+            1_709_251_199,
+            1_777_458_645,
+            4_102_444_800,
+        ] {
+            assert_eq!(Timestamp::from_unix(secs).unix_seconds(), secs, "{secs}");
         }
     }
 

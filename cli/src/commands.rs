@@ -1,0 +1,364 @@
+//! One function per command: call the library, print the report.
+
+use std::io::IsTerminal;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use vsync_local::profile::{self, Profile};
+use vsync_ops::{
+    Context, InitOptions, OpsError, PullOptions, PushOptions, VersionsReport, export_share,
+    import_share,
+};
+use zeroize::Zeroizing;
+
+use crate::progress::StderrProgress;
+use crate::secret_input::read_secret;
+use crate::{Cli, Command, InitArgs, PassphraseArgs, ProfileAddArgs, ProfileCommand, PullArgs};
+
+/// A failed command: what to print and the exit code.
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+impl From<OpsError> for Failure {
+    fn from(err: OpsError) -> Self {
+        Failure {
+            message: err.to_string(),
+            code: u8::try_from(err.exit_code()).unwrap_or(1),
+        }
+    }
+}
+
+impl From<profile::ProfileError> for Failure {
+    fn from(err: profile::ProfileError) -> Self {
+        OpsError::from(err).into()
+    }
+}
+
+/// A usage problem the parser cannot see (exit code 2, like clap's).
+fn usage(message: String) -> Failure {
+    Failure { message, code: 2 }
+}
+
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    let cwd =
+        std::env::current_dir().map_err(|err| usage(format!("no working directory: {err}")))?;
+    let ctx = Context::from_env(cwd, cli.repo)?;
+    if let Some(warning) = &ctx.keystore_warning {
+        eprintln!("warning: {warning}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| usage(format!("cannot start the async runtime: {err}")))?;
+    match cli.command {
+        Command::Profile(command) => run_profile(&ctx, command),
+        Command::Init(args) => init(&ctx, args),
+        Command::Push { env, force } => {
+            let progress = StderrProgress::new();
+            let report = runtime.block_on(vsync_ops::push(
+                &ctx,
+                &env,
+                &PushOptions { force },
+                &progress,
+            ))?;
+            drop(progress);
+            println!(
+                "pushed {} (version: {}, generation {}, {} files)",
+                report.target, report.ts, report.generation, report.files
+            );
+            Ok(())
+        }
+        Command::Pull(args) => pull(&ctx, &runtime, args),
+        Command::Versions { env, json } => {
+            let report = runtime.block_on(vsync_ops::versions(&ctx, &env))?;
+            print_versions(&report, json);
+            Ok(())
+        }
+        Command::Export {
+            env,
+            out,
+            passphrase,
+        } => {
+            let given = passphrase_if_given(&passphrase)?;
+            let report = export_share(&ctx, &env, out.as_deref(), given)?;
+            println!("wrote {}", report.path.display());
+            println!("passphrase: {}", report.passphrase.as_str());
+            eprintln!(
+                "Send the file and the passphrase on two different channels. The teammate runs:\n  vsync import {env} {}",
+                report.path.display()
+            );
+            Ok(())
+        }
+        Command::Import {
+            env,
+            path,
+            file,
+            passphrase,
+        } => {
+            let file = path.or(file).expect("clap requires one of them");
+            let passphrase = read_passphrase(&passphrase)?;
+            let report = import_share(&ctx, &env, &file, &passphrase)?;
+            if let Some(share_env) = &report.share_env {
+                eprintln!("note: the share was exported from env {share_env:?}; saved as {env:?}");
+            }
+            if report.pin_written {
+                eprintln!("wrote .vsync (repo={}); please commit it", report.repo);
+            }
+            println!(
+                "imported {}/{} (config {}, key in the {})",
+                report.repo,
+                report.env,
+                report.config_path.display(),
+                report.keystore
+            );
+            Ok(())
+        }
+    }
+}
+
+fn passphrase_if_given(args: &PassphraseArgs) -> Result<Option<Zeroizing<String>>, Failure> {
+    if let Some(given) = &args.passphrase {
+        return Ok(Some(Zeroizing::new(given.clone())));
+    }
+    match &args.passphrase_file {
+        Some(file) => read_secret(Some(file), None, "the share passphrase", "")
+            .map(Some)
+            .map_err(usage),
+        None => Ok(None),
+    }
+}
+
+fn read_passphrase(args: &PassphraseArgs) -> Result<Zeroizing<String>, Failure> {
+    match passphrase_if_given(args)? {
+        Some(passphrase) => Ok(passphrase),
+        None => read_secret(
+            None,
+            None,
+            "the share passphrase",
+            "pass --passphrase-file=<file>",
+        )
+        .map_err(usage),
+    }
+}
+
+fn run_profile(ctx: &Context, command: ProfileCommand) -> Result<(), Failure> {
+    match command {
+        ProfileCommand::List => {
+            let profiles = profile::list(&ctx.base)?;
+            if profiles.is_empty() {
+                println!(
+                    "no profiles yet; add one with `vsync profile add <name> --endpoint=… --bucket=… --access-key=…`"
+                );
+            }
+            for (name, profile) in &profiles {
+                let endpoint = profile
+                    .endpoint
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://");
+                println!("{name}  {endpoint}  {}", profile.bucket);
+            }
+            eprintln!(
+                "{} profile{} at {}/",
+                profiles.len(),
+                if profiles.len() == 1 { "" } else { "s" },
+                ctx.base.profiles_dir().display()
+            );
+            Ok(())
+        }
+        ProfileCommand::Show { name } => {
+            let profile = profile::get(&ctx.base, &name)?;
+            println!("profile:         {name}");
+            println!(
+                "path:            {}",
+                profile::profile_path(&ctx.base, &name)?.display()
+            );
+            println!("endpoint:        {}", profile.endpoint);
+            println!("region:          {}", profile.region);
+            println!("bucket:          {}", profile.bucket);
+            println!(
+                "prefix:          {}",
+                profile.prefix.as_deref().unwrap_or("(none)")
+            );
+            println!(
+                "accessKeyId:     {}",
+                profile::mask_access_key(&profile.access_key_id)
+            );
+            println!("secretAccessKey: {}", profile::SECRET_MASK);
+            Ok(())
+        }
+        ProfileCommand::Add(args) => profile_add(ctx, args),
+        ProfileCommand::Remove { name, yes } => {
+            if !yes {
+                if !std::io::stdin().is_terminal() {
+                    return Err(usage(format!(
+                        "removing profile {name:?} needs confirmation; pass --yes"
+                    )));
+                }
+                eprint!("remove profile {name:?}? [y/N] ");
+                let mut answer = String::new();
+                std::io::stdin()
+                    .read_line(&mut answer)
+                    .map_err(|err| usage(err.to_string()))?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    eprintln!("kept");
+                    return Ok(());
+                }
+            }
+            profile::remove(&ctx.base, &name)?;
+            println!("removed profile {name}");
+            Ok(())
+        }
+    }
+}
+
+fn profile_add(ctx: &Context, args: ProfileAddArgs) -> Result<(), Failure> {
+    let secret = read_secret(
+        args.secret_key_file.as_deref(),
+        Some("VSYNC_SECRET_ACCESS_KEY"),
+        "the secret access key",
+        "pass --secret-key-file=<file> or set VSYNC_SECRET_ACCESS_KEY",
+    )
+    .map_err(usage)?;
+    let profile = Profile::new(
+        &args.endpoint,
+        &args.region,
+        &args.bucket,
+        &args.access_key,
+        secret,
+        args.prefix.as_deref(),
+    );
+    profile::add(&ctx.base, &args.name, &profile, args.force)?;
+    println!("added profile {}", args.name);
+    Ok(())
+}
+
+fn init(ctx: &Context, args: InitArgs) -> Result<(), Failure> {
+    let options = InitOptions {
+        profile: args.profile,
+        local: args.local,
+        vault_folder: args.vault_folder,
+        audit: args.audit,
+        force: args.force,
+    };
+    let report = vsync_ops::init(ctx, &args.env, &options)?;
+    if report.local_store {
+        eprintln!(
+            "no profile given: the vault lives in the local directory store ({}); add a profile and re-run `vsync init {} --profile=<name> --force` to use a bucket",
+            report.store, args.env
+        );
+    }
+    if report.pin_written {
+        eprintln!("wrote .vsync (repo={}); please commit it", report.repo);
+    }
+    println!("initialised {}/{}", report.repo, args.env);
+    println!("  store:        {}", report.store);
+    println!("  config:       {}", report.config_path.display());
+    println!("  key:          {}", report.keystore);
+    println!("  vault folder: {}", report.vault_dir.display());
+    println!(
+        "next: put .env.{} and any assets in the vault folder, then `vsync push {}`",
+        args.env, args.env
+    );
+    Ok(())
+}
+
+fn pull(ctx: &Context, runtime: &tokio::runtime::Runtime, args: PullArgs) -> Result<(), Failure> {
+    let at = match args.at.as_deref().map(str::trim) {
+        Some(at) => Some(at.parse().map_err(|_| {
+            usage(format!(
+                "--at={at:?} is not a version timestamp (YYYYMMDD-HHmmss); `vsync versions {}` lists them",
+                args.env
+            ))
+        })?),
+        None => None,
+    };
+    let options = PullOptions {
+        at,
+        backup: args.backup,
+        force: args.force,
+        accept_rollback: args.accept_rollback,
+    };
+    let progress = StderrProgress::new();
+    let report = runtime.block_on(vsync_ops::pull(ctx, &args.env, &options, &progress))?;
+    drop(progress);
+    if let Some(backup) = &report.plain_backup {
+        eprintln!(
+            "the previous vault folder was copied to {}",
+            backup.display()
+        );
+    }
+    println!(
+        "pulled {} (version: {}, {} files)",
+        report.target,
+        report.ts,
+        report.files.len()
+    );
+    Ok(())
+}
+
+fn print_versions(report: &VersionsReport, json: bool) {
+    if json {
+        let versions: Vec<_> = report
+            .versions
+            .iter()
+            .map(|v| serde_json::json!({"ts": v.ts.as_str(), "size": v.size, "current": v.current}))
+            .collect();
+        let doc = serde_json::json!({
+            "location": report.location,
+            "current": report.current.as_ref().map(|ts| ts.as_str()),
+            "generation": report.generation,
+            "versions": versions,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("JSON values serialise")
+        );
+        return;
+    }
+    if report.versions.is_empty() {
+        println!("(no versions yet at {})", report.location);
+        return;
+    }
+    let count = report.versions.len();
+    println!(
+        "{}  ({count} version{})",
+        report.location,
+        if count == 1 { "" } else { "s" }
+    );
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for version in &report.versions {
+        let marker = if version.current { " *" } else { "  " };
+        println!(
+            "{marker} {}  {:>8}  {}",
+            version.ts,
+            human_size(version.size),
+            age(version.ts.unix_seconds(), now)
+        );
+    }
+    if let Some(current) = &report.current
+        && !report.versions.iter().any(|v| &v.ts == current)
+    {
+        eprintln!("warning: the pointer names {current}, whose bundle is missing");
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        0..1024 => format!("{bytes}B"),
+        1024..1_048_576 => format!("{:.1}KB", bytes as f64 / 1024.0),
+        _ => format!("{:.1}MB", bytes as f64 / 1_048_576.0),
+    }
+}
+
+fn age(then: u64, now: u64) -> String {
+    let secs = now.saturating_sub(then);
+    match secs {
+        0..60 => format!("{secs}s ago"),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..86_400 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86_400),
+    }
+}

@@ -1,0 +1,497 @@
+//! The vault lifecycle end to end: the `vsync` binary against a real S3
+//! server (s3s-fs, started by `vsync-testcontainers`) and against the local
+//! directory store, each "machine" a separate HOME and git checkout.
+//!
+//! The harness serves S3 from this test's tokio runtime, so every child
+//! process is awaited with `tokio::process`, never a blocking wait.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+
+use tempfile::TempDir;
+use vsync_backends::s3::{Proxy, S3Store};
+use vsync_engine::store::{ObjectInfo, PutCondition, Store, StoreError};
+use vsync_testcontainers::{ForwardProxy, S3Server};
+
+const BUCKET: &str = "vault";
+
+/// One developer machine: its own HOME (config, file keystore, local store)
+/// and its own checkout of the repo.
+struct Machine {
+    _home: TempDir,
+    home: PathBuf,
+    checkout: PathBuf,
+}
+
+impl Machine {
+    fn new() -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let path = home.path().to_owned();
+        let checkout = path.join("checkout");
+        std::fs::create_dir_all(&checkout).unwrap();
+        let git = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&checkout)
+            .status()
+            .unwrap();
+        assert!(git.success());
+        Self {
+            _home: home,
+            home: path,
+            checkout,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_vsync"));
+        command
+            .args(args)
+            .current_dir(&self.checkout)
+            .env("HOME", &self.home)
+            .env("VSYNC_KEYSTORE", "file")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("VSYNC_BACKUP_DIR")
+            .env_remove("HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .stdin(std::process::Stdio::null());
+        command
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().await.unwrap()
+    }
+
+    /// Runs and asserts success, returning stdout.
+    async fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args).await;
+        assert!(
+            output.status.success(),
+            "vsync {args:?} failed ({:?}):\n{}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Runs, asserts the exit code, and returns stderr.
+    async fn fails(&self, args: &[&str], code: i32) -> String {
+        let output = self.run(args).await;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "vsync {args:?}:\n{stderr}"
+        );
+        stderr
+    }
+
+    /// Adds a profile for the harness's server and inits `dev` with it.
+    async fn init_on(&self, server: &S3Server) {
+        let endpoint = format!("--endpoint={}", server.endpoint());
+        let access_key = format!("--access-key={}", server.access_key());
+        let region = format!("--region={}", server.region());
+        let output = self
+            .command(&[
+                "profile",
+                "add",
+                "harness",
+                &endpoint,
+                &region,
+                &format!("--bucket={BUCKET}"),
+                &access_key,
+            ])
+            .env("VSYNC_SECRET_ACCESS_KEY", server.secret_key())
+            .output()
+            .await
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        self.ok(&["init", "dev", "--profile=harness", "--repo=acme_web"])
+            .await;
+    }
+
+    fn vault(&self) -> PathBuf {
+        self.checkout.join("infra/vault/dev")
+    }
+
+    fn key_file(&self) -> PathBuf {
+        self.home.join(".config/vsync/.keystore/acme_web/dev.key")
+    }
+}
+
+/// A vault with a `.env.dev`, a nested asset and a binary file.
+fn write_vault(dir: &Path, database_url: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let binary: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    let files = vec![
+        (
+            PathBuf::from(".env.dev"),
+            format!("DATABASE_URL={database_url}\nAPI_KEY=\"k-123\"\n").into_bytes(),
+        ),
+        (
+            PathBuf::from("gcp/service-account.json"),
+            br#"{"type":"service_account","private_key":"-----BEGIN-----"}"#.to_vec(),
+        ),
+        (PathBuf::from("tls/server.p12"), binary),
+    ];
+    for (path, bytes) in &files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    files
+}
+
+fn assert_vault(dir: &Path, files: &[(PathBuf, Vec<u8>)]) {
+    for (path, bytes) in files {
+        assert_eq!(&std::fs::read(dir.join(path)).unwrap(), bytes, "{path:?}");
+    }
+}
+
+async fn server() -> S3Server {
+    let server = S3Server::start().await.expect("start s3s-fs");
+    server.create_bucket(BUCKET).await.unwrap();
+    server
+}
+
+/// A store on the harness's bucket, for reading and tampering behind the
+/// CLI's back.
+fn direct_store(server: &S3Server) -> S3Store {
+    S3Store::builder()
+        .endpoint(server.endpoint())
+        .region(server.region())
+        .bucket(BUCKET)
+        .credentials(server.access_key(), server.secret_key())
+        .proxy(Proxy::Disabled)
+        .build()
+        .unwrap()
+}
+
+fn versions_of(json: &str) -> Vec<String> {
+    let doc: serde_json::Value = serde_json::from_str(json).unwrap();
+    doc["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["ts"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_versions_and_pull_at_against_s3() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    let first = write_vault(&alice.vault(), "postgres://first");
+    alice.ok(&["push", "dev"]).await;
+    let second = write_vault(&alice.vault(), "postgres://second");
+    alice.ok(&["push", "dev"]).await;
+
+    let versions = versions_of(&alice.ok(&["versions", "dev", "--json"]).await);
+    assert_eq!(versions.len(), 2);
+    assert!(versions[0] > versions[1], "newest first: {versions:?}");
+
+    std::fs::remove_dir_all(alice.vault()).unwrap();
+    alice.ok(&["pull", "dev", "--force"]).await;
+    assert_vault(&alice.vault(), &second);
+
+    let at = format!("--at={}", versions[1]);
+    alice.ok(&["pull", "dev", &at, "--force"]).await;
+    assert_vault(&alice.vault(), &first);
+
+    // The bucket holds ciphertext only.
+    let store = direct_store(&server);
+    for object in store.list("acme_web/dev/").await.unwrap() {
+        let body = store.get(&object.key).await.unwrap().unwrap().body;
+        assert!(
+            !body.windows(8).any(|w| w == b"postgres"),
+            "{} leaks plaintext",
+            object.key
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newcomer_flow_works_on_the_local_store_without_any_account() {
+    let machine = Machine::new();
+    let init = machine.run(&["init", "dev", "--repo=demo"]).await;
+    assert!(init.status.success(), "{init:?}");
+    assert!(String::from_utf8_lossy(&init.stderr).contains("local directory store"));
+    assert_eq!(
+        std::fs::read_to_string(machine.checkout.join(".vsync")).unwrap(),
+        "# .vsync — vsync identity pin (commit this file)\n# Docs: https://muthuishere.github.io/vsync/architecture/repo-identity\nrepo=demo\n"
+    );
+    let files = write_vault(&machine.vault(), "postgres://local");
+    machine.ok(&["push", "dev"]).await;
+    std::fs::remove_dir_all(machine.vault()).unwrap();
+    machine.ok(&["pull", "dev", "--force"]).await;
+    assert_vault(&machine.vault(), &files);
+    assert!(machine.ok(&["versions", "dev"]).await.contains(" * "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pushes_one_wins_and_the_bucket_stays_consistent() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    write_vault(&alice.vault(), "postgres://base");
+    alice.ok(&["push", "dev"]).await;
+
+    let pushes: Vec<_> = (0..2)
+        .map(|_| alice.command(&["push", "dev"]).output())
+        .collect();
+    let mut outputs = Vec::new();
+    for push in pushes {
+        outputs.push(push.await.unwrap());
+    }
+    let winners = outputs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(winners, 1, "{outputs:?}");
+    let loser = outputs.iter().find(|o| !o.status.success()).unwrap();
+    assert_eq!(loser.status.code(), Some(4), "{loser:?}");
+    assert!(String::from_utf8_lossy(&loser.stderr).contains("another push published first"));
+
+    // Two versions, no orphan bundle, and the current one pulls.
+    let listed = direct_store(&server)
+        .list("acme_web/dev/versions/")
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    alice.ok(&["pull", "dev", "--force"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_tamper_and_wrong_key_are_refused() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    write_vault(&alice.vault(), "postgres://one");
+    alice.ok(&["push", "dev"]).await;
+    let newest = write_vault(&alice.vault(), "postgres://two");
+    alice.ok(&["push", "dev"]).await;
+    let versions = versions_of(&alice.ok(&["versions", "dev", "--json"]).await);
+    let store = direct_store(&server);
+
+    // Rollback: the pointer moved back to the older version.
+    let latest = store.head("acme_web/dev/latest").await.unwrap().unwrap();
+    store
+        .put(
+            "acme_web/dev/latest",
+            versions[1].as_bytes(),
+            PutCondition::IfMatch(latest.etag),
+        )
+        .await
+        .unwrap();
+    let stderr = alice.fails(&["pull", "dev"], 4).await;
+    assert!(stderr.contains("possible rollback"), "{stderr}");
+    assert_vault(&alice.vault(), &newest);
+
+    // Replay: the old bundle copied under the newest name.
+    let old = store
+        .get(&format!("acme_web/dev/versions/{}.enc", versions[1]))
+        .await
+        .unwrap()
+        .unwrap();
+    let newest_key = format!("acme_web/dev/versions/{}.enc", versions[0]);
+    let ObjectInfo { etag, .. } = store.head(&newest_key).await.unwrap().unwrap();
+    store
+        .put(&newest_key, &old.body, PutCondition::IfMatch(etag.clone()))
+        .await
+        .unwrap();
+    let latest = store.head("acme_web/dev/latest").await.unwrap().unwrap();
+    store
+        .put(
+            "acme_web/dev/latest",
+            versions[0].as_bytes(),
+            PutCondition::IfMatch(latest.etag),
+        )
+        .await
+        .unwrap();
+    alice.fails(&["pull", "dev", "--force"], 5).await;
+
+    // Tamper: one flipped byte in the ciphertext.
+    let mut tampered = old.body.clone();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 1;
+    let etag = store.head(&newest_key).await.unwrap().unwrap().etag;
+    store
+        .put(&newest_key, &tampered, PutCondition::IfMatch(etag))
+        .await
+        .unwrap();
+    alice.fails(&["pull", "dev", "--force"], 5).await;
+    assert_vault(&alice.vault(), &newest);
+
+    // Wrong key: the error names the recovery.
+    let at = format!("--at={}", versions[1]);
+    std::fs::write(
+        alice.key_file(),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    )
+    .unwrap();
+    let stderr = alice.fails(&["pull", "dev", &at, "--force"], 5).await;
+    assert!(stderr.contains("import"), "{stderr}");
+}
+
+/// A store that kills the server right after the first successful write:
+/// the bundle is uploaded, the pointer swap never happens.
+struct DiesAfterFirstWrite {
+    inner: S3Store,
+    server: Arc<S3Server>,
+}
+
+#[async_trait::async_trait]
+impl Store for DiesAfterFirstWrite {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn get(&self, key: &str) -> Result<Option<vsync_engine::store::Object>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        self.inner.head(key).await
+    }
+    async fn put(
+        &self,
+        key: &str,
+        body: &[u8],
+        condition: PutCondition,
+    ) -> Result<vsync_engine::store::ETag, StoreError> {
+        let etag = self.inner.put(key, body, condition).await?;
+        self.server.stop().await.unwrap();
+        Ok(etag)
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<vsync_engine::store::ListedObject>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_dying_mid_push_leaves_the_previous_version_intact() {
+    let server = Arc::new(server().await);
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    let previous = write_vault(&alice.vault(), "postgres://previous");
+    alice.ok(&["push", "dev"]).await;
+
+    // A second push whose server dies between the bundle and the pointer.
+    let store = DiesAfterFirstWrite {
+        inner: direct_store(&server),
+        server: Arc::clone(&server),
+    };
+    let layout = vsync_engine::vault::Layout::for_repo_env("acme_web", "dev");
+    let head = vsync_engine::vault::remote_head(&store, &layout)
+        .await
+        .unwrap()
+        .unwrap();
+    let key = vsync_crypto_key(&alice);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let err = vsync_engine::vault::publish(
+        &store,
+        &layout,
+        &key,
+        b"never published",
+        Some(&head),
+        vsync_engine::timestamp::Timestamp::now(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("unreachable"), "{err}");
+
+    // The CLI fails cleanly while the server is down…
+    alice.fails(&["pull", "dev", "--force"], 3).await;
+    // …and after it comes back the previous version still pulls intact.
+    server.restart().await.unwrap();
+    std::fs::remove_dir_all(alice.vault()).unwrap();
+    alice.ok(&["pull", "dev", "--force"]).await;
+    assert_vault(&alice.vault(), &previous);
+}
+
+/// The bundle key as `vsync` derives it from the machine's key file.
+fn vsync_crypto_key(machine: &Machine) -> vsync_crypto::kdf::Key {
+    let key = std::fs::read_to_string(machine.key_file()).unwrap();
+    let base = vsync_local::ConfigBase::at(machine.home.join(".config/vsync"));
+    let config = vsync_local::EnvConfig::load_for(&base, "acme_web", "dev").unwrap();
+    vsync_crypto::kdf::Key::derive(
+        key.trim().as_bytes(),
+        config.encryption.salt.as_bytes(),
+        vsync_crypto::kdf::DEFAULT_ITERATIONS,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_onboards_a_second_machine() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    let files = write_vault(&alice.vault(), "postgres://shared");
+    alice.ok(&["push", "dev"]).await;
+    let share = alice.home.join("dev.share");
+    let passphrase_file = alice.home.join("passphrase");
+    std::fs::write(&passphrase_file, "correct-horse-battery\n").unwrap();
+    alice
+        .ok(&[
+            "export",
+            "dev",
+            &format!("--out={}", share.display()),
+            &format!("--passphrase-file={}", passphrase_file.display()),
+        ])
+        .await;
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&share).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let bob = Machine::new();
+    let wrong = bob.home.join("wrong");
+    std::fs::write(&wrong, "not-the-passphrase").unwrap();
+    let stderr = bob
+        .fails(
+            &[
+                "import",
+                "dev",
+                share.to_str().unwrap(),
+                &format!("--passphrase-file={}", wrong.display()),
+            ],
+            5,
+        )
+        .await;
+    assert!(stderr.contains("passphrase"), "{stderr}");
+    bob.ok(&[
+        "import",
+        "dev",
+        share.to_str().unwrap(),
+        &format!("--passphrase-file={}", passphrase_file.display()),
+    ])
+    .await;
+    bob.ok(&["pull", "dev"]).await;
+    assert_vault(&bob.vault(), &files);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_honours_http_proxy() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    write_vault(&alice.vault(), "postgres://proxied");
+    let proxy = ForwardProxy::start().await.unwrap();
+    let output = alice
+        .command(&["push", "dev"])
+        .env("HTTP_PROXY", proxy.url())
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        proxy.request_count() >= 3,
+        "head, bundle and pointer went through the proxy; saw {}",
+        proxy.request_count()
+    );
+}

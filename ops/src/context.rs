@@ -1,0 +1,85 @@
+//! Where local state lives and which repo the working tree belongs to.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use vsync_local::identity::{self, RepoIdentity};
+use vsync_local::keystore::Selection;
+use vsync_local::{ConfigBase, Keystore};
+
+use crate::OpsError;
+
+/// Everything an operation needs to know about this machine. Built from the
+/// environment by the CLI, or explicitly by tests.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The config base (`$XDG_CONFIG_HOME/vsync` or `~/.config/vsync`).
+    pub base: ConfigBase,
+    /// Where bundle keys are kept.
+    pub keystore: Keystore,
+    /// Why the keystore is not the one asked for, if it is not.
+    pub keystore_warning: Option<String>,
+    /// Where `init` puts the local store when no profile is used.
+    pub local_store_dir: PathBuf,
+    /// `$VSYNC_BACKUP_DIR`, if set.
+    pub backup_dir_override: Option<OsString>,
+    /// The working directory commands run in.
+    pub cwd: PathBuf,
+    /// `--repo`, if given.
+    pub repo_flag: Option<String>,
+}
+
+/// The repo a command works on.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    /// Its identity (name and where the name came from).
+    pub identity: RepoIdentity,
+    /// The git toplevel of the working tree (where `.vsync` lives).
+    pub toplevel: PathBuf,
+    /// The main worktree's toplevel, where the vault folder lives.
+    pub vault_root: PathBuf,
+}
+
+impl Repo {
+    /// The repo's name.
+    pub fn name(&self) -> &str {
+        &self.identity.name
+    }
+}
+
+impl Context {
+    /// Reads the context from the process environment: `XDG_CONFIG_HOME`,
+    /// `HOME`, `XDG_DATA_HOME`, `VSYNC_KEYSTORE`, `VSYNC_BACKUP_DIR`.
+    pub fn from_env(cwd: PathBuf, repo_flag: Option<String>) -> Result<Self, OpsError> {
+        let base = ConfigBase::from_env()?;
+        let keystore_choice = std::env::var("VSYNC_KEYSTORE").ok();
+        let Selection { keystore, warning } = Keystore::select(&base, keystore_choice.as_deref());
+        let data_home = std::env::var_os("XDG_DATA_HOME")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".local/share")))
+            .ok_or(OpsError::NoHome)?;
+        Ok(Self {
+            base,
+            keystore,
+            keystore_warning: warning,
+            local_store_dir: data_home.join("vsync").join("store"),
+            backup_dir_override: std::env::var_os("VSYNC_BACKUP_DIR"),
+            cwd,
+            repo_flag,
+        })
+    }
+
+    /// Resolves the repo of the working directory (§5.1: `--repo`, the
+    /// `.vsync` pin, then the git origin).
+    pub fn repo(&self) -> Result<Repo, OpsError> {
+        let toplevel = identity::toplevel(&self.cwd)?;
+        let identity = identity::resolve(self.repo_flag.as_deref(), &toplevel)?;
+        let vault_root = identity::vault_root(&self.cwd)?;
+        Ok(Repo {
+            identity,
+            toplevel,
+            vault_root,
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! Why an operation failed, and the exit code each failure maps to.
+
+use std::path::PathBuf;
+
+use vsync_backends::s3::S3ConfigError;
+use vsync_engine::bundle::BundleError;
+use vsync_engine::store::StoreError;
+use vsync_engine::vault::{InvalidPrefix, VaultError};
+use vsync_local::backup::BackupError;
+use vsync_local::config::ConfigError;
+use vsync_local::identity::IdentityError;
+use vsync_local::keystore::KeystoreError;
+use vsync_local::ledger::{DirtyReport, LedgerError};
+use vsync_local::paths::PathsError;
+use vsync_local::pin::PinError;
+use vsync_local::profile::ProfileError;
+
+/// Why an operation failed. Messages name what to fix and never carry a
+/// secret value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpsError {
+    /// Neither `HOME` nor the XDG variables say where local state lives.
+    #[error("cannot find the home directory; set HOME or XDG_CONFIG_HOME / XDG_DATA_HOME")]
+    NoHome,
+    /// A path under the config base is invalid.
+    #[error(transparent)]
+    Paths(#[from] PathsError),
+    /// The repo identity could not be resolved.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The env config is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The keystore failed.
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    /// The config exists but its key does not.
+    #[error(
+        "no key for {repo}/{env} in the {keystore}; import the env's .share (`vsync import {env} <file>`) or a .keytree — a new `vsync init` would mint a different key and strand the existing bundles"
+    )]
+    NoKey {
+        /// The repo.
+        repo: String,
+        /// The env.
+        env: String,
+        /// Which keystore was searched.
+        keystore: String,
+    },
+    /// `init` over an existing config.
+    #[error(
+        "{repo}/{env} is already initialised ({path}); pass --force to replace it (a new key makes existing bundles unreadable on this machine)"
+    )]
+    AlreadyInitialised {
+        /// The repo.
+        repo: String,
+        /// The env.
+        env: String,
+        /// The existing config file.
+        path: PathBuf,
+    },
+    /// `init` without a profile while profiles exist.
+    #[error(
+        "choose where the vault lives: --profile=<name> (one of: {profiles}) or --local for a local directory store"
+    )]
+    ProfileRequired {
+        /// The existing profile names.
+        profiles: String,
+    },
+    /// A profile operation failed.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The `.vsync` pin could not be read or written.
+    #[error(transparent)]
+    Pin(#[from] PinError),
+    /// The ledger is unreadable, or the vault holds a symlink.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// A backup failed, so nothing was overwritten.
+    #[error("{0}; nothing was overwritten")]
+    Backup(#[from] BackupError),
+    /// Zipping or unzipping the vault folder failed.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// The vault operation on the store failed.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// The configured prefix is unusable.
+    #[error(transparent)]
+    Prefix(#[from] InvalidPrefix),
+    /// The S3 settings are wrong.
+    #[error(transparent)]
+    S3Config(#[from] S3ConfigError),
+    /// A store operation outside the vault protocol failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `push` found no vault folder.
+    #[error(
+        "no vault folder at {0}; put the env's files there (`.env.<env>` and any assets) or run `vsync pull`"
+    )]
+    NoVaultFolder(PathBuf),
+    /// `pull` would overwrite local edits that were never pushed.
+    #[error(
+        "the vault folder {} has local changes that were never pushed ({}); push them first (`vsync push {env}`), or pull with --backup (keeps a copy) or --force (discards them)",
+        vault.display(),
+        summarize(report)
+    )]
+    LocalChanges {
+        /// The env.
+        env: String,
+        /// The vault folder.
+        vault: PathBuf,
+        /// What changed.
+        report: DirtyReport,
+    },
+    /// A `.share` could not be used.
+    #[error("{0}")]
+    Share(String),
+    /// The user asked for something contradictory.
+    #[error("{0}")]
+    Usage(String),
+    /// Local I/O failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
+
+fn summarize(report: &DirtyReport) -> String {
+    const SHOWN: usize = 20;
+    let mut parts = Vec::new();
+    for (label, files) in [
+        ("modified", &report.modified),
+        ("added", &report.added),
+        ("deleted", &report.deleted),
+    ] {
+        if files.is_empty() {
+            continue;
+        }
+        let mut shown = files
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if files.len() > SHOWN {
+            shown.push_str(&format!(" and {} more", files.len() - SHOWN));
+        }
+        parts.push(format!("{label}: {shown}"));
+    }
+    parts.join("; ")
+}
+
+impl OpsError {
+    /// The process exit code for this failure (documented in the README):
+    /// 2 usage or local setup, 3 the store (unreachable, denied,
+    /// misconfigured), 4 a conflict another writer or the local state
+    /// caused, 5 a bundle that does not decrypt or verify, 1 anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            OpsError::NoHome
+            | OpsError::Paths(_)
+            | OpsError::Identity(_)
+            | OpsError::Config(_)
+            | OpsError::NoKey { .. }
+            | OpsError::AlreadyInitialised { .. }
+            | OpsError::ProfileRequired { .. }
+            | OpsError::Profile(_)
+            | OpsError::Pin(_)
+            | OpsError::Prefix(_)
+            | OpsError::S3Config(_)
+            | OpsError::NoVaultFolder(_)
+            | OpsError::Usage(_) => 2,
+            OpsError::Store(_) => 3,
+            OpsError::Vault(err) => match err {
+                VaultError::Store { .. } => 3,
+                VaultError::Crypto { .. }
+                | VaultError::BundleMissing { .. }
+                | VaultError::PointerCorrupt { .. } => 5,
+                VaultError::NoVault { .. } => 2,
+                _ => 4,
+            },
+            OpsError::LocalChanges { .. } | OpsError::Ledger(_) => 4,
+            OpsError::Share(_) => 5,
+            OpsError::Keystore(_)
+            | OpsError::Backup(_)
+            | OpsError::Bundle(_)
+            | OpsError::Io { .. } => 1,
+        }
+    }
+}

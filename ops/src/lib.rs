@@ -1,0 +1,43 @@
+//! The vault lifecycle as a library: `init`, `push`, `pull`, `versions` and
+//! the `.share` export/import, over the machine's local state
+//! (`vsync-local`) and a [`Store`](vsync_engine::store::Store).
+//!
+//! Each operation takes a [`Context`] (where local state lives and which
+//! repo this is) and explicit options, reports its numbered steps through
+//! [`Progress`], and returns a typed report for the CLI to print. Nothing
+//! here prints, prompts or exits.
+#![forbid(unsafe_code)]
+
+mod context;
+mod error;
+mod lifecycle;
+mod share;
+mod store;
+
+pub use context::{Context, Repo};
+pub use error::OpsError;
+pub use lifecycle::{
+    InitOptions, InitReport, PullOptions, PullReport, PushOptions, PushReport, VersionEntry,
+    VersionsReport, init, pull, push, versions,
+};
+pub use share::{ExportReport, ImportReport, export_share, generate_passphrase, import_share};
+pub use store::{layout, open_store};
+
+/// Where an operation reports its numbered steps (`[k/n] …` on stderr in
+/// the CLI) and its warnings.
+pub trait Progress {
+    /// Step `k` of `n` begins.
+    fn step(&self, k: usize, n: usize, message: &str);
+    /// Something the user should know that does not stop the operation.
+    fn warn(&self, message: &str);
+}
+
+/// A [`Progress`] that discards everything, for callers that only want the
+/// report.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn step(&self, _: usize, _: usize, _: &str) {}
+    fn warn(&self, _: &str) {}
+}

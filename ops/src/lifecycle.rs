@@ -1,0 +1,493 @@
+//! `init`, `push`, `pull` and `versions`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use vsync_crypto::kdf::{DEFAULT_ITERATIONS, Key};
+use vsync_engine::bundle;
+use vsync_engine::timestamp::Timestamp;
+use vsync_engine::vault::{self, RemoteHead};
+use vsync_local::config::generate_salt;
+use vsync_local::keystore::generate_key;
+use vsync_local::ledger::{self, DirtyStatus, Ledger, SyncOp};
+use vsync_local::pin::{self, WriteOutcome};
+use vsync_local::{EnvConfig, backup, profile};
+use zeroize::Zeroizing;
+
+use crate::{Context, OpsError, Progress, Repo, layout, open_store};
+
+/// What `init` should set up.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// The profile whose bucket holds the vault; `None` with no profiles
+    /// (or with `local`) means the local directory store.
+    pub profile: Option<String>,
+    /// Use the local directory store even when profiles exist.
+    pub local: bool,
+    /// The vault folder relative to the repo root (default
+    /// `infra/vault/<env>`).
+    pub vault_folder: Option<String>,
+    /// Whether push and pull append to the audit log.
+    pub audit: bool,
+    /// Replace an existing config (and key).
+    pub force: bool,
+}
+
+/// What `init` did.
+#[derive(Debug, Clone)]
+pub struct InitReport {
+    /// The repo.
+    pub repo: String,
+    /// The config file written.
+    pub config_path: PathBuf,
+    /// Where the vault's bundles will live.
+    pub store: String,
+    /// True when that is the local directory store.
+    pub local_store: bool,
+    /// The keystore holding the new key.
+    pub keystore: String,
+    /// The vault folder, created if missing.
+    pub vault_dir: PathBuf,
+    /// True when `.vsync` was written now (and should be committed).
+    pub pin_written: bool,
+}
+
+/// Creates the env's config with a fresh salt and key, the vault folder and
+/// the `.vsync` pin.
+pub fn init(ctx: &Context, env: &str, options: &InitOptions) -> Result<InitReport, OpsError> {
+    check_new_env_name(env)?;
+    let repo = ctx.repo()?;
+    let name = repo.name();
+    let config_path = ctx.base.env_config_path(name, env)?;
+    if config_path.exists() && !options.force {
+        return Err(OpsError::AlreadyInitialised {
+            repo: name.to_owned(),
+            env: env.to_owned(),
+            path: config_path,
+        });
+    }
+    let mut config = match (&options.profile, options.local) {
+        (Some(_), true) => {
+            return Err(OpsError::Usage(
+                "--profile and --local contradict each other; pass one".into(),
+            ));
+        }
+        (Some(profile_name), false) => {
+            let profile = profile::get(&ctx.base, profile_name)?;
+            let mut config = EnvConfig::new(profile.s3_config(), generate_salt());
+            config.prefix = Some(
+                profile
+                    .env_prefix(env)
+                    .unwrap_or_else(|| default_prefix(name, env)),
+            );
+            config.init_profile = Some(profile_name.clone());
+            config
+        }
+        (None, local) => {
+            let profiles = profile::list(&ctx.base)?;
+            if !local && !profiles.is_empty() {
+                let names: Vec<_> = profiles.iter().map(|(name, _)| name.as_str()).collect();
+                return Err(OpsError::ProfileRequired {
+                    profiles: names.join(", "),
+                });
+            }
+            let mut config = EnvConfig::local_store(&ctx.local_store_dir, generate_salt())?;
+            config.prefix = Some(default_prefix(name, env));
+            config
+        }
+    };
+    if let Some(folder) = &options.vault_folder {
+        config.set_vault_folder(env, folder);
+    }
+    config.audit.enabled = options.audit;
+    let store = open_store(&config)?;
+
+    let key = generate_key();
+    ctx.keystore.set(name, env, &key)?;
+    let config_path = config.save_for(&ctx.base, name, env)?;
+    let vault_dir = repo.vault_root.join(config.vault_folder(env));
+    create_private_dir(&vault_dir)?;
+    let pin_written = pin::write(&repo.toplevel, name)? == WriteOutcome::Created;
+    Ok(InitReport {
+        repo: name.to_owned(),
+        config_path,
+        store: store.describe(),
+        local_store: config.local_store_dir().is_some(),
+        keystore: ctx.keystore.describe(),
+        vault_dir,
+        pin_written,
+    })
+}
+
+fn default_prefix(repo: &str, env: &str) -> String {
+    format!("{repo}/{}/", env.to_lowercase())
+}
+
+/// Upstream's grammar for new env names: `^[a-z][a-z0-9_-]*$`.
+fn check_new_env_name(env: &str) -> Result<(), OpsError> {
+    let mut chars = env.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(OpsError::Usage(format!(
+            "invalid env name {env:?}: use lowercase letters, digits, '_' and '-', starting with a letter (e.g. dev, prod, staging-eu)"
+        )))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), OpsError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| OpsError::Io {
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+/// An env ready to work on: its config, key and paths.
+struct Env {
+    repo: Repo,
+    name: String,
+    config: EnvConfig,
+    key: Zeroizing<String>,
+    vault_folder: PathBuf,
+    vault_dir: PathBuf,
+    ledger_path: PathBuf,
+}
+
+impl Env {
+    fn load(ctx: &Context, env: &str) -> Result<Self, OpsError> {
+        let repo = ctx.repo()?;
+        let config = EnvConfig::load_for(&ctx.base, repo.name(), env)?;
+        let key = ctx
+            .keystore
+            .get(repo.name(), env)?
+            .ok_or_else(|| OpsError::NoKey {
+                repo: repo.name().to_owned(),
+                env: env.to_owned(),
+                keystore: ctx.keystore.describe(),
+            })?;
+        let vault_folder = PathBuf::from(config.vault_folder(env));
+        let vault_dir = repo.vault_root.join(&vault_folder);
+        let ledger_path = ctx.base.ledger_path(repo.name(), env)?;
+        Ok(Self {
+            repo,
+            name: env.to_owned(),
+            config,
+            key,
+            vault_folder,
+            vault_dir,
+            ledger_path,
+        })
+    }
+
+    /// The bundle key: PBKDF2 of the keystore value with the config's salt.
+    fn derive_key(&self) -> Key {
+        Key::derive(
+            self.key.as_bytes(),
+            self.config.encryption.salt.as_bytes(),
+            DEFAULT_ITERATIONS,
+        )
+    }
+}
+
+/// What `push` should do.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// Push even when the remote moved on since this machine last synced.
+    pub force: bool,
+}
+
+/// What `push` published.
+#[derive(Debug, Clone)]
+pub struct PushReport {
+    /// `<repo>/<env>`.
+    pub target: String,
+    /// The new version.
+    pub ts: Timestamp,
+    /// The new generation.
+    pub generation: u64,
+    /// Files in the bundle.
+    pub files: usize,
+    /// Size of the zipped vault folder in bytes.
+    pub bytes: usize,
+}
+
+/// Zips the vault folder, seals and encrypts it, and publishes it with
+/// compare-and-swap.
+pub async fn push(
+    ctx: &Context,
+    env: &str,
+    options: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<PushReport, OpsError> {
+    let env = Env::load(ctx, env)?;
+    if !env.vault_dir.is_dir() {
+        return Err(OpsError::NoVaultFolder(env.vault_dir.clone()));
+    }
+    let store = open_store(&env.config)?;
+    let layout = layout(&env.config, env.repo.name(), &env.name)?;
+    let ledger = Ledger::load(&env.ledger_path)?;
+
+    progress.step(1, 4, &format!("checking {}", store.describe()));
+    let head = vault::remote_head(store.as_ref(), &layout).await?;
+    if let Some(head) = &head
+        && !options.force
+    {
+        vault::check_not_behind(&head.ts, ledger.as_ref().map(|l| &l.last_sync_ts))?;
+    }
+
+    progress.step(2, 4, &format!("zipping {}", env.vault_folder.display()));
+    let payload = bundle::pack(&env.repo.vault_root, &env.vault_folder)?;
+    let files = ledger::snapshot(&env.vault_dir)?.len();
+
+    progress.step(3, 4, "encrypting and uploading");
+    let now = next_timestamp(head.as_ref()).await;
+    let key = env.derive_key();
+    let published =
+        vault::publish(store.as_ref(), &layout, &key, &payload, head.as_ref(), now).await?;
+
+    progress.step(4, 4, "recording the sync ledger");
+    Ledger::record(
+        &env.vault_dir,
+        SyncOp::Push,
+        published.ts.clone(),
+        SystemTime::now(),
+    )?
+    .save(&env.ledger_path)?;
+    Ok(PushReport {
+        target: format!("{}/{}", env.repo.name(), env.name),
+        ts: published.ts,
+        generation: published.generation,
+        files,
+        bytes: payload.len(),
+    })
+}
+
+/// The timestamp for a new version. Versions have one-second resolution, so
+/// a push within the same second as the current version waits for the next
+/// second instead of failing; a remote further ahead is a clock problem
+/// that `publish` reports.
+async fn next_timestamp(head: Option<&RemoteHead>) -> Timestamp {
+    const MAX_WAIT: Duration = Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    loop {
+        let now = Timestamp::now();
+        match head {
+            Some(head) if head.ts >= now && started.elapsed() < MAX_WAIT => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => return now,
+        }
+    }
+}
+
+/// What `pull` should do.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// Fetch this version instead of the current one (the pointer is not
+    /// moved).
+    pub at: Option<Timestamp>,
+    /// Copy the vault folder to a plain backup, then replace it.
+    pub backup: bool,
+    /// Replace the vault folder, discarding local changes.
+    pub force: bool,
+    /// Accept a remote older than the last version this machine synced.
+    pub accept_rollback: bool,
+}
+
+/// What `pull` wrote.
+#[derive(Debug, Clone)]
+pub struct PullReport {
+    /// `<repo>/<env>`.
+    pub target: String,
+    /// The version written to the vault folder.
+    pub ts: Timestamp,
+    /// The current remote version (differs from `ts` with `--at`).
+    pub remote_ts: Timestamp,
+    /// Files written.
+    pub files: Vec<String>,
+    /// The encrypted rolling backup made first, if the folder existed.
+    pub encrypted_backup: Option<PathBuf>,
+    /// The plain `--backup` copy, if asked for.
+    pub plain_backup: Option<PathBuf>,
+}
+
+/// Fetches, verifies and unpacks a version into the vault folder, after
+/// backing up what is there.
+pub async fn pull(
+    ctx: &Context,
+    env: &str,
+    options: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<PullReport, OpsError> {
+    if options.backup && options.force {
+        return Err(OpsError::Usage(
+            "--backup and --force contradict each other: --backup keeps a copy of local changes, --force discards them; pass one".into(),
+        ));
+    }
+    let env = Env::load(ctx, env)?;
+    let ledger = Ledger::load(&env.ledger_path)?;
+    let replace = options.backup || options.force;
+    match ledger::check(&env.vault_dir, &env.ledger_path)? {
+        DirtyStatus::Tracked(report) if !report.is_clean() && !replace => {
+            return Err(OpsError::LocalChanges {
+                env: env.name.clone(),
+                vault: env.vault_dir.clone(),
+                report,
+            });
+        }
+        DirtyStatus::Untracked if has_files(&env.vault_dir) && !replace => {
+            progress.warn(&format!(
+                "{} was never synced on this machine; its files are kept in the encrypted backup and same-named files are overwritten",
+                env.vault_dir.display()
+            ));
+        }
+        _ => {}
+    }
+    let store = open_store(&env.config)?;
+    let layout = layout(&env.config, env.repo.name(), &env.name)?;
+
+    progress.step(1, 5, "backing up the local vault folder");
+    let encrypted_backup = backup::create_encrypted(
+        &ctx.base.backups_dir(ctx.backup_dir_override.as_deref()),
+        &env.repo.vault_root,
+        &env.vault_folder,
+        &env.name,
+        &env.key,
+        &env.config.encryption.salt,
+        SystemTime::now(),
+    )?;
+
+    progress.step(
+        2,
+        5,
+        &format!("reading the pointer from {}", store.describe()),
+    );
+    let Some(head) = vault::remote_head(store.as_ref(), &layout).await? else {
+        return Err(vault::VaultError::NoVault {
+            store: store.describe(),
+            prefix: layout.prefix().to_owned(),
+        }
+        .into());
+    };
+    if options.at.is_none() && !options.accept_rollback {
+        vault::check_not_backwards(&head.ts, ledger.as_ref().map(|l| &l.last_sync_ts))?;
+    }
+    if let Some(at) = &options.at
+        && at < &head.ts
+    {
+        progress.warn(&format!(
+            "pulling {at}, older than the current {}; pushing afterwards would publish this old content as the latest",
+            head.ts
+        ));
+    }
+
+    progress.step(3, 5, "downloading and decrypting");
+    let key = env.derive_key();
+    let fetched = vault::fetch(store.as_ref(), &layout, &key, &head, options.at.as_ref()).await?;
+
+    progress.step(4, 5, &format!("writing {}", env.vault_folder.display()));
+    let plain_backup = if options.backup {
+        backup::copy_plain(
+            &ctx.base,
+            env.repo.name(),
+            &env.name,
+            &env.vault_dir,
+            SystemTime::now(),
+        )?
+    } else {
+        None
+    };
+    if replace && env.vault_dir.exists() {
+        std::fs::remove_dir_all(&env.vault_dir).map_err(|source| OpsError::Io {
+            path: env.vault_dir.clone(),
+            source,
+        })?;
+    }
+    let files = bundle::unpack(fetched.payload(), &env.repo.vault_root, &env.vault_folder)?;
+
+    progress.step(5, 5, "recording the sync ledger");
+    create_private_dir(&env.vault_dir)?;
+    Ledger::record(
+        &env.vault_dir,
+        SyncOp::Pull,
+        fetched.ts.clone(),
+        SystemTime::now(),
+    )?
+    .save(&env.ledger_path)?;
+    Ok(PullReport {
+        target: format!("{}/{}", env.repo.name(), env.name),
+        ts: fetched.ts.clone(),
+        remote_ts: head.ts,
+        files,
+        encrypted_backup,
+        plain_backup,
+    })
+}
+
+fn has_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
+}
+
+/// One published version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionEntry {
+    /// Its timestamp.
+    pub ts: Timestamp,
+    /// Ciphertext size in bytes.
+    pub size: u64,
+    /// True for the version the pointer names.
+    pub current: bool,
+}
+
+/// What `versions` found.
+#[derive(Debug, Clone)]
+pub struct VersionsReport {
+    /// `s3://bucket/prefix` or the local store path with the prefix.
+    pub location: String,
+    /// Newest first.
+    pub versions: Vec<VersionEntry>,
+    /// The pointer's target, if any.
+    pub current: Option<Timestamp>,
+    /// The generation from `latest.meta`.
+    pub generation: u64,
+}
+
+/// Lists the published versions, newest first. Needs only the config, not
+/// the key.
+pub async fn versions(ctx: &Context, env: &str) -> Result<VersionsReport, OpsError> {
+    let repo = ctx.repo()?;
+    let config = EnvConfig::load_for(&ctx.base, repo.name(), env)?;
+    let store = open_store(&config)?;
+    let layout = layout(&config, repo.name(), env)?;
+    let head = vault::remote_head(store.as_ref(), &layout).await?;
+    let listed = store.list(layout.prefix()).await?;
+    let mut versions: Vec<VersionEntry> = vault::versions(store.as_ref(), &layout)
+        .await?
+        .into_iter()
+        .map(|ts| {
+            let size = listed
+                .iter()
+                .find(|object| {
+                    object.key == layout.bundle_key(&ts)
+                        || object.key == layout.library_bundle_key(&ts)
+                })
+                .map_or(0, |object| object.size);
+            let current = head.as_ref().is_some_and(|head| head.ts == ts);
+            VersionEntry { ts, size, current }
+        })
+        .collect();
+    versions.reverse();
+    Ok(VersionsReport {
+        location: format!("{} under {}", store.describe(), layout.prefix()),
+        versions,
+        current: head.as_ref().map(|head| head.ts.clone()),
+        generation: head.map_or(0, |head| head.generation),
+    })
+}

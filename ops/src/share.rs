@@ -1,0 +1,251 @@
+//! `export` and `import`: one env's config and key in an SLS1 `.share`
+//! file, for onboarding a teammate (§1.4, §5.5, §5.6).
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use vsync_crypto::frame;
+use vsync_local::{EnvConfig, pin};
+use zeroize::Zeroizing;
+
+use crate::{Context, OpsError};
+
+/// Upstream's `EXPORT_BLOB_VERSION`.
+const EXPORT_VERSION: u64 = 2;
+/// Upstream's `MIN_KEY_LEN`.
+const MIN_KEY_LEN: usize = 20;
+/// Upstream's `PASSPHRASE_MIN_LEN`.
+const MIN_PASSPHRASE_LEN: usize = 8;
+/// Upstream's generator alphabet: no 0/1/i/l/o/I/L/O to misread.
+const ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ";
+
+/// What `export` wrote.
+#[derive(Debug)]
+pub struct ExportReport {
+    /// The `.share` file (0600).
+    pub path: PathBuf,
+    /// The passphrase, generated unless given; shown once, never stored.
+    pub passphrase: Zeroizing<String>,
+}
+
+/// Writes `<repo>-<env>.share` (or `out`) sealed with `passphrase`, or with
+/// a generated one.
+pub fn export_share(
+    ctx: &Context,
+    env: &str,
+    out: Option<&Path>,
+    passphrase: Option<Zeroizing<String>>,
+) -> Result<ExportReport, OpsError> {
+    let repo = ctx.repo()?;
+    let name = repo.name();
+    let config = EnvConfig::load_for(&ctx.base, name, env)?;
+    let key = ctx
+        .keystore
+        .get(name, env)?
+        .ok_or_else(|| OpsError::NoKey {
+            repo: name.to_owned(),
+            env: env.to_owned(),
+            keystore: ctx.keystore.describe(),
+        })?;
+    let passphrase = match passphrase {
+        Some(given) => checked_passphrase(given)?,
+        None => generate_passphrase(),
+    };
+    let config_path = ctx.base.env_config_path(name, env)?;
+    let config_json = config.to_json(&config_path)?;
+    let config_json = std::str::from_utf8(&config_json).expect("serde_json writes UTF-8");
+    // Written by hand to keep upstream's key order whatever serde_json's
+    // map features are.
+    let payload = Zeroizing::new(format!(
+        r#"{{"version":{EXPORT_VERSION},"repo":{},"env":{},"config":{config_json},"key":{}}}"#,
+        json_string(name).as_str(),
+        json_string(env).as_str(),
+        json_string(&key).as_str(),
+    ));
+    let sealed = frame::seal_share(&passphrase, payload.as_bytes());
+    let path = out.map_or_else(
+        || ctx.cwd.join(format!("{name}-{env}.share")),
+        Path::to_path_buf,
+    );
+    write_private(&path, &sealed)?;
+    Ok(ExportReport { path, passphrase })
+}
+
+fn json_string(text: &str) -> Zeroizing<String> {
+    Zeroizing::new(serde_json::Value::from(text).to_string())
+}
+
+/// Creates `path` with mode 0600 (replacing a previous file) and writes
+/// `bytes` to it.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), OpsError> {
+    let io = |source| OpsError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    // Removing first means an old file's looser mode is never inherited.
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(io(err)),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io)
+}
+
+/// A passphrase in upstream's shape: three groups of four characters from
+/// a 54-character alphabet (about 69 bits), drawn without modulo bias.
+pub fn generate_passphrase() -> Zeroizing<String> {
+    let mut passphrase = Zeroizing::new(String::with_capacity(14));
+    let mut byte = [0u8; 1];
+    let limit = 256 - 256 % ALPHABET.len();
+    for group in 0..3 {
+        if group > 0 {
+            passphrase.push('-');
+        }
+        let mut drawn = 0;
+        while drawn < 4 {
+            getrandom::fill(&mut byte).expect("the OS random source is available");
+            if usize::from(byte[0]) < limit {
+                passphrase.push(char::from(ALPHABET[usize::from(byte[0]) % ALPHABET.len()]));
+                drawn += 1;
+            }
+        }
+    }
+    passphrase
+}
+
+fn checked_passphrase(given: Zeroizing<String>) -> Result<Zeroizing<String>, OpsError> {
+    let trimmed = Zeroizing::new(given.trim().to_owned());
+    if trimmed.chars().count() < MIN_PASSPHRASE_LEN {
+        return Err(OpsError::Usage(format!(
+            "the passphrase is shorter than {MIN_PASSPHRASE_LEN} characters; choose a longer one or omit it to generate one"
+        )));
+    }
+    Ok(trimmed)
+}
+
+#[derive(Deserialize)]
+struct SharePayload {
+    version: u64,
+    repo: String,
+    env: String,
+    config: serde_json::Value,
+    key: Zeroizing<String>,
+}
+
+/// What `import` installed.
+#[derive(Debug, Clone)]
+pub struct ImportReport {
+    /// The repo the config was saved under.
+    pub repo: String,
+    /// The env it was saved under (the one asked for).
+    pub env: String,
+    /// The env named inside the share, when it differs.
+    pub share_env: Option<String>,
+    /// The config file written.
+    pub config_path: PathBuf,
+    /// The keystore holding the key.
+    pub keystore: String,
+    /// True when `.vsync` was written now.
+    pub pin_written: bool,
+}
+
+/// Opens a `.share` and installs its config and key for `env` (§5.6). The
+/// repo is `--repo`, else the `.vsync` pin, else the share's own.
+pub fn import_share(
+    ctx: &Context,
+    env: &str,
+    file: &Path,
+    passphrase: &str,
+) -> Result<ImportReport, OpsError> {
+    let bytes = std::fs::read(file).map_err(|source| OpsError::Io {
+        path: file.to_owned(),
+        source,
+    })?;
+    let json = frame::open_share(passphrase.trim(), &bytes).map_err(|err| {
+        OpsError::Share(format!(
+            "{}: {err}; check the passphrase (sent separately from the file) and that the file arrived intact",
+            file.display()
+        ))
+    })?;
+    let invalid = |problem: &str| {
+        OpsError::Share(format!(
+            "{} is not a valid share: {problem}; ask for a new export",
+            file.display()
+        ))
+    };
+    let payload: SharePayload = serde_json::from_slice(&json)
+        .map_err(|_| invalid("its payload is not the expected JSON"))?;
+    if payload.version != EXPORT_VERSION {
+        return Err(invalid(&format!(
+            "payload version {} (this vsync reads version {EXPORT_VERSION})",
+            payload.version
+        )));
+    }
+    if payload.repo.is_empty() || payload.env.is_empty() || payload.key.len() < MIN_KEY_LEN {
+        return Err(invalid("repo, env or key is missing"));
+    }
+    let config_bytes = Zeroizing::new(payload.config.to_string().into_bytes());
+    let config = EnvConfig::from_json(&config_bytes, file)?;
+
+    let toplevel = vsync_local::identity::toplevel(&ctx.cwd)?;
+    let pinned = pin::read(&toplevel)?;
+    let repo = match (&ctx.repo_flag, &pinned) {
+        (Some(flag), _) => vsync_local::identity::resolve(Some(flag), &toplevel)?.name,
+        (None, Some(pinned)) if *pinned != payload.repo => {
+            return Err(OpsError::Share(format!(
+                "the share is for repo {:?} but .vsync pins {pinned:?}; pass --repo={pinned} to import it under the pinned name, or fix .vsync",
+                payload.repo
+            )));
+        }
+        (None, Some(pinned)) => pinned.clone(),
+        (None, None) => payload.repo.clone(),
+    };
+    let config_path = config.save_for(&ctx.base, &repo, env)?;
+    ctx.keystore.set(&repo, env, &payload.key)?;
+    let pin_written = pin::write(&toplevel, &repo)? == pin::WriteOutcome::Created;
+    Ok(ImportReport {
+        share_env: (payload.env != env).then(|| payload.env.clone()),
+        repo,
+        env: env.to_owned(),
+        config_path,
+        keystore: ctx.keystore.describe(),
+        pin_written,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_passphrases_have_upstreams_shape() {
+        let a = generate_passphrase();
+        let b = generate_passphrase();
+        assert_ne!(*a, *b);
+        let groups: Vec<&str> = a.split('-').collect();
+        assert_eq!(groups.len(), 3);
+        for group in groups {
+            assert_eq!(group.len(), 4);
+            assert!(group.bytes().all(|c| ALPHABET.contains(&c)), "{group}");
+        }
+    }
+
+    #[test]
+    fn short_passphrases_are_refused() {
+        let err = checked_passphrase(Zeroizing::new(" short ".into())).unwrap_err();
+        assert!(err.to_string().contains("shorter than 8"), "{err}");
+        assert_eq!(
+            *checked_passphrase(Zeroizing::new(" long enough \n".into())).unwrap(),
+            "long enough"
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! From a config to the store and the object layout it addresses.
+
+use std::sync::Arc;
+
+use vsync_backends::fs::FsStore;
+use vsync_backends::s3::S3Store;
+use vsync_engine::store::Store;
+use vsync_engine::vault::Layout;
+use vsync_local::EnvConfig;
+
+use crate::OpsError;
+
+/// Opens the store a config names: the local directory store for a
+/// `file://` endpoint, otherwise the S3-compatible store (proxies from the
+/// environment, provider preset detected from the endpoint).
+pub fn open_store(config: &EnvConfig) -> Result<Arc<dyn Store>, OpsError> {
+    if let Some(dir) = config.local_store_dir() {
+        let store = FsStore::open(&dir).map_err(|source| OpsError::Io { path: dir, source })?;
+        return Ok(Arc::new(store));
+    }
+    let s3 = &config.s3;
+    // Upstream stores endpoints without a scheme too; `useSsl` picks one.
+    let endpoint = if s3.endpoint.contains("://") {
+        s3.endpoint.clone()
+    } else if s3.use_ssl {
+        format!("https://{}", s3.endpoint)
+    } else {
+        format!("http://{}", s3.endpoint)
+    };
+    let store = S3Store::builder()
+        .endpoint(endpoint)
+        .region(s3.region.as_str())
+        .bucket(s3.bucket.as_str())
+        .credentials(s3.access_key_id.as_str(), s3.secret_access_key.as_str())
+        .build()?;
+    Ok(Arc::new(store))
+}
+
+/// The object layout of `repo`/`env`: the config's `prefix` when set
+/// (DESIGN decision 2), else `<repo>/<env>/`.
+pub fn layout(config: &EnvConfig, repo: &str, env: &str) -> Result<Layout, OpsError> {
+    match config.prefix.as_deref() {
+        Some(prefix) if !prefix.is_empty() => Ok(Layout::new(prefix)?),
+        _ => Ok(Layout::for_repo_env(repo, env)),
+    }
+}
