@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use vsync_local::profile::{self, Profile};
 use vsync_ops::{
-    Context, InitOptions, OpsError, PullOptions, PushOptions, VersionsReport, export_share,
-    import_share,
+    Context, InitOptions, OpsError, PullOptions, PushOptions, TokenOverrides, VersionsReport,
+    export_share, import_share,
 };
 use zeroize::Zeroizing;
 
@@ -88,6 +88,34 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 "Send the file and the passphrase on two different channels. The teammate runs:\n  vsync import {env} {}",
                 report.path.display()
             );
+            Ok(())
+        }
+        Command::RuntimeToken {
+            env,
+            access_key,
+            secret_key_file,
+            no_validate,
+        } => {
+            let secret_access_key = match &secret_key_file {
+                Some(file) => Some(
+                    read_secret(Some(file), None, "the secret access key", "").map_err(usage)?,
+                ),
+                None => None,
+            };
+            let overrides = TokenOverrides {
+                access_key_id: access_key,
+                secret_access_key,
+            };
+            let token = runtime.block_on(vsync_ops::runtime_token(
+                &ctx,
+                &env,
+                overrides,
+                !no_validate,
+            ))?;
+            if let Some(warning) = &token.warning {
+                eprintln!("warning: {warning}");
+            }
+            println!("{}", token.blob.as_str());
             Ok(())
         }
         Command::Import {

@@ -59,6 +59,23 @@ enum Command {
         #[command(flatten)]
         passphrase: PassphraseArgs,
     },
+    /// Print the `vsync-cfg-v1:` blob an application reads from
+    /// `VSYNC_CONFIG` (its `VSYNC_PASSPHRASE` is the env's key from the
+    /// keystore).
+    RuntimeToken {
+        /// The env.
+        #[arg(long)]
+        env: String,
+        /// An access key id for the app (a scoped read-only key is best).
+        #[arg(long, requires = "secret_key_file")]
+        access_key: Option<String>,
+        /// A file holding that key's secret.
+        #[arg(long)]
+        secret_key_file: Option<PathBuf>,
+        /// Skip the check read of the env's pointer.
+        #[arg(long)]
+        no_validate: bool,
+    },
     /// Install an env's config and key from a `.share` file.
     Import {
         /// The env to save it as.

@@ -495,3 +495,30 @@ async fn the_cli_honours_http_proxy() {
         proxy.request_count()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_token_mints_a_blob_for_the_env() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+
+    let before_push = alice.run(&["runtime-token", "--env=dev"]).await;
+    assert!(before_push.status.success(), "{before_push:?}");
+    assert!(String::from_utf8_lossy(&before_push.stderr).contains("vsync push dev"));
+
+    write_vault(&alice.vault(), "postgres://token");
+    alice.ok(&["push", "dev"]).await;
+    let blob = alice.ok(&["runtime-token", "--env=dev"]).await;
+    let config = vsync_crypto::config_blob::RuntimeConfig::decode(blob.trim()).unwrap();
+    assert_eq!(config.endpoint, server.endpoint());
+    assert_eq!(config.bucket, BUCKET);
+    assert_eq!(config.prefix, "acme_web/dev/");
+    assert_eq!(config.env, "dev");
+    assert_eq!(config.iterations.get(), 600_000);
+
+    // The local store cannot serve applications: refused with the fix.
+    let local = Machine::new();
+    local.ok(&["init", "dev", "--repo=demo"]).await;
+    let stderr = local.fails(&["runtime-token", "--env=dev"], 2).await;
+    assert!(stderr.contains("--profile"), "{stderr}");
+}

@@ -1,5 +1,5 @@
-//! The vault lifecycle as a library: `init`, `push`, `pull`, `versions` and
-//! the `.share` export/import, over the machine's local state
+//! The vault lifecycle as a library: `init`, `push`, `pull`, `versions`,
+//! the `.share` export/import and `runtime-token`, over the machine's local state
 //! (`vsync-local`) and a [`Store`](vsync_engine::store::Store).
 //!
 //! Each operation takes a [`Context`] (where local state lives and which
@@ -13,6 +13,7 @@ mod error;
 mod lifecycle;
 mod share;
 mod store;
+mod token;
 
 pub use context::{Context, Repo};
 pub use error::OpsError;
@@ -22,6 +23,7 @@ pub use lifecycle::{
 };
 pub use share::{ExportReport, ImportReport, export_share, generate_passphrase, import_share};
 pub use store::{layout, open_store};
+pub use token::{RuntimeToken, TokenOverrides, runtime_token};
 
 /// Where an operation reports its numbered steps (`[k/n] …` on stderr in
 /// the CLI) and its warnings.

@@ -9,6 +9,7 @@ use vsync_engine::vault::Layout;
 use vsync_local::EnvConfig;
 
 use crate::OpsError;
+use crate::token::endpoint_with_scheme;
 
 /// Opens the store a config names: the local directory store for a
 /// `file://` endpoint, otherwise the S3-compatible store (proxies from the
@@ -19,16 +20,8 @@ pub fn open_store(config: &EnvConfig) -> Result<Arc<dyn Store>, OpsError> {
         return Ok(Arc::new(store));
     }
     let s3 = &config.s3;
-    // Upstream stores endpoints without a scheme too; `useSsl` picks one.
-    let endpoint = if s3.endpoint.contains("://") {
-        s3.endpoint.clone()
-    } else if s3.use_ssl {
-        format!("https://{}", s3.endpoint)
-    } else {
-        format!("http://{}", s3.endpoint)
-    };
     let store = S3Store::builder()
-        .endpoint(endpoint)
+        .endpoint(endpoint_with_scheme(&s3.endpoint, s3.use_ssl))
         .region(s3.region.as_str())
         .bucket(s3.bucket.as_str())
         .credentials(s3.access_key_id.as_str(), s3.secret_access_key.as_str())
