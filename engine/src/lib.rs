@@ -1,4 +1,5 @@
-//! The vsync domain: the bundle a vault folder travels in ([`bundle`]), where encrypted bundles live ([`store`]), how a vault is
+//! The vsync domain: the bundle a vault folder travels in ([`bundle`]), the
+//! `.env.<env>` line rules ([`dotenv`]), where encrypted bundles live ([`store`]), how a vault is
 //! published to and fetched from a store without ever losing a version or
 //! accepting a rollback ([`vault`]), and the timestamps that name versions
 //! ([`timestamp`]).
@@ -10,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod dotenv;
 pub mod store;
 pub mod timestamp;
 pub mod vault;
