@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Creates `dir` and its missing parents with mode 0700, then narrows `dir`
 /// itself to 0700 (as upstream's `chmod`, a failure there is ignored).
-pub(crate) fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -40,7 +40,7 @@ fn temp_sibling(path: &Path) -> PathBuf {
 /// `path`, then a best-effort fsync of the directory. The parent directory
 /// must exist. On failure the temporary file is removed and `path` is left
 /// as it was.
-pub(crate) fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+pub fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let temp = temp_sibling(path);
     let result = (|| {
         let mut file = fs::OpenOptions::new()

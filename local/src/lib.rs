@@ -19,7 +19,7 @@
 
 pub mod backup;
 pub mod config;
-mod fsutil;
+pub mod fsutil;
 pub mod identity;
 pub mod keystore;
 pub mod ledger;

@@ -1,8 +1,6 @@
 //! `export` and `import`: one env's config and key in an SLS1 `.share`
 //! file, for onboarding a teammate (§1.4, §5.5, §5.6).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -69,35 +67,15 @@ pub fn export_share(
         || ctx.cwd.join(format!("{name}-{env}.share")),
         Path::to_path_buf,
     );
-    write_private(&path, &sealed)?;
+    vsync_local::fsutil::write_private_atomic(&path, &sealed).map_err(|source| OpsError::Io {
+        path: path.clone(),
+        source,
+    })?;
     Ok(ExportReport { path, passphrase })
 }
 
 fn json_string(text: &str) -> Zeroizing<String> {
     Zeroizing::new(serde_json::Value::from(text).to_string())
-}
-
-/// Creates `path` with mode 0600 (replacing a previous file) and writes
-/// `bytes` to it.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), OpsError> {
-    let io = |source| OpsError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    // Removing first means an old file's looser mode is never inherited.
-    match std::fs::remove_file(path) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(io(err)),
-        _ => {}
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io)
 }
 
 /// A passphrase in upstream's shape: three groups of four characters from
