@@ -7,6 +7,8 @@
 //! - [`frame`]: the `SLS1` `.share` and `VKT1` `.keytree` passphrase frames;
 //! - [`config_blob`]: the `vsync-cfg-v1:` runtime bootstrap blob;
 //! - [`kdf`]: PBKDF2-HMAC-SHA256 key derivation;
+//! - [`fingerprint`]: keyed HMAC fingerprints of secret values, so sync can
+//!   tell a changed value from an unchanged one without keeping plaintext;
 //! - [`error`]: the 7-class error taxonomy and this crate's typed errors.
 //!
 //! Pure functions over bytes: no I/O, no clocks, no logging. Keys and
@@ -16,6 +18,7 @@
 
 pub mod config_blob;
 pub mod error;
+pub mod fingerprint;
 pub mod frame;
 mod gzip;
 pub mod kdf;

@@ -4,14 +4,19 @@
 //! accepting a rollback ([`vault`]), and the timestamps that name versions
 //! ([`timestamp`]).
 //!
+//! [`sink`] is the trait every platform the vault fans out to implements,
+//! and [`sync`] plans and applies a sync onto one sink: preflight, a diff
+//! without plaintext state, paced and retried writes, ownership-safe prune.
+//!
 //! Depends on `vsync-crypto` only; store implementations live in
-//! `vsync-backends`. The `Source`/`Sink` traits and sync orchestration land
-//! with the sink issue.
+//! `vsync-backends`, sinks in `vsync-sinks`.
 
 #![forbid(unsafe_code)]
 
 pub mod bundle;
 pub mod dotenv;
+pub mod sink;
 pub mod store;
+pub mod sync;
 pub mod timestamp;
 pub mod vault;

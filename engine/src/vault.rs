@@ -80,6 +80,23 @@ impl Layout {
         format!("{}audit.csv", self.prefix)
     }
 
+    /// `<prefix>sync/<target>.enc`: the sealed record of what `vsync sync`
+    /// last applied to a target (fingerprints and revisions, no values).
+    /// Characters outside `[A-Za-z0-9._=-]` in the target become `_`.
+    pub fn sync_record_key(&self, target: &str) -> String {
+        let safe: String = target
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._=-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{}sync/{safe}.enc", self.prefix)
+    }
+
     /// `<prefix>manifest` (runtime-library layout).
     pub fn manifest_key(&self) -> String {
         format!("{}manifest", self.prefix)

@@ -1,5 +1,8 @@
 //! `Sink` implementations that fan the vault out to platforms: GitHub Actions
 //! (sealed boxes), GCP Secret Manager, AWS Secrets Manager, Azure Key Vault and
-//! HashiCorp Vault KV v2. One module per platform behind a cargo feature.
-//!
-//! Empty until the `Sink` trait exists in `vsync-engine`.
+//! HashiCorp Vault KV v2. One module per platform behind a cargo feature;
+//! every sink takes a base URL so tests and self-hosted or enterprise
+//! endpoints work. The trait, planning, pacing and retries live in
+//! `vsync-engine`; a sink only lists, reads and writes.
+
+#![forbid(unsafe_code)]

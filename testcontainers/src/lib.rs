@@ -12,9 +12,13 @@
 //! - [`ForwardProxy`]: a plain HTTP forward proxy that counts requests, to
 //!   prove that a client honours `HTTP_PROXY`.
 //!
+//! - [`faults`]: the fault injection (429 bursts, broken writes) and write
+//!   counters every platform fake shares, for the sink suite.
+//!
 //! Every handle stops its service when dropped.
 #![forbid(unsafe_code)]
 
+pub mod faults;
 mod proxy;
 mod s3;
 

@@ -1,0 +1,264 @@
+//! Applying a plan: writes paced within the platform's budget, retried on
+//! 429 and 5xx with backoff, never retried on any other refusal.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use tokio::time::Instant;
+
+use crate::sink::{Applied, Batch, Change, RateBudget, Sink, SinkError};
+
+/// How failed platform calls are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included.
+    pub attempts: u32,
+    /// The first backoff; doubled after every retryable failure.
+    pub base_delay: Duration,
+    /// The longest single wait, whatever the platform's `Retry-After` says.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 6,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A token bucket over the platform's write budget, shared by every
+/// worker of one sync. A 429 pauses all workers, not only the one that
+/// got it: the platform throttles the caller, not the request.
+pub(super) struct Pacer {
+    interval: Option<Duration>,
+    burst: f64,
+    state: Mutex<PacerState>,
+}
+
+struct PacerState {
+    tokens: f64,
+    refilled_at: Instant,
+    paused_until: Option<Instant>,
+}
+
+impl Pacer {
+    pub(super) fn new(budget: &RateBudget) -> Self {
+        let burst = f64::from(budget.burst.max(1));
+        Pacer {
+            interval: budget
+                .writes_per_minute
+                .map(|per_minute| Duration::from_secs(60) / per_minute.max(1)),
+            burst,
+            state: Mutex::new(PacerState {
+                tokens: burst,
+                refilled_at: Instant::now(),
+                paused_until: None,
+            }),
+        }
+    }
+
+    /// Waits until one more write fits the budget.
+    pub(super) async fn acquire(&self) {
+        loop {
+            let wait = {
+                let mut state = self.state.lock().expect("pacer lock");
+                let now = Instant::now();
+                match state.paused_until {
+                    Some(until) if until > now => until - now,
+                    _ => match self.interval {
+                        None => return,
+                        Some(interval) => {
+                            let earned = now.duration_since(state.refilled_at).as_secs_f64()
+                                / interval.as_secs_f64();
+                            state.tokens = (state.tokens + earned).min(self.burst);
+                            state.refilled_at = now;
+                            if state.tokens >= 1.0 {
+                                state.tokens -= 1.0;
+                                return;
+                            }
+                            interval.mul_f64(1.0 - state.tokens)
+                        }
+                    },
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Holds every worker back for `delay`.
+    pub(super) fn pause(&self, delay: Duration) {
+        let mut state = self.state.lock().expect("pacer lock");
+        let until = Instant::now() + delay;
+        if state.paused_until.is_none_or(|current| current < until) {
+            state.paused_until = Some(until);
+        }
+    }
+}
+
+/// Runs `call` until it succeeds, fails for good, or runs out of attempts;
+/// waits the platform's `Retry-After` on a 429 (pausing `pacer`, if any)
+/// and an exponential backoff on a 5xx.
+pub(super) async fn with_retries<T, F, Fut>(
+    policy: &RetryPolicy,
+    pacer: Option<&Pacer>,
+    mut call: F,
+) -> Result<T, SinkError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SinkError>>,
+{
+    let mut backoff = policy.base_delay;
+    let mut attempt = 1;
+    loop {
+        if let Some(pacer) = pacer {
+            pacer.acquire().await;
+        }
+        match call().await {
+            Err(error) if error.is_retryable() && attempt < policy.attempts => {
+                let delay = match &error {
+                    SinkError::RateLimited {
+                        retry_after: Some(after),
+                    } => *after,
+                    _ => backoff,
+                }
+                .min(policy.max_delay);
+                match pacer {
+                    Some(pacer) => pacer.pause(delay),
+                    None => tokio::time::sleep(delay).await,
+                }
+                backoff = (backoff * 2).min(policy.max_delay);
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Applies `changes` through `sink`, batched per its capabilities, at most
+/// `budget.max_in_flight` calls at once; one result per change, in order.
+pub(super) async fn execute(
+    sink: &dyn Sink,
+    changes: &[Change<'_>],
+    budget: &RateBudget,
+    policy: &RetryPolicy,
+) -> Vec<Result<Applied, SinkError>> {
+    let pacer = Pacer::new(budget);
+    let batch_len = match sink.capabilities().batch {
+        Batch::One => 1,
+        Batch::All => changes.len().max(1),
+    };
+    let mut results: Vec<(usize, Vec<Result<Applied, SinkError>>)> =
+        stream::iter(changes.chunks(batch_len).enumerate())
+            .map(|(index, batch)| {
+                let pacer = &pacer;
+                async move {
+                    let outcome = with_retries(policy, Some(pacer), || async {
+                        let results = sink.apply(batch).await;
+                        // Retry the batch only when every change in it failed
+                        // retryably; a partial batch result is final.
+                        match results.iter().find_map(|result| {
+                            result.as_ref().err().filter(|error| error.is_retryable())
+                        }) {
+                            Some(error) if results.iter().all(Result::is_err) => Err(error.clone()),
+                            _ => Ok(results),
+                        }
+                    })
+                    .await;
+                    let results = outcome.unwrap_or_else(|error| vec![Err(error); batch.len()]);
+                    (index, results)
+                }
+            })
+            .buffer_unordered(budget.max_in_flight.max(1))
+            .collect()
+            .await;
+    results.sort_by_key(|(index, _)| *index);
+    results
+        .into_iter()
+        .flat_map(|(_, results)| results)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    fn fast() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 4,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(20),
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_rate_limits_and_server_errors_then_succeeds() {
+        let calls = AtomicU32::new(0);
+        let result = with_retries(&fast(), None, || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(SinkError::RateLimited {
+                    retry_after: Some(Duration::from_millis(5)),
+                }),
+                1 => Err(SinkError::Unavailable("502".into())),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn never_retries_a_refusal() {
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = with_retries(&fast(), None, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(SinkError::Rejected("422".into()))
+        })
+        .await;
+        assert!(matches!(result, Err(SinkError::Rejected(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_last_attempt() {
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = with_retries(&fast(), None, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(SinkError::Unavailable("503".into()))
+        })
+        .await;
+        assert!(matches!(result, Err(SinkError::Unavailable(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pacer_allows_the_burst_then_spaces_writes() {
+        let pacer = Pacer::new(&RateBudget {
+            max_in_flight: 1,
+            writes_per_minute: Some(60),
+            burst: 2,
+        });
+        let start = Instant::now();
+        for _ in 0..4 {
+            pacer.acquire().await;
+        }
+        // Two from the burst, then one per second.
+        assert_eq!(start.elapsed().as_secs(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_holds_every_caller() {
+        let pacer = Pacer::new(&RateBudget::unpaced(4));
+        pacer.pause(Duration::from_secs(3));
+        let start = Instant::now();
+        pacer.acquire().await;
+        assert_eq!(start.elapsed().as_secs(), 3);
+    }
+}

@@ -1,0 +1,532 @@
+//! Sync orchestration: the vault's secrets onto one [`Sink`] target.
+//!
+//! 1. **Preflight** every vault key before the first write: the platform
+//!    name it maps to, the name grammar, two keys landing on one name (case
+//!    folding included), value size and type, the platform's count cap.
+//!    One problem refuses the whole sync.
+//! 2. **Diff without plaintext state**: the [`record`] keeps, per platform
+//!    name, a keyed fingerprint of the value vsync last wrote and the
+//!    platform's revision right after. Readable platforms are read only
+//!    where the record cannot vouch for the value; write-only platforms
+//!    (GitHub) are compared by fingerprint, and a revision that moved since
+//!    the last apply is reported as drift (an edit made elsewhere).
+//! 3. **Apply** only the changes, concurrently within the platform's rate
+//!    budget, retrying 429 and 5xx with backoff, never another 4xx; record
+//!    what succeeded even when something failed, so a re-run finishes the
+//!    rest.
+//! 4. **Prune** (opt-in, capped by `max_deletes`) only names the record says
+//!    vsync wrote and, where the platform labels secrets, that still carry
+//!    `managed-by=vsync`.
+
+mod apply;
+mod plan;
+pub mod record;
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use vsync_crypto::fingerprint::FingerprintKey;
+
+use crate::sink::{Change, RateBudget, SecretValue, Sink, SinkError};
+use crate::store::StoreError;
+
+pub use apply::RetryPolicy;
+use apply::{execute, with_retries};
+pub use record::RecordStore;
+use record::{RecordDelta, RecordEntry};
+
+/// One vault secret to sync: its vault key and value.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    /// The vault key (as written in `.env.<env>`).
+    pub key: String,
+    /// The value.
+    pub value: SecretValue,
+}
+
+/// What a sync does with one platform name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Write a name the platform does not have.
+    Create,
+    /// Overwrite a name whose value differs, or cannot be known to match.
+    Update,
+    /// Nothing to write.
+    Unchanged,
+    /// Delete a name vsync owns that the vault no longer has (`--prune`).
+    Prune,
+    /// A name vsync owns that the vault no longer has, left in place.
+    Stale,
+}
+
+impl Action {
+    fn writes(self) -> bool {
+        matches!(self, Action::Create | Action::Update | Action::Prune)
+    }
+}
+
+/// An edit made on the platform outside vsync, noticed by the diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Drift {
+    /// Changed since vsync's last write (another value, or a new revision).
+    Edited,
+    /// vsync wrote it, and it is gone.
+    Deleted,
+    /// It existed before vsync ever wrote it, and its value cannot be read.
+    Unknown,
+}
+
+/// One line of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedSecret {
+    /// The platform name.
+    pub name: String,
+    /// The vault key it comes from.
+    pub key: Option<String>,
+    /// What the sync does.
+    pub action: Action,
+    /// An edit made outside vsync, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
+    /// Why an owned name is left alone, if it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<String>,
+}
+
+/// A preflight problem that refuses the sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// The vault key, when the problem is about one.
+    pub key: Option<String>,
+    /// The platform name, when the problem is about one.
+    pub name: Option<String>,
+    /// What is wrong and what to change.
+    pub problem: String,
+}
+
+impl Refusal {
+    fn for_key(key: &str, name: &str, problem: String) -> Self {
+        Refusal {
+            key: Some(key.to_owned()),
+            name: Some(name.to_owned()),
+            problem,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.key, &self.name) {
+            (Some(key), Some(name)) if key != name => {
+                write!(f, "{key} (as {name}): {}", self.problem)
+            }
+            (Some(key), _) => write!(f, "{key}: {}", self.problem),
+            (None, Some(name)) => write!(f, "{name}: {}", self.problem),
+            (None, None) => f.write_str(&self.problem),
+        }
+    }
+}
+
+/// How a sync runs.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Plan only; write nothing, not even the record.
+    pub dry_run: bool,
+    /// Delete owned names the vault no longer has.
+    pub prune: bool,
+    /// The most deletions one sync may make; more refuses the sync.
+    pub max_deletes: usize,
+    /// Retries of failed calls.
+    pub retry: RetryPolicy,
+    /// Overrides the sink's declared rate budget (tests, benchmarks, or a
+    /// platform plan with higher limits).
+    pub rate: Option<RateBudget>,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            dry_run: false,
+            prune: false,
+            max_deletes: 10,
+            retry: RetryPolicy::default(),
+            rate: None,
+        }
+    }
+}
+
+/// What became of one planned write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", content = "error", rename_all = "lowercase")]
+pub enum Outcome {
+    /// Nothing to do, or a dry run.
+    Skipped,
+    /// Written.
+    Applied,
+    /// The platform refused or failed; the message names no value.
+    Failed(String),
+}
+
+/// One secret's line in a sync report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretReport {
+    /// The plan line.
+    #[serde(flatten)]
+    pub plan: PlannedSecret,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// The overall result, for exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncStatus {
+    /// Nothing to write.
+    NoOp,
+    /// A dry run found writes to make.
+    Planned,
+    /// Every write succeeded.
+    Applied,
+    /// Some writes failed; the others are applied and recorded.
+    Partial,
+}
+
+/// What a sync did, per secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    /// The target, as the sink describes it.
+    pub target: String,
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// The overall result.
+    pub status: SyncStatus,
+    /// One line per platform name.
+    pub secrets: Vec<SecretReport>,
+    /// Problems that did not fail the sync (e.g. the record could not be
+    /// saved, so the next sync re-checks everything).
+    pub warnings: Vec<String>,
+}
+
+impl SyncReport {
+    /// How many lines have `action`.
+    pub fn count(&self, action: Action) -> usize {
+        self.secrets
+            .iter()
+            .filter(|secret| secret.plan.action == action)
+            .count()
+    }
+
+    /// How many writes failed.
+    pub fn failures(&self) -> usize {
+        self.secrets
+            .iter()
+            .filter(|secret| matches!(secret.outcome, Outcome::Failed(_)))
+            .count()
+    }
+}
+
+/// Why a sync did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Preflight found problems; nothing was written.
+    #[error("refused before any write: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Preflight(Vec<Refusal>),
+    /// `--prune` would delete more than `max_deletes`.
+    #[error(
+        "refused before any write: {planned} deletions planned, more than the limit of {max}; raise --max-deletes if that is intended"
+    )]
+    TooManyDeletes {
+        /// Deletions planned.
+        planned: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Listing or reading the platform failed; nothing was written.
+    #[error("could not read the target: {0}")]
+    Inventory(SinkError),
+    /// The sync record could not be read or written.
+    #[error("the sync record: {0}")]
+    Record(StoreError),
+    /// The sync record exists but cannot be used.
+    #[error("the sync record is unreadable: {0}")]
+    RecordUnreadable(String),
+}
+
+/// Syncs `desired` onto `sink`.
+pub async fn sync(
+    sink: &dyn Sink,
+    desired: &[Desired],
+    records: &RecordStore<'_>,
+    fingerprints: &FingerprintKey,
+    options: &SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    let caps = sink.capabilities();
+    let budget = options.rate.unwrap_or(caps.rate);
+    let deduped = plan::dedupe(desired);
+    let (mapped, mut refusals) = plan::preflight(sink, &deduped, fingerprints);
+
+    let inventory = with_retries(&options.retry, None, || sink.inventory())
+        .await
+        .map_err(SyncError::Inventory)?;
+    let record = records.load().await?;
+    let planned = plan::diff(
+        sink,
+        &mapped,
+        &inventory,
+        &record,
+        fingerprints,
+        &options.retry,
+        options.prune,
+    )
+    .await?;
+
+    if let Some(max) = caps.max_secrets {
+        let kept = planned
+            .iter()
+            .filter(|line| line.action != Action::Prune)
+            .count();
+        let named: HashSet<String> = planned
+            .iter()
+            .map(|line| caps.names.fold(&line.name))
+            .collect();
+        let foreign = inventory
+            .iter()
+            .filter(|found| !named.contains(&caps.names.fold(&found.name)))
+            .count();
+        if kept + foreign > max {
+            refusals.push(Refusal {
+                key: None,
+                name: None,
+                problem: format!(
+                    "the target would hold {} secrets ({kept} from vsync, {foreign} others), more than the platform's limit of {max}",
+                    kept + foreign
+                ),
+            });
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(SyncError::Preflight(refusals));
+    }
+    let deletions = planned
+        .iter()
+        .filter(|line| line.action == Action::Prune)
+        .count();
+    if deletions > options.max_deletes {
+        return Err(SyncError::TooManyDeletes {
+            planned: deletions,
+            max: options.max_deletes,
+        });
+    }
+
+    let writes: Vec<&PlannedSecret> = planned.iter().filter(|line| line.action.writes()).collect();
+    let mut report = SyncReport {
+        target: sink.target(),
+        dry_run: options.dry_run,
+        status: SyncStatus::NoOp,
+        secrets: Vec::new(),
+        warnings: Vec::new(),
+    };
+    if options.dry_run || writes.is_empty() {
+        report.status = if writes.is_empty() {
+            SyncStatus::NoOp
+        } else {
+            SyncStatus::Planned
+        };
+        report.secrets = planned
+            .into_iter()
+            .map(|plan| SecretReport {
+                plan,
+                outcome: Outcome::Skipped,
+            })
+            .collect();
+        if !options.dry_run {
+            let mut warnings = Vec::new();
+            refresh_record(
+                records,
+                record,
+                &mapped,
+                &inventory,
+                &report,
+                None,
+                &mut warnings,
+            )
+            .await;
+            report.warnings = warnings;
+        }
+        return Ok(report);
+    }
+
+    let changes: Vec<Change<'_>> = writes
+        .iter()
+        .map(|line| match line.action {
+            Action::Prune => Change::Delete { name: &line.name },
+            _ => {
+                let key = line.key.as_deref().expect("a write comes from a vault key");
+                let secret = mapped
+                    .iter()
+                    .find(|secret| secret.key == key)
+                    .expect("planned from mapped");
+                Change::Put {
+                    name: &line.name,
+                    value: secret.value,
+                    exists: line.action == Action::Update,
+                }
+            }
+        })
+        .collect();
+    let results = execute(sink, &changes, &budget, &options.retry).await;
+
+    let mut outcomes: HashMap<&str, Result<Option<String>, String>> = HashMap::new();
+    for (change, result) in changes.iter().zip(&results) {
+        outcomes.insert(
+            change.name(),
+            result
+                .as_ref()
+                .map(|applied| applied.revision.clone())
+                .map_err(ToString::to_string),
+        );
+    }
+    report.status = if outcomes.values().any(Result::is_err) {
+        SyncStatus::Partial
+    } else {
+        SyncStatus::Applied
+    };
+    report.secrets = planned
+        .iter()
+        .cloned()
+        .map(|plan| {
+            let outcome = match outcomes.get(plan.name.as_str()) {
+                None => Outcome::Skipped,
+                Some(Ok(_)) => Outcome::Applied,
+                Some(Err(message)) => Outcome::Failed(message.clone()),
+            };
+            SecretReport { plan, outcome }
+        })
+        .collect();
+
+    // Revisions the write responses did not carry come from one more listing.
+    let missing_revision = outcomes
+        .iter()
+        .any(|(name, outcome)| matches!(outcome, Ok(None)) && !is_prune(&planned, name));
+    let relisted = if missing_revision {
+        match with_retries(&options.retry, None, || sink.inventory()).await {
+            Ok(inventory) => Some(inventory),
+            Err(error) => {
+                report.warnings.push(format!(
+                    "could not list the target after writing ({error}); edits made elsewhere before the next sync will not be noticed"
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut warnings = Vec::new();
+    refresh_record(
+        records,
+        record,
+        &mapped,
+        relisted.as_deref().unwrap_or(&inventory),
+        &report,
+        Some(&outcomes),
+        &mut warnings,
+    )
+    .await;
+    report.warnings.extend(warnings);
+    Ok(report)
+}
+
+fn is_prune(planned: &[PlannedSecret], name: &str) -> bool {
+    planned
+        .iter()
+        .any(|line| line.name == name && line.action == Action::Prune)
+}
+
+/// Brings the record up to date with what this sync wrote and confirmed.
+async fn refresh_record(
+    records: &RecordStore<'_>,
+    record: record::Record,
+    mapped: &[plan::Mapped<'_>],
+    inventory: &[crate::sink::RemoteSecret],
+    report: &SyncReport,
+    outcomes: Option<&HashMap<&str, Result<Option<String>, String>>>,
+    warnings: &mut Vec<String>,
+) {
+    let revisions: HashMap<&str, Option<&String>> = inventory
+        .iter()
+        .map(|found| (found.name.as_str(), found.revision.as_ref()))
+        .collect();
+    let mut delta = RecordDelta::default();
+    for line in &report.secrets {
+        let plan = &line.plan;
+        let written = outcomes.and_then(|outcomes| outcomes.get(plan.name.as_str()));
+        match (plan.action, written) {
+            (Action::Prune, Some(Ok(_))) => delta.remove.push(plan.name.clone()),
+            (Action::Create | Action::Update, Some(Ok(revision))) => {
+                let secret = mapped
+                    .iter()
+                    .find(|secret| Some(secret.key) == plan.key.as_deref());
+                if let Some(secret) = secret {
+                    let revision = revision.clone().or_else(|| {
+                        revisions
+                            .get(plan.name.as_str())
+                            .copied()
+                            .flatten()
+                            .cloned()
+                    });
+                    delta.set.insert(
+                        plan.name.clone(),
+                        RecordEntry {
+                            key: secret.key.to_owned(),
+                            fingerprint: secret.fingerprint.clone(),
+                            revision,
+                        },
+                    );
+                }
+            }
+            (Action::Unchanged, _) => {
+                // Confirmed equal: adopt it, or refresh a revision that moved
+                // without the value changing.
+                let secret = mapped
+                    .iter()
+                    .find(|secret| Some(secret.key) == plan.key.as_deref());
+                let revision = revisions
+                    .get(plan.name.as_str())
+                    .copied()
+                    .flatten()
+                    .cloned();
+                if let Some(secret) = secret {
+                    let entry = RecordEntry {
+                        key: secret.key.to_owned(),
+                        fingerprint: secret.fingerprint.clone(),
+                        revision,
+                    };
+                    if record.secrets.get(&plan.name) != Some(&entry) {
+                        delta.set.insert(plan.name.clone(), entry);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // Recorded names that are neither wanted nor on the platform any more.
+    let present: HashSet<&str> = inventory.iter().map(|found| found.name.as_str()).collect();
+    let planned: HashSet<&str> = report
+        .secrets
+        .iter()
+        .map(|line| line.plan.name.as_str())
+        .collect();
+    for name in record.secrets.keys() {
+        if !present.contains(name.as_str()) && !planned.contains(name.as_str()) {
+            delta.remove.push(name.clone());
+        }
+    }
+    if let Err(error) = records.save(record, &delta).await {
+        warnings.push(format!(
+            "the sync record was not saved ({error}); the next sync will re-check every secret"
+        ));
+    }
+}
