@@ -35,6 +35,17 @@ impl From<profile::ProfileError> for Failure {
     }
 }
 
+impl Failure {
+    /// An exit code for an outcome the command has already reported (a
+    /// partial sync, a no-op under `--detailed-exitcode`).
+    pub fn reported(code: u8) -> Self {
+        Failure {
+            message: String::new(),
+            code,
+        }
+    }
+}
+
 /// A usage problem the parser cannot see (exit code 2, like clap's).
 fn usage(message: String) -> Failure {
     Failure { message, code: 2 }
@@ -70,6 +81,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Pull(args) => pull(&ctx, &runtime, args),
+        Command::Sync(args) => crate::sync::run(&ctx, &runtime, args),
         Command::Versions { env, json } => {
             let report = runtime.block_on(vsync_ops::versions(&ctx, &env))?;
             print_versions(&report, json);

@@ -5,6 +5,7 @@
 mod commands;
 mod progress;
 mod secret_input;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,6 +90,10 @@ enum Command {
         #[command(flatten)]
         passphrase: PassphraseArgs,
     },
+    /// Write the env's `.env.<env>` to a platform: GitHub Actions, GCP Secret
+    /// Manager, AWS Secrets Manager, Azure Key Vault or Vault KV v2. Checks
+    /// everything before the first write and writes only what changed.
+    Sync(sync::SyncArgs),
 }
 
 #[derive(Subcommand)]
@@ -207,7 +212,9 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            if !failure.message.is_empty() {
+                eprintln!("error: {}", failure.message);
+            }
             ExitCode::from(failure.code)
         }
     }

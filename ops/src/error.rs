@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use vsync_backends::s3::S3ConfigError;
 use vsync_engine::bundle::BundleError;
+use vsync_engine::sink::SinkError;
 use vsync_engine::store::StoreError;
+use vsync_engine::sync::SyncError;
 use vsync_engine::vault::{InvalidPrefix, VaultError};
 use vsync_local::backup::BackupError;
 use vsync_local::config::ConfigError;
@@ -119,6 +121,13 @@ pub enum OpsError {
     /// The user asked for something contradictory.
     #[error("{0}")]
     Usage(String),
+    /// A sync did not run: refused by preflight, or the platform or the
+    /// sync record could not be read.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// A sink could not be set up (a missing token, a bad URL).
+    #[error("{0}")]
+    SinkSetup(String),
     /// Local I/O failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -154,11 +163,19 @@ fn summarize(report: &DirtyReport) -> String {
     parts.join("; ")
 }
 
+/// Exit code of a sync with nothing to write, under `--detailed-exitcode`.
+pub const EXIT_SYNC_NOOP: i32 = 10;
+/// Exit code of a sync where some writes failed (the rest are applied).
+pub const EXIT_SYNC_PARTIAL: i32 = 11;
+/// Exit code of a sync refused before any write.
+pub const EXIT_SYNC_REFUSED: i32 = 12;
+
 impl OpsError {
     /// The process exit code for this failure (documented in the README):
     /// 2 usage or local setup, 3 the store (unreachable, denied,
     /// misconfigured), 4 a conflict another writer or the local state
-    /// caused, 5 a bundle that does not decrypt or verify, 1 anything else.
+    /// caused, 5 a bundle that does not decrypt or verify, 12 a sync refused
+    /// before any write, 1 anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
             OpsError::NoHome
@@ -173,7 +190,16 @@ impl OpsError {
             | OpsError::Prefix(_)
             | OpsError::S3Config(_)
             | OpsError::NoVaultFolder(_)
-            | OpsError::Usage(_) => 2,
+            | OpsError::Usage(_)
+            | OpsError::SinkSetup(_) => 2,
+            OpsError::Sync(err) => match err {
+                SyncError::Preflight(_) | SyncError::TooManyDeletes { .. } => EXIT_SYNC_REFUSED,
+                SyncError::Inventory(
+                    SinkError::Denied(_) | SinkError::NotFound(_) | SinkError::Misconfigured(_),
+                ) => 2,
+                SyncError::RecordUnreadable(_) => 5,
+                _ => 3,
+            },
             OpsError::Store(_) => 3,
             OpsError::Vault(err) => match err {
                 VaultError::Store { .. } => 3,

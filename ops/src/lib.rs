@@ -1,5 +1,5 @@
 //! The vault lifecycle as a library: `init`, `push`, `pull`, `versions`,
-//! the `.share` export/import and `runtime-token`, over the machine's local state
+//! the `.share` export/import, `runtime-token` and `sync`, over the machine's local state
 //! (`vsync-local`) and a [`Store`](vsync_engine::store::Store).
 //!
 //! Each operation takes a [`Context`] (where local state lives and which
@@ -12,17 +12,24 @@ mod context;
 mod error;
 mod lifecycle;
 mod share;
+mod sinks;
 mod store;
+mod sync;
 mod token;
 
 pub use context::{Context, Repo};
 pub use error::OpsError;
+pub use error::{EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED};
 pub use lifecycle::{
     InitOptions, InitReport, PullOptions, PullReport, PushOptions, PushReport, VersionEntry,
     VersionsReport, init, pull, push, versions,
 };
 pub use share::{ExportReport, ImportReport, export_share, generate_passphrase, import_share};
+pub use sinks::{GithubScope, SinkSettings};
 pub use store::{layout, open_store};
+pub use sync::{
+    ParserPolicy, RoutingFlags, Skipped, SyncOutcome, SyncRequest, Target, read_env_file, sync,
+};
 pub use token::{RuntimeToken, TokenOverrides, runtime_token};
 
 /// Where an operation reports its numbered steps (`[k/n] …` on stderr in

@@ -150,18 +150,18 @@ fn create_private_dir(dir: &Path) -> Result<(), OpsError> {
 }
 
 /// An env ready to work on: its config, key and paths.
-struct Env {
-    repo: Repo,
-    name: String,
-    config: EnvConfig,
+pub(crate) struct Env {
+    pub(crate) repo: Repo,
+    pub(crate) name: String,
+    pub(crate) config: EnvConfig,
     key: Zeroizing<String>,
     vault_folder: PathBuf,
-    vault_dir: PathBuf,
+    pub(crate) vault_dir: PathBuf,
     ledger_path: PathBuf,
 }
 
 impl Env {
-    fn load(ctx: &Context, env: &str) -> Result<Self, OpsError> {
+    pub(crate) fn load(ctx: &Context, env: &str) -> Result<Self, OpsError> {
         let repo = ctx.repo()?;
         let config = EnvConfig::load_for(&ctx.base, repo.name(), env)?;
         let key = ctx
@@ -187,7 +187,7 @@ impl Env {
     }
 
     /// The bundle key: PBKDF2 of the keystore value with the config's salt.
-    fn derive_key(&self) -> Key {
+    pub(crate) fn derive_key(&self) -> Key {
         Key::derive(
             self.key.as_bytes(),
             self.config.encryption.salt.as_bytes(),

@@ -1,0 +1,526 @@
+//! `vsync sync <env> <target>`: the env's `.env.<env>` onto one platform.
+//!
+//! Reading follows upstream (§3.3, §5.10): the line rules of
+//! [`vsync_engine::dotenv`], placeholder expansion, file references only for
+//! the suffixes passed with `--inline-file-suffix`, and only the keys passed
+//! with `--exclude-property` skipped. Routing flags are saved into the env
+//! config's `sync.<target>` block, as upstream does, so the next run needs
+//! none. Planning, pacing and the record of what was applied are the
+//! engine's ([`vsync_engine::sync`]).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Serialize;
+use vsync_crypto::fingerprint::FingerprintKey;
+use vsync_engine::dotenv::{self, Placeholders};
+use vsync_engine::sink::SecretValue;
+use vsync_engine::sync::{Desired, RecordStore, SyncOptions, SyncReport};
+use vsync_local::config::{AwsSync, AzureSync, GcpSync, GhSync, SyncTargets, VaultSync};
+
+use crate::lifecycle::Env;
+use crate::sinks::{SinkSettings, build_sink};
+use crate::store::{layout, open_store};
+use crate::{Context, OpsError, Progress};
+
+/// The platforms `vsync sync` writes to, by upstream's short names and the
+/// long ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// GitHub Actions secrets (`gh`).
+    GithubActions,
+    /// GCP Secret Manager (`gcp`).
+    GcpSecretManager,
+    /// AWS Secrets Manager (`aws`).
+    AwsSecretsManager,
+    /// Azure Key Vault (`azure`).
+    AzureKeyVault,
+    /// HashiCorp Vault KV v2 (`vault`).
+    VaultKv,
+}
+
+impl Target {
+    /// Every target with its short and long names.
+    pub const ALL: [(Target, &'static str, &'static str); 5] = [
+        (Target::GithubActions, "gh", "github-actions"),
+        (Target::GcpSecretManager, "gcp", "gcp-secret-manager"),
+        (Target::AwsSecretsManager, "aws", "aws-secrets-manager"),
+        (Target::AzureKeyVault, "azure", "azure-key-vault"),
+        (Target::VaultKv, "vault", "vault-kv"),
+    ];
+
+    /// The long name.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(target, ..)| *target == self)
+            .map(|(_, _, long)| *long)
+            .expect("listed")
+    }
+}
+
+impl FromStr for Target {
+    type Err = OpsError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .find(|(_, short, long)| text == *short || text == *long)
+            .map(|(target, ..)| *target)
+            .ok_or_else(|| {
+                let names: Vec<String> = Self::ALL
+                    .iter()
+                    .map(|(_, short, long)| format!("{short} ({long})"))
+                    .collect();
+                OpsError::Usage(format!(
+                    "unknown sync target {text:?}; use one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// Upstream's routing flags; each one given is saved into the config.
+#[derive(Debug, Clone, Default)]
+pub struct RoutingFlags {
+    /// `--gh-repo=<owner/name>`.
+    pub gh_repo: Option<String>,
+    /// `--gcp-project=<id>`.
+    pub gcp_project: Option<String>,
+    /// `--aws-region=<region>`.
+    pub aws_region: Option<String>,
+    /// `--aws-secret-prefix=<prefix>`.
+    pub aws_secret_prefix: Option<String>,
+    /// `--azure-vault=<name>`.
+    pub azure_vault: Option<String>,
+    /// `--vault-addr=<url>`.
+    pub vault_addr: Option<String>,
+    /// `--vault-mount=<mount>`.
+    pub vault_mount: Option<String>,
+    /// `--vault-path=<path>`.
+    pub vault_path: Option<String>,
+}
+
+/// How `.env.<env>` is read (upstream's parser flags).
+#[derive(Debug, Clone, Default)]
+pub struct ParserPolicy {
+    /// `--inline-file-suffix=`: keys ending in one of these name a file
+    /// whose content is synced under the stem (`SSH_KEY_PATH` → `SSH_KEY`).
+    pub inline_file_suffixes: Vec<String>,
+    /// `--exclude-property=`: keys not synced.
+    pub exclude: Vec<String>,
+}
+
+impl ParserPolicy {
+    /// Upstream's policy header, one line per rule.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if self.inline_file_suffixes.is_empty() {
+            lines.push("file references: (none — file refs disabled)".to_owned());
+        } else {
+            for suffix in &self.inline_file_suffixes {
+                lines.push(format!(
+                    "file references: *{suffix} → content of the named file"
+                ));
+            }
+        }
+        if self.exclude.is_empty() {
+            lines.push("excluded: (none — nothing skipped)".to_owned());
+        } else {
+            lines.push(format!("excluded: {}", self.exclude.join(", ")));
+        }
+        lines
+    }
+}
+
+/// What `vsync sync` should do.
+#[derive(Debug, Clone, Default)]
+pub struct SyncRequest {
+    /// Routing flags.
+    pub routing: RoutingFlags,
+    /// Parser flags.
+    pub parser: ParserPolicy,
+    /// Engine options: dry run, prune, the deletion cap, retries, rate.
+    pub options: SyncOptions,
+}
+
+/// A key `.env.<env>` holds that is not synced, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// The key.
+    pub key: String,
+    /// `excluded`.
+    pub reason: &'static str,
+}
+
+/// What `vsync sync` did.
+#[derive(Debug, Serialize)]
+pub struct SyncOutcome {
+    /// The platform.
+    pub platform: Target,
+    /// The file read.
+    pub env_file: PathBuf,
+    /// Keys not synced.
+    pub skipped: Vec<Skipped>,
+    /// The engine's report.
+    #[serde(flatten)]
+    pub report: SyncReport,
+}
+
+/// Syncs env `env` of the current repo to `target`.
+pub async fn sync(
+    ctx: &Context,
+    env: &str,
+    target: Target,
+    request: &SyncRequest,
+    settings: &SinkSettings,
+    progress: &dyn Progress,
+) -> Result<SyncOutcome, OpsError> {
+    let mut env = Env::load(ctx, env)?;
+    if remember_routing(&mut env.config.sync, target, &request.routing) {
+        env.config.save_for(&ctx.base, env.repo.name(), &env.name)?;
+    }
+    let env_file = env.vault_dir.join(format!(".env.{}", env.name));
+    progress.step(1, 3, &format!("reading {}", env_file.display()));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .ok_or(OpsError::NoHome)?;
+    let (desired, skipped) = read_env_file(&env_file, &request.parser, &home)?;
+    if desired.is_empty() {
+        return Err(OpsError::Usage(format!(
+            "{} has no keys to sync ({} skipped)",
+            env_file.display(),
+            skipped.len()
+        )));
+    }
+
+    let sink = build_sink(target, &env.name, env.config.sync.as_ref(), settings)?;
+    progress.step(
+        2,
+        3,
+        &format!("planning {} secrets for {}", desired.len(), sink.target()),
+    );
+    let store = open_store(&env.config)?;
+    let layout = layout(&env.config, env.repo.name(), &env.name)?;
+    let key = env.derive_key();
+    let records = RecordStore::new(store.as_ref(), &layout, &sink.target(), &key);
+    let fingerprints = FingerprintKey::derive(&key);
+    let step = if request.options.dry_run {
+        "planning only (--dry-run)"
+    } else {
+        "applying changes"
+    };
+    progress.step(3, 3, step);
+    let report = vsync_engine::sync::sync(
+        sink.as_ref(),
+        &desired,
+        &records,
+        &fingerprints,
+        &request.options,
+    )
+    .await
+    .map_err(OpsError::Sync)?;
+    for warning in &report.warnings {
+        progress.warn(warning);
+    }
+    Ok(SyncOutcome {
+        platform: target,
+        env_file,
+        skipped,
+        report,
+    })
+}
+
+/// Saves every routing flag given into the config's `sync` block; answers
+/// whether anything changed.
+fn remember_routing(sync: &mut Option<SyncTargets>, target: Target, flags: &RoutingFlags) -> bool {
+    let before = sync.clone();
+    let block = sync.get_or_insert_with(SyncTargets::default);
+    match target {
+        Target::GithubActions => {
+            if let Some(repo) = &flags.gh_repo {
+                let gh = block.gh.get_or_insert_with(|| GhSync {
+                    repo: repo.clone(),
+                    extra: Default::default(),
+                });
+                gh.repo = repo.clone();
+            }
+        }
+        Target::GcpSecretManager => {
+            if let Some(project) = &flags.gcp_project {
+                let gcp = block.gcp.get_or_insert_with(|| GcpSync {
+                    project: project.clone(),
+                    extra: Default::default(),
+                });
+                gcp.project = project.clone();
+            }
+        }
+        Target::AwsSecretsManager => {
+            if let Some(region) = &flags.aws_region {
+                let aws = block.aws.get_or_insert_with(|| AwsSync {
+                    region: region.clone(),
+                    secret_prefix: None,
+                    extra: Default::default(),
+                });
+                aws.region = region.clone();
+            }
+            if let (Some(prefix), Some(aws)) = (&flags.aws_secret_prefix, block.aws.as_mut()) {
+                aws.secret_prefix = Some(prefix.clone());
+            }
+        }
+        Target::AzureKeyVault => {
+            if let Some(name) = &flags.azure_vault {
+                let azure = block.azure.get_or_insert_with(|| AzureSync {
+                    vault_name: name.clone(),
+                    extra: Default::default(),
+                });
+                azure.vault_name = name.clone();
+            }
+        }
+        Target::VaultKv => {
+            if let Some(addr) = &flags.vault_addr {
+                let vault = block.vault.get_or_insert_with(|| VaultSync {
+                    addr: addr.clone(),
+                    mount: "secret".to_owned(),
+                    secret_path: String::new(),
+                    extra: Default::default(),
+                });
+                vault.addr = addr.clone();
+            }
+            if let Some(vault) = block.vault.as_mut() {
+                if let Some(mount) = &flags.vault_mount {
+                    vault.mount = mount.clone();
+                }
+                if let Some(path) = &flags.vault_path {
+                    vault.secret_path = path.clone();
+                }
+            }
+        }
+    }
+    if *block == SyncTargets::default() && before.is_none() {
+        *sync = None;
+    }
+    *sync != before
+}
+
+/// Reads `.env.<env>` into the secrets to sync, with upstream's rules:
+/// placeholders expanded, file references resolved (all or none: every
+/// unreadable file is named in one error and nothing is synced), excluded
+/// keys skipped.
+pub fn read_env_file(
+    path: &Path,
+    policy: &ParserPolicy,
+    home: &Path,
+) -> Result<(Vec<Desired>, Vec<Skipped>), OpsError> {
+    let text = vsync_crypto::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+        OpsError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    })?);
+    let vault_root = path.parent().unwrap_or(Path::new("."));
+    let places = Placeholders {
+        vault_root: &vault_root.to_string_lossy(),
+        home: &home.to_string_lossy(),
+    };
+    let suffixes: Vec<&str> = policy
+        .inline_file_suffixes
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let mut desired = Vec::new();
+    let mut skipped = Vec::new();
+    let mut unresolved = Vec::new();
+    for entry in dotenv::parse(&text) {
+        if policy.exclude.contains(&entry.key) {
+            skipped.push(Skipped {
+                key: entry.key,
+                reason: "excluded",
+            });
+            continue;
+        }
+        let value = dotenv::expand_placeholders(&entry.value, places);
+        match dotenv::file_reference_stem(&entry.key, &suffixes) {
+            Some(stem) => {
+                let file = vault_root.join(value.as_str());
+                match std::fs::read(&file).map(String::from_utf8) {
+                    Ok(Ok(content)) => desired.push(Desired {
+                        key: stem.to_owned(),
+                        value: SecretValue::from_text(&vsync_crypto::Zeroizing::new(content)),
+                    }),
+                    Ok(Err(_)) => unresolved.push(format!(
+                        "{} → {}: not UTF-8 text",
+                        entry.key,
+                        file.display()
+                    )),
+                    Err(error) => {
+                        unresolved.push(format!("{} → {}: {error}", entry.key, file.display()))
+                    }
+                }
+            }
+            None => desired.push(Desired {
+                key: entry.key,
+                value: SecretValue::from_text(&value),
+            }),
+        }
+    }
+    if !unresolved.is_empty() {
+        return Err(OpsError::Usage(format!(
+            "aborting sync — {} file reference(s) could not be resolved:\n  - {}",
+            unresolved.len(),
+            unresolved.join("\n  - ")
+        )));
+    }
+    Ok((desired, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(
+        text: &str,
+        policy: &ParserPolicy,
+        files: &[(&str, &str)],
+    ) -> Result<(Vec<(String, String)>, Vec<Skipped>), OpsError> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        let path = dir.path().join(".env.dev");
+        std::fs::write(&path, text).unwrap();
+        let (desired, skipped) = read_env_file(&path, policy, Path::new("/home/ada"))?;
+        let pairs = desired
+            .into_iter()
+            .map(|secret| (secret.key, secret.value.as_text().unwrap().to_owned()))
+            .collect();
+        Ok((pairs, skipped))
+    }
+
+    fn pair(key: &str, value: &str) -> (String, String) {
+        (key.to_owned(), value.to_owned())
+    }
+
+    #[test]
+    fn reads_keys_in_file_order_with_placeholders_expanded() {
+        let (pairs, skipped) = read(
+            "# comment\nA=1\nCERT_DIR=~/certs\nB=\"${HOME}/x\"\nA=2\n",
+            &ParserPolicy::default(),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            pairs,
+            [
+                pair("A", "1"),
+                pair("CERT_DIR", "/home/ada/certs"),
+                pair("B", "/home/ada/x"),
+                pair("A", "2")
+            ]
+        );
+        assert!(skipped.is_empty());
+    }
+
+    #[test]
+    fn file_references_only_for_the_suffixes_given() {
+        let text = "SSH_KEY_PATH=id_key\nOTHER_FILE=id_key\n";
+        let files = [("id_key", "-----BEGIN-----\nabc\n")];
+        let (none, _) = read(text, &ParserPolicy::default(), &files).unwrap();
+        assert_eq!(
+            none,
+            [pair("SSH_KEY_PATH", "id_key"), pair("OTHER_FILE", "id_key")]
+        );
+
+        let policy = ParserPolicy {
+            inline_file_suffixes: vec!["_PATH".into()],
+            ..ParserPolicy::default()
+        };
+        let (pairs, _) = read(text, &policy, &files).unwrap();
+        assert_eq!(
+            pairs,
+            [
+                pair("SSH_KEY", "-----BEGIN-----\nabc\n"),
+                pair("OTHER_FILE", "id_key")
+            ]
+        );
+    }
+
+    #[test]
+    fn every_unresolved_file_reference_is_named_and_nothing_is_synced() {
+        let policy = ParserPolicy {
+            inline_file_suffixes: vec!["_PATH".into()],
+            ..ParserPolicy::default()
+        };
+        let error = read("A_PATH=missing-a\nB=2\nC_PATH=missing-c\n", &policy, &[]).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("2 file reference(s)"), "{message}");
+        assert!(
+            message.contains("A_PATH") && message.contains("C_PATH"),
+            "{message}"
+        );
+        assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn excluded_keys_are_reported_as_skipped() {
+        let policy = ParserPolicy {
+            exclude: vec!["GITHUB_TOKEN".into()],
+            ..ParserPolicy::default()
+        };
+        let (pairs, skipped) = read("GITHUB_TOKEN=ghp_x\nA=1\n", &policy, &[]).unwrap();
+        assert_eq!(pairs, [pair("A", "1")]);
+        assert_eq!(
+            skipped,
+            [Skipped {
+                key: "GITHUB_TOKEN".into(),
+                reason: "excluded"
+            }]
+        );
+    }
+
+    #[test]
+    fn short_and_long_target_names_parse() {
+        for (target, short, long) in Target::ALL {
+            assert_eq!(short.parse::<Target>().unwrap(), target);
+            assert_eq!(long.parse::<Target>().unwrap(), target);
+            assert_eq!(target.name(), long);
+        }
+        assert!(
+            "github"
+                .parse::<Target>()
+                .unwrap_err()
+                .to_string()
+                .contains("gh (github-actions)")
+        );
+    }
+
+    #[test]
+    fn routing_flags_are_saved_and_kept() {
+        let mut sync = None;
+        let flags = RoutingFlags {
+            gh_repo: Some("acme/api".into()),
+            ..RoutingFlags::default()
+        };
+        assert!(remember_routing(&mut sync, Target::GithubActions, &flags));
+        assert_eq!(sync.as_ref().unwrap().gh.as_ref().unwrap().repo, "acme/api");
+        assert!(
+            !remember_routing(&mut sync, Target::GithubActions, &flags),
+            "same flags: no rewrite"
+        );
+        assert!(!remember_routing(
+            &mut sync,
+            Target::GithubActions,
+            &RoutingFlags::default()
+        ));
+        assert_eq!(sync.as_ref().unwrap().gh.as_ref().unwrap().repo, "acme/api");
+
+        let mut empty = None;
+        assert!(!remember_routing(
+            &mut empty,
+            Target::VaultKv,
+            &RoutingFlags::default()
+        ));
+        assert!(empty.is_none(), "no flags, no sync block written");
+    }
+}
