@@ -379,11 +379,9 @@ pub fn read_env_file(
 mod tests {
     use super::*;
 
-    fn read(
-        text: &str,
-        policy: &ParserPolicy,
-        files: &[(&str, &str)],
-    ) -> Result<(Vec<(String, String)>, Vec<Skipped>), OpsError> {
+    type Read = (Vec<(String, String)>, Vec<Skipped>);
+
+    fn read(text: &str, policy: &ParserPolicy, files: &[(&str, &str)]) -> Result<Read, OpsError> {
         let dir = tempfile::tempdir().unwrap();
         for (name, content) in files {
             std::fs::write(dir.path().join(name), content).unwrap();
