@@ -522,3 +522,46 @@ async fn runtime_token_mints_a_blob_for_the_env() {
     let stderr = local.fails(&["runtime-token", "--env=dev"], 2).await;
     assert!(stderr.contains("--profile"), "{stderr}");
 }
+
+/// The runtime library reads what the binary pushed: the blob from
+/// `vsync runtime-token`, the key from the keystore, and `has_new_version`
+/// flips after the next `vsync push`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_library_opens_what_the_cli_pushed() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    let files = write_vault(&alice.vault(), "postgres://app@db/first");
+    alice.ok(&["push", "dev"]).await;
+    let blob = alice.ok(&["runtime-token", "--env=dev"]).await;
+    let passphrase = std::fs::read_to_string(alice.key_file()).unwrap();
+
+    let options = vsync_s3_client::Options::new().default_value("LOG_LEVEL", "info");
+    let app = vsync_s3_client::open_with(blob.trim(), passphrase.trim(), options)
+        .await
+        .unwrap();
+    let database_url = app.get_env("DATABASE_URL").unwrap();
+    assert_eq!(database_url.expose(), "postgres://app@db/first");
+    assert_eq!(app.get_env("API_KEY").unwrap().expose(), "k-123");
+    assert_eq!(app.get_env("LOG_LEVEL").unwrap().expose(), "info");
+    let (_, service_account) = &files[1];
+    assert_eq!(
+        app.get_as_content("gcp/service-account.json")
+            .unwrap()
+            .expose(),
+        service_account.as_slice()
+    );
+    assert!(!app.has_new_version().await.unwrap());
+
+    write_vault(&alice.vault(), "postgres://app@db/second");
+    alice.ok(&["push", "dev"]).await;
+    assert!(
+        app.has_new_version().await.unwrap(),
+        "a second push is seen"
+    );
+    assert_eq!(
+        app.get_env("DATABASE_URL").unwrap().expose(),
+        "postgres://app@db/first",
+        "the open handle keeps the values it booted with"
+    );
+}
