@@ -240,3 +240,131 @@ pub(super) async fn diff(
     }
     Ok(planned)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use vsync_crypto::Key;
+
+    use super::*;
+    use crate::sink::{
+        Alphabet, Applied, Batch, Capabilities, Change, Deletion, NameRules, RateBudget, SinkError,
+    };
+
+    /// A sink with Azure's rules, for preflight: it is never called.
+    struct AzureRules(Capabilities);
+
+    #[async_trait::async_trait]
+    impl Sink for AzureRules {
+        fn capabilities(&self) -> &Capabilities {
+            &self.0
+        }
+        fn target(&self) -> String {
+            "rules-only".into()
+        }
+        fn map_name(&self, key: &str) -> String {
+            key.replace(['_', '.'], "-")
+        }
+        async fn inventory(&self) -> Result<Vec<RemoteSecret>, SinkError> {
+            Err(SinkError::Rejected("preflight lists nothing".into()))
+        }
+        async fn read(&self, _: &str) -> Result<Option<SecretValue>, SinkError> {
+            Err(SinkError::Rejected("preflight reads nothing".into()))
+        }
+        async fn apply(&self, changes: &[Change<'_>]) -> Vec<Result<Applied, SinkError>> {
+            changes
+                .iter()
+                .map(|_| Err(SinkError::Rejected("preflight writes nothing".into())))
+                .collect()
+        }
+    }
+
+    fn azure() -> AzureRules {
+        AzureRules(Capabilities {
+            readable: true,
+            names: NameRules {
+                max_len: 127,
+                alphabet: Alphabet::AsciiAlphanumericAnd("-"),
+                leading_digit: true,
+                reserved_prefixes: &[],
+                case_insensitive: true,
+                refuses_arn_suffix: false,
+            },
+            max_value_bytes: 16,
+            max_secrets: None,
+            text_only: true,
+            empty_values: false,
+            tags: true,
+            deletion: Deletion::Recoverable,
+            batch: Batch::One,
+            rate: RateBudget::unpaced(1),
+        })
+    }
+
+    fn desired(pairs: &[(&str, &[u8])]) -> Vec<Desired> {
+        pairs
+            .iter()
+            .map(|(key, value)| Desired {
+                key: (*key).to_owned(),
+                value: SecretValue::new(vsync_crypto::Zeroizing::new(value.to_vec())),
+            })
+            .collect()
+    }
+
+    fn refusals(pairs: &[(&str, &[u8])]) -> Vec<Refusal> {
+        let desired = desired(pairs);
+        let deduped = dedupe(&desired);
+        let key = Key::derive(b"k", b"s", NonZeroU32::new(1).unwrap());
+        preflight(&azure(), &deduped, &FingerprintKey::derive(&key)).1
+    }
+
+    #[test]
+    fn a_later_duplicate_wins() {
+        let desired = desired(&[("A", b"1"), ("B", b"2"), ("A", b"3")]);
+        let kept: Vec<(&str, &[u8])> = dedupe(&desired)
+            .iter()
+            .map(|secret| (secret.key.as_str(), secret.value.as_bytes()))
+            .collect();
+        assert_eq!(kept, [("B", &b"2"[..]), ("A", &b"3"[..])]);
+    }
+
+    #[test]
+    fn a_lossy_transform_collision_is_refused_naming_both_keys() {
+        let found = refusals(&[("DB_PASS", b"1"), ("db-pass", b"2"), ("OK", b"3")]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].problem.contains("DB_PASS, db-pass"),
+            "{}",
+            found[0].problem
+        );
+        assert!(
+            found[0].problem.contains("ignores case"),
+            "{}",
+            found[0].problem
+        );
+    }
+
+    #[test]
+    fn size_emptiness_and_binary_values_are_refused_without_echoing_them() {
+        let found = refusals(&[
+            ("BIG", b"0123456789abcdefXYZ"),
+            ("EMPTY", b""),
+            ("BINARY", &[0xff, 0xfe]),
+            ("BAD:NAME", b"fine"),
+        ]);
+        let text: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 4, "{text:?}");
+        assert!(
+            text[0].starts_with("BIG: the value is 19 bytes"),
+            "{text:?}"
+        );
+        assert!(text[1].contains("empty"), "{text:?}");
+        assert!(text[2].contains("UTF-8"), "{text:?}");
+        assert!(text[3].contains("':' is not allowed"), "{text:?}");
+        assert!(
+            text.iter().all(|line| !line.contains("XYZ")),
+            "values never appear: {text:?}"
+        );
+    }
+}
