@@ -36,7 +36,7 @@ impl From<profile::ProfileError> for Failure {
 }
 
 /// A usage problem the parser cannot see (exit code 2, like clap's).
-fn usage(message: String) -> Failure {
+pub fn usage(message: String) -> Failure {
     Failure { message, code: 2 }
 }
 
@@ -54,14 +54,13 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Profile(command) => run_profile(&ctx, command),
         Command::Init(args) => init(&ctx, args),
-        Command::Push { env, force } => {
+        Command::Push { env, force, audit } => {
             let progress = StderrProgress::new();
-            let report = runtime.block_on(vsync_ops::push(
-                &ctx,
-                &env,
-                &PushOptions { force },
-                &progress,
-            ))?;
+            let options = PushOptions {
+                force,
+                audit: audit.into(),
+            };
+            let report = runtime.block_on(vsync_ops::push(&ctx, &env, &options, &progress))?;
             drop(progress);
             println!(
                 "pushed {} (version: {}, generation {}, {} files)",
@@ -79,9 +78,17 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             env,
             out,
             passphrase,
+            audit,
         } => {
             let given = passphrase_if_given(&passphrase)?;
-            let report = export_share(&ctx, &env, out.as_deref(), given)?;
+            let report = runtime.block_on(export_share(
+                &ctx,
+                &env,
+                out.as_deref(),
+                given,
+                &audit.into(),
+                &StderrProgress::new(),
+            ))?;
             println!("wrote {}", report.path.display());
             println!("passphrase: {}", report.passphrase.as_str());
             eprintln!(
@@ -123,10 +130,18 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             path,
             file,
             passphrase,
+            audit,
         } => {
             let file = path.or(file).expect("clap requires one of them");
             let passphrase = read_passphrase(&passphrase)?;
-            let report = import_share(&ctx, &env, &file, &passphrase)?;
+            let report = runtime.block_on(import_share(
+                &ctx,
+                &env,
+                &file,
+                &passphrase,
+                &audit.into(),
+                &StderrProgress::new(),
+            ))?;
             if let Some(share_env) = &report.share_env {
                 eprintln!("note: the share was exported from env {share_env:?}; saved as {env:?}");
             }
@@ -142,6 +157,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Audit(args) => crate::lifecycle::audit(&ctx, &runtime, args),
     }
 }
 
@@ -306,6 +322,7 @@ fn pull(ctx: &Context, runtime: &tokio::runtime::Runtime, args: PullArgs) -> Res
         backup: args.backup,
         force: args.force,
         accept_rollback: args.accept_rollback,
+        audit: args.audit.into(),
     };
     let progress = StderrProgress::new();
     let report = runtime.block_on(vsync_ops::pull(ctx, &args.env, &options, &progress))?;

@@ -3,6 +3,7 @@
 //! to stderr; failures exit with the code `OpsError::exit_code` gives.
 
 mod commands;
+mod lifecycle;
 mod progress;
 mod secret_input;
 
@@ -38,6 +39,8 @@ enum Command {
         /// Push even if the remote moved on since this machine last synced.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        audit: AuditArgs,
     },
     /// Download a version into the vault folder (a backup is made first).
     Pull(PullArgs),
@@ -58,6 +61,8 @@ enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         passphrase: PassphraseArgs,
+        #[command(flatten)]
+        audit: AuditArgs,
     },
     /// Print the `vsync-cfg-v1:` blob an application reads from
     /// `VSYNC_CONFIG` (its `VSYNC_PASSPHRASE` is the env's key from the
@@ -88,7 +93,12 @@ enum Command {
         file: Option<PathBuf>,
         #[command(flatten)]
         passphrase: PassphraseArgs,
+        #[command(flatten)]
+        audit: AuditArgs,
     },
+    /// Show the env's audit log (who pushed, pulled, exported, imported or
+    /// rotated, and when), newest first.
+    Audit(AuditLogArgs),
 }
 
 #[derive(Subcommand)]
@@ -178,6 +188,52 @@ struct PullArgs {
     /// Accept a remote older than the last version this machine synced.
     #[arg(long)]
     accept_rollback: bool,
+    #[command(flatten)]
+    audit: AuditArgs,
+}
+
+/// The audit-log flags of the verbs that append to it (push, pull, export,
+/// import, rotate-passphrase). `$VSYNC_AUDIT_META` (a JSON object) and
+/// `$VSYNC_AUDIT_NOTE` add to every row; these flags win over them.
+#[derive(Args)]
+struct AuditArgs {
+    /// Do not append to the bucket's audit log this time.
+    #[arg(long)]
+    no_audit: bool,
+    /// Extra `key=value` for the row's meta (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = vsync_ops::parse_meta_pair)]
+    meta: Vec<(String, String)>,
+    /// A note for the row (its meta's `note`).
+    #[arg(long)]
+    note: Option<String>,
+}
+
+impl From<AuditArgs> for vsync_ops::AuditOptions {
+    fn from(args: AuditArgs) -> Self {
+        Self {
+            skip: args.no_audit,
+            meta: args.meta,
+            note: args.note,
+        }
+    }
+}
+
+#[derive(Args)]
+struct AuditLogArgs {
+    /// The env.
+    env: String,
+    /// Print the log as CSV (header and every row).
+    #[arg(long, conflicts_with_all = ["json", "limit"])]
+    csv: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// Show at most this many rows (default 50).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "all")]
+    limit: Option<u64>,
+    /// Show every row.
+    #[arg(long)]
+    all: bool,
 }
 
 /// Where a share passphrase comes from: `--passphrase-file`,

@@ -522,3 +522,106 @@ async fn runtime_token_mints_a_blob_for_the_env() {
     let stderr = local.fails(&["runtime-token", "--env=dev"], 2).await;
     assert!(stderr.contains("--profile"), "{stderr}");
 }
+
+fn audit_rows(json: &str) -> Vec<serde_json::Value> {
+    let doc: serde_json::Value = serde_json::from_str(json).unwrap();
+    doc["rows"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_records_each_verb_and_racing_appends_all_land() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    assert!(
+        alice
+            .ok(&["audit", "dev"])
+            .await
+            .contains("(no audit log yet for acme_web/dev)")
+    );
+    write_vault(&alice.vault(), "postgres://audited");
+    let output = alice
+        .command(&["push", "dev", "--note=first deploy", "--meta=ticket=OPS-7"])
+        .env("VSYNC_AUDIT_META", r#"{"ci":true,"ticket":"OPS-1"}"#)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    alice.ok(&["push", "dev", "--no-audit"]).await;
+
+    // Two pulls at once: both rows land (the loser of the log's
+    // compare-and-swap rereads and retries).
+    let pulls: Vec<_> = (0..2)
+        .map(|_| alice.command(&["pull", "dev", "--force"]).output())
+        .collect();
+    for pull in pulls {
+        let output = pull.await.unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert!(
+            !String::from_utf8_lossy(&output.stderr).contains("audit"),
+            "{output:?}"
+        );
+    }
+
+    let rows = audit_rows(&alice.ok(&["audit", "dev", "--json"]).await);
+    let actions: Vec<&str> = rows.iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["pull", "pull", "push"], "newest first: {rows:?}");
+    let push = &rows[2];
+    assert_eq!(
+        push["meta"],
+        r#"{"ci":"true","ticket":"OPS-7","note":"first deploy"}"#
+    );
+    // The unaudited second push is what the pulls fetched.
+    assert!(push["version_ts"].as_str().unwrap() < rows[0]["version_ts"].as_str().unwrap());
+    assert_eq!(push["bun_version"], "");
+    assert!(push["vsync_version"].as_str().unwrap().ends_with("+rust"));
+
+    let table = alice.ok(&["audit", "dev"]).await;
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("TS "), "{table}");
+    assert!(lines[0].contains("ACTION  VERSION"), "{table}");
+    assert!(lines[1].starts_with("---"), "{table}");
+    assert_eq!(lines.len(), 5, "{table}");
+    assert!(lines[4].contains("first deploy"), "{table}");
+    assert!(lines[4].contains("ci=true, ticket=OPS-7"), "{table}");
+    let limited = alice.ok(&["audit", "dev", "--limit=1"]).await;
+    assert!(limited.contains("(2 older rows not shown; pass --all to see everything)"));
+
+    // The raw object is upstream's CSV.
+    let csv = alice.ok(&["audit", "dev", "--csv"]).await;
+    let stored = direct_store(&server)
+        .get("acme_web/dev/audit.csv")
+        .await
+        .unwrap()
+        .unwrap()
+        .body;
+    let stored = String::from_utf8(stored).unwrap();
+    assert!(stored.starts_with(
+        "ts,action,version_ts,hostname,local_ip,os_user,git_email,vsync_version,bun_version,meta\n"
+    ));
+    assert_eq!(stored.lines().count(), 4);
+    assert_eq!(csv.lines().count(), 4);
+    assert!(
+        stored.contains(r#""{""ci"":""true"",""ticket"":""OPS-7"",""note"":""first deploy""}""#)
+    );
+
+    // Exports and imports are recorded without a version.
+    let share = alice.home.join("dev.share");
+    let passphrase_file = alice.home.join("passphrase");
+    std::fs::write(&passphrase_file, "correct-horse-battery\n").unwrap();
+    alice
+        .ok(&[
+            "export",
+            "dev",
+            &format!("--out={}", share.display()),
+            &format!("--passphrase-file={}", passphrase_file.display()),
+        ])
+        .await;
+    let rows = audit_rows(&alice.ok(&["audit", "dev", "--json", "--all"]).await);
+    assert_eq!(rows[0]["action"], "export");
+    assert_eq!(rows[0]["version_ts"], "");
+
+    // A bad --meta is a usage error before anything runs.
+    let stderr = alice.fails(&["push", "dev", "--meta=novalue"], 2).await;
+    assert!(stderr.contains("key=value"), "{stderr}");
+}

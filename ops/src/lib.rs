@@ -1,5 +1,5 @@
 //! The vault lifecycle as a library: `init`, `push`, `pull`, `versions`,
-//! the `.share` export/import and `runtime-token`, over the machine's local state
+//! the `.share` export/import, `runtime-token` and the audit log, over the machine's local state
 //! (`vsync-local`) and a [`Store`](vsync_engine::store::Store).
 //!
 //! Each operation takes a [`Context`] (where local state lives and which
@@ -8,6 +8,7 @@
 //! here prints, prompts or exits.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod context;
 mod error;
 mod lifecycle;
@@ -15,6 +16,10 @@ mod share;
 mod store;
 mod token;
 
+pub use audit::{
+    AuditAction, AuditLog, AuditOptions, AuditRow, HEADER as AUDIT_HEADER, audit_log,
+    parse_meta_pair, render_csv,
+};
 pub use context::{Context, Repo};
 pub use error::OpsError;
 pub use lifecycle::{

@@ -14,6 +14,7 @@ use vsync_local::pin::{self, WriteOutcome};
 use vsync_local::{EnvConfig, backup, profile};
 use zeroize::Zeroizing;
 
+use crate::audit::{self, AuditAction, AuditOptions};
 use crate::{Context, OpsError, Progress, Repo, layout, open_store};
 
 /// What `init` should set up.
@@ -150,18 +151,18 @@ fn create_private_dir(dir: &Path) -> Result<(), OpsError> {
 }
 
 /// An env ready to work on: its config, key and paths.
-struct Env {
-    repo: Repo,
-    name: String,
-    config: EnvConfig,
-    key: Zeroizing<String>,
-    vault_folder: PathBuf,
-    vault_dir: PathBuf,
-    ledger_path: PathBuf,
+pub(crate) struct Env {
+    pub(crate) repo: Repo,
+    pub(crate) name: String,
+    pub(crate) config: EnvConfig,
+    pub(crate) key: Zeroizing<String>,
+    pub(crate) vault_folder: PathBuf,
+    pub(crate) vault_dir: PathBuf,
+    pub(crate) ledger_path: PathBuf,
 }
 
 impl Env {
-    fn load(ctx: &Context, env: &str) -> Result<Self, OpsError> {
+    pub(crate) fn load(ctx: &Context, env: &str) -> Result<Self, OpsError> {
         let repo = ctx.repo()?;
         let config = EnvConfig::load_for(&ctx.base, repo.name(), env)?;
         let key = ctx
@@ -187,9 +188,15 @@ impl Env {
     }
 
     /// The bundle key: PBKDF2 of the keystore value with the config's salt.
-    fn derive_key(&self) -> Key {
+    pub(crate) fn derive_key(&self) -> Key {
+        self.derive_key_from(&self.key)
+    }
+
+    /// The bundle key for another keystore value (a rotation's old or new
+    /// passphrase) with the config's salt.
+    pub(crate) fn derive_key_from(&self, passphrase: &str) -> Key {
         Key::derive(
-            self.key.as_bytes(),
+            passphrase.as_bytes(),
             self.config.encryption.salt.as_bytes(),
             DEFAULT_ITERATIONS,
         )
@@ -201,6 +208,8 @@ impl Env {
 pub struct PushOptions {
     /// Push even when the remote moved on since this machine last synced.
     pub force: bool,
+    /// The audit flags.
+    pub audit: AuditOptions,
 }
 
 /// What `push` published.
@@ -260,6 +269,20 @@ pub async fn push(
         SystemTime::now(),
     )?
     .save(&env.ledger_path)?;
+    audit::record(
+        ctx,
+        store.as_ref(),
+        &layout,
+        &env.config,
+        &options.audit,
+        audit::Entry {
+            action: AuditAction::Push,
+            version_ts: Some(&published.ts),
+            fixed_meta: &[],
+        },
+        progress,
+    )
+    .await;
     Ok(PushReport {
         target: format!("{}/{}", env.repo.name(), env.name),
         ts: published.ts,
@@ -273,7 +296,7 @@ pub async fn push(
 /// a push within the same second as the current version waits for the next
 /// second instead of failing; a remote further ahead is a clock problem
 /// that `publish` reports.
-async fn next_timestamp(head: Option<&RemoteHead>) -> Timestamp {
+pub(crate) async fn next_timestamp(head: Option<&RemoteHead>) -> Timestamp {
     const MAX_WAIT: Duration = Duration::from_secs(2);
     let started = std::time::Instant::now();
     loop {
@@ -299,6 +322,8 @@ pub struct PullOptions {
     pub force: bool,
     /// Accept a remote older than the last version this machine synced.
     pub accept_rollback: bool,
+    /// The audit flags.
+    pub audit: AuditOptions,
 }
 
 /// What `pull` wrote.
@@ -421,6 +446,20 @@ pub async fn pull(
         SystemTime::now(),
     )?
     .save(&env.ledger_path)?;
+    audit::record(
+        ctx,
+        store.as_ref(),
+        &layout,
+        &env.config,
+        &options.audit,
+        audit::Entry {
+            action: AuditAction::Pull,
+            version_ts: Some(&fetched.ts),
+            fixed_meta: &[],
+        },
+        progress,
+    )
+    .await;
     Ok(PullReport {
         target: format!("{}/{}", env.repo.name(), env.name),
         ts: fetched.ts.clone(),

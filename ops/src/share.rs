@@ -8,7 +8,8 @@ use vsync_crypto::frame;
 use vsync_local::{EnvConfig, pin};
 use zeroize::Zeroizing;
 
-use crate::{Context, OpsError};
+use crate::audit::{self, AuditAction, AuditOptions};
+use crate::{Context, OpsError, Progress, layout, open_store};
 
 /// Upstream's `EXPORT_BLOB_VERSION`.
 const EXPORT_VERSION: u64 = 2;
@@ -29,12 +30,14 @@ pub struct ExportReport {
 }
 
 /// Writes `<repo>-<env>.share` (or `out`) sealed with `passphrase`, or with
-/// a generated one.
-pub fn export_share(
+/// a generated one, and records an `export` row in the audit log.
+pub async fn export_share(
     ctx: &Context,
     env: &str,
     out: Option<&Path>,
     passphrase: Option<Zeroizing<String>>,
+    audit_options: &AuditOptions,
+    progress: &dyn Progress,
 ) -> Result<ExportReport, OpsError> {
     let repo = ctx.repo()?;
     let name = repo.name();
@@ -71,7 +74,54 @@ pub fn export_share(
         path: path.clone(),
         source,
     })?;
+    record_share_event(
+        ctx,
+        &config,
+        name,
+        env,
+        AuditAction::Export,
+        audit_options,
+        progress,
+    )
+    .await;
     Ok(ExportReport { path, passphrase })
+}
+
+/// Records an export or import in the env's audit log (best effort: a
+/// store that cannot even be opened is a warning too).
+async fn record_share_event(
+    ctx: &Context,
+    config: &EnvConfig,
+    repo: &str,
+    env: &str,
+    action: AuditAction,
+    options: &AuditOptions,
+    progress: &dyn Progress,
+) {
+    if options.skip || !config.audit.enabled {
+        return;
+    }
+    let target = open_store(config).and_then(|store| Ok((store, layout(config, repo, env)?)));
+    match target {
+        Ok((store, layout)) => {
+            let entry = audit::Entry {
+                action,
+                version_ts: None,
+                fixed_meta: &[],
+            };
+            audit::record(
+                ctx,
+                store.as_ref(),
+                &layout,
+                config,
+                options,
+                entry,
+                progress,
+            )
+            .await;
+        }
+        Err(err) => progress.warn(&format!("failed to record audit entry: {err}")),
+    }
 }
 
 fn json_string(text: &str) -> Zeroizing<String> {
@@ -137,12 +187,15 @@ pub struct ImportReport {
 }
 
 /// Opens a `.share` and installs its config and key for `env` (§5.6). The
-/// repo is `--repo`, else the `.vsync` pin, else the share's own.
-pub fn import_share(
+/// repo is `--repo`, else the `.vsync` pin, else the share's own. The
+/// `import` audit row follows the share's own `audit.enabled`.
+pub async fn import_share(
     ctx: &Context,
     env: &str,
     file: &Path,
     passphrase: &str,
+    audit_options: &AuditOptions,
+    progress: &dyn Progress,
 ) -> Result<ImportReport, OpsError> {
     let bytes = std::fs::read(file).map_err(|source| OpsError::Io {
         path: file.to_owned(),
@@ -190,6 +243,16 @@ pub fn import_share(
     let config_path = config.save_for(&ctx.base, &repo, env)?;
     ctx.keystore.set(&repo, env, &payload.key)?;
     let pin_written = pin::write(&toplevel, &repo)? == pin::WriteOutcome::Created;
+    record_share_event(
+        ctx,
+        &config,
+        &repo,
+        env,
+        AuditAction::Import,
+        audit_options,
+        progress,
+    )
+    .await;
     Ok(ImportReport {
         share_env: (payload.env != env).then(|| payload.env.clone()),
         repo,
