@@ -158,6 +158,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Audit(args) => crate::lifecycle::audit(&ctx, &runtime, args),
+        Command::RotatePassphrase(args) => crate::lifecycle::rotate(&ctx, &runtime, args),
     }
 }
 

@@ -1,9 +1,16 @@
-//! Printing for the lifecycle verbs beyond push/pull: `audit`.
+//! The lifecycle verbs beyond push/pull: `audit` and `rotate-passphrase`.
 
-use vsync_ops::{AuditLog, AuditRow, Context, render_csv};
+use std::io::IsTerminal;
 
-use crate::AuditLogArgs;
-use crate::commands::Failure;
+use vsync_ops::{
+    AuditLog, AuditRow, Context, NewPassphrase, RotateOptions, render_csv, rotate_passphrase,
+};
+use zeroize::Zeroizing;
+
+use crate::commands::{Failure, usage};
+use crate::progress::StderrProgress;
+use crate::secret_input::read_secret;
+use crate::{AuditLogArgs, RotateArgs};
 
 /// `vsync audit`'s default number of rows.
 const DEFAULT_LIMIT: usize = 50;
@@ -110,4 +117,81 @@ fn print_table(log: &AuditLog) {
             if hidden == 1 { "" } else { "s" }
         );
     }
+}
+
+pub fn rotate(
+    ctx: &Context,
+    runtime: &tokio::runtime::Runtime,
+    args: RotateArgs,
+) -> Result<(), Failure> {
+    let new_passphrase = if args.generate {
+        NewPassphrase::Generate
+    } else if let Some(given) = args.new_passphrase {
+        NewPassphrase::Given(Zeroizing::new(given))
+    } else if let Some(file) = &args.new_passphrase_file {
+        NewPassphrase::Given(
+            read_secret(Some(file), None, "the new passphrase", "").map_err(usage)?,
+        )
+    } else {
+        prompt_new_passphrase()?
+    };
+    let old_passphrase = match (args.old_passphrase, &args.old_passphrase_file) {
+        (Some(given), _) => Some(Zeroizing::new(given)),
+        (None, Some(file)) => {
+            Some(read_secret(Some(file), None, "the current passphrase", "").map_err(usage)?)
+        }
+        (None, None) => None,
+    };
+    let options = RotateOptions {
+        new_passphrase,
+        old_passphrase,
+        audit: args.audit.into(),
+    };
+    let progress = StderrProgress::new();
+    let report = runtime.block_on(rotate_passphrase(ctx, &args.env, options, &progress))?;
+    drop(progress);
+    println!(
+        "rotated {} ({} re-keyed as version {}, generation {})",
+        report.target, report.previous_ts, report.ts, report.generation
+    );
+    if let Some(passphrase) = &report.passphrase {
+        println!("passphrase: {}", passphrase.as_str());
+    }
+    if let Some(problem) = &report.key_not_stored {
+        return Err(Failure {
+            message: format!(
+                "the rotation is published but the new key could not be stored ({problem}); keep the passphrase printed above — this machine cannot pull until it is in the {} (import a fresh .share from a teammate's machine, or fix the keystore and rotate again with --old-passphrase-file)",
+                report.keystore
+            ),
+            code: 1,
+        });
+    }
+    eprintln!(
+        "the new key is in the {}. Apps reading this env need VSYNC_PASSPHRASE set to it; teammates need a fresh .share (`vsync export {}`) before their next pull",
+        report.keystore, args.env
+    );
+    Ok(())
+}
+
+/// Two hidden prompts on a TTY (3 tries to make them match); blank means
+/// generate.
+fn prompt_new_passphrase() -> Result<NewPassphrase, Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(usage(
+            "the new passphrase is needed and there is no TTY to ask on; pass --new-passphrase-file=<file> or --generate".into(),
+        ));
+    }
+    for _ in 0..3 {
+        let first =
+            read_secret(None, None, "new passphrase (blank to generate one)", "").map_err(usage)?;
+        if first.is_empty() {
+            return Ok(NewPassphrase::Generate);
+        }
+        let second = read_secret(None, None, "repeat the new passphrase", "").map_err(usage)?;
+        if *first == *second {
+            return Ok(NewPassphrase::Given(first));
+        }
+        eprintln!("the two entries differ; try again");
+    }
+    Err(usage("the new passphrase was not confirmed".into()))
 }

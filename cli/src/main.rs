@@ -96,6 +96,9 @@ enum Command {
         #[command(flatten)]
         audit: AuditArgs,
     },
+    /// Re-key the env's current version under a new passphrase (the
+    /// keystore's key): same content, a new version, the new key stored.
+    RotatePassphrase(RotateArgs),
     /// Show the env's audit log (who pushed, pulled, exported, imported or
     /// rotated, and when), newest first.
     Audit(AuditLogArgs),
@@ -188,6 +191,33 @@ struct PullArgs {
     /// Accept a remote older than the last version this machine synced.
     #[arg(long)]
     accept_rollback: bool,
+    #[command(flatten)]
+    audit: AuditArgs,
+}
+
+#[derive(Args)]
+struct RotateArgs {
+    /// The env.
+    #[arg(long)]
+    env: String,
+    /// A file holding the new passphrase (at least 12 characters).
+    #[arg(long, conflicts_with_all = ["new_passphrase", "generate"])]
+    new_passphrase_file: Option<PathBuf>,
+    /// The new passphrase itself (visible in the process list; prefer
+    /// --new-passphrase-file or --generate).
+    #[arg(long, conflicts_with = "generate")]
+    new_passphrase: Option<String>,
+    /// Mint a fresh random key as the new passphrase (printed once).
+    #[arg(long)]
+    generate: bool,
+    /// A file holding the current passphrase, when it is not the key in
+    /// this machine's keystore.
+    #[arg(long, conflicts_with = "old_passphrase")]
+    old_passphrase_file: Option<PathBuf>,
+    /// The current passphrase itself (upstream's flag; visible in the
+    /// process list).
+    #[arg(long)]
+    old_passphrase: Option<String>,
     #[command(flatten)]
     audit: AuditArgs,
 }

@@ -625,3 +625,223 @@ async fn the_audit_log_records_each_verb_and_racing_appends_all_land() {
     let stderr = alice.fails(&["push", "dev", "--meta=novalue"], 2).await;
     assert!(stderr.contains("key=value"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_re_keys_the_current_version_and_every_reader_with_the_new_key_works() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    let files = write_vault(&alice.vault(), "postgres://rotated");
+    alice.ok(&["push", "dev"]).await;
+    // Bob joined before the rotation: he holds the old key.
+    let share = alice.home.join("dev.share");
+    let passphrase_file = alice.home.join("share-passphrase");
+    std::fs::write(&passphrase_file, "correct-horse-battery").unwrap();
+    let share_args = [
+        format!("--out={}", share.display()),
+        format!("--passphrase-file={}", passphrase_file.display()),
+    ];
+    alice
+        .ok(&["export", "dev", &share_args[0], &share_args[1]])
+        .await;
+    let bob = Machine::new();
+    bob.ok(&["import", "dev", share.to_str().unwrap(), &share_args[1]])
+        .await;
+    let old_key = std::fs::read_to_string(alice.key_file()).unwrap();
+    let before = versions_of(&alice.ok(&["versions", "dev", "--json"]).await);
+
+    // Non-interactive without a new passphrase: a usage error, nothing done.
+    let stderr = alice.fails(&["rotate-passphrase", "--env=dev"], 2).await;
+    assert!(stderr.contains("--generate"), "{stderr}");
+    let short = alice.home.join("short");
+    std::fs::write(&short, "too-short").unwrap();
+    alice
+        .fails(
+            &[
+                "rotate-passphrase",
+                "--env=dev",
+                &format!("--new-passphrase-file={}", short.display()),
+            ],
+            2,
+        )
+        .await;
+
+    let new_file = alice.home.join("new-passphrase");
+    std::fs::write(&new_file, "a-brand-new-passphrase-2026\n").unwrap();
+    let stdout = alice
+        .ok(&[
+            "rotate-passphrase",
+            "--env=dev",
+            &format!("--new-passphrase-file={}", new_file.display()),
+            "--note=quarterly",
+        ])
+        .await;
+    assert!(stdout.contains("rotated acme_web/dev"), "{stdout}");
+    assert!(
+        !stdout.contains("a-brand-new"),
+        "a given passphrase is not echoed: {stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(alice.key_file()).unwrap(),
+        "a-brand-new-passphrase-2026"
+    );
+
+    // A new version with a new sealed ts, generation grown, old one kept.
+    let doc: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["versions", "dev", "--json"]).await).unwrap();
+    let after = versions_of(&doc.to_string());
+    assert_eq!(after.len(), 2);
+    assert!(after[0] > before[0]);
+    assert_eq!(doc["current"], after[0].as_str());
+    assert_eq!(doc["generation"], 2);
+    let meta = direct_store(&server)
+        .get("acme_web/dev/latest.meta")
+        .await
+        .unwrap()
+        .unwrap()
+        .body;
+    let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
+    assert_eq!(
+        (meta["gen"].as_u64(), meta["prev_gen"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(meta["rotated_at"].is_string());
+
+    // Pull on the same machine works, and the ledger stayed in sync (no
+    // --force needed, push is not refused afterwards).
+    alice.ok(&["pull", "dev"]).await;
+    assert_vault(&alice.vault(), &files);
+    std::fs::write(
+        alice.vault().join(".env.dev"),
+        "DATABASE_URL=postgres://after\n",
+    )
+    .unwrap();
+    alice.ok(&["push", "dev"]).await;
+
+    // The old key fails with the wrong-passphrase class.
+    assert_eq!(std::fs::read_to_string(bob.key_file()).unwrap(), old_key);
+    let stderr = bob.fails(&["pull", "dev"], 5).await;
+    assert!(stderr.contains("re-import"), "{stderr}");
+
+    // A runtime token minted after the rotation opens with the new key.
+    let blob = alice.ok(&["runtime-token", "--env=dev"]).await;
+    let vault = vsync_s3_client::open_with(
+        blob.trim(),
+        "a-brand-new-passphrase-2026",
+        vsync_s3_client::Options::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        vault.get_env("DATABASE_URL").unwrap().expose(),
+        "postgres://after"
+    );
+    let old = vsync_s3_client::open_with(blob.trim(), &old_key, vsync_s3_client::Options::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        old.class(),
+        Some(vsync_crypto::ErrorClass::WrongPassphrase),
+        "{old:?}"
+    );
+
+    // The rotation is in the audit log with its generations.
+    let rows = audit_rows(&alice.ok(&["audit", "dev", "--json", "--all"]).await);
+    let rotate = rows.iter().find(|r| r["action"] == "rotate").unwrap();
+    assert_eq!(
+        rotate["meta"],
+        r#"{"note":"quarterly","event":"rotate","gen":2,"prev_gen":1}"#
+    );
+
+    // --generate mints a key, prints it once, and stores it.
+    let stdout = alice
+        .ok(&["rotate-passphrase", "--env=dev", "--generate", "--no-audit"])
+        .await;
+    let printed = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("passphrase: "))
+        .unwrap();
+    assert_eq!(printed.len(), 44);
+    assert_eq!(std::fs::read_to_string(alice.key_file()).unwrap(), printed);
+    alice.ok(&["pull", "dev"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_that_loses_the_race_keeps_the_old_key() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    write_vault(&alice.vault(), "postgres://race");
+    alice.ok(&["push", "dev"]).await;
+    let old_key = std::fs::read_to_string(alice.key_file()).unwrap();
+
+    // Two rotations at once: one publishes, the other loses the
+    // compare-and-swap, publishes nothing and leaves its key alone.
+    let files: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let file = alice.home.join(format!("new-{i}"));
+            std::fs::write(&file, format!("rotation-number-{i}-passphrase")).unwrap();
+            file
+        })
+        .collect();
+    // Separate keystores, so each rotation's effect on its key is visible.
+    let twin = Machine::new();
+    let config = alice.home.join(".config/vsync");
+    let copy = |from: &Path, to: &Path| {
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    std::fs::create_dir_all(twin.home.join(".config")).unwrap();
+    copy(&config, &twin.home.join(".config/vsync"));
+    copy(
+        &alice.checkout.join(".vsync"),
+        &twin.checkout.join(".vsync"),
+    );
+    let machines = [&alice, &twin];
+    let rotations: Vec<_> = machines
+        .iter()
+        .zip(&files)
+        .map(|(machine, file)| {
+            machine
+                .command(&[
+                    "rotate-passphrase",
+                    "--env=dev",
+                    &format!("--new-passphrase-file={}", file.display()),
+                ])
+                .output()
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for rotation in rotations {
+        outcomes.push(rotation.await.unwrap());
+    }
+    let winners: Vec<usize> = (0..2).filter(|&i| outcomes[i].status.success()).collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    let (winner, loser) = (winners[0], 1 - winners[0]);
+    // Overlapping, the loser loses the compare-and-swap (4); scheduled
+    // after the winner, its old key no longer opens the current version
+    // (5). Either way it changed nothing.
+    let stderr = String::from_utf8_lossy(&outcomes[loser].stderr);
+    match outcomes[loser].status.code() {
+        Some(4) => assert!(stderr.contains("current key stays"), "{stderr}"),
+        Some(5) => assert!(stderr.contains("does not match"), "{stderr}"),
+        other => panic!("loser exited {other:?}: {stderr}"),
+    }
+    assert_eq!(
+        std::fs::read_to_string(machines[loser].key_file()).unwrap(),
+        old_key
+    );
+    assert_eq!(
+        std::fs::read_to_string(machines[winner].key_file()).unwrap(),
+        format!("rotation-number-{winner}-passphrase")
+    );
+    // One new version only; the winner pulls it.
+    let versions = versions_of(&alice.ok(&["versions", "dev", "--json"]).await);
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    machines[winner].ok(&["pull", "dev", "--force"]).await;
+}

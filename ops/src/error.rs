@@ -113,6 +113,14 @@ pub enum OpsError {
         /// What changed.
         report: DirtyReport,
     },
+    /// A concurrent push or rotation published first.
+    #[error(
+        "another push or rotation of {target} published first; nothing was changed and the current key stays in the keystore — pull, then rotate again"
+    )]
+    RotationLostRace {
+        /// `<repo>/<env>`.
+        target: String,
+    },
     /// A `.share` could not be used.
     #[error("{0}")]
     Share(String),
@@ -183,7 +191,9 @@ impl OpsError {
                 VaultError::NoVault { .. } => 2,
                 _ => 4,
             },
-            OpsError::LocalChanges { .. } | OpsError::Ledger(_) => 4,
+            OpsError::LocalChanges { .. }
+            | OpsError::Ledger(_)
+            | OpsError::RotationLostRace { .. } => 4,
             OpsError::Share(_) => 5,
             OpsError::Keystore(_)
             | OpsError::Backup(_)

@@ -12,6 +12,7 @@ mod audit;
 mod context;
 mod error;
 mod lifecycle;
+mod rotate;
 mod share;
 mod store;
 mod token;
@@ -25,6 +26,9 @@ pub use error::OpsError;
 pub use lifecycle::{
     InitOptions, InitReport, PullOptions, PullReport, PushOptions, PushReport, VersionEntry,
     VersionsReport, init, pull, push, versions,
+};
+pub use rotate::{
+    MIN_NEW_PASSPHRASE_LEN, NewPassphrase, RotateOptions, RotateReport, rotate_passphrase,
 };
 pub use share::{ExportReport, ImportReport, export_share, generate_passphrase, import_share};
 pub use store::{layout, open_store};

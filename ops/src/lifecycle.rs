@@ -125,7 +125,7 @@ fn default_prefix(repo: &str, env: &str) -> String {
 }
 
 /// Upstream's grammar for new env names: `^[a-z][a-z0-9_-]*$`.
-fn check_new_env_name(env: &str) -> Result<(), OpsError> {
+pub(crate) fn check_new_env_name(env: &str) -> Result<(), OpsError> {
     let mut chars = env.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
