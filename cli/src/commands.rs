@@ -159,10 +159,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Audit(args) => crate::lifecycle::audit(&ctx, &runtime, args),
         Command::RotatePassphrase(args) => crate::lifecycle::rotate(&ctx, &runtime, args),
+        Command::Keystore(command) => crate::lifecycle::keystore(&ctx, command),
     }
 }
 
-fn passphrase_if_given(args: &PassphraseArgs) -> Result<Option<Zeroizing<String>>, Failure> {
+pub fn passphrase_if_given(args: &PassphraseArgs) -> Result<Option<Zeroizing<String>>, Failure> {
     if let Some(given) = &args.passphrase {
         return Ok(Some(Zeroizing::new(given.clone())));
     }
@@ -174,7 +175,7 @@ fn passphrase_if_given(args: &PassphraseArgs) -> Result<Option<Zeroizing<String>
     }
 }
 
-fn read_passphrase(args: &PassphraseArgs) -> Result<Zeroizing<String>, Failure> {
+pub fn read_passphrase(args: &PassphraseArgs) -> Result<Zeroizing<String>, Failure> {
     match passphrase_if_given(args)? {
         Some(passphrase) => Ok(passphrase),
         None => read_secret(

@@ -1,16 +1,18 @@
-//! The lifecycle verbs beyond push/pull: `audit` and `rotate-passphrase`.
+//! The lifecycle verbs beyond push/pull: `audit`, `rotate-passphrase` and
+//! `keystore`.
 
 use std::io::IsTerminal;
 
 use vsync_ops::{
-    AuditLog, AuditRow, Context, NewPassphrase, RotateOptions, render_csv, rotate_passphrase,
+    AuditLog, AuditRow, Context, ImportOutcome, KeytreeFilter, NewPassphrase, RotateOptions,
+    keystore_export, keystore_import, keystore_list, render_csv, rotate_passphrase,
 };
 use zeroize::Zeroizing;
 
-use crate::commands::{Failure, usage};
+use crate::commands::{Failure, passphrase_if_given, read_passphrase, usage};
 use crate::progress::StderrProgress;
 use crate::secret_input::read_secret;
-use crate::{AuditLogArgs, RotateArgs};
+use crate::{AuditLogArgs, KeystoreCommand, RotateArgs};
 
 /// `vsync audit`'s default number of rows.
 const DEFAULT_LIMIT: usize = 50;
@@ -194,4 +196,117 @@ fn prompt_new_passphrase() -> Result<NewPassphrase, Failure> {
         eprintln!("the two entries differ; try again");
     }
     Err(usage("the new passphrase was not confirmed".into()))
+}
+
+pub fn keystore(ctx: &Context, command: KeystoreCommand) -> Result<(), Failure> {
+    match command {
+        KeystoreCommand::List { json } => {
+            let listing = keystore_list(ctx)?;
+            if json {
+                let entries: Vec<_> = listing
+                    .entries
+                    .iter()
+                    .map(|entry| {
+                        serde_json::json!({
+                            "repo": entry.repo,
+                            "env": entry.env,
+                            "config": entry.config_path.display().to_string(),
+                            "configError": entry.config_error,
+                            "hasKey": entry.has_key,
+                            "keyError": entry.key_error,
+                        })
+                    })
+                    .collect();
+                let doc = serde_json::json!({
+                    "keystore": listing.keystore,
+                    "entries": entries,
+                });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&doc).expect("JSON values serialise")
+                );
+                return Ok(());
+            }
+            println!("keystore: {}", listing.keystore);
+            let mut repo = None;
+            for entry in &listing.entries {
+                if repo != Some(&entry.repo) {
+                    println!("{}", entry.repo);
+                    repo = Some(&entry.repo);
+                }
+                let key = match (entry.has_key, &entry.key_error) {
+                    (Some(true), _) => "key".to_owned(),
+                    (Some(false), _) => "NO KEY".to_owned(),
+                    (None, Some(err)) => format!("key unknown: {err}"),
+                    (None, None) => "key unknown".to_owned(),
+                };
+                match &entry.config_error {
+                    Some(err) => println!("  {:<16} {key}  (config unreadable: {err})", entry.env),
+                    None => println!("  {:<16} {key}", entry.env),
+                }
+            }
+            let with_key = listing
+                .entries
+                .iter()
+                .filter(|e| e.has_key == Some(true))
+                .count();
+            println!(
+                "{} env{}, {with_key} with a key",
+                listing.entries.len(),
+                if listing.entries.len() == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }
+        KeystoreCommand::Export(args) => {
+            let filter = KeytreeFilter {
+                all: args.all,
+                repos: args.repo,
+                envs: args.env,
+                profiles: args.profiles,
+            };
+            let given = passphrase_if_given(&args.passphrase)?;
+            let report = keystore_export(ctx, &filter, args.out.as_deref(), given)?;
+            for (label, reason) in &report.skipped {
+                eprintln!("warning: skipped {label}: {reason}");
+            }
+            for label in &report.entries {
+                eprintln!("  exported {label}");
+            }
+            for name in &report.profiles {
+                eprintln!("  exported profile {name}");
+            }
+            println!("wrote {}", report.path.display());
+            println!("passphrase: {}", report.passphrase.as_str());
+            eprintln!(
+                "Send the file and the passphrase on two different channels. On the other machine:\n  vsync keystore import {}",
+                report.path.display()
+            );
+            Ok(())
+        }
+        KeystoreCommand::Import {
+            file,
+            force,
+            passphrase,
+        } => {
+            let passphrase = read_passphrase(&passphrase)?;
+            let report = keystore_import(ctx, &file, &passphrase, force)?;
+            let describe = |outcome: &ImportOutcome| match outcome {
+                ImportOutcome::Imported => "imported".to_owned(),
+                ImportOutcome::Replaced => "replaced (--force)".to_owned(),
+                ImportOutcome::Unchanged => "already here, unchanged".to_owned(),
+                ImportOutcome::Skipped(why) => format!("skipped: {why}"),
+            };
+            for (name, outcome) in &report.profiles {
+                println!("profile {name}: {}", describe(outcome));
+            }
+            for (label, outcome) in &report.entries {
+                println!("{label}: {}", describe(outcome));
+            }
+            eprintln!(
+                "keys are in the {}; run `vsync pull <env>` in each repo to fetch the vault contents",
+                report.keystore
+            );
+            Ok(())
+        }
+    }
 }

@@ -99,6 +99,10 @@ enum Command {
     /// Re-key the env's current version under a new passphrase (the
     /// keystore's key): same content, a new version, the new key stored.
     RotatePassphrase(RotateArgs),
+    /// The machine's env configs and keys as a whole: list them, or move
+    /// them (with the profiles) in a passphrase-sealed `.keytree`.
+    #[command(subcommand)]
+    Keystore(KeystoreCommand),
     /// Show the env's audit log (who pushed, pulled, exported, imported or
     /// rotated, and when), newest first.
     Audit(AuditLogArgs),
@@ -193,6 +197,50 @@ struct PullArgs {
     accept_rollback: bool,
     #[command(flatten)]
     audit: AuditArgs,
+}
+
+#[derive(Subcommand)]
+enum KeystoreCommand {
+    /// List every env config on this machine and whether its key is here.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write env configs, keys and profiles to a `.keytree` file.
+    Export(KeystoreExportArgs),
+    /// Restore configs, keys and profiles from a `.keytree` file.
+    Import {
+        /// The `.keytree` file.
+        file: PathBuf,
+        /// Replace envs and profiles that differ from the file's.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+}
+
+#[derive(Args)]
+struct KeystoreExportArgs {
+    /// Every env and every profile.
+    #[arg(long)]
+    all: bool,
+    /// Only this repo (repeatable). Here `--repo` filters instead of
+    /// naming the working tree's repo.
+    #[arg(long = "repo", value_name = "REPO")]
+    repo: Vec<String>,
+    /// Only this env (repeatable; combined with --repo as repo AND env).
+    #[arg(long = "env", value_name = "ENV")]
+    env: Vec<String>,
+    /// Add the profiles.
+    #[arg(long)]
+    profiles: bool,
+    /// Where to write it (default `./<hostname>.keytree`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
 }
 
 #[derive(Args)]

@@ -845,3 +845,186 @@ async fn a_rotation_that_loses_the_race_keeps_the_old_key() {
     assert_eq!(versions.len(), 2, "{versions:?}");
     machines[winner].ok(&["pull", "dev", "--force"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keytree_moves_every_key_and_profile_to_another_machine() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    alice
+        .ok(&["init", "prod", "--profile=harness", "--repo=acme_web"])
+        .await;
+    let files = write_vault(&alice.vault(), "postgres://keytree");
+    alice.ok(&["push", "dev"]).await;
+
+    let listing = alice.ok(&["keystore", "list"]).await;
+    assert!(listing.contains("file keystore at"), "{listing}");
+    assert!(listing.contains("acme_web\n"), "{listing}");
+    assert!(listing.contains("2 envs, 2 with a key"), "{listing}");
+
+    // Nothing selected: refused.
+    let stderr = alice.fails(&["keystore", "export"], 2).await;
+    assert!(stderr.contains("--all"), "{stderr}");
+
+    let keytree = alice.home.join("alice.keytree");
+    let passphrase_file = alice.home.join("keytree-passphrase");
+    std::fs::write(&passphrase_file, "keytree-passphrase-1\n").unwrap();
+    let passphrase_arg = format!("--passphrase-file={}", passphrase_file.display());
+    let stdout = alice
+        .ok(&[
+            "keystore",
+            "export",
+            "--all",
+            &format!("--out={}", keytree.display()),
+            &passphrase_arg,
+        ])
+        .await;
+    assert!(
+        stdout.contains("passphrase: keytree-passphrase-1"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::metadata(&keytree).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let bytes = std::fs::read(&keytree).unwrap();
+    assert_eq!(&bytes[..4], b"VKT1");
+    let json = vsync_crypto::frame::open_keytree("keytree-passphrase-1", &bytes).unwrap();
+    let payload: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(payload["version"], 1);
+    assert!(payload["exportedAt"].as_str().unwrap().ends_with('Z'));
+    let entries = payload["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(
+        (entries[0]["repo"].as_str(), entries[0]["env"].as_str()),
+        (Some("acme_web"), Some("dev"))
+    );
+    assert_eq!(entries[0]["config"]["version"], 1);
+    assert_eq!(payload["profiles"][0]["name"], "harness");
+
+    // A .share is not a .keytree: the error names the right verb.
+    let share = alice.home.join("dev.share");
+    alice
+        .ok(&[
+            "export",
+            "dev",
+            &format!("--out={}", share.display()),
+            &passphrase_arg,
+        ])
+        .await;
+    let bob = Machine::new();
+    let stderr = bob
+        .fails(
+            &[
+                "keystore",
+                "import",
+                share.to_str().unwrap(),
+                &passphrase_arg,
+            ],
+            5,
+        )
+        .await;
+    assert!(stderr.contains("vsync import <env>"), "{stderr}");
+
+    // Bob already holds a different key for prod: skipped without --force.
+    bob.ok(&["init", "prod", "--repo=acme_web", "--local"])
+        .await;
+    let bob_prod_key =
+        std::fs::read_to_string(bob.home.join(".config/vsync/.keystore/acme_web/prod.key"))
+            .unwrap();
+    let stdout = bob
+        .ok(&[
+            "keystore",
+            "import",
+            keytree.to_str().unwrap(),
+            &passphrase_arg,
+        ])
+        .await;
+    assert!(stdout.contains("profile harness: imported"), "{stdout}");
+    assert!(stdout.contains("acme_web/dev: imported"), "{stdout}");
+    assert!(
+        stdout.contains("acme_web/prod: skipped: this machine holds a different key and config"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(bob.home.join(".config/vsync/.keystore/acme_web/prod.key"))
+            .unwrap(),
+        bob_prod_key
+    );
+    assert_eq!(
+        std::fs::read_to_string(bob.key_file()).unwrap(),
+        std::fs::read_to_string(alice.key_file()).unwrap()
+    );
+    bob.ok(&["pull", "dev"]).await;
+    assert_vault(&bob.vault(), &files);
+
+    // Again: unchanged; with --force the different pair is replaced.
+    let stdout = bob
+        .ok(&[
+            "keystore",
+            "import",
+            keytree.to_str().unwrap(),
+            &passphrase_arg,
+        ])
+        .await;
+    assert!(
+        stdout.contains("acme_web/dev: already here, unchanged"),
+        "{stdout}"
+    );
+    let stdout = bob
+        .ok(&[
+            "keystore",
+            "import",
+            keytree.to_str().unwrap(),
+            &passphrase_arg,
+            "--force",
+        ])
+        .await;
+    assert!(stdout.contains("acme_web/prod: replaced"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(bob.home.join(".config/vsync/.keystore/acme_web/prod.key"))
+            .unwrap(),
+        std::fs::read_to_string(alice.home.join(".config/vsync/.keystore/acme_web/prod.key"))
+            .unwrap()
+    );
+
+    // A wrong passphrase changes nothing.
+    let carol = Machine::new();
+    let wrong = carol.home.join("wrong");
+    std::fs::write(&wrong, "not-the-passphrase").unwrap();
+    carol
+        .fails(
+            &[
+                "keystore",
+                "import",
+                keytree.to_str().unwrap(),
+                &format!("--passphrase-file={}", wrong.display()),
+            ],
+            5,
+        )
+        .await;
+    assert!(!carol.home.join(".config/vsync/acme_web").exists());
+
+    // Filters: only prod.
+    let only_prod = alice.home.join("prod.keytree");
+    alice
+        .ok(&[
+            "keystore",
+            "export",
+            "--env=prod",
+            "--repo=acme_web",
+            &format!("--out={}", only_prod.display()),
+            &passphrase_arg,
+        ])
+        .await;
+    let json = vsync_crypto::frame::open_keytree(
+        "keytree-passphrase-1",
+        &std::fs::read(&only_prod).unwrap(),
+    )
+    .unwrap();
+    let payload: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(payload["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(payload["entries"][0]["env"], "prod");
+    assert_eq!(payload["profiles"].as_array().unwrap().len(), 0);
+}

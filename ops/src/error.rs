@@ -124,6 +124,21 @@ pub enum OpsError {
     /// A `.share` could not be used.
     #[error("{0}")]
     Share(String),
+    /// A `.keytree` could not be used.
+    #[error("{0}")]
+    Keytree(String),
+    /// A multi-step write stopped part-way (what was done is listed).
+    #[error(
+        "INCOMPLETE: {failed} failed ({reason}); done before it: {done}. Fix the cause and run the same command again"
+    )]
+    Incomplete {
+        /// What failed.
+        failed: String,
+        /// Why.
+        reason: String,
+        /// What was done before it.
+        done: String,
+    },
     /// The user asked for something contradictory.
     #[error("{0}")]
     Usage(String),
@@ -194,10 +209,11 @@ impl OpsError {
             OpsError::LocalChanges { .. }
             | OpsError::Ledger(_)
             | OpsError::RotationLostRace { .. } => 4,
-            OpsError::Share(_) => 5,
+            OpsError::Share(_) | OpsError::Keytree(_) => 5,
             OpsError::Keystore(_)
             | OpsError::Backup(_)
             | OpsError::Bundle(_)
+            | OpsError::Incomplete { .. }
             | OpsError::Io { .. } => 1,
         }
     }

@@ -11,6 +11,7 @@
 mod audit;
 mod context;
 mod error;
+mod keystore;
 mod lifecycle;
 mod rotate;
 mod share;
@@ -23,6 +24,10 @@ pub use audit::{
 };
 pub use context::{Context, Repo};
 pub use error::OpsError;
+pub use keystore::{
+    ImportOutcome, KeystoreEntry, KeystoreListing, KeytreeExportReport, KeytreeFilter,
+    KeytreeImportReport, keystore_export, keystore_import, keystore_list,
+};
 pub use lifecycle::{
     InitOptions, InitReport, PullOptions, PullReport, PushOptions, PushReport, VersionEntry,
     VersionsReport, init, pull, push, versions,

@@ -124,7 +124,7 @@ async fn record_share_event(
     }
 }
 
-fn json_string(text: &str) -> Zeroizing<String> {
+pub(crate) fn json_string(text: &str) -> Zeroizing<String> {
     Zeroizing::new(serde_json::Value::from(text).to_string())
 }
 
@@ -150,7 +150,7 @@ pub fn generate_passphrase() -> Zeroizing<String> {
     passphrase
 }
 
-fn checked_passphrase(given: Zeroizing<String>) -> Result<Zeroizing<String>, OpsError> {
+pub(crate) fn checked_passphrase(given: Zeroizing<String>) -> Result<Zeroizing<String>, OpsError> {
     let trimmed = Zeroizing::new(given.trim().to_owned());
     if trimmed.chars().count() < MIN_PASSPHRASE_LEN {
         return Err(OpsError::Usage(format!(
@@ -201,11 +201,16 @@ pub async fn import_share(
         path: file.to_owned(),
         source,
     })?;
-    let json = frame::open_share(passphrase.trim(), &bytes).map_err(|err| {
-        OpsError::Share(format!(
-            "{}: {err}; check the passphrase (sent separately from the file) and that the file arrived intact",
+    let json = frame::open_share(passphrase.trim(), &bytes).map_err(|err| match err {
+        vsync_crypto::Error::WrongFileKind { .. } => OpsError::Share(format!(
+            "{} is a .keytree (a whole machine's keys), not a .share; import it with `vsync keystore import {}`",
+            file.display(),
             file.display()
-        ))
+        )),
+        other => OpsError::Share(format!(
+            "{}: {other}; check the passphrase (sent separately from the file) and that the file arrived intact",
+            file.display()
+        )),
     })?;
     let invalid = |problem: &str| {
         OpsError::Share(format!(
