@@ -160,6 +160,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Audit(args) => crate::lifecycle::audit(&ctx, &runtime, args),
         Command::RotatePassphrase(args) => crate::lifecycle::rotate(&ctx, &runtime, args),
         Command::Keystore(command) => crate::lifecycle::keystore(&ctx, command),
+        Command::Status {
+            json,
+            quiet,
+            check_remote,
+        } => crate::status::run(&ctx, &runtime, json, quiet, check_remote),
     }
 }
 

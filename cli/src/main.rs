@@ -6,6 +6,7 @@ mod commands;
 mod lifecycle;
 mod progress;
 mod secret_input;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -99,6 +100,20 @@ enum Command {
     /// Re-key the env's current version under a new passphrase (the
     /// keystore's key): same content, a new version, the new key stored.
     RotatePassphrase(RotateArgs),
+    /// Which repo this is, each env's config, key and keystore, and (with
+    /// `--check-remote`) how the local vault stands against the bucket.
+    Status {
+        /// Machine-readable output.
+        #[arg(long, conflicts_with = "quiet")]
+        json: bool,
+        /// Print nothing when every env is ok; otherwise one line per
+        /// problem on stderr and exit 1.
+        #[arg(long)]
+        quiet: bool,
+        /// Read each env's pointer: in sync, behind, ahead or diverged.
+        #[arg(long)]
+        check_remote: bool,
+    },
     /// The machine's env configs and keys as a whole: list them, or move
     /// them (with the profiles) in a passphrase-sealed `.keytree`.
     #[command(subcommand)]

@@ -1028,3 +1028,134 @@ async fn a_keytree_moves_every_key_and_profile_to_another_machine() {
     assert_eq!(payload["entries"][0]["env"], "prod");
     assert_eq!(payload["profiles"].as_array().unwrap().len(), 0);
 }
+
+fn status_of(json: &str) -> serde_json::Value {
+    serde_json::from_str(json).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_names_the_keystore_and_compares_with_the_remote() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    write_vault(&alice.vault(), "postgres://status");
+
+    let doc = status_of(&alice.ok(&["status", "--json"]).await);
+    assert_eq!(doc["repo"], "acme_web");
+    assert_eq!(doc["source"], "file");
+    assert!(
+        doc["keystore"]
+            .as_str()
+            .unwrap()
+            .starts_with("file keystore at ")
+    );
+    assert_eq!(doc["keychainEnumerationSupported"], true);
+    let env = &doc["envs"][0];
+    assert_eq!(env["env"], "dev");
+    assert_eq!(env["profile"], "harness");
+    assert_eq!(env["profilePresent"], true);
+    assert_eq!(env["prefix"], "acme_web/dev/");
+    assert_eq!(env["keystore"], doc["keystore"]);
+    assert_eq!(env["status"]["ok"], true);
+    assert_eq!(env["status"]["code"], "ok");
+    assert!(env["remote"].is_null());
+    assert_eq!(doc["profiles"][0]["name"], "harness");
+
+    let doc = status_of(&alice.ok(&["status", "--json", "--check-remote"]).await);
+    assert_eq!(doc["envs"][0]["remote"]["state"], "not-published");
+    alice.ok(&["push", "dev"]).await;
+    let doc = status_of(&alice.ok(&["status", "--json", "--check-remote"]).await);
+    let remote = &doc["envs"][0]["remote"];
+    assert_eq!(remote["state"], "in-sync");
+    assert_eq!(remote["gen"], 1);
+    assert_eq!(doc["envs"][0]["lastSync"]["op"], "push");
+
+    // Local edit: ahead.
+    std::fs::write(
+        alice.vault().join(".env.dev"),
+        "DATABASE_URL=postgres://edited\n",
+    )
+    .unwrap();
+    let doc = status_of(&alice.ok(&["status", "--json", "--check-remote"]).await);
+    assert_eq!(doc["envs"][0]["remote"]["state"], "ahead");
+    assert_eq!(doc["envs"][0]["remote"]["localChanges"], 1);
+
+    // A teammate pushes: diverged; after discarding the edit: behind.
+    let share = alice.home.join("dev.share");
+    let passphrase_file = alice.home.join("passphrase");
+    std::fs::write(&passphrase_file, "correct-horse-battery").unwrap();
+    let passphrase_arg = format!("--passphrase-file={}", passphrase_file.display());
+    alice
+        .ok(&[
+            "export",
+            "dev",
+            &format!("--out={}", share.display()),
+            &passphrase_arg,
+        ])
+        .await;
+    let bob = Machine::new();
+    bob.ok(&["import", "dev", share.to_str().unwrap(), &passphrase_arg])
+        .await;
+    bob.ok(&["pull", "dev"]).await;
+    std::fs::write(bob.vault().join("extra.txt"), "new").unwrap();
+    bob.ok(&["push", "dev"]).await;
+    let doc = status_of(&alice.ok(&["status", "--json", "--check-remote"]).await);
+    assert_eq!(doc["envs"][0]["remote"]["state"], "diverged");
+    alice.ok(&["pull", "dev", "--force"]).await;
+    std::fs::remove_file(alice.vault().join("extra.txt")).unwrap();
+    alice.ok(&["pull", "dev", "--force"]).await;
+    let text = alice.ok(&["status", "--check-remote"]).await;
+    assert!(text.contains("Keystore:  file keystore at"), "{text}");
+    assert!(text.contains("ok (in-sync)"), "{text}");
+    bob.ok(&["push", "dev", "--force"]).await;
+    let doc = status_of(&alice.ok(&["status", "--json", "--check-remote"]).await);
+    assert_eq!(doc["envs"][0]["remote"]["state"], "behind");
+    assert_eq!(doc["envs"][0]["remote"]["gen"], 3);
+
+    // All ok: --quiet prints nothing.
+    let output = alice.run(&["status", "--quiet"]).await;
+    assert!(output.status.success());
+    assert!(
+        output.stdout.is_empty() && output.stderr.is_empty(),
+        "{output:?}"
+    );
+
+    // A missing key: orphan-no-key, and --quiet says so with exit 1.
+    let key = std::fs::read(alice.key_file()).unwrap();
+    std::fs::remove_file(alice.key_file()).unwrap();
+    let stderr = alice.fails(&["status", "--quiet"], 1).await;
+    assert!(
+        stderr.contains("dev: orphan-no-key — no key for acme_web/dev"),
+        "{stderr}"
+    );
+    std::fs::write(alice.key_file(), &key).unwrap();
+
+    // A corrupt config: orphan-no-config; the other env still reports.
+    alice
+        .ok(&["init", "prod", "--profile=harness", "--repo=acme_web"])
+        .await;
+    std::fs::write(
+        alice.home.join(".config/vsync/acme_web/env_prod"),
+        b"garbage",
+    )
+    .unwrap();
+    let doc = status_of(&alice.ok(&["status", "--json"]).await);
+    let codes: Vec<&str> = doc["envs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["ok", "orphan-no-config"]);
+    // A key whose config is gone is a notice (the file keystore can be listed).
+    std::fs::remove_file(alice.home.join(".config/vsync/acme_web/env_prod")).unwrap();
+    let doc = status_of(&alice.ok(&["status", "--json"]).await);
+    assert!(
+        doc["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("acme_web/prod")),
+        "{doc}"
+    );
+}

@@ -15,6 +15,7 @@ mod keystore;
 mod lifecycle;
 mod rotate;
 mod share;
+mod status;
 mod store;
 mod token;
 
@@ -36,6 +37,10 @@ pub use rotate::{
     MIN_NEW_PASSPHRASE_LEN, NewPassphrase, RotateOptions, RotateReport, rotate_passphrase,
 };
 pub use share::{ExportReport, ImportReport, export_share, generate_passphrase, import_share};
+pub use status::{
+    EnvCode, EnvStatus, LastSync, ProfileSummary, RemoteState, RemoteStatus, StatusOptions,
+    StatusReport, status,
+};
 pub use store::{layout, open_store};
 pub use token::{RuntimeToken, TokenOverrides, runtime_token};
 
