@@ -160,6 +160,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Audit(args) => crate::lifecycle::audit(&ctx, &runtime, args),
         Command::RotatePassphrase(args) => crate::lifecycle::rotate(&ctx, &runtime, args),
         Command::Keystore(command) => crate::lifecycle::keystore(&ctx, command),
+        Command::Use { env, link } => crate::lifecycle::use_link(&ctx, env, link),
         Command::Status {
             json,
             quiet,

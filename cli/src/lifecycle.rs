@@ -1,11 +1,12 @@
-//! The lifecycle verbs beyond push/pull: `audit`, `rotate-passphrase` and
-//! `keystore`.
+//! The lifecycle verbs beyond push/pull: `audit`, `rotate-passphrase`,
+//! `keystore` and `use`.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use vsync_ops::{
-    AuditLog, AuditRow, Context, ImportOutcome, KeytreeFilter, NewPassphrase, RotateOptions,
-    keystore_export, keystore_import, keystore_list, render_csv, rotate_passphrase,
+    AuditLog, AuditRow, Context, ImportOutcome, KeytreeFilter, LinkState, NewPassphrase,
+    RotateOptions, keystore_export, keystore_import, keystore_list, render_csv, rotate_passphrase,
 };
 use zeroize::Zeroizing;
 
@@ -309,4 +310,31 @@ pub fn keystore(ctx: &Context, command: KeystoreCommand) -> Result<(), Failure> 
             Ok(())
         }
     }
+}
+
+pub fn use_link(ctx: &Context, env: Option<String>, link: Option<PathBuf>) -> Result<(), Failure> {
+    let Some(env) = env else {
+        let status = vsync_ops::link_status(ctx, link.as_deref())?;
+        match &status.state {
+            LinkState::Symlink(target) => println!("{} → {}", status.display, target.display()),
+            LinkState::Missing => println!("(no {})", status.display),
+            LinkState::RegularFile => println!(
+                "{} is a regular file — not a vsync symlink, untouched",
+                status.display
+            ),
+            LinkState::Other => println!("{} is not a file — untouched", status.display),
+        }
+        return Ok(());
+    };
+    let report = vsync_ops::use_env(ctx, &env, link.as_deref())?;
+    if let Some(warning) = &report.gitignore_warning {
+        eprintln!("warning: {warning}");
+    }
+    if let Some(previous) = &report.replaced {
+        eprintln!("(was → {})", previous.display());
+    }
+    if let LinkState::Symlink(target) = &report.link.state {
+        println!("{} → {}", report.link.display, target.display());
+    }
+    Ok(())
 }

@@ -114,6 +114,16 @@ enum Command {
         #[arg(long)]
         check_remote: bool,
     },
+    /// Point `./.env` at an env's `.env.<env>` (a relative symlink); without
+    /// an env, show where it points.
+    Use {
+        /// The env to link; omit to show the current link.
+        env: Option<String>,
+        /// The link to manage, relative to the working tree's root
+        /// (default `.env`).
+        #[arg(long)]
+        link: Option<PathBuf>,
+    },
     /// The machine's env configs and keys as a whole: list them, or move
     /// them (with the profiles) in a passphrase-sealed `.keytree`.
     #[command(subcommand)]

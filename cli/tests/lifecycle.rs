@@ -1159,3 +1159,74 @@ async fn status_names_the_keystore_and_compares_with_the_remote() {
         "{doc}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn use_links_dot_env_to_the_chosen_env() {
+    let machine = Machine::new();
+    machine.ok(&["init", "dev", "--repo=demo"]).await;
+    machine.ok(&["init", "prod", "--repo=demo"]).await;
+    assert_eq!(machine.ok(&["use"]).await.trim(), "(no ./.env)");
+
+    // Not pulled yet: refused with the fix.
+    let stderr = machine.fails(&["use", "dev"], 2).await;
+    assert!(stderr.contains("vsync pull dev"), "{stderr}");
+    // Not initialised: the config error.
+    machine.fails(&["use", "staging"], 2).await;
+
+    write_vault(&machine.vault(), "postgres://dev");
+    let prod = machine.checkout.join("infra/vault/prod");
+    std::fs::create_dir_all(&prod).unwrap();
+    std::fs::write(prod.join(".env.prod"), "DATABASE_URL=postgres://prod\n").unwrap();
+
+    let output = machine.run(&["use", "dev"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "./.env → infra/vault/dev/.env.dev"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains(".gitignore"));
+    let link = machine.checkout.join(".env");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("infra/vault/dev/.env.dev")
+    );
+    assert!(
+        std::fs::read_to_string(&link)
+            .unwrap()
+            .contains("postgres://dev")
+    );
+
+    // Switching replaces the symlink; with .gitignore covering it, no warning.
+    std::fs::write(machine.checkout.join(".gitignore"), ".env*\n").unwrap();
+    let output = machine.run(&["use", "prod"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("warning"));
+    assert!(
+        std::fs::read_to_string(&link)
+            .unwrap()
+            .contains("postgres://prod")
+    );
+    assert_eq!(
+        machine.ok(&["use"]).await.trim(),
+        "./.env → infra/vault/prod/.env.prod"
+    );
+
+    // A link elsewhere in the tree is relative to where it lives.
+    std::fs::create_dir_all(machine.checkout.join("apps/web")).unwrap();
+    machine.ok(&["use", "dev", "--link=apps/web/.env"]).await;
+    assert_eq!(
+        std::fs::read_link(machine.checkout.join("apps/web/.env")).unwrap(),
+        Path::new("../../infra/vault/dev/.env.dev")
+    );
+    machine
+        .fails(&["use", "dev", "--link=missing/dir/.env"], 2)
+        .await;
+
+    // A regular file is never replaced.
+    std::fs::remove_file(&link).unwrap();
+    std::fs::write(&link, "HAND_WRITTEN=1\n").unwrap();
+    let stderr = machine.fails(&["use", "dev"], 4).await;
+    assert!(stderr.contains("regular file"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&link).unwrap(), "HAND_WRITTEN=1\n");
+    assert!(machine.ok(&["use"]).await.contains("regular file"));
+}

@@ -121,6 +121,22 @@ pub enum OpsError {
         /// `<repo>/<env>`.
         target: String,
     },
+    /// `use` found no `.env.<env>` to link to.
+    #[error("no {} yet; run `vsync pull {env}` first", path.display())]
+    NoEnvFile {
+        /// The env.
+        env: String,
+        /// The file looked for.
+        path: PathBuf,
+    },
+    /// `use` would replace a file that is not a symlink.
+    #[error(
+        "{path} is a regular file, not a vsync symlink; move it aside (it may hold settings kept nowhere else), then run `vsync use` again"
+    )]
+    LinkBlocked {
+        /// The link path as shown to the user.
+        path: String,
+    },
     /// A `.share` could not be used.
     #[error("{0}")]
     Share(String),
@@ -196,6 +212,7 @@ impl OpsError {
             | OpsError::Prefix(_)
             | OpsError::S3Config(_)
             | OpsError::NoVaultFolder(_)
+            | OpsError::NoEnvFile { .. }
             | OpsError::Usage(_) => 2,
             OpsError::Store(_) => 3,
             OpsError::Vault(err) => match err {
@@ -208,7 +225,8 @@ impl OpsError {
             },
             OpsError::LocalChanges { .. }
             | OpsError::Ledger(_)
-            | OpsError::RotationLostRace { .. } => 4,
+            | OpsError::RotationLostRace { .. }
+            | OpsError::LinkBlocked { .. } => 4,
             OpsError::Share(_) | OpsError::Keytree(_) => 5,
             OpsError::Keystore(_)
             | OpsError::Backup(_)

@@ -13,6 +13,7 @@ mod context;
 mod error;
 mod keystore;
 mod lifecycle;
+mod link;
 mod rotate;
 mod share;
 mod status;
@@ -33,6 +34,7 @@ pub use lifecycle::{
     InitOptions, InitReport, PullOptions, PullReport, PushOptions, PushReport, VersionEntry,
     VersionsReport, init, pull, push, versions,
 };
+pub use link::{LinkState, LinkStatus, UseReport, link_status, use_env};
 pub use rotate::{
     MIN_NEW_PASSPHRASE_LEN, NewPassphrase, RotateOptions, RotateReport, rotate_passphrase,
 };
