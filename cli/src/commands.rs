@@ -233,6 +233,10 @@ fn run_profile(ctx: &Context, command: ProfileCommand) -> Result<(), Failure> {
                 profile.prefix.as_deref().unwrap_or("(none)")
             );
             println!(
+                "provider:        {}",
+                profile.provider().unwrap_or("(detected from the endpoint)")
+            );
+            println!(
                 "accessKeyId:     {}",
                 profile::mask_access_key(&profile.access_key_id)
             );
@@ -272,7 +276,7 @@ fn profile_add(ctx: &Context, args: ProfileAddArgs) -> Result<(), Failure> {
         "pass --secret-key-file=<file> or set VSYNC_SECRET_ACCESS_KEY",
     )
     .map_err(usage)?;
-    let profile = Profile::new(
+    let mut profile = Profile::new(
         &args.endpoint,
         &args.region,
         &args.bucket,
@@ -280,6 +284,7 @@ fn profile_add(ctx: &Context, args: ProfileAddArgs) -> Result<(), Failure> {
         secret,
         args.prefix.as_deref(),
     );
+    profile.set_provider(args.provider.map(vsync_ops::Provider::name));
     profile::add(&ctx.base, &args.name, &profile, args.force)?;
     println!("added profile {}", args.name);
     Ok(())
@@ -292,6 +297,7 @@ fn init(ctx: &Context, args: InitArgs) -> Result<(), Failure> {
         vault_folder: args.vault_folder,
         audit: args.audit,
         force: args.force,
+        provider: args.provider,
     };
     let report = vsync_ops::init(ctx, &args.env, &options)?;
     if report.local_store {

@@ -178,6 +178,11 @@ struct ProfileAddArgs {
     /// A prefix under which every env's objects go (`<prefix><env>/`).
     #[arg(long)]
     prefix: Option<String>,
+    /// Force a provider preset instead of detecting it from the endpoint
+    /// (e.g. `hetzner` for a Ceph RGW on a custom host); copied into every
+    /// env `init` makes from this profile.
+    #[arg(long, value_name = "PRESET")]
+    provider: Option<vsync_ops::Provider>,
     /// Replace an existing profile of that name.
     #[arg(long)]
     force: bool,
@@ -199,6 +204,10 @@ struct InitArgs {
     /// Record pushes and pulls in the bucket's audit log.
     #[arg(long, default_value = "on", value_parser = parse_on_off)]
     audit: bool,
+    /// Force a provider preset for this env's bucket (over the profile's):
+    /// aws, r2, b2, hetzner, minio, wasabi, digitalocean, custom.
+    #[arg(long, value_name = "PRESET")]
+    provider: Option<vsync_ops::Provider>,
     /// Replace an existing config (mints a new key).
     #[arg(long)]
     force: bool,

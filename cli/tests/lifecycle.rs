@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tempfile::TempDir;
 use vsync_backends::s3::{Proxy, S3Store};
 use vsync_engine::store::{ObjectInfo, PutCondition, Store, StoreError};
-use vsync_testcontainers::{ForwardProxy, S3Server};
+use vsync_testcontainers::{EtagUnquotingProxy, ForwardProxy, S3Server};
 
 const BUCKET: &str = "vault";
 
@@ -91,26 +91,35 @@ impl Machine {
 
     /// Adds a profile for the harness's server and inits `dev` with it.
     async fn init_on(&self, server: &S3Server) {
-        let endpoint = format!("--endpoint={}", server.endpoint());
+        self.add_profile("harness", &server.endpoint(), server, &[])
+            .await;
+        self.ok(&["init", "dev", "--profile=harness", "--repo=acme_web"])
+            .await;
+    }
+
+    /// Adds profile `name` for the harness's server reached at `endpoint`.
+    async fn add_profile(&self, name: &str, endpoint: &str, server: &S3Server, extra: &[&str]) {
+        let endpoint = format!("--endpoint={endpoint}");
         let access_key = format!("--access-key={}", server.access_key());
         let region = format!("--region={}", server.region());
+        let bucket = format!("--bucket={BUCKET}");
+        let mut args = vec![
+            "profile",
+            "add",
+            name,
+            &endpoint,
+            &region,
+            &bucket,
+            &access_key,
+        ];
+        args.extend_from_slice(extra);
         let output = self
-            .command(&[
-                "profile",
-                "add",
-                "harness",
-                &endpoint,
-                &region,
-                &format!("--bucket={BUCKET}"),
-                &access_key,
-            ])
+            .command(&args)
             .env("VSYNC_SECRET_ACCESS_KEY", server.secret_key())
             .output()
             .await
             .unwrap();
         assert!(output.status.success(), "{output:?}");
-        self.ok(&["init", "dev", "--profile=harness", "--repo=acme_web"])
-            .await;
     }
 
     fn vault(&self) -> PathBuf {
@@ -1229,4 +1238,71 @@ async fn use_links_dot_env_to_the_chosen_env() {
     assert!(stderr.contains("regular file"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&link).unwrap(), "HAND_WRITTEN=1\n");
     assert!(machine.ok(&["use"]).await.contains("regular file"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_hetzner_preset_works_behind_an_rgw_and_without_it_the_412_is_explained() {
+    let server = server().await;
+    let rgw = EtagUnquotingProxy::start(&server.endpoint()).await.unwrap();
+
+    // A custom host (127.0.0.1) is not recognisable as Hetzner: forced.
+    let alice = Machine::new();
+    alice
+        .add_profile("rgw", &rgw.endpoint(), &server, &["--provider=hetzner"])
+        .await;
+    assert!(
+        alice
+            .ok(&["profile", "show", "rgw"])
+            .await
+            .contains("provider:        hetzner")
+    );
+    alice
+        .ok(&["init", "dev", "--profile=rgw", "--repo=acme_web"])
+        .await;
+    let doc = status_of(&alice.ok(&["status", "--json"]).await);
+    assert!(
+        doc["envs"][0]["store"]
+            .as_str()
+            .unwrap()
+            .contains("(hetzner preset)"),
+        "{doc}"
+    );
+    write_vault(&alice.vault(), "postgres://rgw-one");
+    alice.ok(&["push", "dev"]).await;
+    let second = write_vault(&alice.vault(), "postgres://rgw-two");
+    // The second push swaps `latest`, `latest.meta` and `audit.csv` with
+    // If-Match: only the bare form passes the RGW.
+    alice.ok(&["push", "dev"]).await;
+    std::fs::remove_dir_all(alice.vault()).unwrap();
+    let output = alice.run(&["pull", "dev", "--force"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("audit"),
+        "{output:?}"
+    );
+    assert_vault(&alice.vault(), &second);
+    let rows = audit_rows(&alice.ok(&["audit", "dev", "--json"]).await);
+    assert_eq!(rows.len(), 3);
+    assert!(rgw.request_count() > 0);
+
+    // The same RGW without the preset: the first push creates everything
+    // (no If-Match needed), the second is refused with the explanation,
+    // and the bucket keeps the first version intact.
+    let bob = Machine::new();
+    bob.add_profile("rgw", &rgw.endpoint(), &server, &[]).await;
+    bob.ok(&["init", "dev", "--profile=rgw", "--repo=bob_app"])
+        .await;
+    let bob_vault = bob.checkout.join("infra/vault/dev");
+    let first = write_vault(&bob_vault, "postgres://bob-one");
+    bob.ok(&["push", "dev"]).await;
+    write_vault(&bob_vault, "postgres://bob-two");
+    let stderr = bob.fails(&["push", "dev"], 3).await;
+    assert!(stderr.contains("412"), "{stderr}");
+    assert!(stderr.contains("--provider=hetzner"), "{stderr}");
+    assert!(stderr.contains("Nothing was overwritten"), "{stderr}");
+    let versions = versions_of(&bob.ok(&["versions", "dev", "--json"]).await);
+    assert_eq!(versions.len(), 1, "no orphan bundle: {versions:?}");
+    std::fs::remove_dir_all(&bob_vault).unwrap();
+    bob.ok(&["pull", "dev", "--force"]).await;
+    assert_vault(&bob_vault, &first);
 }

@@ -45,6 +45,8 @@ pub use status::{
 };
 pub use store::{layout, open_store};
 pub use token::{RuntimeToken, TokenOverrides, runtime_token};
+/// The S3 provider presets, for `--provider` flags.
+pub use vsync_backends::s3::Provider;
 
 /// Where an operation reports its numbered steps (`[k/n] …` on stderr in
 /// the CLI) and its warnings.

@@ -32,6 +32,8 @@ pub struct InitOptions {
     pub audit: bool,
     /// Replace an existing config (and key).
     pub force: bool,
+    /// Force this S3 provider preset (`s3.provider`), over the profile's.
+    pub provider: Option<crate::Provider>,
 }
 
 /// What `init` did.
@@ -97,6 +99,14 @@ pub fn init(ctx: &Context, env: &str, options: &InitOptions) -> Result<InitRepor
             config
         }
     };
+    if let Some(provider) = options.provider {
+        if config.local_store_dir().is_some() {
+            return Err(OpsError::Usage(
+                "--provider applies to a bucket; pass --profile=<name> with it".into(),
+            ));
+        }
+        config.s3.set_provider(Some(provider.name()));
+    }
     if let Some(folder) = &options.vault_folder {
         config.set_vault_folder(env, folder);
     }
