@@ -202,7 +202,16 @@ struct InitArgs {
     #[arg(long)]
     vault_folder: Option<String>,
     /// Record pushes and pulls in the bucket's audit log.
-    #[arg(long, default_value = "on", value_parser = parse_on_off)]
+    #[arg(
+        long,
+        value_name = "on|off",
+        default_value = "on",
+        default_missing_value = "on",
+        num_args = 0..=1,
+        require_equals = true,
+        action = clap::ArgAction::Set,
+        value_parser = parse_on_off
+    )]
     audit: bool,
     /// Force a provider preset for this env's bucket (over the profile's):
     /// aws, r2, b2, hetzner, minio, wasabi, digitalocean, custom.

@@ -1306,3 +1306,26 @@ async fn a_forced_hetzner_preset_works_behind_an_rgw_and_without_it_the_412_is_e
     bob.ok(&["pull", "dev", "--force"]).await;
     assert_vault(&bob_vault, &first);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_env_initialised_with_audit_off_records_nothing() {
+    let machine = Machine::new();
+    machine
+        .ok(&["init", "dev", "--repo=demo", "--audit=off"])
+        .await;
+    write_vault(&machine.vault(), "postgres://quiet");
+    machine.ok(&["push", "dev", "--note=ignored"]).await;
+    machine.ok(&["pull", "dev", "--force"]).await;
+    assert_eq!(
+        machine.ok(&["audit", "dev"]).await.trim(),
+        "(no audit log yet for demo/dev)"
+    );
+    // The local store keeps a log like a bucket does when auditing is on.
+    machine.ok(&["init", "prod", "--repo=demo"]).await;
+    let prod = machine.checkout.join("infra/vault/prod");
+    std::fs::write(prod.join(".env.prod"), "A=1\n").unwrap();
+    machine.ok(&["push", "prod"]).await;
+    let rows = audit_rows(&machine.ok(&["audit", "prod", "--json"]).await);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["action"], "push");
+}
