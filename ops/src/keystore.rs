@@ -172,7 +172,6 @@ impl KeytreeFilter {
 }
 
 /// What `keystore export` wrote.
-#[derive(Debug)]
 pub struct KeytreeExportReport {
     /// The `.keytree` file (0600).
     pub path: PathBuf,
@@ -184,6 +183,19 @@ pub struct KeytreeExportReport {
     pub profiles: Vec<String>,
     /// Pairs left out, with why (unreadable config, no key).
     pub skipped: Vec<(String, String)>,
+}
+
+// Hand-written so the passphrase never reaches a `{:?}`.
+impl std::fmt::Debug for KeytreeExportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeytreeExportReport")
+            .field("path", &self.path)
+            .field("passphrase", &"<redacted>")
+            .field("entries", &self.entries)
+            .field("profiles", &self.profiles)
+            .field("skipped", &self.skipped)
+            .finish()
+    }
 }
 
 /// The default file name: `<hostname>.keytree` from `$HOSTNAME` / `$HOST`,

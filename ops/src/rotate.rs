@@ -11,6 +11,7 @@
 //! race to a concurrent push or rotation publishes nothing and leaves the
 //! old key in place.
 
+use std::fmt;
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -28,7 +29,6 @@ use crate::{Context, OpsError, Progress, layout, open_store};
 pub const MIN_NEW_PASSPHRASE_LEN: usize = 12;
 
 /// Where the new passphrase comes from.
-#[derive(Debug)]
 pub enum NewPassphrase {
     /// The operator chose it (at least 12 characters).
     Given(Zeroizing<String>),
@@ -37,7 +37,6 @@ pub enum NewPassphrase {
 }
 
 /// What `rotate-passphrase` should do.
-#[derive(Debug)]
 pub struct RotateOptions {
     /// The new passphrase.
     pub new_passphrase: NewPassphrase,
@@ -48,7 +47,6 @@ pub struct RotateOptions {
 }
 
 /// What `rotate-passphrase` did.
-#[derive(Debug)]
 pub struct RotateReport {
     /// `<repo>/<env>`.
     pub target: String,
@@ -66,6 +64,46 @@ pub struct RotateReport {
     /// Set when the rotation is published but the keystore refused the new
     /// key: the user must keep the passphrase and store it (re-import).
     pub key_not_stored: Option<String>,
+}
+
+// Hand-written so a passphrase never reaches a `{:?}`.
+impl fmt::Debug for NewPassphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NewPassphrase::Given(_) => f.write_str("Given(<redacted>)"),
+            NewPassphrase::Generate => f.write_str("Generate"),
+        }
+    }
+}
+
+impl fmt::Debug for RotateOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RotateOptions")
+            .field("new_passphrase", &self.new_passphrase)
+            .field(
+                "old_passphrase",
+                &self.old_passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field("audit", &self.audit)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RotateReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RotateReport")
+            .field("target", &self.target)
+            .field("previous_ts", &self.previous_ts)
+            .field("ts", &self.ts)
+            .field("generation", &self.generation)
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field("keystore", &self.keystore)
+            .field("key_not_stored", &self.key_not_stored)
+            .finish()
+    }
 }
 
 /// Re-keys `env`'s current version under a new passphrase.
@@ -202,6 +240,18 @@ fn checked_new_passphrase(given: Zeroizing<String>) -> Result<Zeroizing<String>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_a_passphrase() {
+        let options = RotateOptions {
+            new_passphrase: NewPassphrase::Given(Zeroizing::new("new-secret-passphrase".into())),
+            old_passphrase: Some(Zeroizing::new("old-secret-passphrase".into())),
+            audit: AuditOptions::default(),
+        };
+        let debug = format!("{options:?}");
+        assert!(!debug.contains("secret-passphrase"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+    }
 
     #[test]
     fn new_passphrases_are_checked_without_echoing_them() {

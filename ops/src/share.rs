@@ -21,12 +21,21 @@ const MIN_PASSPHRASE_LEN: usize = 8;
 const ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ";
 
 /// What `export` wrote.
-#[derive(Debug)]
 pub struct ExportReport {
     /// The `.share` file (0600).
     pub path: PathBuf,
     /// The passphrase, generated unless given; shown once, never stored.
     pub passphrase: Zeroizing<String>,
+}
+
+// Hand-written so the passphrase never reaches a `{:?}`.
+impl std::fmt::Debug for ExportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportReport")
+            .field("path", &self.path)
+            .field("passphrase", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Writes `<repo>-<env>.share` (or `out`) sealed with `passphrase`, or with
