@@ -258,6 +258,29 @@ impl S3Store {
         }
     }
 
+    /// After a 412 to a quoted `If-Match`: true when the object still has
+    /// the tag that was sent and the server spells its ETags without quotes
+    /// — Ceph RGW's signature, where only the bare form matches. A real
+    /// lost race shows a different tag.
+    async fn rejects_quoted_if_match(&self, key: &str, sent: &ETag) -> bool {
+        if self.provider.if_match_form() != IfMatchForm::Quoted {
+            return false;
+        }
+        let Ok(output) = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        else {
+            return false;
+        };
+        output
+            .e_tag()
+            .is_some_and(|raw| !raw.trim().starts_with('"') && ETag::new(raw) == *sent)
+    }
+
     fn classify<E>(
         &self,
         key: &str,
@@ -435,6 +458,15 @@ impl Store for S3Store {
                 .map(ETag::new)
                 .ok_or_else(|| missing_etag(key)),
             Err(err) => Err(match self.classify(key, err) {
+                Failure::Error(StoreError::PreconditionFailed { .. })
+                    if matches!(&condition, PutCondition::IfMatch(sent)
+                        if self.rejects_quoted_if_match(key, sent).await) =>
+                {
+                    StoreError::Misconfigured(format!(
+                        "{} answered 412 to If-Match on {key} although the object's ETag matches: this server compares ETags without their quotes (Ceph RGW, which Hetzner Object Storage runs). Nothing was overwritten. Force the hetzner preset for this env: `\"provider\": \"hetzner\"` in the s3 block of its config, which `vsync init <env> --provider=hetzner` (or a profile added with --provider=hetzner) writes",
+                        self.describe()
+                    ))
+                }
                 Failure::NotImplemented(detail) => StoreError::ConditionalWritesUnsupported(
                     format!("{} rejected a conditional PUT: {detail}", self.describe()),
                 ),

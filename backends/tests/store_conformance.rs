@@ -298,7 +298,9 @@ async fn hetzner_preset_passes_the_suite_behind_unquoted_etags() {
 #[tokio::test]
 async fn without_the_hetzner_preset_a_quoted_if_match_is_refused_by_rgw() {
     // Why the preset exists: RGW answers 412 to a quoted If-Match, so a
-    // generic client could never move a pointer on Hetzner.
+    // generic client could never move a pointer on Hetzner. The store
+    // recognises the signature (the tag still matches, the server spells it
+    // bare) and says which preset to force instead of reporting a race.
     let (server, builder) = s3_server_with_bucket("generic").await;
     let rgw = EtagUnquotingProxy::start(&server.endpoint()).await.unwrap();
     let store = builder.endpoint(rgw.endpoint()).build().unwrap();
@@ -307,14 +309,35 @@ async fn without_the_hetzner_preset_a_quoted_if_match_is_refused_by_rgw() {
         .await
         .unwrap();
     let err = store
-        .put("k", b"two", PutCondition::IfMatch(etag))
+        .put("k", b"two", PutCondition::IfMatch(etag.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Misconfigured(_)), "{err}");
+    assert!(err.to_string().contains("hetzner"), "{err}");
+    assert_eq!(store.get("k").await.unwrap().unwrap().body, b"one");
+    // A genuinely stale tag is still a lost race.
+    let hetzner = S3Store::builder()
+        .endpoint(rgw.endpoint())
+        .region(server.region())
+        .bucket("generic")
+        .credentials(server.access_key(), server.secret_key())
+        .proxy(Proxy::Disabled)
+        .provider(Provider::Hetzner)
+        .build()
+        .unwrap();
+    hetzner
+        .put("k", b"moved on", PutCondition::IfMatch(etag.clone()))
+        .await
+        .unwrap();
+    let err = store
+        .put("k", b"three", PutCondition::IfMatch(etag))
         .await
         .unwrap_err();
     assert!(
         matches!(err, StoreError::PreconditionFailed { .. }),
         "{err}"
     );
-    assert_eq!(store.get("k").await.unwrap().unwrap().body, b"one");
+    assert_eq!(store.get("k").await.unwrap().unwrap().body, b"moved on");
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ impl Failure {
 }
 
 /// A usage problem the parser cannot see (exit code 2, like clap's).
-fn usage(message: String) -> Failure {
+pub fn usage(message: String) -> Failure {
     Failure { message, code: 2 }
 }
 
@@ -65,14 +65,13 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Profile(command) => run_profile(&ctx, command),
         Command::Init(args) => init(&ctx, args),
-        Command::Push { env, force } => {
+        Command::Push { env, force, audit } => {
             let progress = StderrProgress::new();
-            let report = runtime.block_on(vsync_ops::push(
-                &ctx,
-                &env,
-                &PushOptions { force },
-                &progress,
-            ))?;
+            let options = PushOptions {
+                force,
+                audit: audit.into(),
+            };
+            let report = runtime.block_on(vsync_ops::push(&ctx, &env, &options, &progress))?;
             drop(progress);
             println!(
                 "pushed {} (version: {}, generation {}, {} files)",
@@ -91,9 +90,17 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             env,
             out,
             passphrase,
+            audit,
         } => {
             let given = passphrase_if_given(&passphrase)?;
-            let report = export_share(&ctx, &env, out.as_deref(), given)?;
+            let report = runtime.block_on(export_share(
+                &ctx,
+                &env,
+                out.as_deref(),
+                given,
+                &audit.into(),
+                &StderrProgress::new(),
+            ))?;
             println!("wrote {}", report.path.display());
             println!("passphrase: {}", report.passphrase.as_str());
             eprintln!(
@@ -135,10 +142,18 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             path,
             file,
             passphrase,
+            audit,
         } => {
             let file = path.or(file).expect("clap requires one of them");
             let passphrase = read_passphrase(&passphrase)?;
-            let report = import_share(&ctx, &env, &file, &passphrase)?;
+            let report = runtime.block_on(import_share(
+                &ctx,
+                &env,
+                &file,
+                &passphrase,
+                &audit.into(),
+                &StderrProgress::new(),
+            ))?;
             if let Some(share_env) = &report.share_env {
                 eprintln!("note: the share was exported from env {share_env:?}; saved as {env:?}");
             }
@@ -154,10 +169,19 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Audit(args) => crate::lifecycle::audit(&ctx, &runtime, args),
+        Command::RotatePassphrase(args) => crate::lifecycle::rotate(&ctx, &runtime, args),
+        Command::Keystore(command) => crate::lifecycle::keystore(&ctx, command),
+        Command::Use { env, link } => crate::lifecycle::use_link(&ctx, env, link),
+        Command::Status {
+            json,
+            quiet,
+            check_remote,
+        } => crate::status::run(&ctx, &runtime, json, quiet, check_remote),
     }
 }
 
-fn passphrase_if_given(args: &PassphraseArgs) -> Result<Option<Zeroizing<String>>, Failure> {
+pub fn passphrase_if_given(args: &PassphraseArgs) -> Result<Option<Zeroizing<String>>, Failure> {
     if let Some(given) = &args.passphrase {
         return Ok(Some(Zeroizing::new(given.clone())));
     }
@@ -169,7 +193,7 @@ fn passphrase_if_given(args: &PassphraseArgs) -> Result<Option<Zeroizing<String>
     }
 }
 
-fn read_passphrase(args: &PassphraseArgs) -> Result<Zeroizing<String>, Failure> {
+pub fn read_passphrase(args: &PassphraseArgs) -> Result<Zeroizing<String>, Failure> {
     match passphrase_if_given(args)? {
         Some(passphrase) => Ok(passphrase),
         None => read_secret(
@@ -221,6 +245,10 @@ fn run_profile(ctx: &Context, command: ProfileCommand) -> Result<(), Failure> {
                 profile.prefix.as_deref().unwrap_or("(none)")
             );
             println!(
+                "provider:        {}",
+                profile.provider().unwrap_or("(detected from the endpoint)")
+            );
+            println!(
                 "accessKeyId:     {}",
                 profile::mask_access_key(&profile.access_key_id)
             );
@@ -260,7 +288,7 @@ fn profile_add(ctx: &Context, args: ProfileAddArgs) -> Result<(), Failure> {
         "pass --secret-key-file=<file> or set VSYNC_SECRET_ACCESS_KEY",
     )
     .map_err(usage)?;
-    let profile = Profile::new(
+    let mut profile = Profile::new(
         &args.endpoint,
         &args.region,
         &args.bucket,
@@ -268,6 +296,7 @@ fn profile_add(ctx: &Context, args: ProfileAddArgs) -> Result<(), Failure> {
         secret,
         args.prefix.as_deref(),
     );
+    profile.set_provider(args.provider.map(vsync_ops::Provider::name));
     profile::add(&ctx.base, &args.name, &profile, args.force)?;
     println!("added profile {}", args.name);
     Ok(())
@@ -280,6 +309,7 @@ fn init(ctx: &Context, args: InitArgs) -> Result<(), Failure> {
         vault_folder: args.vault_folder,
         audit: args.audit,
         force: args.force,
+        provider: args.provider,
     };
     let report = vsync_ops::init(ctx, &args.env, &options)?;
     if report.local_store {
@@ -318,6 +348,7 @@ fn pull(ctx: &Context, runtime: &tokio::runtime::Runtime, args: PullArgs) -> Res
         backup: args.backup,
         force: args.force,
         accept_rollback: args.accept_rollback,
+        audit: args.audit.into(),
     };
     let progress = StderrProgress::new();
     let report = runtime.block_on(vsync_ops::pull(ctx, &args.env, &options, &progress))?;

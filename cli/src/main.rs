@@ -3,8 +3,10 @@
 //! to stderr; failures exit with the code `OpsError::exit_code` gives.
 
 mod commands;
+mod lifecycle;
 mod progress;
 mod secret_input;
+mod status;
 mod sync;
 
 use std::path::PathBuf;
@@ -39,6 +41,8 @@ enum Command {
         /// Push even if the remote moved on since this machine last synced.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        audit: AuditArgs,
     },
     /// Download a version into the vault folder (a backup is made first).
     Pull(PullArgs),
@@ -59,6 +63,8 @@ enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         passphrase: PassphraseArgs,
+        #[command(flatten)]
+        audit: AuditArgs,
     },
     /// Print the `vsync-cfg-v1:` blob an application reads from
     /// `VSYNC_CONFIG` (its `VSYNC_PASSPHRASE` is the env's key from the
@@ -89,11 +95,47 @@ enum Command {
         file: Option<PathBuf>,
         #[command(flatten)]
         passphrase: PassphraseArgs,
+        #[command(flatten)]
+        audit: AuditArgs,
     },
     /// Write the env's `.env.<env>` to a platform: GitHub Actions, GCP Secret
     /// Manager, AWS Secrets Manager, Azure Key Vault or Vault KV v2. Checks
     /// everything before the first write and writes only what changed.
     Sync(sync::SyncArgs),
+    /// Re-key the env's current version under a new passphrase (the
+    /// keystore's key): same content, a new version, the new key stored.
+    RotatePassphrase(RotateArgs),
+    /// Which repo this is, each env's config, key and keystore, and (with
+    /// `--check-remote`) how the local vault stands against the bucket.
+    Status {
+        /// Machine-readable output.
+        #[arg(long, conflicts_with = "quiet")]
+        json: bool,
+        /// Print nothing when every env is ok; otherwise one line per
+        /// problem on stderr and exit 1.
+        #[arg(long)]
+        quiet: bool,
+        /// Read each env's pointer: in sync, behind, ahead or diverged.
+        #[arg(long)]
+        check_remote: bool,
+    },
+    /// Point `./.env` at an env's `.env.<env>` (a relative symlink); without
+    /// an env, show where it points.
+    Use {
+        /// The env to link; omit to show the current link.
+        env: Option<String>,
+        /// The link to manage, relative to the working tree's root
+        /// (default `.env`).
+        #[arg(long)]
+        link: Option<PathBuf>,
+    },
+    /// The machine's env configs and keys as a whole: list them, or move
+    /// them (with the profiles) in a passphrase-sealed `.keytree`.
+    #[command(subcommand)]
+    Keystore(KeystoreCommand),
+    /// Show the env's audit log (who pushed, pulled, exported, imported or
+    /// rotated, and when), newest first.
+    Audit(AuditLogArgs),
 }
 
 #[derive(Subcommand)]
@@ -141,6 +183,11 @@ struct ProfileAddArgs {
     /// A prefix under which every env's objects go (`<prefix><env>/`).
     #[arg(long)]
     prefix: Option<String>,
+    /// Force a provider preset instead of detecting it from the endpoint
+    /// (e.g. `hetzner` for a Ceph RGW on a custom host); copied into every
+    /// env `init` makes from this profile.
+    #[arg(long, value_name = "PRESET")]
+    provider: Option<vsync_ops::Provider>,
     /// Replace an existing profile of that name.
     #[arg(long)]
     force: bool,
@@ -160,8 +207,21 @@ struct InitArgs {
     #[arg(long)]
     vault_folder: Option<String>,
     /// Record pushes and pulls in the bucket's audit log.
-    #[arg(long, default_value = "on", value_parser = parse_on_off)]
+    #[arg(
+        long,
+        value_name = "on|off",
+        default_value = "on",
+        default_missing_value = "on",
+        num_args = 0..=1,
+        require_equals = true,
+        action = clap::ArgAction::Set,
+        value_parser = parse_on_off
+    )]
     audit: bool,
+    /// Force a provider preset for this env's bucket (over the profile's):
+    /// aws, r2, b2, hetzner, minio, wasabi, digitalocean, custom.
+    #[arg(long, value_name = "PRESET")]
+    provider: Option<vsync_ops::Provider>,
     /// Replace an existing config (mints a new key).
     #[arg(long)]
     force: bool,
@@ -183,6 +243,123 @@ struct PullArgs {
     /// Accept a remote older than the last version this machine synced.
     #[arg(long)]
     accept_rollback: bool,
+    #[command(flatten)]
+    audit: AuditArgs,
+}
+
+#[derive(Subcommand)]
+enum KeystoreCommand {
+    /// List every env config on this machine and whether its key is here.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write env configs, keys and profiles to a `.keytree` file.
+    Export(KeystoreExportArgs),
+    /// Restore configs, keys and profiles from a `.keytree` file.
+    Import {
+        /// The `.keytree` file.
+        file: PathBuf,
+        /// Replace envs and profiles that differ from the file's.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+}
+
+#[derive(Args)]
+struct KeystoreExportArgs {
+    /// Every env and every profile.
+    #[arg(long)]
+    all: bool,
+    /// Only this repo (repeatable). Here `--repo` filters instead of
+    /// naming the working tree's repo.
+    #[arg(long = "repo", value_name = "REPO")]
+    repo: Vec<String>,
+    /// Only this env (repeatable; combined with --repo as repo AND env).
+    #[arg(long = "env", value_name = "ENV")]
+    env: Vec<String>,
+    /// Add the profiles.
+    #[arg(long)]
+    profiles: bool,
+    /// Where to write it (default `./<hostname>.keytree`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+}
+
+#[derive(Args)]
+struct RotateArgs {
+    /// The env.
+    #[arg(long)]
+    env: String,
+    /// A file holding the new passphrase (at least 12 characters).
+    #[arg(long, conflicts_with_all = ["new_passphrase", "generate"])]
+    new_passphrase_file: Option<PathBuf>,
+    /// The new passphrase itself (visible in the process list; prefer
+    /// --new-passphrase-file or --generate).
+    #[arg(long, conflicts_with = "generate")]
+    new_passphrase: Option<String>,
+    /// Mint a fresh random key as the new passphrase (printed once).
+    #[arg(long)]
+    generate: bool,
+    /// A file holding the current passphrase, when it is not the key in
+    /// this machine's keystore.
+    #[arg(long, conflicts_with = "old_passphrase")]
+    old_passphrase_file: Option<PathBuf>,
+    /// The current passphrase itself (upstream's flag; visible in the
+    /// process list).
+    #[arg(long)]
+    old_passphrase: Option<String>,
+    #[command(flatten)]
+    audit: AuditArgs,
+}
+
+/// The audit-log flags of the verbs that append to it (push, pull, export,
+/// import, rotate-passphrase). `$VSYNC_AUDIT_META` (a JSON object) and
+/// `$VSYNC_AUDIT_NOTE` add to every row; these flags win over them.
+#[derive(Args)]
+struct AuditArgs {
+    /// Do not append to the bucket's audit log this time.
+    #[arg(long)]
+    no_audit: bool,
+    /// Extra `key=value` for the row's meta (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = vsync_ops::parse_meta_pair)]
+    meta: Vec<(String, String)>,
+    /// A note for the row (its meta's `note`).
+    #[arg(long)]
+    note: Option<String>,
+}
+
+impl From<AuditArgs> for vsync_ops::AuditOptions {
+    fn from(args: AuditArgs) -> Self {
+        Self {
+            skip: args.no_audit,
+            meta: args.meta,
+            note: args.note,
+        }
+    }
+}
+
+#[derive(Args)]
+struct AuditLogArgs {
+    /// The env.
+    env: String,
+    /// Print the log as CSV (header and every row).
+    #[arg(long, conflicts_with_all = ["json", "limit"])]
+    csv: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// Show at most this many rows (default 50).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "all")]
+    limit: Option<u64>,
+    /// Show every row.
+    #[arg(long)]
+    all: bool,
 }
 
 /// Where a share passphrase comes from: `--passphrase-file`,

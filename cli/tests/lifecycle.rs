@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tempfile::TempDir;
 use vsync_backends::s3::{Proxy, S3Store};
 use vsync_engine::store::{ObjectInfo, PutCondition, Store, StoreError};
-use vsync_testcontainers::{ForwardProxy, S3Server};
+use vsync_testcontainers::{EtagUnquotingProxy, ForwardProxy, S3Server};
 
 const BUCKET: &str = "vault";
 
@@ -91,26 +91,35 @@ impl Machine {
 
     /// Adds a profile for the harness's server and inits `dev` with it.
     async fn init_on(&self, server: &S3Server) {
-        let endpoint = format!("--endpoint={}", server.endpoint());
+        self.add_profile("harness", &server.endpoint(), server, &[])
+            .await;
+        self.ok(&["init", "dev", "--profile=harness", "--repo=acme_web"])
+            .await;
+    }
+
+    /// Adds profile `name` for the harness's server reached at `endpoint`.
+    async fn add_profile(&self, name: &str, endpoint: &str, server: &S3Server, extra: &[&str]) {
+        let endpoint = format!("--endpoint={endpoint}");
         let access_key = format!("--access-key={}", server.access_key());
         let region = format!("--region={}", server.region());
+        let bucket = format!("--bucket={BUCKET}");
+        let mut args = vec![
+            "profile",
+            "add",
+            name,
+            &endpoint,
+            &region,
+            &bucket,
+            &access_key,
+        ];
+        args.extend_from_slice(extra);
         let output = self
-            .command(&[
-                "profile",
-                "add",
-                "harness",
-                &endpoint,
-                &region,
-                &format!("--bucket={BUCKET}"),
-                &access_key,
-            ])
+            .command(&args)
             .env("VSYNC_SECRET_ACCESS_KEY", server.secret_key())
             .output()
             .await
             .unwrap();
         assert!(output.status.success(), "{output:?}");
-        self.ok(&["init", "dev", "--profile=harness", "--repo=acme_web"])
-            .await;
     }
 
     fn vault(&self) -> PathBuf {
@@ -564,4 +573,802 @@ async fn the_runtime_library_opens_what_the_cli_pushed() {
         "postgres://app@db/first",
         "the open handle keeps the values it booted with"
     );
+}
+
+fn audit_rows(json: &str) -> Vec<serde_json::Value> {
+    let doc: serde_json::Value = serde_json::from_str(json).unwrap();
+    doc["rows"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_records_each_verb_and_racing_appends_all_land() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    assert!(
+        alice
+            .ok(&["audit", "dev"])
+            .await
+            .contains("(no audit log yet for acme_web/dev)")
+    );
+    write_vault(&alice.vault(), "postgres://audited");
+    let output = alice
+        .command(&["push", "dev", "--note=first deploy", "--meta=ticket=OPS-7"])
+        .env("VSYNC_AUDIT_META", r#"{"ci":true,"ticket":"OPS-1"}"#)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    alice.ok(&["push", "dev", "--no-audit"]).await;
+
+    // Two pulls at once: both rows land (the loser of the log's
+    // compare-and-swap rereads and retries).
+    let pulls: Vec<_> = (0..2)
+        .map(|_| alice.command(&["pull", "dev", "--force"]).output())
+        .collect();
+    for pull in pulls {
+        let output = pull.await.unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert!(
+            !String::from_utf8_lossy(&output.stderr).contains("audit"),
+            "{output:?}"
+        );
+    }
+
+    let rows = audit_rows(&alice.ok(&["audit", "dev", "--json"]).await);
+    let actions: Vec<&str> = rows.iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["pull", "pull", "push"], "newest first: {rows:?}");
+    let push = &rows[2];
+    assert_eq!(
+        push["meta"],
+        r#"{"ci":"true","ticket":"OPS-7","note":"first deploy"}"#
+    );
+    // The unaudited second push is what the pulls fetched.
+    assert!(push["version_ts"].as_str().unwrap() < rows[0]["version_ts"].as_str().unwrap());
+    assert_eq!(push["bun_version"], "");
+    assert!(push["vsync_version"].as_str().unwrap().ends_with("+rust"));
+
+    let table = alice.ok(&["audit", "dev"]).await;
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("TS "), "{table}");
+    assert!(lines[0].contains("ACTION  VERSION"), "{table}");
+    assert!(lines[1].starts_with("---"), "{table}");
+    assert_eq!(lines.len(), 5, "{table}");
+    assert!(lines[4].contains("first deploy"), "{table}");
+    assert!(lines[4].contains("ci=true, ticket=OPS-7"), "{table}");
+    let limited = alice.ok(&["audit", "dev", "--limit=1"]).await;
+    assert!(limited.contains("(2 older rows not shown; pass --all to see everything)"));
+
+    // The raw object is upstream's CSV.
+    let csv = alice.ok(&["audit", "dev", "--csv"]).await;
+    let stored = direct_store(&server)
+        .get("acme_web/dev/audit.csv")
+        .await
+        .unwrap()
+        .unwrap()
+        .body;
+    let stored = String::from_utf8(stored).unwrap();
+    assert!(stored.starts_with(
+        "ts,action,version_ts,hostname,local_ip,os_user,git_email,vsync_version,bun_version,meta\n"
+    ));
+    assert_eq!(stored.lines().count(), 4);
+    assert_eq!(csv.lines().count(), 4);
+    assert!(
+        stored.contains(r#""{""ci"":""true"",""ticket"":""OPS-7"",""note"":""first deploy""}""#)
+    );
+
+    // Exports and imports are recorded without a version.
+    let share = alice.home.join("dev.share");
+    let passphrase_file = alice.home.join("passphrase");
+    std::fs::write(&passphrase_file, "correct-horse-battery\n").unwrap();
+    alice
+        .ok(&[
+            "export",
+            "dev",
+            &format!("--out={}", share.display()),
+            &format!("--passphrase-file={}", passphrase_file.display()),
+        ])
+        .await;
+    let rows = audit_rows(&alice.ok(&["audit", "dev", "--json", "--all"]).await);
+    assert_eq!(rows[0]["action"], "export");
+    assert_eq!(rows[0]["version_ts"], "");
+
+    // A bad --meta is a usage error before anything runs.
+    let stderr = alice.fails(&["push", "dev", "--meta=novalue"], 2).await;
+    assert!(stderr.contains("key=value"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_re_keys_the_current_version_and_every_reader_with_the_new_key_works() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    let files = write_vault(&alice.vault(), "postgres://rotated");
+    alice.ok(&["push", "dev"]).await;
+    // Bob joined before the rotation: he holds the old key.
+    let share = alice.home.join("dev.share");
+    let passphrase_file = alice.home.join("share-passphrase");
+    std::fs::write(&passphrase_file, "correct-horse-battery").unwrap();
+    let share_args = [
+        format!("--out={}", share.display()),
+        format!("--passphrase-file={}", passphrase_file.display()),
+    ];
+    alice
+        .ok(&["export", "dev", &share_args[0], &share_args[1]])
+        .await;
+    let bob = Machine::new();
+    bob.ok(&["import", "dev", share.to_str().unwrap(), &share_args[1]])
+        .await;
+    let old_key = std::fs::read_to_string(alice.key_file()).unwrap();
+    let before = versions_of(&alice.ok(&["versions", "dev", "--json"]).await);
+
+    // Non-interactive without a new passphrase: a usage error, nothing done.
+    let stderr = alice.fails(&["rotate-passphrase", "--env=dev"], 2).await;
+    assert!(stderr.contains("--generate"), "{stderr}");
+    let short = alice.home.join("short");
+    std::fs::write(&short, "too-short").unwrap();
+    alice
+        .fails(
+            &[
+                "rotate-passphrase",
+                "--env=dev",
+                &format!("--new-passphrase-file={}", short.display()),
+            ],
+            2,
+        )
+        .await;
+
+    let new_file = alice.home.join("new-passphrase");
+    std::fs::write(&new_file, "a-brand-new-passphrase-2026\n").unwrap();
+    let stdout = alice
+        .ok(&[
+            "rotate-passphrase",
+            "--env=dev",
+            &format!("--new-passphrase-file={}", new_file.display()),
+            "--note=quarterly",
+        ])
+        .await;
+    assert!(stdout.contains("rotated acme_web/dev"), "{stdout}");
+    assert!(
+        !stdout.contains("a-brand-new"),
+        "a given passphrase is not echoed: {stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(alice.key_file()).unwrap(),
+        "a-brand-new-passphrase-2026"
+    );
+
+    // A new version with a new sealed ts, generation grown, old one kept.
+    let doc: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["versions", "dev", "--json"]).await).unwrap();
+    let after = versions_of(&doc.to_string());
+    assert_eq!(after.len(), 2);
+    assert!(after[0] > before[0]);
+    assert_eq!(doc["current"], after[0].as_str());
+    assert_eq!(doc["generation"], 2);
+    let meta = direct_store(&server)
+        .get("acme_web/dev/latest.meta")
+        .await
+        .unwrap()
+        .unwrap()
+        .body;
+    let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
+    assert_eq!(
+        (meta["gen"].as_u64(), meta["prev_gen"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(meta["rotated_at"].is_string());
+
+    // Pull on the same machine works, and the ledger stayed in sync (no
+    // --force needed, push is not refused afterwards).
+    alice.ok(&["pull", "dev"]).await;
+    assert_vault(&alice.vault(), &files);
+    std::fs::write(
+        alice.vault().join(".env.dev"),
+        "DATABASE_URL=postgres://after\n",
+    )
+    .unwrap();
+    alice.ok(&["push", "dev"]).await;
+
+    // The old key fails with the wrong-passphrase class.
+    assert_eq!(std::fs::read_to_string(bob.key_file()).unwrap(), old_key);
+    let stderr = bob.fails(&["pull", "dev"], 5).await;
+    assert!(stderr.contains("re-import"), "{stderr}");
+
+    // A runtime token minted after the rotation opens with the new key.
+    let blob = alice.ok(&["runtime-token", "--env=dev"]).await;
+    let vault = vsync_s3_client::open_with(
+        blob.trim(),
+        "a-brand-new-passphrase-2026",
+        vsync_s3_client::Options::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        vault.get_env("DATABASE_URL").unwrap().expose(),
+        "postgres://after"
+    );
+    let old = vsync_s3_client::open_with(blob.trim(), &old_key, vsync_s3_client::Options::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        old.class(),
+        Some(vsync_crypto::ErrorClass::WrongPassphrase),
+        "{old:?}"
+    );
+
+    // The rotation is in the audit log with its generations.
+    let rows = audit_rows(&alice.ok(&["audit", "dev", "--json", "--all"]).await);
+    let rotate = rows.iter().find(|r| r["action"] == "rotate").unwrap();
+    assert_eq!(
+        rotate["meta"],
+        r#"{"note":"quarterly","event":"rotate","gen":2,"prev_gen":1}"#
+    );
+
+    // --generate mints a key, prints it once, and stores it.
+    let stdout = alice
+        .ok(&["rotate-passphrase", "--env=dev", "--generate", "--no-audit"])
+        .await;
+    let printed = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("passphrase: "))
+        .unwrap();
+    assert_eq!(printed.len(), 44);
+    assert_eq!(std::fs::read_to_string(alice.key_file()).unwrap(), printed);
+    alice.ok(&["pull", "dev"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_that_loses_the_race_keeps_the_old_key() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    write_vault(&alice.vault(), "postgres://race");
+    alice.ok(&["push", "dev"]).await;
+    let old_key = std::fs::read_to_string(alice.key_file()).unwrap();
+
+    // Two rotations at once: one publishes, the other loses the
+    // compare-and-swap, publishes nothing and leaves its key alone.
+    let files: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let file = alice.home.join(format!("new-{i}"));
+            std::fs::write(&file, format!("rotation-number-{i}-passphrase")).unwrap();
+            file
+        })
+        .collect();
+    // Separate keystores, so each rotation's effect on its key is visible.
+    let twin = Machine::new();
+    let config = alice.home.join(".config/vsync");
+    let copy = |from: &Path, to: &Path| {
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    std::fs::create_dir_all(twin.home.join(".config")).unwrap();
+    copy(&config, &twin.home.join(".config/vsync"));
+    copy(
+        &alice.checkout.join(".vsync"),
+        &twin.checkout.join(".vsync"),
+    );
+    let machines = [&alice, &twin];
+    let rotations: Vec<_> = machines
+        .iter()
+        .zip(&files)
+        .map(|(machine, file)| {
+            machine
+                .command(&[
+                    "rotate-passphrase",
+                    "--env=dev",
+                    &format!("--new-passphrase-file={}", file.display()),
+                ])
+                .output()
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for rotation in rotations {
+        outcomes.push(rotation.await.unwrap());
+    }
+    let winners: Vec<usize> = (0..2).filter(|&i| outcomes[i].status.success()).collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    let (winner, loser) = (winners[0], 1 - winners[0]);
+    // Overlapping, the loser loses the compare-and-swap (4); scheduled
+    // after the winner, its old key no longer opens the current version
+    // (5). Either way it changed nothing.
+    let stderr = String::from_utf8_lossy(&outcomes[loser].stderr);
+    match outcomes[loser].status.code() {
+        Some(4) => assert!(stderr.contains("current key stays"), "{stderr}"),
+        Some(5) => assert!(stderr.contains("does not match"), "{stderr}"),
+        other => panic!("loser exited {other:?}: {stderr}"),
+    }
+    assert_eq!(
+        std::fs::read_to_string(machines[loser].key_file()).unwrap(),
+        old_key
+    );
+    assert_eq!(
+        std::fs::read_to_string(machines[winner].key_file()).unwrap(),
+        format!("rotation-number-{winner}-passphrase")
+    );
+    // One new version only; the winner pulls it.
+    let versions = versions_of(&alice.ok(&["versions", "dev", "--json"]).await);
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    machines[winner].ok(&["pull", "dev", "--force"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keytree_moves_every_key_and_profile_to_another_machine() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    alice
+        .ok(&["init", "prod", "--profile=harness", "--repo=acme_web"])
+        .await;
+    let files = write_vault(&alice.vault(), "postgres://keytree");
+    alice.ok(&["push", "dev"]).await;
+
+    let listing = alice.ok(&["keystore", "list"]).await;
+    assert!(listing.contains("file keystore at"), "{listing}");
+    assert!(listing.contains("acme_web\n"), "{listing}");
+    assert!(listing.contains("2 envs, 2 with a key"), "{listing}");
+
+    // Nothing selected: refused.
+    let stderr = alice.fails(&["keystore", "export"], 2).await;
+    assert!(stderr.contains("--all"), "{stderr}");
+
+    let keytree = alice.home.join("alice.keytree");
+    let passphrase_file = alice.home.join("keytree-passphrase");
+    std::fs::write(&passphrase_file, "keytree-passphrase-1\n").unwrap();
+    let passphrase_arg = format!("--passphrase-file={}", passphrase_file.display());
+    let stdout = alice
+        .ok(&[
+            "keystore",
+            "export",
+            "--all",
+            &format!("--out={}", keytree.display()),
+            &passphrase_arg,
+        ])
+        .await;
+    assert!(
+        stdout.contains("passphrase: keytree-passphrase-1"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::metadata(&keytree).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let bytes = std::fs::read(&keytree).unwrap();
+    assert_eq!(&bytes[..4], b"VKT1");
+    let json = vsync_crypto::frame::open_keytree("keytree-passphrase-1", &bytes).unwrap();
+    let payload: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(payload["version"], 1);
+    assert!(payload["exportedAt"].as_str().unwrap().ends_with('Z'));
+    let entries = payload["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(
+        (entries[0]["repo"].as_str(), entries[0]["env"].as_str()),
+        (Some("acme_web"), Some("dev"))
+    );
+    assert_eq!(entries[0]["config"]["version"], 1);
+    assert_eq!(payload["profiles"][0]["name"], "harness");
+
+    // A .share is not a .keytree: the error names the right verb.
+    let share = alice.home.join("dev.share");
+    alice
+        .ok(&[
+            "export",
+            "dev",
+            &format!("--out={}", share.display()),
+            &passphrase_arg,
+        ])
+        .await;
+    let bob = Machine::new();
+    let stderr = bob
+        .fails(
+            &[
+                "keystore",
+                "import",
+                share.to_str().unwrap(),
+                &passphrase_arg,
+            ],
+            5,
+        )
+        .await;
+    assert!(stderr.contains("vsync import <env>"), "{stderr}");
+
+    // Bob already holds a different key for prod: skipped without --force.
+    bob.ok(&["init", "prod", "--repo=acme_web", "--local"])
+        .await;
+    let bob_prod_key =
+        std::fs::read_to_string(bob.home.join(".config/vsync/.keystore/acme_web/prod.key"))
+            .unwrap();
+    let stdout = bob
+        .ok(&[
+            "keystore",
+            "import",
+            keytree.to_str().unwrap(),
+            &passphrase_arg,
+        ])
+        .await;
+    assert!(stdout.contains("profile harness: imported"), "{stdout}");
+    assert!(stdout.contains("acme_web/dev: imported"), "{stdout}");
+    assert!(
+        stdout.contains("acme_web/prod: skipped: this machine holds a different key and config"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(bob.home.join(".config/vsync/.keystore/acme_web/prod.key"))
+            .unwrap(),
+        bob_prod_key
+    );
+    assert_eq!(
+        std::fs::read_to_string(bob.key_file()).unwrap(),
+        std::fs::read_to_string(alice.key_file()).unwrap()
+    );
+    bob.ok(&["pull", "dev"]).await;
+    assert_vault(&bob.vault(), &files);
+
+    // Again: unchanged; with --force the different pair is replaced.
+    let stdout = bob
+        .ok(&[
+            "keystore",
+            "import",
+            keytree.to_str().unwrap(),
+            &passphrase_arg,
+        ])
+        .await;
+    assert!(
+        stdout.contains("acme_web/dev: already here, unchanged"),
+        "{stdout}"
+    );
+    let stdout = bob
+        .ok(&[
+            "keystore",
+            "import",
+            keytree.to_str().unwrap(),
+            &passphrase_arg,
+            "--force",
+        ])
+        .await;
+    assert!(stdout.contains("acme_web/prod: replaced"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(bob.home.join(".config/vsync/.keystore/acme_web/prod.key"))
+            .unwrap(),
+        std::fs::read_to_string(alice.home.join(".config/vsync/.keystore/acme_web/prod.key"))
+            .unwrap()
+    );
+
+    // A wrong passphrase changes nothing.
+    let carol = Machine::new();
+    let wrong = carol.home.join("wrong");
+    std::fs::write(&wrong, "not-the-passphrase").unwrap();
+    carol
+        .fails(
+            &[
+                "keystore",
+                "import",
+                keytree.to_str().unwrap(),
+                &format!("--passphrase-file={}", wrong.display()),
+            ],
+            5,
+        )
+        .await;
+    assert!(!carol.home.join(".config/vsync/acme_web").exists());
+
+    // Filters: only prod.
+    let only_prod = alice.home.join("prod.keytree");
+    alice
+        .ok(&[
+            "keystore",
+            "export",
+            "--env=prod",
+            "--repo=acme_web",
+            &format!("--out={}", only_prod.display()),
+            &passphrase_arg,
+        ])
+        .await;
+    let json = vsync_crypto::frame::open_keytree(
+        "keytree-passphrase-1",
+        &std::fs::read(&only_prod).unwrap(),
+    )
+    .unwrap();
+    let payload: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(payload["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(payload["entries"][0]["env"], "prod");
+    assert_eq!(payload["profiles"].as_array().unwrap().len(), 0);
+}
+
+fn status_of(json: &str) -> serde_json::Value {
+    serde_json::from_str(json).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_names_the_keystore_and_compares_with_the_remote() {
+    let server = server().await;
+    let alice = Machine::new();
+    alice.init_on(&server).await;
+    write_vault(&alice.vault(), "postgres://status");
+
+    let doc = status_of(&alice.ok(&["status", "--json"]).await);
+    assert_eq!(doc["repo"], "acme_web");
+    assert_eq!(doc["source"], "file");
+    assert!(
+        doc["keystore"]
+            .as_str()
+            .unwrap()
+            .starts_with("file keystore at ")
+    );
+    assert_eq!(doc["keychainEnumerationSupported"], true);
+    let env = &doc["envs"][0];
+    assert_eq!(env["env"], "dev");
+    assert_eq!(env["profile"], "harness");
+    assert_eq!(env["profilePresent"], true);
+    assert_eq!(env["prefix"], "acme_web/dev/");
+    assert_eq!(env["keystore"], doc["keystore"]);
+    assert_eq!(env["status"]["ok"], true);
+    assert_eq!(env["status"]["code"], "ok");
+    assert!(env["remote"].is_null());
+    assert_eq!(doc["profiles"][0]["name"], "harness");
+
+    let doc = status_of(&alice.ok(&["status", "--json", "--check-remote"]).await);
+    assert_eq!(doc["envs"][0]["remote"]["state"], "not-published");
+    alice.ok(&["push", "dev"]).await;
+    let doc = status_of(&alice.ok(&["status", "--json", "--check-remote"]).await);
+    let remote = &doc["envs"][0]["remote"];
+    assert_eq!(remote["state"], "in-sync");
+    assert_eq!(remote["gen"], 1);
+    assert_eq!(doc["envs"][0]["lastSync"]["op"], "push");
+
+    // Local edit: ahead.
+    std::fs::write(
+        alice.vault().join(".env.dev"),
+        "DATABASE_URL=postgres://edited\n",
+    )
+    .unwrap();
+    let doc = status_of(&alice.ok(&["status", "--json", "--check-remote"]).await);
+    assert_eq!(doc["envs"][0]["remote"]["state"], "ahead");
+    assert_eq!(doc["envs"][0]["remote"]["localChanges"], 1);
+
+    // A teammate pushes: diverged; after discarding the edit: behind.
+    let share = alice.home.join("dev.share");
+    let passphrase_file = alice.home.join("passphrase");
+    std::fs::write(&passphrase_file, "correct-horse-battery").unwrap();
+    let passphrase_arg = format!("--passphrase-file={}", passphrase_file.display());
+    alice
+        .ok(&[
+            "export",
+            "dev",
+            &format!("--out={}", share.display()),
+            &passphrase_arg,
+        ])
+        .await;
+    let bob = Machine::new();
+    bob.ok(&["import", "dev", share.to_str().unwrap(), &passphrase_arg])
+        .await;
+    bob.ok(&["pull", "dev"]).await;
+    std::fs::write(bob.vault().join("extra.txt"), "new").unwrap();
+    bob.ok(&["push", "dev"]).await;
+    let doc = status_of(&alice.ok(&["status", "--json", "--check-remote"]).await);
+    assert_eq!(doc["envs"][0]["remote"]["state"], "diverged");
+    alice.ok(&["pull", "dev", "--force"]).await;
+    std::fs::remove_file(alice.vault().join("extra.txt")).unwrap();
+    alice.ok(&["pull", "dev", "--force"]).await;
+    let text = alice.ok(&["status", "--check-remote"]).await;
+    assert!(text.contains("Keystore:  file keystore at"), "{text}");
+    assert!(text.contains("ok (in-sync)"), "{text}");
+    bob.ok(&["push", "dev", "--force"]).await;
+    let doc = status_of(&alice.ok(&["status", "--json", "--check-remote"]).await);
+    assert_eq!(doc["envs"][0]["remote"]["state"], "behind");
+    assert_eq!(doc["envs"][0]["remote"]["gen"], 3);
+
+    // All ok: --quiet prints nothing.
+    let output = alice.run(&["status", "--quiet"]).await;
+    assert!(output.status.success());
+    assert!(
+        output.stdout.is_empty() && output.stderr.is_empty(),
+        "{output:?}"
+    );
+
+    // A missing key: orphan-no-key, and --quiet says so with exit 1.
+    let key = std::fs::read(alice.key_file()).unwrap();
+    std::fs::remove_file(alice.key_file()).unwrap();
+    let stderr = alice.fails(&["status", "--quiet"], 1).await;
+    assert!(
+        stderr.contains("dev: orphan-no-key — no key for acme_web/dev"),
+        "{stderr}"
+    );
+    std::fs::write(alice.key_file(), &key).unwrap();
+
+    // A corrupt config: orphan-no-config; the other env still reports.
+    alice
+        .ok(&["init", "prod", "--profile=harness", "--repo=acme_web"])
+        .await;
+    std::fs::write(
+        alice.home.join(".config/vsync/acme_web/env_prod"),
+        b"garbage",
+    )
+    .unwrap();
+    let doc = status_of(&alice.ok(&["status", "--json"]).await);
+    let codes: Vec<&str> = doc["envs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["ok", "orphan-no-config"]);
+    // A key whose config is gone is a notice (the file keystore can be listed).
+    std::fs::remove_file(alice.home.join(".config/vsync/acme_web/env_prod")).unwrap();
+    let doc = status_of(&alice.ok(&["status", "--json"]).await);
+    assert!(
+        doc["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("acme_web/prod")),
+        "{doc}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn use_links_dot_env_to_the_chosen_env() {
+    let machine = Machine::new();
+    machine.ok(&["init", "dev", "--repo=demo"]).await;
+    machine.ok(&["init", "prod", "--repo=demo"]).await;
+    assert_eq!(machine.ok(&["use"]).await.trim(), "(no ./.env)");
+
+    // Not pulled yet: refused with the fix.
+    let stderr = machine.fails(&["use", "dev"], 2).await;
+    assert!(stderr.contains("vsync pull dev"), "{stderr}");
+    // Not initialised: the config error.
+    machine.fails(&["use", "staging"], 2).await;
+
+    write_vault(&machine.vault(), "postgres://dev");
+    let prod = machine.checkout.join("infra/vault/prod");
+    std::fs::create_dir_all(&prod).unwrap();
+    std::fs::write(prod.join(".env.prod"), "DATABASE_URL=postgres://prod\n").unwrap();
+
+    let output = machine.run(&["use", "dev"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "./.env → infra/vault/dev/.env.dev"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains(".gitignore"));
+    let link = machine.checkout.join(".env");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("infra/vault/dev/.env.dev")
+    );
+    assert!(
+        std::fs::read_to_string(&link)
+            .unwrap()
+            .contains("postgres://dev")
+    );
+
+    // Switching replaces the symlink; with .gitignore covering it, no warning.
+    std::fs::write(machine.checkout.join(".gitignore"), ".env*\n").unwrap();
+    let output = machine.run(&["use", "prod"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("warning"));
+    assert!(
+        std::fs::read_to_string(&link)
+            .unwrap()
+            .contains("postgres://prod")
+    );
+    assert_eq!(
+        machine.ok(&["use"]).await.trim(),
+        "./.env → infra/vault/prod/.env.prod"
+    );
+
+    // A link elsewhere in the tree is relative to where it lives.
+    std::fs::create_dir_all(machine.checkout.join("apps/web")).unwrap();
+    machine.ok(&["use", "dev", "--link=apps/web/.env"]).await;
+    assert_eq!(
+        std::fs::read_link(machine.checkout.join("apps/web/.env")).unwrap(),
+        Path::new("../../infra/vault/dev/.env.dev")
+    );
+    machine
+        .fails(&["use", "dev", "--link=missing/dir/.env"], 2)
+        .await;
+
+    // A regular file is never replaced.
+    std::fs::remove_file(&link).unwrap();
+    std::fs::write(&link, "HAND_WRITTEN=1\n").unwrap();
+    let stderr = machine.fails(&["use", "dev"], 4).await;
+    assert!(stderr.contains("regular file"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&link).unwrap(), "HAND_WRITTEN=1\n");
+    assert!(machine.ok(&["use"]).await.contains("regular file"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_hetzner_preset_works_behind_an_rgw_and_without_it_the_412_is_explained() {
+    let server = server().await;
+    let rgw = EtagUnquotingProxy::start(&server.endpoint()).await.unwrap();
+
+    // A custom host (127.0.0.1) is not recognisable as Hetzner: forced.
+    let alice = Machine::new();
+    alice
+        .add_profile("rgw", &rgw.endpoint(), &server, &["--provider=hetzner"])
+        .await;
+    assert!(
+        alice
+            .ok(&["profile", "show", "rgw"])
+            .await
+            .contains("provider:        hetzner")
+    );
+    alice
+        .ok(&["init", "dev", "--profile=rgw", "--repo=acme_web"])
+        .await;
+    let doc = status_of(&alice.ok(&["status", "--json"]).await);
+    assert!(
+        doc["envs"][0]["store"]
+            .as_str()
+            .unwrap()
+            .contains("(hetzner preset)"),
+        "{doc}"
+    );
+    write_vault(&alice.vault(), "postgres://rgw-one");
+    alice.ok(&["push", "dev"]).await;
+    let second = write_vault(&alice.vault(), "postgres://rgw-two");
+    // The second push swaps `latest`, `latest.meta` and `audit.csv` with
+    // If-Match: only the bare form passes the RGW.
+    alice.ok(&["push", "dev"]).await;
+    std::fs::remove_dir_all(alice.vault()).unwrap();
+    let output = alice.run(&["pull", "dev", "--force"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("audit"),
+        "{output:?}"
+    );
+    assert_vault(&alice.vault(), &second);
+    let rows = audit_rows(&alice.ok(&["audit", "dev", "--json"]).await);
+    assert_eq!(rows.len(), 3);
+    assert!(rgw.request_count() > 0);
+
+    // The same RGW without the preset: the first push creates everything
+    // (no If-Match needed), the second is refused with the explanation,
+    // and the bucket keeps the first version intact.
+    let bob = Machine::new();
+    bob.add_profile("rgw", &rgw.endpoint(), &server, &[]).await;
+    bob.ok(&["init", "dev", "--profile=rgw", "--repo=bob_app"])
+        .await;
+    let bob_vault = bob.checkout.join("infra/vault/dev");
+    let first = write_vault(&bob_vault, "postgres://bob-one");
+    bob.ok(&["push", "dev"]).await;
+    write_vault(&bob_vault, "postgres://bob-two");
+    let stderr = bob.fails(&["push", "dev"], 3).await;
+    assert!(stderr.contains("412"), "{stderr}");
+    assert!(stderr.contains("--provider=hetzner"), "{stderr}");
+    assert!(stderr.contains("Nothing was overwritten"), "{stderr}");
+    let versions = versions_of(&bob.ok(&["versions", "dev", "--json"]).await);
+    assert_eq!(versions.len(), 1, "no orphan bundle: {versions:?}");
+    std::fs::remove_dir_all(&bob_vault).unwrap();
+    bob.ok(&["pull", "dev", "--force"]).await;
+    assert_vault(&bob_vault, &first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_env_initialised_with_audit_off_records_nothing() {
+    let machine = Machine::new();
+    machine
+        .ok(&["init", "dev", "--repo=demo", "--audit=off"])
+        .await;
+    write_vault(&machine.vault(), "postgres://quiet");
+    machine.ok(&["push", "dev", "--note=ignored"]).await;
+    machine.ok(&["pull", "dev", "--force"]).await;
+    assert_eq!(
+        machine.ok(&["audit", "dev"]).await.trim(),
+        "(no audit log yet for demo/dev)"
+    );
+    // The local store keeps a log like a bucket does when auditing is on.
+    machine.ok(&["init", "prod", "--repo=demo"]).await;
+    let prod = machine.checkout.join("infra/vault/prod");
+    std::fs::write(prod.join(".env.prod"), "A=1\n").unwrap();
+    machine.ok(&["push", "prod"]).await;
+    let rows = audit_rows(&machine.ok(&["audit", "prod", "--json"]).await);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["action"], "push");
 }

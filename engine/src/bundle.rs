@@ -136,6 +136,11 @@ pub fn unpack(
         let is_symlink = entry
             .unix_mode()
             .is_some_and(|mode| mode & 0o170_000 == 0o120_000);
+        // Info-ZIP's `zip -r <folder>` (upstream's push) stores the folder
+        // itself as a directory entry first; it adds nothing to extract.
+        if name == vault_prefix && entry.is_dir() && !is_symlink {
+            continue;
+        }
         let path = Path::new(&name);
         let climbs = path
             .components()
@@ -284,6 +289,33 @@ mod tests {
             assert_eq!(mode("infra/vault/dev/.env.dev"), 0o600);
             assert_eq!(mode("infra/vault/dev/gcp"), 0o700);
         }
+    }
+
+    #[test]
+    fn info_zip_directory_entries_are_accepted() {
+        // `zip -r out.zip infra/vault/dev` stores the folder and every
+        // subfolder as entries of their own, before the files.
+        let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+        let options = SimpleFileOptions::default();
+        zip.add_directory("infra/vault/dev/", options).unwrap();
+        zip.add_directory("infra/vault/dev/tls/", options).unwrap();
+        zip.start_file("infra/vault/dev/tls/server.crt", options)
+            .unwrap();
+        zip.write_all(b"CERT").unwrap();
+        let zip = zip.finish().unwrap().into_inner();
+        let target = tempfile::tempdir().unwrap();
+        let written = unpack(&zip, target.path(), Path::new("infra/vault/dev")).unwrap();
+        assert_eq!(written, ["tls/server.crt"]);
+        assert_eq!(
+            fs::read(target.path().join("infra/vault/dev/tls/server.crt")).unwrap(),
+            b"CERT"
+        );
+        // A directory entry for another folder is still refused.
+        let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+        zip.add_directory("infra/vault/", options).unwrap();
+        let zip = zip.finish().unwrap().into_inner();
+        let err = unpack(&zip, target.path(), Path::new("infra/vault/dev")).unwrap_err();
+        assert!(matches!(err, BundleError::UnsafeEntry(_)), "{err}");
     }
 
     #[test]

@@ -358,6 +358,43 @@ pub async fn publish(
     expected: Option<&RemoteHead>,
     now: Timestamp,
 ) -> Result<Published, VaultError> {
+    publish_with_meta(store, layout, key, payload, expected, now, None).await
+}
+
+/// [`publish`] for a key rotation: the same compare-and-swap, and
+/// `latest.meta` also records the generation before the rotation and when
+/// it happened (`{"gen":N+1,"prev_gen":N,"rotated_at":…}`, the cell
+/// upstream's `rotate-passphrase` writes).
+pub async fn publish_rotation(
+    store: &dyn Store,
+    layout: &Layout,
+    key: &Key,
+    payload: &[u8],
+    expected: &RemoteHead,
+    now: Timestamp,
+    rotated_at: String,
+) -> Result<Published, VaultError> {
+    publish_with_meta(
+        store,
+        layout,
+        key,
+        payload,
+        Some(expected),
+        now,
+        Some(rotated_at),
+    )
+    .await
+}
+
+async fn publish_with_meta(
+    store: &dyn Store,
+    layout: &Layout,
+    key: &Key,
+    payload: &[u8],
+    expected: Option<&RemoteHead>,
+    now: Timestamp,
+    rotated_at: Option<String>,
+) -> Result<Published, VaultError> {
     if let Some(head) = expected
         && head.ts >= now
     {
@@ -401,10 +438,12 @@ pub async fn publish(
             source => store_error(store)(source),
         });
     }
-    let generation = expected.map_or(0, |head| head.generation) + 1;
+    let previous = expected.map_or(0, |head| head.generation);
+    let generation = previous + 1;
     let meta = ManifestMeta {
         generation: Some(generation),
-        ..ManifestMeta::default()
+        previous_generation: rotated_at.is_some().then_some(previous),
+        rotated_at,
     };
     let meta_condition = match expected.and_then(|head| head.meta_etag.clone()) {
         Some(etag) => PutCondition::IfMatch(etag),

@@ -119,6 +119,32 @@ pub struct S3Config {
     pub extra: Map<String, Value>,
 }
 
+/// The key, in the `s3` block of an env config and in a profile, that forces
+/// a provider preset (`hetzner`, `minio`, …) instead of detecting it from
+/// the endpoint's host. Upstream ignores unknown keys, so configs carrying
+/// it stay readable by upstream vsync, and this crate writes it back
+/// unchanged like any other unknown key.
+pub const PROVIDER_KEY: &str = "provider";
+
+impl S3Config {
+    /// The forced provider preset's name, if one is set.
+    pub fn provider(&self) -> Option<&str> {
+        self.extra.get(PROVIDER_KEY).and_then(Value::as_str)
+    }
+
+    /// Forces a provider preset (`None` goes back to detection).
+    pub fn set_provider(&mut self, provider: Option<&str>) {
+        match provider {
+            Some(name) => {
+                self.extra.insert(PROVIDER_KEY.to_owned(), name.into());
+            }
+            None => {
+                self.extra.remove(PROVIDER_KEY);
+            }
+        }
+    }
+}
+
 impl fmt::Debug for S3Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("S3Config")

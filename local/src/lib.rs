@@ -14,7 +14,8 @@
 //! - [`identity`]: which repo a working tree belongs to;
 //! - [`ledger`]: the sync-state ledger and the dirty check;
 //! - [`profile`]: the named S3 profiles;
-//! - [`backup`]: the encrypted rolling backup and the plain `--backup` copy.
+//! - [`backup`]: the encrypted rolling backup and the plain `--backup` copy;
+//! - [`time`]: instants rendered as upstream (Node's `toISOString()`) writes them.
 #![forbid(unsafe_code)]
 
 pub mod backup;
@@ -26,7 +27,7 @@ pub mod ledger;
 pub mod paths;
 pub mod pin;
 pub mod profile;
-mod time;
+pub mod time;
 
 pub use config::EnvConfig;
 pub use keystore::Keystore;

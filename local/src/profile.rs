@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use vsync_crypto::Zeroizing;
 
-use crate::config::S3Config;
+use crate::config::{PROVIDER_KEY, S3Config};
 use crate::fsutil;
 use crate::paths::ConfigBase;
 
@@ -151,6 +151,24 @@ impl Profile {
         }
     }
 
+    /// The forced provider preset (key [`PROVIDER_KEY`]), copied into the
+    /// config of every env made from this profile.
+    pub fn provider(&self) -> Option<&str> {
+        self.extra.get(PROVIDER_KEY).and_then(Value::as_str)
+    }
+
+    /// Forces a provider preset for envs made from this profile.
+    pub fn set_provider(&mut self, provider: Option<&str>) {
+        match provider {
+            Some(name) => {
+                self.extra.insert(PROVIDER_KEY.to_owned(), name.into());
+            }
+            None => {
+                self.extra.remove(PROVIDER_KEY);
+            }
+        }
+    }
+
     /// `useSsl` as `init` derives it: false only for `http://` endpoints.
     pub fn use_ssl(&self) -> bool {
         !self.endpoint.starts_with("http://")
@@ -158,7 +176,7 @@ impl Profile {
 
     /// The `s3` block of an env config made from this profile.
     pub fn s3_config(&self) -> S3Config {
-        S3Config {
+        let mut s3 = S3Config {
             endpoint: self.endpoint.clone(),
             region: self.region.clone(),
             bucket: self.bucket.clone(),
@@ -166,7 +184,9 @@ impl Profile {
             secret_access_key: self.secret_access_key.clone(),
             use_ssl: self.use_ssl(),
             extra: Map::new(),
-        }
+        };
+        s3.set_provider(self.provider());
+        s3
     }
 
     /// The env prefix `init` derives: `<profile prefix><env>/`, or `None`
@@ -371,6 +391,24 @@ mod tests {
             Zeroizing::new(SECRET.to_owned()),
             prefix,
         )
+    }
+
+    #[test]
+    fn a_forced_provider_survives_the_file_and_reaches_env_configs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = ConfigBase::at(tmp.path());
+        let mut profile = sample(None);
+        assert_eq!(profile.s3_config().provider(), None);
+        profile.set_provider(Some("hetzner"));
+        add(&base, "rgw", &profile, false).unwrap();
+        let loaded = get(&base, "rgw").unwrap();
+        assert_eq!(loaded.provider(), Some("hetzner"));
+        let mut s3 = loaded.s3_config();
+        assert_eq!(s3.provider(), Some("hetzner"));
+        s3.set_provider(None);
+        assert_eq!(s3.provider(), None);
+        let text = fs::read_to_string(profile_path(&base, "rgw").unwrap()).unwrap();
+        assert!(text.contains(r#""provider": "hetzner""#), "{text}");
     }
 
     #[test]

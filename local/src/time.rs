@@ -25,8 +25,9 @@ fn iso_seconds(ts: &Timestamp) -> String {
     )
 }
 
-/// `toISOString()`: `2026-05-25T14:23:00.123Z`.
-pub(crate) fn iso_millis(at: SystemTime) -> String {
+/// `toISOString()`: `2026-05-25T14:23:00.123Z` (ledger, audit log,
+/// `.keytree` and rotation stamps).
+pub fn iso_millis(at: SystemTime) -> String {
     let (secs, millis) = split(at);
     format!("{}.{millis:03}Z", iso_seconds(&Timestamp::from_unix(secs)))
 }

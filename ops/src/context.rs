@@ -27,6 +27,10 @@ pub struct Context {
     pub cwd: PathBuf,
     /// `--repo`, if given.
     pub repo_flag: Option<String>,
+    /// `$VSYNC_AUDIT_META`: a JSON object merged into every audit row's meta.
+    pub audit_meta_env: Option<String>,
+    /// `$VSYNC_AUDIT_NOTE`: the `note` of every audit row.
+    pub audit_note_env: Option<String>,
 }
 
 /// The repo a command works on.
@@ -49,7 +53,8 @@ impl Repo {
 
 impl Context {
     /// Reads the context from the process environment: `XDG_CONFIG_HOME`,
-    /// `HOME`, `XDG_DATA_HOME`, `VSYNC_KEYSTORE`, `VSYNC_BACKUP_DIR`.
+    /// `HOME`, `XDG_DATA_HOME`, `VSYNC_KEYSTORE`, `VSYNC_BACKUP_DIR`,
+    /// `VSYNC_AUDIT_META`, `VSYNC_AUDIT_NOTE`.
     pub fn from_env(cwd: PathBuf, repo_flag: Option<String>) -> Result<Self, OpsError> {
         let base = ConfigBase::from_env()?;
         let keystore_choice = std::env::var("VSYNC_KEYSTORE").ok();
@@ -67,6 +72,8 @@ impl Context {
             backup_dir_override: std::env::var_os("VSYNC_BACKUP_DIR"),
             cwd,
             repo_flag,
+            audit_meta_env: std::env::var("VSYNC_AUDIT_META").ok(),
+            audit_note_env: std::env::var("VSYNC_AUDIT_NOTE").ok(),
         })
     }
 

@@ -115,9 +115,48 @@ pub enum OpsError {
         /// What changed.
         report: DirtyReport,
     },
+    /// A concurrent push or rotation published first.
+    #[error(
+        "another push or rotation of {target} published first; nothing was changed and the current key stays in the keystore — pull, then rotate again"
+    )]
+    RotationLostRace {
+        /// `<repo>/<env>`.
+        target: String,
+    },
+    /// `use` found no `.env.<env>` to link to.
+    #[error("no {} yet; run `vsync pull {env}` first", path.display())]
+    NoEnvFile {
+        /// The env.
+        env: String,
+        /// The file looked for.
+        path: PathBuf,
+    },
+    /// `use` would replace a file that is not a symlink.
+    #[error(
+        "{path} is a regular file, not a vsync symlink; move it aside (it may hold settings kept nowhere else), then run `vsync use` again"
+    )]
+    LinkBlocked {
+        /// The link path as shown to the user.
+        path: String,
+    },
     /// A `.share` could not be used.
     #[error("{0}")]
     Share(String),
+    /// A `.keytree` could not be used.
+    #[error("{0}")]
+    Keytree(String),
+    /// A multi-step write stopped part-way (what was done is listed).
+    #[error(
+        "INCOMPLETE: {failed} failed ({reason}); done before it: {done}. Fix the cause and run the same command again"
+    )]
+    Incomplete {
+        /// What failed.
+        failed: String,
+        /// Why.
+        reason: String,
+        /// What was done before it.
+        done: String,
+    },
     /// The user asked for something contradictory.
     #[error("{0}")]
     Usage(String),
@@ -190,6 +229,7 @@ impl OpsError {
             | OpsError::Prefix(_)
             | OpsError::S3Config(_)
             | OpsError::NoVaultFolder(_)
+            | OpsError::NoEnvFile { .. }
             | OpsError::Usage(_)
             | OpsError::SinkSetup(_) => 2,
             OpsError::Sync(err) => match err {
@@ -209,11 +249,15 @@ impl OpsError {
                 VaultError::NoVault { .. } => 2,
                 _ => 4,
             },
-            OpsError::LocalChanges { .. } | OpsError::Ledger(_) => 4,
-            OpsError::Share(_) => 5,
+            OpsError::LocalChanges { .. }
+            | OpsError::Ledger(_)
+            | OpsError::RotationLostRace { .. }
+            | OpsError::LinkBlocked { .. } => 4,
+            OpsError::Share(_) | OpsError::Keytree(_) => 5,
             OpsError::Keystore(_)
             | OpsError::Backup(_)
             | OpsError::Bundle(_)
+            | OpsError::Incomplete { .. }
             | OpsError::Io { .. } => 1,
         }
     }

@@ -1,5 +1,5 @@
 //! The vault lifecycle as a library: `init`, `push`, `pull`, `versions`,
-//! the `.share` export/import, `runtime-token` and `sync`, over the machine's local state
+//! the `.share` export/import, `runtime-token`, the audit log and `sync`, over the machine's local state
 //! (`vsync-local`) and a [`Store`](vsync_engine::store::Store).
 //!
 //! Each operation takes a [`Context`] (where local state lives and which
@@ -8,29 +8,52 @@
 //! here prints, prompts or exits.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod context;
 mod error;
+mod keystore;
 mod lifecycle;
+mod link;
+mod rotate;
 mod share;
 mod sinks;
+mod status;
 mod store;
 mod sync;
 mod token;
 
+pub use audit::{
+    AuditAction, AuditLog, AuditOptions, AuditRow, HEADER as AUDIT_HEADER, audit_log,
+    parse_meta_pair, render_csv,
+};
 pub use context::{Context, Repo};
 pub use error::OpsError;
 pub use error::{EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED};
+pub use keystore::{
+    ImportOutcome, KeystoreEntry, KeystoreListing, KeytreeExportReport, KeytreeFilter,
+    KeytreeImportReport, keystore_export, keystore_import, keystore_list,
+};
 pub use lifecycle::{
     InitOptions, InitReport, PullOptions, PullReport, PushOptions, PushReport, VersionEntry,
     VersionsReport, init, pull, push, versions,
 };
+pub use link::{LinkState, LinkStatus, UseReport, link_status, use_env};
+pub use rotate::{
+    MIN_NEW_PASSPHRASE_LEN, NewPassphrase, RotateOptions, RotateReport, rotate_passphrase,
+};
 pub use share::{ExportReport, ImportReport, export_share, generate_passphrase, import_share};
 pub use sinks::{GithubScope, SinkSettings};
+pub use status::{
+    EnvCode, EnvStatus, LastSync, ProfileSummary, RemoteState, RemoteStatus, StatusOptions,
+    StatusReport, status,
+};
 pub use store::{layout, open_store};
 pub use sync::{
     ParserPolicy, RoutingFlags, Skipped, SyncOutcome, SyncRequest, Target, read_env_file, sync,
 };
 pub use token::{RuntimeToken, TokenOverrides, runtime_token};
+/// The S3 provider presets, for `--provider` flags.
+pub use vsync_backends::s3::Provider;
 
 /// Where an operation reports its numbered steps (`[k/n] …` on stderr in
 /// the CLI) and its warnings.

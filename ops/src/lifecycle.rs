@@ -14,6 +14,7 @@ use vsync_local::pin::{self, WriteOutcome};
 use vsync_local::{EnvConfig, backup, profile};
 use zeroize::Zeroizing;
 
+use crate::audit::{self, AuditAction, AuditOptions};
 use crate::{Context, OpsError, Progress, Repo, layout, open_store};
 
 /// What `init` should set up.
@@ -31,6 +32,8 @@ pub struct InitOptions {
     pub audit: bool,
     /// Replace an existing config (and key).
     pub force: bool,
+    /// Force this S3 provider preset (`s3.provider`), over the profile's.
+    pub provider: Option<crate::Provider>,
 }
 
 /// What `init` did.
@@ -96,6 +99,14 @@ pub fn init(ctx: &Context, env: &str, options: &InitOptions) -> Result<InitRepor
             config
         }
     };
+    if let Some(provider) = options.provider {
+        if config.local_store_dir().is_some() {
+            return Err(OpsError::Usage(
+                "--provider applies to a bucket; pass --profile=<name> with it".into(),
+            ));
+        }
+        config.s3.set_provider(Some(provider.name()));
+    }
     if let Some(folder) = &options.vault_folder {
         config.set_vault_folder(env, folder);
     }
@@ -124,7 +135,7 @@ fn default_prefix(repo: &str, env: &str) -> String {
 }
 
 /// Upstream's grammar for new env names: `^[a-z][a-z0-9_-]*$`.
-fn check_new_env_name(env: &str) -> Result<(), OpsError> {
+pub(crate) fn check_new_env_name(env: &str) -> Result<(), OpsError> {
     let mut chars = env.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
@@ -154,10 +165,10 @@ pub(crate) struct Env {
     pub(crate) repo: Repo,
     pub(crate) name: String,
     pub(crate) config: EnvConfig,
-    key: Zeroizing<String>,
-    vault_folder: PathBuf,
+    pub(crate) key: Zeroizing<String>,
+    pub(crate) vault_folder: PathBuf,
     pub(crate) vault_dir: PathBuf,
-    ledger_path: PathBuf,
+    pub(crate) ledger_path: PathBuf,
 }
 
 impl Env {
@@ -188,8 +199,14 @@ impl Env {
 
     /// The bundle key: PBKDF2 of the keystore value with the config's salt.
     pub(crate) fn derive_key(&self) -> Key {
+        self.derive_key_from(&self.key)
+    }
+
+    /// The bundle key for another keystore value (a rotation's old or new
+    /// passphrase) with the config's salt.
+    pub(crate) fn derive_key_from(&self, passphrase: &str) -> Key {
         Key::derive(
-            self.key.as_bytes(),
+            passphrase.as_bytes(),
             self.config.encryption.salt.as_bytes(),
             DEFAULT_ITERATIONS,
         )
@@ -201,6 +218,8 @@ impl Env {
 pub struct PushOptions {
     /// Push even when the remote moved on since this machine last synced.
     pub force: bool,
+    /// The audit flags.
+    pub audit: AuditOptions,
 }
 
 /// What `push` published.
@@ -260,6 +279,20 @@ pub async fn push(
         SystemTime::now(),
     )?
     .save(&env.ledger_path)?;
+    audit::record(
+        ctx,
+        store.as_ref(),
+        &layout,
+        &env.config,
+        &options.audit,
+        audit::Entry {
+            action: AuditAction::Push,
+            version_ts: Some(&published.ts),
+            fixed_meta: &[],
+        },
+        progress,
+    )
+    .await;
     Ok(PushReport {
         target: format!("{}/{}", env.repo.name(), env.name),
         ts: published.ts,
@@ -273,7 +306,7 @@ pub async fn push(
 /// a push within the same second as the current version waits for the next
 /// second instead of failing; a remote further ahead is a clock problem
 /// that `publish` reports.
-async fn next_timestamp(head: Option<&RemoteHead>) -> Timestamp {
+pub(crate) async fn next_timestamp(head: Option<&RemoteHead>) -> Timestamp {
     const MAX_WAIT: Duration = Duration::from_secs(2);
     let started = std::time::Instant::now();
     loop {
@@ -299,6 +332,8 @@ pub struct PullOptions {
     pub force: bool,
     /// Accept a remote older than the last version this machine synced.
     pub accept_rollback: bool,
+    /// The audit flags.
+    pub audit: AuditOptions,
 }
 
 /// What `pull` wrote.
@@ -421,6 +456,20 @@ pub async fn pull(
         SystemTime::now(),
     )?
     .save(&env.ledger_path)?;
+    audit::record(
+        ctx,
+        store.as_ref(),
+        &layout,
+        &env.config,
+        &options.audit,
+        audit::Entry {
+            action: AuditAction::Pull,
+            version_ts: Some(&fetched.ts),
+            fixed_meta: &[],
+        },
+        progress,
+    )
+    .await;
     Ok(PullReport {
         target: format!("{}/{}", env.repo.name(), env.name),
         ts: fetched.ts.clone(),

@@ -8,7 +8,8 @@ use vsync_crypto::frame;
 use vsync_local::{EnvConfig, pin};
 use zeroize::Zeroizing;
 
-use crate::{Context, OpsError};
+use crate::audit::{self, AuditAction, AuditOptions};
+use crate::{Context, OpsError, Progress, layout, open_store};
 
 /// Upstream's `EXPORT_BLOB_VERSION`.
 const EXPORT_VERSION: u64 = 2;
@@ -20,7 +21,6 @@ const MIN_PASSPHRASE_LEN: usize = 8;
 const ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ";
 
 /// What `export` wrote.
-#[derive(Debug)]
 pub struct ExportReport {
     /// The `.share` file (0600).
     pub path: PathBuf,
@@ -28,13 +28,25 @@ pub struct ExportReport {
     pub passphrase: Zeroizing<String>,
 }
 
+// Hand-written so the passphrase never reaches a `{:?}`.
+impl std::fmt::Debug for ExportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportReport")
+            .field("path", &self.path)
+            .field("passphrase", &"<redacted>")
+            .finish()
+    }
+}
+
 /// Writes `<repo>-<env>.share` (or `out`) sealed with `passphrase`, or with
-/// a generated one.
-pub fn export_share(
+/// a generated one, and records an `export` row in the audit log.
+pub async fn export_share(
     ctx: &Context,
     env: &str,
     out: Option<&Path>,
     passphrase: Option<Zeroizing<String>>,
+    audit_options: &AuditOptions,
+    progress: &dyn Progress,
 ) -> Result<ExportReport, OpsError> {
     let repo = ctx.repo()?;
     let name = repo.name();
@@ -71,10 +83,57 @@ pub fn export_share(
         path: path.clone(),
         source,
     })?;
+    record_share_event(
+        ctx,
+        &config,
+        name,
+        env,
+        AuditAction::Export,
+        audit_options,
+        progress,
+    )
+    .await;
     Ok(ExportReport { path, passphrase })
 }
 
-fn json_string(text: &str) -> Zeroizing<String> {
+/// Records an export or import in the env's audit log (best effort: a
+/// store that cannot even be opened is a warning too).
+async fn record_share_event(
+    ctx: &Context,
+    config: &EnvConfig,
+    repo: &str,
+    env: &str,
+    action: AuditAction,
+    options: &AuditOptions,
+    progress: &dyn Progress,
+) {
+    if options.skip || !config.audit.enabled {
+        return;
+    }
+    let target = open_store(config).and_then(|store| Ok((store, layout(config, repo, env)?)));
+    match target {
+        Ok((store, layout)) => {
+            let entry = audit::Entry {
+                action,
+                version_ts: None,
+                fixed_meta: &[],
+            };
+            audit::record(
+                ctx,
+                store.as_ref(),
+                &layout,
+                config,
+                options,
+                entry,
+                progress,
+            )
+            .await;
+        }
+        Err(err) => progress.warn(&format!("failed to record audit entry: {err}")),
+    }
+}
+
+pub(crate) fn json_string(text: &str) -> Zeroizing<String> {
     Zeroizing::new(serde_json::Value::from(text).to_string())
 }
 
@@ -100,7 +159,7 @@ pub fn generate_passphrase() -> Zeroizing<String> {
     passphrase
 }
 
-fn checked_passphrase(given: Zeroizing<String>) -> Result<Zeroizing<String>, OpsError> {
+pub(crate) fn checked_passphrase(given: Zeroizing<String>) -> Result<Zeroizing<String>, OpsError> {
     let trimmed = Zeroizing::new(given.trim().to_owned());
     if trimmed.chars().count() < MIN_PASSPHRASE_LEN {
         return Err(OpsError::Usage(format!(
@@ -137,22 +196,30 @@ pub struct ImportReport {
 }
 
 /// Opens a `.share` and installs its config and key for `env` (§5.6). The
-/// repo is `--repo`, else the `.vsync` pin, else the share's own.
-pub fn import_share(
+/// repo is `--repo`, else the `.vsync` pin, else the share's own. The
+/// `import` audit row follows the share's own `audit.enabled`.
+pub async fn import_share(
     ctx: &Context,
     env: &str,
     file: &Path,
     passphrase: &str,
+    audit_options: &AuditOptions,
+    progress: &dyn Progress,
 ) -> Result<ImportReport, OpsError> {
     let bytes = std::fs::read(file).map_err(|source| OpsError::Io {
         path: file.to_owned(),
         source,
     })?;
-    let json = frame::open_share(passphrase.trim(), &bytes).map_err(|err| {
-        OpsError::Share(format!(
-            "{}: {err}; check the passphrase (sent separately from the file) and that the file arrived intact",
+    let json = frame::open_share(passphrase.trim(), &bytes).map_err(|err| match err {
+        vsync_crypto::Error::WrongFileKind { .. } => OpsError::Share(format!(
+            "{} is a .keytree (a whole machine's keys), not a .share; import it with `vsync keystore import {}`",
+            file.display(),
             file.display()
-        ))
+        )),
+        other => OpsError::Share(format!(
+            "{}: {other}; check the passphrase (sent separately from the file) and that the file arrived intact",
+            file.display()
+        )),
     })?;
     let invalid = |problem: &str| {
         OpsError::Share(format!(
@@ -190,6 +257,16 @@ pub fn import_share(
     let config_path = config.save_for(&ctx.base, &repo, env)?;
     ctx.keystore.set(&repo, env, &payload.key)?;
     let pin_written = pin::write(&toplevel, &repo)? == pin::WriteOutcome::Created;
+    record_share_event(
+        ctx,
+        &config,
+        &repo,
+        env,
+        AuditAction::Import,
+        audit_options,
+        progress,
+    )
+    .await;
     Ok(ImportReport {
         share_env: (payload.env != env).then(|| payload.env.clone()),
         repo,
