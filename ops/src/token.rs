@@ -10,7 +10,7 @@ use crate::{Context, OpsError, layout, open_store};
 
 /// Credentials to put in the blob instead of the config's (a scoped
 /// read-only key is what a running application should hold).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct TokenOverrides {
     /// Access key id.
     pub access_key_id: Option<String>,
@@ -19,13 +19,34 @@ pub struct TokenOverrides {
 }
 
 /// What `runtime-token` minted.
-#[derive(Debug)]
 pub struct RuntimeToken {
     /// `vsync-cfg-v1:…`, to store as the app's `VSYNC_CONFIG` secret.
     pub blob: Zeroizing<String>,
     /// Set when the check read of the pointer did not succeed: the blob is
     /// still minted, this says why it may not work yet.
     pub warning: Option<String>,
+}
+
+impl std::fmt::Debug for TokenOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenOverrides")
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RuntimeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The blob carries the store credentials.
+        f.debug_struct("RuntimeToken")
+            .field("blob", &"<redacted>")
+            .field("warning", &self.warning)
+            .finish()
+    }
 }
 
 /// Builds the blob for `env` and, unless `validate` is false, checks with
