@@ -12,6 +12,9 @@
 //! - [`ForwardProxy`]: a plain HTTP forward proxy that counts requests, to
 //!   prove that a client honours `HTTP_PROXY`.
 //!
+//! - [`GithubFake`]: a protocol-faithful fake of GitHub's Actions secrets
+//!   API (no GitHub server installs here) that opens every sealed box.
+//!
 //! - [`faults`]: the fault injection (429 bursts, broken writes) and write
 //!   counters every platform fake shares, for the sink suite.
 //!
@@ -19,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod faults;
+mod github;
 mod proxy;
 mod s3;
 
@@ -26,6 +30,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+pub use github::{GITHUB_API_VERSION, GithubFake, GithubScope, InjectedFailure, RequestCounts};
 pub use proxy::{EtagUnquotingProxy, ForwardProxy};
 pub use s3::S3Server;
 
