@@ -5,90 +5,20 @@
 //! The harness serves S3 from this test's tokio runtime, so every child
 //! process is awaited with `tokio::process`, never a blocking wait.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::Arc;
 
-use tempfile::TempDir;
+use common::Machine;
 use vsync_backends::s3::{Proxy, S3Store};
 use vsync_engine::store::{ObjectInfo, PutCondition, Store, StoreError};
 use vsync_testcontainers::{EtagUnquotingProxy, ForwardProxy, S3Server};
 
 const BUCKET: &str = "vault";
 
-/// One developer machine: its own HOME (config, file keystore, local store)
-/// and its own checkout of the repo.
-struct Machine {
-    _home: TempDir,
-    home: PathBuf,
-    checkout: PathBuf,
-}
-
 impl Machine {
-    fn new() -> Self {
-        let home = tempfile::tempdir().unwrap();
-        let path = home.path().to_owned();
-        let checkout = path.join("checkout");
-        std::fs::create_dir_all(&checkout).unwrap();
-        let git = std::process::Command::new("git")
-            .args(["init", "-q"])
-            .current_dir(&checkout)
-            .status()
-            .unwrap();
-        assert!(git.success());
-        Self {
-            _home: home,
-            home: path,
-            checkout,
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_vsync"));
-        command
-            .args(args)
-            .current_dir(&self.checkout)
-            .env("HOME", &self.home)
-            .env("VSYNC_KEYSTORE", "file")
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_DATA_HOME")
-            .env_remove("VSYNC_BACKUP_DIR")
-            .env_remove("HTTP_PROXY")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("https_proxy")
-            .stdin(std::process::Stdio::null());
-        command
-    }
-
-    async fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().await.unwrap()
-    }
-
-    /// Runs and asserts success, returning stdout.
-    async fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args).await;
-        assert!(
-            output.status.success(),
-            "vsync {args:?} failed ({:?}):\n{}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    /// Runs, asserts the exit code, and returns stderr.
-    async fn fails(&self, args: &[&str], code: i32) -> String {
-        let output = self.run(args).await;
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "vsync {args:?}:\n{stderr}"
-        );
-        stderr
-    }
-
     /// Adds a profile for the harness's server and inits `dev` with it.
     async fn init_on(&self, server: &S3Server) {
         self.add_profile("harness", &server.endpoint(), server, &[])
@@ -120,14 +50,6 @@ impl Machine {
             .await
             .unwrap();
         assert!(output.status.success(), "{output:?}");
-    }
-
-    fn vault(&self) -> PathBuf {
-        self.checkout.join("infra/vault/dev")
-    }
-
-    fn key_file(&self) -> PathBuf {
-        self.home.join(".config/vsync/.keystore/acme_web/dev.key")
     }
 }
 

@@ -7,7 +7,7 @@
 //! a token on a command line lands in shell history and `ps`.
 
 use vsync_crypto::Zeroizing;
-use vsync_engine::sink::Sink;
+use vsync_engine::sink::{Sink, SinkError};
 use vsync_local::config::SyncTargets;
 
 use crate::OpsError;
@@ -100,9 +100,61 @@ pub(crate) fn build_sink(
     settings: &SinkSettings,
 ) -> Result<Box<dyn Sink>, OpsError> {
     let routing = routing.cloned().unwrap_or_default();
-    let _ = (env, &routing, settings);
-    Err(OpsError::SinkSetup(format!(
-        "this vsync was built without the {} sink",
-        target.name()
-    )))
+    match target {
+        #[cfg(feature = "github")]
+        Target::GithubActions => github(env, &routing, settings),
+        #[allow(unreachable_patterns)] // every platform's feature is on in the default build
+        _ => {
+            let _ = (env, &routing, settings);
+            Err(OpsError::SinkSetup(format!(
+                "this vsync was built without the {} sink",
+                target.name()
+            )))
+        }
+    }
+}
+
+fn setup(error: SinkError) -> OpsError {
+    OpsError::SinkSetup(error.to_string())
+}
+
+fn routing_missing(what: &str, flag: &str) -> OpsError {
+    OpsError::Usage(format!(
+        "no {what} to sync to: pass {flag} (it is saved in the env config for next time)"
+    ))
+}
+
+#[cfg(feature = "github")]
+fn github(
+    env: &str,
+    routing: &SyncTargets,
+    settings: &SinkSettings,
+) -> Result<Box<dyn Sink>, OpsError> {
+    use vsync_sinks::github::GithubSink;
+
+    let mut builder = GithubSink::builder();
+    if let Some(url) = &settings.github_api_url {
+        builder = builder.base_url(url.as_str());
+    }
+    if let Some(token) = &settings.github_token {
+        builder = builder.token(token.as_str());
+    }
+    builder = match &settings.github_scope {
+        GithubScope::Organization(org) => builder.organization(org.as_str()),
+        scope => {
+            let repo = routing
+                .gh
+                .as_ref()
+                .map(|gh| gh.repo.as_str())
+                .ok_or_else(|| routing_missing("GitHub repository", "--gh-repo=<owner/name>"))?;
+            let builder = builder.repository(repo);
+            match scope {
+                GithubScope::Environment => {
+                    builder.environment(settings.github_environment.as_deref().unwrap_or(env))
+                }
+                _ => builder,
+            }
+        }
+    };
+    Ok(Box::new(builder.build().map_err(setup)?))
 }

@@ -294,7 +294,10 @@ impl GithubFake {
     /// The plaintext GitHub would hand a workflow for `name`, if it exists.
     pub fn value(&self, scope: &GithubScope, name: &str) -> Option<Zeroizing<String>> {
         let data = self.data();
-        let stored = data.target(scope)?.secrets.get(&name.to_ascii_uppercase())?;
+        let stored = data
+            .target(scope)?
+            .secrets
+            .get(&name.to_ascii_uppercase())?;
         Some(Zeroizing::new(
             String::from_utf8_lossy(&stored.value).into_owned(),
         ))
@@ -311,7 +314,10 @@ impl GithubFake {
     /// The `updated_at` GitHub lists for `name`.
     pub fn updated_at(&self, scope: &GithubScope, name: &str) -> Option<String> {
         let data = self.data();
-        let stored = data.target(scope)?.secrets.get(&name.to_ascii_uppercase())?;
+        let stored = data
+            .target(scope)?
+            .secrets
+            .get(&name.to_ascii_uppercase())?;
         Some(iso8601(stored.updated_at))
     }
 
@@ -412,7 +418,9 @@ impl Drop for GithubFake {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Data {
@@ -481,13 +489,24 @@ async fn handle(
     // GitHub Enterprise Server serves the same API under `/api/v3`.
     if segments.starts_with(&["api", "v3"]) {
         segments.drain(..2);
-        shared.counts.enterprise_paths.fetch_add(1, Ordering::SeqCst);
+        shared
+            .counts
+            .enterprise_paths
+            .fetch_add(1, Ordering::SeqCst);
     }
     let (scope, rest) = match segments.as_slice() {
         ["repos", owner, repo, "actions", "secrets", rest @ ..] => {
             (GithubScope::Repository(format!("{owner}/{repo}")), rest)
         }
-        ["repos", owner, repo, "environments", env, "secrets", rest @ ..] => (
+        [
+            "repos",
+            owner,
+            repo,
+            "environments",
+            env,
+            "secrets",
+            rest @ ..,
+        ] => (
             GithubScope::Environment(format!("{owner}/{repo}"), (*env).to_owned()),
             rest,
         ),
@@ -595,7 +614,10 @@ fn injected_response(failure: InjectedFailure) -> Response {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |since| since.as_secs())
                 + 30;
-            let mut response = error(StatusCode::FORBIDDEN, "API rate limit exceeded for user ID 1.");
+            let mut response = error(
+                StatusCode::FORBIDDEN,
+                "API rate limit exceeded for user ID 1.",
+            );
             let headers = response.headers_mut();
             headers.insert("x-ratelimit-limit", HeaderValue::from_static("5000"));
             headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
@@ -669,11 +691,16 @@ impl Paging {
     /// The items of this page, and the `Link` header pointing at the next
     /// and last pages.
     fn slice<'a, T>(&self, items: &'a [T], path: &str) -> (&'a [T], Option<String>) {
-        let start = (self.page - 1).saturating_mul(self.per_page).min(items.len());
+        let start = (self.page - 1)
+            .saturating_mul(self.per_page)
+            .min(items.len());
         let end = start.saturating_add(self.per_page).min(items.len());
         let last = items.len().div_ceil(self.per_page).max(1);
         let link = |page: usize, rel: &str| {
-            format!("<{path}?per_page={}&page={page}>; rel=\"{rel}\"", self.per_page)
+            format!(
+                "<{path}?per_page={}&page={page}>; rel=\"{rel}\"",
+                self.per_page
+            )
         };
         let mut links = Vec::new();
         if self.page < last {

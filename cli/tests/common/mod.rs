@@ -1,0 +1,93 @@
+//! The `vsync` binary run as one developer machine: its own HOME and git
+//! checkout. Shared by the end-to-end test files.
+
+#![allow(dead_code)] // each test binary uses the parts it needs
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use tempfile::TempDir;
+
+/// One developer machine: its own HOME (config, file keystore, local store)
+/// and its own checkout of the repo.
+pub struct Machine {
+    _home: TempDir,
+    /// The machine's HOME.
+    pub home: PathBuf,
+    /// Its checkout of the repo.
+    pub checkout: PathBuf,
+}
+
+impl Machine {
+    pub fn new() -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let path = home.path().to_owned();
+        let checkout = path.join("checkout");
+        std::fs::create_dir_all(&checkout).unwrap();
+        let git = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&checkout)
+            .status()
+            .unwrap();
+        assert!(git.success());
+        Self {
+            _home: home,
+            home: path,
+            checkout,
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_vsync"));
+        command
+            .args(args)
+            .current_dir(&self.checkout)
+            .env("HOME", &self.home)
+            .env("VSYNC_KEYSTORE", "file")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("VSYNC_BACKUP_DIR")
+            .env_remove("HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .stdin(std::process::Stdio::null());
+        command
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().await.unwrap()
+    }
+
+    /// Runs and asserts success, returning stdout.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args).await;
+        assert!(
+            output.status.success(),
+            "vsync {args:?} failed ({:?}):\n{}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Runs, asserts the exit code, and returns stderr.
+    pub async fn fails(&self, args: &[&str], code: i32) -> String {
+        let output = self.run(args).await;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "vsync {args:?}:\n{stderr}"
+        );
+        stderr
+    }
+
+    pub fn vault(&self) -> PathBuf {
+        self.checkout.join("infra/vault/dev")
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.home.join(".config/vsync/.keystore/acme_web/dev.key")
+    }
+}

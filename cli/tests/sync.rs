@@ -1,0 +1,225 @@
+//! `vsync sync` end to end: the binary, a vault on the local store, and the
+//! harness's GitHub fake (which opens every sealed box) as the platform.
+//! The routing flag is saved for the next run; a re-sync writes nothing;
+//! a collision is refused before any write (exit 12); a failure halfway is
+//! reported as partial (exit 11) and the re-run finishes it; `--json` is
+//! the machine report.
+
+mod common;
+
+use common::Machine;
+use vsync_testcontainers::{GithubFake, GithubScope};
+
+const ENV_FILE: &str = "\
+# synced to GitHub Actions
+DATABASE_URL=postgres://app:s3cret@db/app
+API_KEY=\"k-123\"
+SERVICE_ACCOUNT_PATH=sa.json
+";
+
+async fn machine_with_vault() -> Machine {
+    let machine = Machine::new();
+    machine.ok(&["init", "dev", "--repo=acme_web"]).await;
+    std::fs::write(machine.vault().join(".env.dev"), ENV_FILE).unwrap();
+    std::fs::write(
+        machine.vault().join("sa.json"),
+        "{\"type\":\"service_account\"}\n",
+    )
+    .unwrap();
+    machine
+}
+
+fn sync_command<'a>(
+    machine: &Machine,
+    fake: &GithubFake,
+    args: &[&'a str],
+) -> tokio::process::Command {
+    let mut full = vec!["sync", "dev", "gh"];
+    full.extend_from_slice(args);
+    let mut command = machine.command(&full);
+    command
+        .env("GITHUB_API_URL", fake.endpoint())
+        .env("GITHUB_TOKEN", GithubFake::TOKEN)
+        .env_remove("GH_TOKEN");
+    command
+}
+
+async fn sync(
+    machine: &Machine,
+    fake: &GithubFake,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let output = sync_command(machine, fake, args).output().await.unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+fn env_scope() -> GithubScope {
+    GithubScope::Environment("acme/api".into(), "dev".into())
+}
+
+fn value(fake: &GithubFake, name: &str) -> Option<String> {
+    fake.value(&env_scope(), name)
+        .map(|value| value.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_creates_then_writes_nothing_and_remembers_the_repository() {
+    let fake = GithubFake::start().await.unwrap();
+    let machine = machine_with_vault().await;
+
+    let (code, stdout, stderr) = sync(
+        &machine,
+        &fake,
+        &["--gh-repo=acme/api", "--inline-file-suffix=_PATH"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("Parser policy:"), "{stderr}");
+    assert!(stdout.contains("3 created"), "{stdout}");
+    assert_eq!(
+        value(&fake, "DATABASE_URL").as_deref(),
+        Some("postgres://app:s3cret@db/app")
+    );
+    assert_eq!(value(&fake, "API_KEY").as_deref(), Some("k-123"));
+    assert_eq!(
+        value(&fake, "SERVICE_ACCOUNT").as_deref(),
+        Some("{\"type\":\"service_account\"}\n"),
+        "a file reference syncs the file's content under the stem"
+    );
+    assert!(
+        !stdout.contains("s3cret") && !stderr.contains("s3cret"),
+        "values never printed"
+    );
+    assert_eq!(fake.counts().public_key, 1);
+
+    // No --gh-repo this time: it was saved in the env config.
+    let puts = fake.counts().puts;
+    let (code, stdout, _) = sync(&machine, &fake, &["--inline-file-suffix=_PATH"]).await;
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("nothing to write"), "{stdout}");
+    assert_eq!(
+        fake.counts().puts,
+        puts,
+        "an unchanged vault writes nothing"
+    );
+    let (code, ..) = sync(
+        &machine,
+        &fake,
+        &["--inline-file-suffix=_PATH", "--detailed-exitcode"],
+    )
+    .await;
+    assert_eq!(
+        code,
+        Some(10),
+        "a no-op is told apart under --detailed-exitcode"
+    );
+
+    // One changed value, seen first in a dry run, then written.
+    let changed = ENV_FILE.replace("k-123", "k-456");
+    std::fs::write(machine.vault().join(".env.dev"), changed).unwrap();
+    let (code, stdout, _) = sync(
+        &machine,
+        &fake,
+        &["--inline-file-suffix=_PATH", "--dry-run", "--json"],
+    )
+    .await;
+    assert_eq!(code, Some(0));
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["status"], "planned");
+    assert_eq!(plan["platform"], "github-actions");
+    let actions: Vec<(&str, &str)> = plan["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| {
+            (
+                line["name"].as_str().unwrap(),
+                line["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("DATABASE_URL", "unchanged"),
+            ("API_KEY", "update"),
+            ("SERVICE_ACCOUNT", "unchanged")
+        ]
+    );
+    assert!(!stdout.contains("k-456"), "no values in the plan");
+    assert_eq!(
+        value(&fake, "API_KEY").as_deref(),
+        Some("k-123"),
+        "a dry run writes nothing"
+    );
+
+    let (code, stdout, _) = sync(&machine, &fake, &["--inline-file-suffix=_PATH"]).await;
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("1 updated"), "{stdout}");
+    assert_eq!(fake.counts().puts, puts + 1);
+    assert_eq!(value(&fake, "API_KEY").as_deref(), Some("k-456"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collision_is_refused_before_any_write_with_exit_12() {
+    let fake = GithubFake::start().await.unwrap();
+    let machine = machine_with_vault().await;
+    std::fs::write(
+        machine.vault().join(".env.dev"),
+        "A=1\ndb_pass=x\nDB_PASS=y\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = sync(&machine, &fake, &["--gh-repo=acme/api"]).await;
+    assert_eq!(code, Some(12), "{stdout}\n{stderr}");
+    assert!(stderr.contains("db_pass, DB_PASS"), "{stderr}");
+    assert_eq!(fake.counts().puts, 0, "nothing written, not even A");
+    assert!(fake.names(&env_scope()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_halfway_exits_11_and_a_rerun_finishes_the_rest() {
+    let fake = GithubFake::start().await.unwrap();
+    let machine = machine_with_vault().await;
+    fake.faults().break_writes_of("API_KEY");
+    let (code, stdout, stderr) = sync(&machine, &fake, &["--gh-repo=acme/api"]).await;
+    assert_eq!(code, Some(11), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 failed"), "{stdout}");
+    assert_eq!(value(&fake, "API_KEY"), None);
+    assert!(value(&fake, "DATABASE_URL").is_some());
+
+    fake.faults().heal();
+    let puts = fake.counts().puts;
+    let (code, stdout, _) = sync(&machine, &fake, &[]).await;
+    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(
+        fake.counts().puts,
+        puts + 1,
+        "only the failed secret is written again"
+    );
+    assert_eq!(value(&fake, "API_KEY").as_deref(), Some("k-123"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_routing_and_token_name_the_fix() {
+    let fake = GithubFake::start().await.unwrap();
+    let machine = machine_with_vault().await;
+    let (code, _, stderr) = sync(&machine, &fake, &[]).await;
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--gh-repo"), "{stderr}");
+
+    let output = sync_command(&machine, &fake, &["--gh-repo=acme/api"])
+        .env_remove("GITHUB_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("GITHUB_TOKEN"));
+
+    let (code, _, stderr) = sync(&machine, &fake, &["--gh-repo=acme/nope"]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("not found"), "{stderr}");
+}
