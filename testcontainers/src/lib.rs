@@ -12,6 +12,10 @@
 //! - [`ForwardProxy`]: a plain HTTP forward proxy that counts requests, to
 //!   prove that a client honours `HTTP_PROXY`.
 //!
+//! - [`MotoServer`]: moto's server, a real AWS Secrets Manager endpoint
+//!   with IAM authentication, behind a front that injects faults, counts
+//!   writes and answers as AWS does where moto differs.
+//!
 //! - [`faults`]: the fault injection (429 bursts, broken writes) and write
 //!   counters every platform fake shares, for the sink suite.
 //!
@@ -19,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod faults;
+mod moto;
 mod proxy;
 mod s3;
 
@@ -26,6 +31,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+pub use moto::MotoServer;
 pub use proxy::{EtagUnquotingProxy, ForwardProxy};
 pub use s3::S3Server;
 
