@@ -9,3 +9,5 @@
 
 #[cfg(feature = "github")]
 pub mod github;
+#[cfg(feature = "aws")]
+pub mod aws;

@@ -14,6 +14,9 @@
 //!
 //! - [`GithubFake`]: a protocol-faithful fake of GitHub's Actions secrets
 //!   API (no GitHub server installs here) that opens every sealed box.
+//! - [`MotoServer`]: moto's server, a real AWS Secrets Manager endpoint
+//!   with IAM authentication, behind a front that injects faults, counts
+//!   writes and answers as AWS does where moto differs.
 //!
 //! - [`faults`]: the fault injection (429 bursts, broken writes) and write
 //!   counters every platform fake shares, for the sink suite.
@@ -23,6 +26,7 @@
 
 pub mod faults;
 mod github;
+mod moto;
 mod proxy;
 mod s3;
 
@@ -31,6 +35,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 pub use github::{GITHUB_API_VERSION, GithubFake, GithubScope, InjectedFailure, RequestCounts};
+pub use moto::MotoServer;
 pub use proxy::{EtagUnquotingProxy, ForwardProxy};
 pub use s3::S3Server;
 

@@ -20,7 +20,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::HarnessError;
 
-type ProxyBody = BoxBody<Bytes, hyper::Error>;
+pub(crate) type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// A reverse proxy in front of an S3 endpoint that reproduces Hetzner Object
 /// Storage's (Ceph RGW's) quirks: ETags come back unquoted (`abc` instead of
@@ -153,14 +153,14 @@ async fn serialize_writes(
 /// The accept loop shared by the proxies; aborted (with every connection
 /// it serves) on drop.
 #[derive(Debug)]
-struct ProxyServer {
+pub(crate) struct ProxyServer {
     addr: SocketAddr,
     requests: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
 impl ProxyServer {
-    async fn start<H, F>(handler: H) -> Result<Self, HarnessError>
+    pub(crate) async fn start<H, F>(handler: H) -> Result<Self, HarnessError>
     where
         H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
         F: Future<Output = Response<ProxyBody>> + Send + 'static,
@@ -211,7 +211,7 @@ impl ProxyServer {
         })
     }
 
-    fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
 
@@ -383,7 +383,7 @@ fn strip_hop_by_hop(req: Request<Incoming>) -> Request<Incoming> {
     Request::from_parts(parts, body)
 }
 
-fn strip_hop_by_hop_headers(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop_headers(headers: &mut HeaderMap) {
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
@@ -429,11 +429,11 @@ fn unquote_xml_etags(xml: &str) -> String {
     out
 }
 
-fn full(bytes: Bytes) -> ProxyBody {
+pub(crate) fn full(bytes: Bytes) -> ProxyBody {
     Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
-fn error_response(status: StatusCode, message: String) -> Response<ProxyBody> {
+pub(crate) fn error_response(status: StatusCode, message: String) -> Response<ProxyBody> {
     let mut response = Response::new(full(Bytes::from(message)));
     *response.status_mut() = status;
     response

@@ -1,0 +1,578 @@
+//! A real AWS Secrets Manager endpoint: moto's server (PyPI `moto[server]`),
+//! with IAM authentication on, behind a front that injects faults, counts
+//! writes and answers the way AWS does where moto does not.
+//!
+//! Why the front: moto cannot throttle, break one name's writes or count
+//! writes, which the sink suite needs ([`Faults`]). And moto 5.2 differs
+//! from AWS on secrets scheduled for deletion: a `CreateSecret` of such a
+//! name gets `ResourceExistsException` (AWS: `InvalidRequestException`,
+//! "already scheduled for deletion"), and a `PutSecretValue` to one
+//! succeeds (AWS refuses it, "marked for deletion"). The front tracks the
+//! deletions it forwards and answers those two cases as AWS does, so a
+//! sink is tested against AWS's behaviour, not moto's.
+//!
+//! Requests are forwarded unchanged, `Host` included: SigV4 signatures
+//! cover it, and moto verifies them against the front's address the client
+//! signed for.
+
+use std::collections::HashSet;
+use std::env;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+use crate::HarnessError;
+use crate::faults::{Fault, Faults};
+use crate::proxy::{ProxyBody, ProxyServer, error_response, full, strip_hop_by_hop_headers};
+
+const BINARY: &str = "moto_server";
+const BIN_ENV: &str = "VSYNC_MOTO_SERVER_BIN";
+const REGION: &str = "us-east-1";
+/// The IAM user the harness creates; its policy allows every Secrets
+/// Manager action and nothing else.
+const USER: &str = "vsync-sink";
+const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"}]}"#;
+/// moto imports every service at start; on a busy two-core machine that
+/// takes seconds, so the bound is generous and only trips on real trouble.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Werkzeug prints this (on stderr) once the listener is bound.
+const READY_MARKER: &str = "Running on http://";
+const MAX_LOG: usize = 64 * 1024;
+
+/// A running moto server on `127.0.0.1` with a random port, with IAM
+/// authentication enforced for one user ([`MotoServer::access_key_id`]),
+/// behind a front on another random port ([`MotoServer::endpoint`]).
+///
+/// The front runs on the test's tokio runtime. The process is killed when
+/// this value is dropped.
+#[derive(Debug)]
+pub struct MotoServer {
+    _child: Child,
+    front: ProxyServer,
+    moto: SocketAddr,
+    faults: Arc<Faults>,
+    access_key_id: String,
+    secret_access_key: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl MotoServer {
+    /// Starts moto, creates the IAM user and its access key, turns
+    /// authentication on, and starts the front.
+    ///
+    /// The binary is looked up in `$VSYNC_MOTO_SERVER_BIN`, then
+    /// `${VSYNC_TOOLS_DIR:-$HOME/.cache/vsync-tools}/moto/bin/moto_server`
+    /// (where `scripts/install-services` puts it), then `PATH`.
+    pub async fn start() -> Result<Self, HarnessError> {
+        let binary = find_binary()?;
+        let log = Arc::new(Mutex::new(String::new()));
+        let (child, moto) = spawn(&binary, &log).await?;
+        let (access_key_id, secret_access_key) = bootstrap(moto).await?;
+        let faults = Arc::new(Faults::default());
+        let scheduled = Arc::new(Mutex::new(HashSet::new()));
+        let front = {
+            let faults = Arc::clone(&faults);
+            ProxyServer::start(move |req| {
+                front(moto, Arc::clone(&faults), Arc::clone(&scheduled), req)
+            })
+            .await?
+        };
+        Ok(Self {
+            _child: child,
+            front,
+            moto,
+            faults,
+            access_key_id,
+            secret_access_key,
+            log,
+        })
+    }
+
+    /// The endpoint a sink under test uses: the front, which injects
+    /// faults and counts writes, e.g. `http://127.0.0.1:41234`.
+    pub fn endpoint(&self) -> String {
+        self.front.endpoint()
+    }
+
+    /// moto itself, bypassing the front: for a test's back door (reading
+    /// what is stored, edits "made in the console"), which must neither
+    /// count as vsync's writes nor hit injected faults.
+    pub fn direct_endpoint(&self) -> String {
+        format!("http://{}", self.moto)
+    }
+
+    /// The access key id moto accepts.
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    /// The secret access key moto accepts.
+    pub fn secret_access_key(&self) -> &str {
+        &self.secret_access_key
+    }
+
+    /// The region the tests sign for.
+    pub fn region(&self) -> &str {
+        REGION
+    }
+
+    /// The front's faults and counters.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// What moto printed so far, for diagnosing a failing test.
+    pub fn output(&self) -> String {
+        log_snapshot(&self.log)
+    }
+}
+
+/// Secrets Manager actions that change a secret, and the JSON field that
+/// names it.
+fn written_secret(action: &str) -> Option<&'static str> {
+    match action {
+        "CreateSecret" => Some("Name"),
+        "PutSecretValue" | "UpdateSecret" | "DeleteSecret" | "RestoreSecret" | "TagResource"
+        | "UntagResource" => Some("SecretId"),
+        _ => None,
+    }
+}
+
+async fn front(
+    moto: SocketAddr,
+    faults: Arc<Faults>,
+    scheduled: Arc<Mutex<HashSet<String>>>,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, format!("reading request: {e}")),
+    };
+    let action = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|target| target.strip_prefix("secretsmanager."))
+        .unwrap_or_default()
+        .to_owned();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let field = |name: &str| json.get(name).and_then(serde_json::Value::as_str);
+
+    if action == "ListSecrets"
+        && let Some(max) = json.get("MaxResults").and_then(serde_json::Value::as_i64)
+        && !(1..=100).contains(&max)
+    {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            &format!(
+                "1 validation error detected: Value '{max}' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 100"
+            ),
+        );
+    }
+
+    let secret = written_secret(&action).and_then(field).map(str::to_owned);
+    if let Some(secret) = &secret {
+        match faults.on_write(secret) {
+            Some(Fault::Throttle) => {
+                let mut response = aws_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "ThrottlingException",
+                    "Rate exceeded",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+            Some(Fault::Break) => {
+                return aws_error(
+                    StatusCode::BAD_REQUEST,
+                    "ValidationException",
+                    "the harness refuses writes of this secret",
+                );
+            }
+            None => {}
+        }
+        let is_scheduled = lock(&scheduled).contains(secret);
+        if is_scheduled && action == "CreateSecret" {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestException",
+                "You can't create this secret because a secret with this name is already scheduled for deletion.",
+            );
+        }
+        if is_scheduled && matches!(action.as_str(), "PutSecretValue" | "UpdateSecret") {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestException",
+                "You can't perform this operation on the secret because it was marked for deletion.",
+            );
+        }
+    }
+
+    strip_hop_by_hop_headers(&mut parts.headers);
+    let response = match send(moto, Request::from_parts(parts, Full::new(body))).await {
+        Ok(response) => response,
+        Err(message) => return error_response(StatusCode::BAD_GATEWAY, message),
+    };
+    if response.status().is_success()
+        && let Some(secret) = secret
+    {
+        let force = json
+            .get("ForceDeleteWithoutRecovery")
+            .and_then(serde_json::Value::as_bool)
+            == Some(true);
+        let mut scheduled = lock(&scheduled);
+        match action.as_str() {
+            "DeleteSecret" if !force => {
+                scheduled.insert(secret);
+            }
+            "DeleteSecret" | "RestoreSecret" => {
+                scheduled.remove(&secret);
+            }
+            _ => {}
+        }
+    }
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop_headers(&mut parts.headers);
+    Response::from_parts(parts, body.boxed())
+}
+
+/// An error in the shape of AWS's JSON 1.1 protocol.
+fn aws_error(status: StatusCode, code: &str, message: &str) -> Response<ProxyBody> {
+    let body = serde_json::json!({ "__type": code, "message": message }).to_string();
+    let mut response = Response::new(full(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    if let Ok(code) = HeaderValue::from_str(code) {
+        headers.insert("x-amzn-errortype", code);
+    }
+    response
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sends one request to moto on a fresh connection.
+async fn send<B>(addr: SocketAddr, req: Request<B>) -> Result<Response<Incoming>, String>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connecting to moto at {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake with moto at {addr}: {e}"))?;
+    tokio::spawn(connection);
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("forwarding to moto at {addr}: {e}"))
+}
+
+/// Creates the IAM user, its policy and access key while moto still
+/// accepts unauthenticated requests, then turns authentication on for
+/// every later request (moto's `/moto-api/reset-auth` with 0 free actions).
+async fn bootstrap(moto: SocketAddr) -> Result<(String, String), HarnessError> {
+    iam(moto, &[("Action", "CreateUser"), ("UserName", USER)]).await?;
+    iam(
+        moto,
+        &[
+            ("Action", "PutUserPolicy"),
+            ("UserName", USER),
+            ("PolicyName", "secretsmanager-all"),
+            ("PolicyDocument", POLICY),
+        ],
+    )
+    .await?;
+    let created = iam(moto, &[("Action", "CreateAccessKey"), ("UserName", USER)]).await?;
+    let (Some(access_key_id), Some(secret_access_key)) = (
+        xml_element(&created, "AccessKeyId"),
+        xml_element(&created, "SecretAccessKey"),
+    ) else {
+        return Err(bootstrap_error(format!(
+            "CreateAccessKey answered without a key: {created}"
+        )));
+    };
+    let request = Request::post("/moto-api/reset-auth")
+        .header(header::HOST, moto.to_string())
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Full::new(Bytes::from_static(b"0")))
+        .map_err(|e| bootstrap_error(e.to_string()))?;
+    let (status, body) = exchange(moto, request).await?;
+    if status != StatusCode::OK {
+        return Err(bootstrap_error(format!(
+            "turning authentication on: HTTP {status}: {body}"
+        )));
+    }
+    Ok((access_key_id, secret_access_key))
+}
+
+/// One IAM query-protocol call. moto routes a request by the service in
+/// its credential scope, so the bootstrap calls carry an `Authorization`
+/// header that names IAM; nothing checks it before authentication is on.
+async fn iam(moto: SocketAddr, params: &[(&str, &str)]) -> Result<String, HarnessError> {
+    let mut form: Vec<String> = params
+        .iter()
+        .map(|(key, value)| format!("{key}={}", form_encode(value)))
+        .collect();
+    form.push("Version=2010-05-08".into());
+    let request = Request::post("/")
+        .header(header::HOST, moto.to_string())
+        .header(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )
+        .header(
+            header::AUTHORIZATION,
+            format!(
+                "AWS4-HMAC-SHA256 Credential=bootstrap/20240101/{REGION}/iam/aws4_request, SignedHeaders=host, Signature=0"
+            ),
+        )
+        .body(Full::new(Bytes::from(form.join("&"))))
+        .map_err(|e| bootstrap_error(e.to_string()))?;
+    let (status, body) = exchange(moto, request).await?;
+    if status != StatusCode::OK {
+        return Err(bootstrap_error(format!(
+            "IAM {}: HTTP {status}: {body}",
+            params[0].1
+        )));
+    }
+    Ok(body)
+}
+
+async fn exchange(
+    moto: SocketAddr,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, String), HarnessError> {
+    let response = send(moto, request).await.map_err(bootstrap_error)?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| bootstrap_error(format!("reading moto's answer: {e}")))?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn bootstrap_error(message: String) -> HarnessError {
+    HarnessError::io("setting up moto's IAM user", std::io::Error::other(message))
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(byte));
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// The text of the first `<tag>…</tag>` in `xml`.
+fn xml_element(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let len = xml[start..].find(&format!("</{tag}>"))?;
+    Some(xml[start..start + len].to_owned())
+}
+
+/// Spawns moto on a kernel-chosen port and waits until it accepts
+/// connections.
+async fn spawn(
+    binary: &Path,
+    log: &Arc<Mutex<String>>,
+) -> Result<(Child, SocketAddr), HarnessError> {
+    let mut child = Command::new(binary)
+        .args(["-H", "127.0.0.1", "-p", "0"])
+        // Colour codes would only clutter the log kept for failures.
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| HarnessError::io(format!("spawning {}", binary.display()), e))?;
+
+    // Werkzeug announces the address on stderr; both pipes are watched (and
+    // drained for the process's whole life, so a chatty server never blocks).
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let ready_tx = Arc::new(Mutex::new(Some(ready_tx)));
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(drain(out, Arc::clone(log), Arc::clone(&ready_tx)));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(drain(err, Arc::clone(log), ready_tx));
+    }
+
+    let wait = async {
+        let addr = tokio::select! {
+            addr = ready_rx => match addr {
+                Ok(addr) => addr,
+                Err(_) => return Err(child.wait().await.ok()),
+            },
+            status = child.wait() => return Err(status.ok()),
+        };
+        loop {
+            if TcpStream::connect(addr).await.is_ok() {
+                return Ok(addr);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    match tokio::time::timeout(STARTUP_TIMEOUT, wait).await {
+        Ok(Ok(addr)) => Ok((child, addr)),
+        Ok(Err(Some(status))) => {
+            // Give the readers a moment to reach EOF so the message has
+            // the server's last words.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(HarnessError::ExitedDuringStartup {
+                binary: BINARY,
+                status,
+                output: log_snapshot(log),
+            })
+        }
+        Ok(Err(None)) => Err(HarnessError::io(
+            "waiting for moto_server",
+            std::io::Error::other("the process could not be waited for"),
+        )),
+        Err(_) => Err(HarnessError::StartupTimeout {
+            binary: BINARY,
+            waited: STARTUP_TIMEOUT,
+            output: log_snapshot(log),
+        }),
+    }
+}
+
+async fn drain(
+    pipe: impl AsyncRead + Unpin,
+    log: Arc<Mutex<String>>,
+    ready: Arc<Mutex<Option<oneshot::Sender<SocketAddr>>>>,
+) {
+    let mut lines = BufReader::new(pipe).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(addr) = parse_ready_line(&line)
+            && let Some(tx) = lock(&ready).take()
+        {
+            let _ = tx.send(addr);
+        }
+        let mut log = lock(&log);
+        if log.len() < MAX_LOG {
+            log.push_str(&line);
+            log.push('\n');
+        }
+    }
+}
+
+fn parse_ready_line(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(READY_MARKER)? + READY_MARKER.len()..];
+    rest.trim().parse().ok()
+}
+
+fn log_snapshot(log: &Mutex<String>) -> String {
+    lock(log).clone()
+}
+
+fn find_binary() -> Result<PathBuf, HarnessError> {
+    let mut searched = Vec::new();
+    if let Some(path) = env::var_os(BIN_ENV) {
+        let path = PathBuf::from(path);
+        if path.is_file() {
+            return Ok(path);
+        }
+        searched.push(path);
+        return Err(not_found(searched));
+    }
+    let tools_dir = env::var_os("VSYNC_TOOLS_DIR")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cache/vsync-tools")));
+    if let Some(tools_dir) = tools_dir {
+        let path = tools_dir.join("moto").join("bin").join(BINARY);
+        if path.is_file() {
+            return Ok(path);
+        }
+        searched.push(path);
+    }
+    if let Some(path_var) = env::var_os("PATH") {
+        for dir in env::split_paths(&path_var) {
+            let path = dir.join(BINARY);
+            if path.is_file() {
+                return Ok(path);
+            }
+        }
+        searched.push(PathBuf::from("$PATH"));
+    }
+    Err(not_found(searched))
+}
+
+fn not_found(searched: Vec<PathBuf>) -> HarnessError {
+    HarnessError::BinaryNotFound {
+        binary: BINARY,
+        env_var: BIN_ENV,
+        searched,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_werkzeugs_ready_line() {
+        assert_eq!(
+            parse_ready_line(" * Running on http://127.0.0.1:45801"),
+            Some("127.0.0.1:45801".parse().unwrap())
+        );
+        assert_eq!(parse_ready_line("Press CTRL+C to quit"), None);
+    }
+
+    #[test]
+    fn reads_the_access_key_out_of_iams_answer() {
+        let xml = "<CreateAccessKeyResult><AccessKey><AccessKeyId>AKIA1</AccessKeyId>\
+                   <SecretAccessKey>s/e+c</SecretAccessKey></AccessKey></CreateAccessKeyResult>";
+        assert_eq!(xml_element(xml, "AccessKeyId").as_deref(), Some("AKIA1"));
+        assert_eq!(
+            xml_element(xml, "SecretAccessKey").as_deref(),
+            Some("s/e+c")
+        );
+        assert_eq!(xml_element(xml, "Missing"), None);
+    }
+
+    #[test]
+    fn form_values_are_percent_encoded() {
+        assert_eq!(
+            form_encode(r#"{"a": "b/c"}"#),
+            "%7B%22a%22%3A%20%22b%2Fc%22%7D"
+        );
+        assert_eq!(form_encode("plain-name_1.x~"), "plain-name_1.x~");
+    }
+}
