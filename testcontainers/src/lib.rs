@@ -12,12 +12,16 @@
 //! - [`ForwardProxy`]: a plain HTTP forward proxy that counts requests, to
 //!   prove that a client honours `HTTP_PROXY`.
 //!
+//! - [`KeyVaultServer`]: a protocol-faithful fake of the Azure Key Vault
+//!   secrets API over TLS (with a CA it generates), for the Key Vault sink.
+//!
 //! - [`faults`]: the fault injection (429 bursts, broken writes) and write
 //!   counters every platform fake shares, for the sink suite.
 //!
 //! Every handle stops its service when dropped.
 #![forbid(unsafe_code)]
 
+mod azure;
 pub mod faults;
 mod proxy;
 mod s3;
@@ -26,6 +30,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+pub use azure::KeyVaultServer;
 pub use proxy::{EtagUnquotingProxy, ForwardProxy};
 pub use s3::S3Server;
 
