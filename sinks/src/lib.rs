@@ -11,3 +11,5 @@
 pub mod github;
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;

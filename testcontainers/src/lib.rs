@@ -17,6 +17,8 @@
 //! - [`MotoServer`]: moto's server, a real AWS Secrets Manager endpoint
 //!   with IAM authentication, behind a front that injects faults, counts
 //!   writes and answers as AWS does where moto differs.
+//! - [`KeyVaultServer`]: a protocol-faithful fake of the Azure Key Vault
+//!   secrets API over TLS (with a CA it generates), for the Key Vault sink.
 //!
 //! - [`faults`]: the fault injection (429 bursts, broken writes) and write
 //!   counters every platform fake shares, for the sink suite.
@@ -24,6 +26,7 @@
 //! Every handle stops its service when dropped.
 #![forbid(unsafe_code)]
 
+mod azure;
 pub mod faults;
 mod github;
 mod moto;
@@ -36,6 +39,7 @@ use std::time::Duration;
 
 pub use github::{GITHUB_API_VERSION, GithubFake, GithubScope, InjectedFailure, RequestCounts};
 pub use moto::MotoServer;
+pub use azure::KeyVaultServer;
 pub use proxy::{EtagUnquotingProxy, ForwardProxy};
 pub use s3::S3Server;
 

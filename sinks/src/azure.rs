@@ -1,0 +1,922 @@
+//! Azure Key Vault secrets (`vsync sync <env> azure --azure-vault=<name>`).
+//!
+//! Talks to the Key Vault data plane through Microsoft's SDK
+//! (`azure_security_keyvault_secrets`, REST api-version 7.6), with the SDK's
+//! own retries turned off: the engine retries 429 and 5xx, once, for every
+//! platform.
+//!
+//! # Names
+//!
+//! Key Vault names are 1–127 characters of `[0-9A-Za-z-]` and
+//! case-insensitive. [`Sink::map_name`] turns `_` and `.` into `-`
+//! (`DATABASE_URL` → `DATABASE-URL`, `app.db_pass` → `app-db-pass`) and
+//! leaves everything else alone, so a key with any other character is
+//! refused by preflight with the grammar in the message. The transform is
+//! lossy: `A_B` and `A-B` (or `db_pass` and `DB-PASS`, as case is folded)
+//! land on one secret, and preflight refuses the pair before any write.
+//! Upstream vsync passes names through untranslated and lets Azure reject
+//! every `_`; translating is what `.env` keys need to be usable at all.
+//!
+//! # Ownership, revisions, values
+//!
+//! Every write tags the new version `managed-by=vsync`; the inventory
+//! reports that tag in [`RemoteSecret::managed`], and keeps the other tags
+//! and the content type of each secret so an update carries them over
+//! (tags belong to a version in Key Vault: a set without them drops them).
+//! The revision is `attributes.updated` (Unix seconds, what the list
+//! returns without reading any value), suffixed with `/unlabelled` when the
+//! current version lacks vsync's tag: a portal edit creates an untagged
+//! version, so it moves the revision even within the second of vsync's own
+//! write. Values are text (JSON strings) of at most 25,600 characters; empty
+//! values are stored.
+//!
+//! # Soft delete
+//!
+//! Deleting a secret keeps its name reserved while it can be recovered. A
+//! set on such a name answers 409 `ObjectIsDeletedButRecoverable`; the sink
+//! then recovers it (`POST /deletedsecrets/{name}/recover`, which keeps its
+//! history and is what the secret's owner can undo), waits until it reads
+//! back and sets the new value. Deletes, recoveries and purges finish
+//! asynchronously on the service, so `ObjectIsBeingDeleted` and
+//! `ObjectIsBeingRecovered` are waited out with a bounded backoff
+//! ([`KeyVaultSinkBuilder::state_change_timeout`]). Prune deletes (soft);
+//! with [`KeyVaultSinkBuilder::purge_on_delete`] it also purges.
+//!
+//! # Authentication and TLS
+//!
+//! Any [`TokenCredential`] (e.g. `azure_identity`'s client-secret
+//! credential built from `AZURE_CLIENT_ID` / `AZURE_TENANT_ID` /
+//! `AZURE_CLIENT_SECRET`), or a bearer token obtained elsewhere
+//! ([`StaticToken`]). The SDK discovers the token's scope from Key Vault's
+//! 401 challenge and, by default, refuses a challenge whose resource is not
+//! the vault's own domain, so a wrong vault URL never receives a token.
+//! Tokens only travel over https; an extra CA (a TLS-inspecting proxy, a
+//! private endpoint, the test harness) is added with
+//! [`KeyVaultSinkBuilder::extra_ca_pem`].
+//!
+//! Errors carry the HTTP status and Key Vault's error code and message,
+//! never a request or response body.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use azure_core::credentials::{AccessToken, TokenRequestOptions};
+use azure_core::error::ErrorKind;
+use azure_core::http::headers::{HeaderName, Headers, RETRY_AFTER};
+use azure_core::http::{ClientOptions, RequestContent, RetryOptions, Transport, Url};
+use azure_core::time::OffsetDateTime;
+use azure_security_keyvault_secrets::models::{
+    KeyVaultError, SecretClientListSecretPropertiesOptions, SetSecretParameters,
+};
+use azure_security_keyvault_secrets::{ResourceExt, SecretClient, SecretClientOptions};
+use futures_util::StreamExt;
+use tokio::time::Instant;
+use vsync_crypto::Zeroizing;
+use vsync_engine::sink::{
+    Alphabet, Applied, Batch, Capabilities, Change, Deletion, NameRules, RateBudget, RemoteSecret,
+    SecretValue, Sink, SinkError,
+};
+
+pub use azure_core::credentials::TokenCredential;
+
+/// The tag every write carries, so prune can check ownership on the vault.
+const TAG_KEY: &str = "managed-by";
+const TAG_VALUE: &str = "vsync";
+/// The newest GA REST version; the SDK's default is a preview.
+const API_VERSION: &str = "7.6";
+/// Key Vault answers at most 25 secrets per page (`maxresults` 1–25).
+const MAX_PAGE: u32 = 25;
+/// The first wait while Key Vault finishes a delete, recovery or purge.
+const FIRST_POLL: Duration = Duration::from_millis(100);
+/// The longest single wait between two polls.
+const MAX_POLL: Duration = Duration::from_secs(2);
+
+/// The platform's limits (learn.microsoft.com: "About Azure Key Vault
+/// secrets", "Azure Key Vault service limits", resource naming rules).
+fn capabilities() -> Capabilities {
+    Capabilities {
+        readable: true,
+        names: NameRules {
+            max_len: 127,
+            alphabet: Alphabet::AsciiAlphanumericAnd("-"),
+            leading_digit: true,
+            reserved_prefixes: &[],
+            case_insensitive: true,
+            refuses_arn_suffix: false,
+        },
+        // "Secret is beyond the maximum permitted length of 25600
+        // characters": counting bytes is never more permissive.
+        max_value_bytes: 25_600,
+        max_secrets: None,
+        text_only: true,
+        empty_values: true,
+        tags: true,
+        deletion: Deletion::Recoverable,
+        batch: Batch::One,
+        // 4,000 transactions per 10 s per vault and region; concurrency is
+        // undocumented, 8 keeps a sync from crowding out the applications
+        // that read the same vault.
+        rate: RateBudget {
+            max_in_flight: 8,
+            writes_per_minute: Some(24_000),
+            burst: 4_000,
+        },
+    }
+}
+
+/// A bearer token obtained elsewhere (e.g. `az account get-access-token
+/// --resource https://vault.azure.net`), presented as is until the vault
+/// refuses it.
+#[derive(Clone)]
+pub struct StaticToken {
+    token: azure_core::credentials::Secret,
+}
+
+impl StaticToken {
+    /// Wraps an access token for the `https://vault.azure.net` audience.
+    pub fn new(token: impl Into<String>) -> Self {
+        StaticToken {
+            token: azure_core::credentials::Secret::new(token.into()),
+        }
+    }
+}
+
+impl fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StaticToken(<redacted>)")
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for StaticToken {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        // The real expiry is unknown. An hour ahead keeps the SDK from
+        // asking again for every request; an expired token is refused by
+        // the vault with 401, which surfaces as `Denied`.
+        Ok(AccessToken::new(
+            self.token.clone(),
+            OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
+    }
+}
+
+/// Builds a [`KeyVaultSink`].
+#[must_use]
+pub struct KeyVaultSinkBuilder {
+    vault_url: Option<String>,
+    problem: Option<String>,
+    credential: Option<Arc<dyn TokenCredential>>,
+    extra_ca_pem: Option<Vec<u8>>,
+    verify_challenge_resource: bool,
+    page_size: u32,
+    purge_on_delete: bool,
+    state_change_timeout: Duration,
+}
+
+impl KeyVaultSinkBuilder {
+    /// The vault by name (upstream's `--azure-vault=<name>`), in the public
+    /// cloud: `https://<name>.vault.azure.net`.
+    pub fn vault_name(mut self, name: &str) -> Self {
+        match check_vault_name(name) {
+            Ok(()) => self.vault_url = Some(format!("https://{name}.vault.azure.net")),
+            Err(problem) => self.problem = Some(problem),
+        }
+        self
+    }
+
+    /// The vault's full URL, for sovereign clouds
+    /// (`https://<name>.vault.azure.cn`), private endpoints and tests.
+    /// Overrides [`KeyVaultSinkBuilder::vault_name`].
+    pub fn vault_url(mut self, url: impl Into<String>) -> Self {
+        self.vault_url = Some(url.into());
+        self.problem = None;
+        self
+    }
+
+    /// How to get access tokens.
+    pub fn credential(mut self, credential: Arc<dyn TokenCredential>) -> Self {
+        self.credential = Some(credential);
+        self
+    }
+
+    /// Uses a bearer token obtained elsewhere ([`StaticToken`]).
+    pub fn access_token(self, token: impl Into<String>) -> Self {
+        self.credential(Arc::new(StaticToken::new(token)))
+    }
+
+    /// Trusts one more CA (PEM, one or more certificates) besides the
+    /// system's, for a TLS-inspecting proxy, a private CA or a test server.
+    pub fn extra_ca_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.extra_ca_pem = Some(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Whether the resource in the vault's authentication challenge must be
+    /// the vault URL's own domain (default `true`). Turn it off only for a
+    /// vault served from an address without such a domain (an emulator on
+    /// `127.0.0.1`); with it off, the token goes to whatever the URL
+    /// points at.
+    pub fn verify_challenge_resource(mut self, verify: bool) -> Self {
+        self.verify_challenge_resource = verify;
+        self
+    }
+
+    /// Secrets per listing page, 1–25 (Key Vault's maximum and default is 25).
+    pub fn page_size(mut self, size: u32) -> Self {
+        self.page_size = size;
+        self
+    }
+
+    /// Whether prune also purges what it deletes (default `false`: deleted
+    /// secrets stay recoverable for the vault's retention period). Needs
+    /// the secrets/purge permission, which "Key Vault Secrets Officer"
+    /// lacks.
+    pub fn purge_on_delete(mut self, purge: bool) -> Self {
+        self.purge_on_delete = purge;
+        self
+    }
+
+    /// How long one write waits for Key Vault to finish a delete, recovery
+    /// or purge before failing as unavailable (default 60 s).
+    pub fn state_change_timeout(mut self, timeout: Duration) -> Self {
+        self.state_change_timeout = timeout;
+        self
+    }
+
+    /// Checks the settings and builds the sink; no request is sent yet.
+    pub fn build(self) -> Result<KeyVaultSink, SinkError> {
+        if let Some(problem) = self.problem {
+            return Err(SinkError::Misconfigured(problem));
+        }
+        let Some(raw_url) = self.vault_url else {
+            return Err(SinkError::Misconfigured(
+                "no Azure Key Vault given: set the vault name (--azure-vault) or its URL".into(),
+            ));
+        };
+        let url = Url::parse(raw_url.trim_end_matches('/')).map_err(|error| {
+            SinkError::Misconfigured(format!("the vault URL {raw_url:?} is not a URL: {error}"))
+        })?;
+        if url.scheme() != "https" {
+            return Err(SinkError::Misconfigured(format!(
+                "the vault URL {raw_url:?} must use https: access tokens are never sent in the clear"
+            )));
+        }
+        let Some(host) = url.host_str() else {
+            return Err(SinkError::Misconfigured(format!(
+                "the vault URL {raw_url:?} has no host"
+            )));
+        };
+        if !matches!(url.path(), "" | "/") || url.query().is_some() {
+            return Err(SinkError::Misconfigured(format!(
+                "the vault URL {raw_url:?} must be the vault's root, e.g. https://<name>.vault.azure.net"
+            )));
+        }
+        let Some(credential) = self.credential else {
+            return Err(SinkError::Misconfigured(
+                "no Azure credential: set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET, or pass an access token".into(),
+            ));
+        };
+        if !(1..=MAX_PAGE).contains(&self.page_size) {
+            return Err(SinkError::Misconfigured(format!(
+                "page size {} is out of range: Key Vault pages hold 1 to {MAX_PAGE} secrets",
+                self.page_size
+            )));
+        }
+        let target = match url.port() {
+            Some(port) => format!("azure-key-vault:vault={host}:{port}"),
+            None => format!("azure-key-vault:vault={host}"),
+        };
+
+        // The SDK's own client, rebuilt: same timeouts and no redirects,
+        // plus the extra CA.
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(20))
+            .read_timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &self.extra_ca_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem).map_err(|error| {
+                SinkError::Misconfigured(format!("the extra CA is not PEM certificates: {error}"))
+            })?;
+            if certificates.is_empty() {
+                return Err(SinkError::Misconfigured(
+                    "the extra CA holds no PEM certificate".into(),
+                ));
+            }
+            http = http.tls_certs_merge(certificates);
+        }
+        let http = http.build().map_err(|error| {
+            SinkError::Misconfigured(format!("could not set up the HTTPS client: {error}"))
+        })?;
+
+        let options = SecretClientOptions {
+            api_version: API_VERSION.to_owned(),
+            client_options: ClientOptions {
+                retry: RetryOptions::none(),
+                transport: Some(Transport::new(Arc::new(http))),
+                ..ClientOptions::default()
+            },
+            verify_challenge_resource: Some(self.verify_challenge_resource),
+        };
+        let client =
+            SecretClient::new(url.as_str(), credential, Some(options)).map_err(|error| {
+                SinkError::Misconfigured(format!("could not set up the Key Vault client: {error}"))
+            })?;
+        Ok(KeyVaultSink {
+            client,
+            target,
+            capabilities: capabilities(),
+            page_size: self.page_size,
+            purge_on_delete: self.purge_on_delete,
+            state_change_timeout: self.state_change_timeout,
+            kept: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// Azure's vault naming rules: 3–24 characters, letters, digits and
+/// hyphens, starting with a letter, ending with a letter or digit, no `--`.
+fn check_vault_name(name: &str) -> Result<(), String> {
+    let valid = (3..=24).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !name.contains("--");
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a Key Vault name: 3-24 letters, digits and single hyphens, starting with a letter (for a full URL, use the vault URL setting)"
+        ))
+    }
+}
+
+/// The tags and content type a secret's current version carries, carried
+/// over to the versions vsync writes.
+#[derive(Debug, Clone, Default)]
+struct Kept {
+    tags: HashMap<String, String>,
+    content_type: Option<String>,
+}
+
+/// The vault's secrets as a [`Sink`].
+pub struct KeyVaultSink {
+    client: SecretClient,
+    target: String,
+    capabilities: Capabilities,
+    page_size: u32,
+    purge_on_delete: bool,
+    state_change_timeout: Duration,
+    /// From the last inventory, by lower-cased name.
+    kept: Mutex<HashMap<String, Kept>>,
+}
+
+impl KeyVaultSink {
+    /// A builder with the defaults: 25 secrets per page, challenge
+    /// resource verified, no purge, 60 s for state changes.
+    pub fn builder() -> KeyVaultSinkBuilder {
+        KeyVaultSinkBuilder {
+            vault_url: None,
+            problem: None,
+            credential: None,
+            extra_ca_pem: None,
+            verify_challenge_resource: true,
+            page_size: MAX_PAGE,
+            purge_on_delete: false,
+            state_change_timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<String, Kept>> {
+        self.kept
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sets `name`, recovering it first when it is soft-deleted, and
+    /// waiting out deletions and recoveries still in progress.
+    async fn put(&self, name: &str, value: &SecretValue) -> Result<Applied, SinkError> {
+        let Some(text) = value.as_text() else {
+            return Err(SinkError::Rejected(format!(
+                "{name}: Key Vault stores text only and the value is not UTF-8"
+            )));
+        };
+        let mut poll = Poll::new(self.state_change_timeout);
+        let mut recovered = false;
+        loop {
+            let failure = match self.set(name, text).await {
+                Ok(applied) => return Ok(applied),
+                Err(failure) => failure,
+            };
+            match failure.inner_code() {
+                Some("ObjectIsDeletedButRecoverable") if !recovered => {
+                    self.recover(name, &mut poll).await?;
+                    recovered = true;
+                }
+                Some(code @ ("ObjectIsBeingDeleted" | "ObjectIsBeingRecovered")) => {
+                    if !poll.wait().await {
+                        return Err(SinkError::Unavailable(format!(
+                            "setting {name}: Key Vault still answers {code} after {:?}",
+                            self.state_change_timeout
+                        )));
+                    }
+                }
+                _ => return Err(failure.into_sink_error(&format!("setting {name}"))),
+            }
+        }
+    }
+
+    async fn set(&self, name: &str, text: &str) -> Result<Applied, Failure> {
+        let kept = self.kept().get(&name.to_ascii_lowercase()).cloned();
+        let kept = kept.unwrap_or_default();
+        let mut tags = kept.tags;
+        tags.insert(TAG_KEY.to_owned(), TAG_VALUE.to_owned());
+        let mut parameters = SetSecretParameters {
+            value: Some(text.to_owned()),
+            tags: Some(tags),
+            content_type: kept.content_type,
+            ..SetSecretParameters::default()
+        };
+        let body = azure_core::json::to_json(&parameters);
+        drop(Zeroizing::new(parameters.value.take()));
+        let body: RequestContent<SetSecretParameters> =
+            body.map_err(|error| Failure::of(&error))?.into();
+        let response = self
+            .client
+            .set_secret(name, body, None)
+            .await
+            .map_err(|error| Failure::of(&error))?;
+        let mut secret = response.into_model().map_err(|error| Failure::of(&error))?;
+        drop(Zeroizing::new(secret.value.take()));
+        let managed = is_managed(secret.tags.as_ref());
+        let revision = secret
+            .attributes
+            .as_ref()
+            .and_then(|attributes| attributes.updated)
+            .map(|updated| revision(updated, managed));
+        Ok(Applied { revision })
+    }
+
+    /// Recovers a soft-deleted `name` and waits until it reads back.
+    async fn recover(&self, name: &str, poll: &mut Poll) -> Result<(), SinkError> {
+        let context = format!("recovering the soft-deleted secret {name}");
+        loop {
+            match self.client.recover_deleted_secret(name, None).await {
+                Ok(_) => break,
+                Err(error) => {
+                    let failure = Failure::of(&error);
+                    if failure.status() == Some(404) {
+                        // Recovered or purged meanwhile: the next set decides.
+                        return Ok(());
+                    }
+                    if failure.inner_code() == Some("ObjectIsBeingDeleted") && poll.wait().await {
+                        continue;
+                    }
+                    return Err(failure.into_sink_error(&context));
+                }
+            }
+        }
+        // Recovery finishes asynchronously; until then the secret is 404.
+        loop {
+            match self.client.get_secret(name, None).await {
+                Ok(response) => {
+                    if let Ok(mut secret) = response.into_model() {
+                        drop(Zeroizing::new(secret.value.take()));
+                    }
+                    return Ok(());
+                }
+                Err(error) => {
+                    let failure = Failure::of(&error);
+                    if failure.status() != Some(404) {
+                        return Err(failure.into_sink_error(&context));
+                    }
+                    if !poll.wait().await {
+                        return Err(SinkError::Unavailable(format!(
+                            "{context}: still not readable after {:?}",
+                            self.state_change_timeout
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deletes `name` (soft), then purges it when configured to.
+    async fn delete(&self, name: &str) -> Result<Applied, SinkError> {
+        let recoverable = match self.client.delete_secret(name, None).await {
+            Ok(response) => response
+                .into_model()
+                .map(|deleted| deleted.recovery_id.is_some())
+                .unwrap_or(true),
+            Err(error) => {
+                let failure = Failure::of(&error);
+                if failure.status() != Some(404) {
+                    return Err(failure.into_sink_error(&format!("deleting {name}")));
+                }
+                false // already gone
+            }
+        };
+        self.kept().remove(&name.to_ascii_lowercase());
+        if self.purge_on_delete && recoverable {
+            self.purge(name).await?;
+        }
+        Ok(Applied::default())
+    }
+
+    /// Purges a deleted `name`. The delete finishes asynchronously: until
+    /// it has, a purge answers 404 or 409 `ObjectIsBeingDeleted`.
+    async fn purge(&self, name: &str) -> Result<(), SinkError> {
+        let mut poll = Poll::new(self.state_change_timeout);
+        loop {
+            match self.client.purge_deleted_secret(name, None).await {
+                Ok(_) => return Ok(()),
+                Err(error) => {
+                    let failure = Failure::of(&error);
+                    let in_progress = failure.status() == Some(404)
+                        || failure.inner_code() == Some("ObjectIsBeingDeleted");
+                    if in_progress && poll.wait().await {
+                        continue;
+                    }
+                    if failure.status() == Some(404) {
+                        // Never showed up as deleted: purged by someone else.
+                        return Ok(());
+                    }
+                    return Err(failure.into_sink_error(&format!("purging {name}")));
+                }
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for KeyVaultSink {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    fn target(&self) -> String {
+        self.target.clone()
+    }
+
+    fn map_name(&self, key: &str) -> String {
+        key.chars()
+            .map(|c| if c == '_' || c == '.' { '-' } else { c })
+            .collect()
+    }
+
+    async fn inventory(&self) -> Result<Vec<RemoteSecret>, SinkError> {
+        let options = SecretClientListSecretPropertiesOptions {
+            maxresults: Some(i32::try_from(self.page_size).unwrap_or(25)),
+            ..SecretClientListSecretPropertiesOptions::default()
+        };
+        let mut pager = self
+            .client
+            .list_secret_properties(Some(options))
+            .map_err(|error| Failure::of(&error).into_sink_error("listing secrets"))?;
+        let mut found = Vec::new();
+        let mut kept = HashMap::new();
+        while let Some(item) = pager.next().await {
+            let item =
+                item.map_err(|error| Failure::of(&error).into_sink_error("listing secrets"))?;
+            let name = item
+                .resource_id()
+                .map_err(|error| {
+                    SinkError::Rejected(format!(
+                        "listing secrets: an item without a usable id: {error}"
+                    ))
+                })?
+                .name;
+            let managed = is_managed(item.tags.as_ref());
+            let revision = item
+                .attributes
+                .as_ref()
+                .and_then(|attributes| attributes.updated)
+                .map(|updated| revision(updated, managed));
+            kept.insert(
+                name.to_ascii_lowercase(),
+                Kept {
+                    tags: item.tags.unwrap_or_default(),
+                    content_type: item.content_type,
+                },
+            );
+            found.push(RemoteSecret {
+                name,
+                revision,
+                managed: Some(managed),
+                value: None,
+            });
+        }
+        *self.kept() = kept;
+        Ok(found)
+    }
+
+    async fn read(&self, name: &str) -> Result<Option<SecretValue>, SinkError> {
+        let context = format!("reading {name}");
+        let response = match self.client.get_secret(name, None).await {
+            Ok(response) => response,
+            Err(error) => {
+                let failure = Failure::of(&error);
+                if failure.status() == Some(404) {
+                    return Ok(None);
+                }
+                return Err(failure.into_sink_error(&context));
+            }
+        };
+        let mut secret = response
+            .into_model()
+            .map_err(|error| Failure::of(&error).into_sink_error(&context))?;
+        let text = Zeroizing::new(secret.value.take());
+        match text.as_deref() {
+            Some(text) => Ok(Some(SecretValue::from_text(text))),
+            None => Err(SinkError::Rejected(format!(
+                "{context}: the response carries no value"
+            ))),
+        }
+    }
+
+    async fn apply(&self, changes: &[Change<'_>]) -> Vec<Result<Applied, SinkError>> {
+        let mut results = Vec::with_capacity(changes.len());
+        for change in changes {
+            results.push(match change {
+                Change::Put { name, value, .. } => self.put(name, value).await,
+                Change::Delete { name } => self.delete(name).await,
+            });
+        }
+        results
+    }
+}
+
+fn is_managed(tags: Option<&HashMap<String, String>>) -> bool {
+    tags.and_then(|tags| tags.get(TAG_KEY))
+        .is_some_and(|value| value == TAG_VALUE)
+}
+
+fn revision(updated: OffsetDateTime, managed: bool) -> String {
+    let seconds = updated.unix_timestamp();
+    if managed {
+        seconds.to_string()
+    } else {
+        format!("{seconds}/unlabelled")
+    }
+}
+
+/// A bounded exponential backoff while Key Vault finishes a state change.
+struct Poll {
+    deadline: Instant,
+    delay: Duration,
+}
+
+impl Poll {
+    fn new(timeout: Duration) -> Self {
+        Poll {
+            deadline: Instant::now() + timeout,
+            delay: FIRST_POLL,
+        }
+    }
+
+    /// Waits before the next attempt; `false` when the time is up.
+    async fn wait(&mut self) -> bool {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(self.delay.min(self.deadline - now)).await;
+        self.delay = (self.delay * 2).min(MAX_POLL);
+        true
+    }
+}
+
+/// What went wrong with one call, with only what may be shown: status,
+/// Key Vault's error codes and message, never a body.
+#[derive(Debug)]
+enum Failure {
+    Http {
+        status: u16,
+        code: Option<String>,
+        inner: Option<String>,
+        message: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    Transport(String),
+    Credential(String),
+    Setup(String),
+    Unexpected(String),
+}
+
+impl Failure {
+    fn of(error: &azure_core::Error) -> Self {
+        match error.kind() {
+            ErrorKind::HttpResponse {
+                status,
+                error_code,
+                raw_response,
+            } => {
+                let details = raw_response
+                    .as_ref()
+                    .and_then(|raw| {
+                        azure_core::json::from_json::<_, KeyVaultError>(raw.body().clone()).ok()
+                    })
+                    .and_then(|parsed| parsed.error);
+                Failure::Http {
+                    status: u16::from(*status),
+                    code: details
+                        .as_ref()
+                        .and_then(|detail| detail.code.clone())
+                        .or_else(|| error_code.clone()),
+                    inner: details
+                        .as_ref()
+                        .and_then(|detail| detail.inner_error.as_ref())
+                        .and_then(|inner| inner.code.clone()),
+                    message: details.and_then(|detail| detail.message).map(|message| {
+                        // Key Vault's messages name the secret, not its value;
+                        // cut long ones anyway.
+                        message.chars().take(300).collect()
+                    }),
+                    retry_after: raw_response
+                        .as_ref()
+                        .and_then(|raw| retry_after(raw.headers())),
+                }
+            }
+            ErrorKind::Connection | ErrorKind::Io => Failure::Transport(chain(error)),
+            ErrorKind::Credential => Failure::Credential(chain(error)),
+            ErrorKind::Other => Failure::Setup(chain(error)),
+            _ => Failure::Unexpected(chain(error)),
+        }
+    }
+
+    fn status(&self) -> Option<u16> {
+        match self {
+            Failure::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    fn inner_code(&self) -> Option<&str> {
+        match self {
+            Failure::Http { inner, .. } => inner.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn into_sink_error(self, context: &str) -> SinkError {
+        match self {
+            Failure::Http {
+                status,
+                code,
+                inner,
+                message,
+                retry_after,
+            } => {
+                let mut detail = format!("{context}: HTTP {status}");
+                for part in [code, inner].into_iter().flatten() {
+                    detail.push(' ');
+                    detail.push_str(&part);
+                }
+                if let Some(message) = message {
+                    detail.push_str(": ");
+                    detail.push_str(&message);
+                }
+                match status {
+                    429 => SinkError::RateLimited { retry_after },
+                    401 | 403 => SinkError::Denied(detail),
+                    404 => SinkError::NotFound(detail),
+                    409 => SinkError::Conflict(detail),
+                    408 | 500..=599 => SinkError::Unavailable(detail),
+                    _ => SinkError::Rejected(detail),
+                }
+            }
+            Failure::Transport(message) => SinkError::Unavailable(format!("{context}: {message}")),
+            Failure::Credential(message) => SinkError::Denied(format!(
+                "{context}: could not get an access token: {message}"
+            )),
+            Failure::Setup(message) => SinkError::Misconfigured(format!("{context}: {message}")),
+            Failure::Unexpected(message) => SinkError::Rejected(format!("{context}: {message}")),
+        }
+    }
+}
+
+/// The error and its causes, `: `-joined (the SDK's own message alone says
+/// little: "failed to execute `reqwest` request").
+fn chain(error: &azure_core::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// Key Vault's wait hint: `x-ms-retry-after-ms` / `retry-after-ms`, else
+/// `Retry-After` in seconds or as an HTTP date.
+fn retry_after(headers: &Headers) -> Option<Duration> {
+    for name in ["x-ms-retry-after-ms", "retry-after-ms"] {
+        if let Some(ms) = headers
+            .get_optional_str(&HeaderName::from_static(name))
+            .and_then(|value| value.trim().parse::<u64>().ok())
+        {
+            return Some(Duration::from_millis(ms));
+        }
+    }
+    let value = headers.get_optional_str(&RETRY_AFTER)?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = azure_core::time::parse_rfc7231(value).ok()?;
+    let wait = at - OffsetDateTime::now_utc();
+    Some(Duration::from_secs(
+        u64::try_from(wait.whole_seconds()).unwrap_or(0),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink() -> KeyVaultSink {
+        KeyVaultSink::builder()
+            .vault_name("acme-prod")
+            .access_token("token")
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn names_map_underscores_and_dots_to_hyphens() {
+        let sink = sink();
+        assert_eq!(sink.map_name("DATABASE_URL"), "DATABASE-URL");
+        assert_eq!(sink.map_name("app.db_pass"), "app-db-pass");
+        assert_eq!(sink.map_name("A__B"), "A--B");
+        let rules = &sink.capabilities().names;
+        assert!(rules.check(&sink.map_name("DATABASE_URL")).is_ok());
+        assert!(rules.check(&sink.map_name("APP:NAME")).is_err());
+        assert!(rules.check(&"A".repeat(128)).is_err());
+        assert_eq!(rules.fold("db-pass"), rules.fold("DB-PASS"));
+    }
+
+    #[test]
+    fn target_names_the_vault_host() {
+        assert_eq!(
+            sink().target(),
+            "azure-key-vault:vault=acme-prod.vault.azure.net"
+        );
+        let local = KeyVaultSink::builder()
+            .vault_url("https://127.0.0.1:8443/")
+            .access_token("token")
+            .build()
+            .unwrap();
+        assert_eq!(local.target(), "azure-key-vault:vault=127.0.0.1:8443");
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_what_to_fix() {
+        let refused = |builder: KeyVaultSinkBuilder| match builder.build() {
+            Err(SinkError::Misconfigured(message)) => message,
+            Err(other) => panic!("expected Misconfigured, got {other:?}"),
+            Ok(_) => panic!("expected a refusal"),
+        };
+        let token = || KeyVaultSink::builder().access_token("token");
+        assert!(refused(token().vault_name("my_vault")).contains("not a Key Vault name"));
+        assert!(refused(token().vault_name("ab")).contains("3-24"));
+        assert!(refused(token()).contains("--azure-vault"));
+        assert!(refused(token().vault_url("http://127.0.0.1:8080")).contains("https"));
+        assert!(refused(token().vault_url("https://v.vault.azure.net/secrets")).contains("root"));
+        assert!(refused(KeyVaultSink::builder().vault_name("acme")).contains("AZURE_CLIENT_ID"));
+        assert!(refused(token().vault_name("acme").page_size(26)).contains("1 to 25"));
+        assert!(refused(token().vault_name("acme").extra_ca_pem("not pem")).contains("PEM"));
+    }
+
+    #[test]
+    fn revisions_move_when_the_label_goes() {
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        assert_eq!(revision(at, true), "1700000000");
+        assert_eq!(revision(at, false), "1700000000/unlabelled");
+    }
+
+    #[test]
+    fn retry_after_reads_every_form() {
+        let mut headers = Headers::new();
+        headers.insert(RETRY_AFTER, "7");
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(HeaderName::from_static("x-ms-retry-after-ms"), "1500");
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
+        assert_eq!(retry_after(&Headers::new()), None);
+    }
+
+    #[test]
+    fn static_tokens_are_redacted() {
+        assert_eq!(
+            format!("{:?}", StaticToken::new("eyJ0eXAiOi")),
+            "StaticToken(<redacted>)"
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! The Azure Key Vault sink against the harness's Key Vault fake (TLS with
+//! a generated CA, challenge-based auth, soft delete): the shared suite,
+//! then what only Key Vault has — recovering soft-deleted names, lossy
+//! name collisions, tag ownership, purge, and authentication.
+#![cfg(feature = "azure")]
+
+#[macro_use]
+mod suite;
+
+use std::time::Duration;
+
+use suite::{Platform, Vault, options};
+use vsync_engine::sink::{Change, SecretValue, Sink, SinkError};
+use vsync_engine::sync::{Action, Drift, Outcome, SyncError, SyncOptions, SyncReport, SyncStatus};
+use vsync_sinks::azure::{KeyVaultSink, KeyVaultSinkBuilder};
+use vsync_testcontainers::KeyVaultServer;
+
+struct Azure {
+    server: KeyVaultServer,
+}
+
+impl Azure {
+    /// A sink pointed at the fake, as a test (not the CLI) builds it.
+    fn builder(&self) -> KeyVaultSinkBuilder {
+        KeyVaultSink::builder()
+            .vault_url(self.server.url())
+            .access_token(KeyVaultServer::TOKEN)
+            .extra_ca_pem(self.server.ca_pem())
+            // The fake is served from 127.0.0.1, which is no subdomain of
+            // the vault.azure.net its challenge names (as the service's does).
+            .verify_challenge_resource(false)
+            // Small pages, so the suite's 120 secrets take 12 of them.
+            .page_size(10)
+    }
+}
+
+async fn start() -> Azure {
+    Azure {
+        server: KeyVaultServer::start()
+            .await
+            .expect("start the Key Vault fake"),
+    }
+}
+
+#[async_trait::async_trait]
+impl Platform for Azure {
+    fn sink(&self) -> Box<dyn Sink> {
+        Box::new(self.builder().build().expect("build the Key Vault sink"))
+    }
+
+    async fn value(&self, name: &str) -> Option<String> {
+        self.server.value(name)
+    }
+
+    async fn names(&self) -> Vec<String> {
+        self.server.names()
+    }
+
+    async fn edit_outside(&self, name: &str, value: &str) {
+        self.server.set_outside(name, value);
+    }
+
+    async fn writes(&self) -> usize {
+        self.server.faults().writes()
+    }
+
+    async fn throttle_next_writes(&self, count: usize) {
+        self.server.faults().throttle_next_writes(count);
+    }
+
+    async fn throttled(&self) -> usize {
+        self.server.faults().throttled()
+    }
+
+    async fn break_writes_of(&self, name: &str) {
+        self.server.faults().break_writes_of(name);
+    }
+
+    async fn heal(&self) {
+        self.server.faults().heal();
+    }
+
+    fn colliding_keys(&self) -> Option<(&'static str, &'static str)> {
+        Some(("A_B", "A-B"))
+    }
+
+    fn rejected_key(&self) -> Option<&'static str> {
+        Some("APP:NAME")
+    }
+}
+
+sink_suite!(start().await);
+
+// ---- Key Vault only -------------------------------------------------------
+
+const SECRETS: &[(&str, &str)] = &[
+    ("DATABASE_URL", "postgres://app:s3cret@db.internal:5432/app"),
+    ("API_TOKEN", "tok_live_0123456789"),
+    ("SHORT", "x"),
+];
+
+fn line(report: &SyncReport, name: &str) -> (Action, Option<Drift>, Outcome) {
+    let line = report
+        .secrets
+        .iter()
+        .find(|line| line.plan.name == name)
+        .unwrap_or_else(|| panic!("{name} is in the report: {report:?}"));
+    (line.plan.action, line.plan.drift, line.outcome.clone())
+}
+
+fn pruning() -> SyncOptions {
+    SyncOptions {
+        prune: true,
+        ..options()
+    }
+}
+
+fn managed_tag(azure: &Azure, name: &str) -> Option<String> {
+    azure
+        .server
+        .tags(name)
+        .and_then(|tags| tags.get("managed-by").cloned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_soft_deleted_outside_vsync_is_recovered_and_set() {
+    let azure = start().await;
+    // Key Vault finishes deletes and recoveries asynchronously.
+    azure
+        .server
+        .set_transition_delay(Duration::from_millis(300));
+    let vault = Vault::new();
+    vault
+        .sync(azure.sink().as_ref(), SECRETS, options())
+        .await
+        .unwrap();
+    azure.server.delete_outside("DATABASE-URL");
+    assert_eq!(azure.server.deleted_names(), ["DATABASE-URL"]);
+
+    let rotated = [
+        (
+            "DATABASE_URL",
+            "postgres://app:rotated@db.internal:5432/app",
+        ),
+        SECRETS[1],
+        SECRETS[2],
+    ];
+    let report = vault
+        .sync(azure.sink().as_ref(), &rotated, options())
+        .await
+        .unwrap();
+    assert_eq!(report.status, SyncStatus::Applied, "{report:?}");
+    assert_eq!(
+        line(&report, "DATABASE-URL"),
+        (Action::Create, Some(Drift::Deleted), Outcome::Applied)
+    );
+    assert_eq!(
+        azure.server.value("DATABASE-URL").as_deref(),
+        Some("postgres://app:rotated@db.internal:5432/app"),
+        "the new value, not the recovered one"
+    );
+    assert_eq!(
+        managed_tag(&azure, "DATABASE-URL").as_deref(),
+        Some("vsync")
+    );
+    assert_eq!(
+        azure.server.versions("DATABASE-URL"),
+        2,
+        "recovered with its history, then set"
+    );
+    assert!(azure.server.deleted_names().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lossy_and_case_folded_collisions_are_refused_before_any_write() {
+    let azure = start().await;
+    for pair in [
+        ("A_B", "A-B"),
+        ("db_pass", "DB-PASS"),
+        ("app.key", "APP_KEY"),
+    ] {
+        let desired = [("FIRST_OK", "1"), (pair.0, "one"), (pair.1, "two")];
+        match Vault::new()
+            .sync(azure.sink().as_ref(), &desired, options())
+            .await
+        {
+            Err(SyncError::Preflight(refusals)) => {
+                let message = SyncError::Preflight(refusals).to_string();
+                assert!(
+                    message.contains(pair.0) && message.contains(pair.1),
+                    "names both keys: {message}"
+                );
+            }
+            other => panic!("expected a preflight refusal for {pair:?}, got {other:?}"),
+        }
+    }
+    assert_eq!(azure.server.faults().writes(), 0, "nothing written");
+    assert!(azure.server.names().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_leaves_foreign_and_relabelled_secrets_alone() {
+    let azure = start().await;
+    azure.server.set_outside("FOREIGN-SECRET", "made by hand");
+    let vault = Vault::new();
+    vault
+        .sync(azure.sink().as_ref(), SECRETS, options())
+        .await
+        .unwrap();
+    // A person saves a new version of an owned secret in the portal: the
+    // new version has no managed-by tag.
+    azure.server.set_outside("SHORT", "hand edited");
+
+    let report = vault
+        .sync(azure.sink().as_ref(), &SECRETS[..1], pruning())
+        .await
+        .unwrap();
+    assert_eq!(report.failures(), 0, "{report:?}");
+    assert_eq!(line(&report, "API-TOKEN").0, Action::Prune);
+    assert_eq!(
+        line(&report, "SHORT").0,
+        Action::Stale,
+        "label gone: not ours any more"
+    );
+    assert!(
+        report
+            .secrets
+            .iter()
+            .all(|line| line.plan.name != "FOREIGN-SECRET"),
+        "never written by vsync: not even planned"
+    );
+    assert_eq!(azure.server.value("API-TOKEN"), None);
+    assert_eq!(azure.server.value("SHORT").as_deref(), Some("hand edited"));
+    assert_eq!(
+        azure.server.value("FOREIGN-SECRET").as_deref(),
+        Some("made by hand")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruned_secrets_stay_recoverable_unless_purge_is_on() {
+    let azure = start().await;
+    azure
+        .server
+        .set_transition_delay(Duration::from_millis(300));
+    let vault = Vault::new();
+    vault
+        .sync(azure.sink().as_ref(), SECRETS, options())
+        .await
+        .unwrap();
+
+    let report = vault
+        .sync(azure.sink().as_ref(), &SECRETS[..2], pruning())
+        .await
+        .unwrap();
+    assert_eq!(report.count(Action::Prune), 1, "{report:?}");
+    assert_eq!(azure.server.deleted_names(), ["SHORT"], "soft-deleted");
+
+    // Purging right after the delete meets ObjectIsBeingDeleted; the sink
+    // waits it out.
+    let purging = azure.builder().purge_on_delete(true).build().unwrap();
+    let report = vault
+        .sync(&purging, &SECRETS[..1], pruning())
+        .await
+        .unwrap();
+    assert_eq!(report.failures(), 0, "{report:?}");
+    assert_eq!(
+        azure.server.deleted_names(),
+        ["SHORT"],
+        "purged: only the earlier one is left"
+    );
+    assert_eq!(azure.server.value("API-TOKEN"), None);
+
+    // A purged name is free again once the purge finished; a soft-deleted
+    // one is recovered.
+    let report = vault
+        .sync(azure.sink().as_ref(), SECRETS, options())
+        .await
+        .unwrap();
+    assert_eq!(report.status, SyncStatus::Applied, "{report:?}");
+    assert_eq!(azure.server.versions("API-TOKEN"), 1, "created anew");
+    assert_eq!(azure.server.versions("SHORT"), 2, "recovered, then set");
+    assert!(azure.server.deleted_names().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_tags_and_the_content_type_survive_an_update() {
+    let azure = start().await;
+    let vault = Vault::new();
+    vault
+        .sync(azure.sink().as_ref(), SECRETS, options())
+        .await
+        .unwrap();
+    azure
+        .server
+        .annotate_outside("API-TOKEN", "owner", "payments", Some("text/plain"));
+
+    let mut rotated = SECRETS.to_vec();
+    rotated[1] = ("API_TOKEN", "tok_live_rotated");
+    vault
+        .sync(azure.sink().as_ref(), &rotated, options())
+        .await
+        .unwrap();
+    let tags = azure.server.tags("API-TOKEN").unwrap();
+    assert_eq!(tags.get("owner").map(String::as_str), Some("payments"));
+    assert_eq!(tags.get("managed-by").map(String::as_str), Some("vsync"));
+    assert_eq!(
+        azure.server.content_type("API-TOKEN").as_deref(),
+        Some("text/plain")
+    );
+    assert_eq!(
+        azure.server.value("API-TOKEN").as_deref(),
+        Some("tok_live_rotated")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_valid_token_the_sink_is_denied() {
+    let azure = start().await;
+    let wrong = azure.builder().access_token("not-a-token").build().unwrap();
+    match wrong.inventory().await {
+        Err(SinkError::Denied(message)) => assert!(message.contains("401"), "{message}"),
+        other => panic!("expected Denied, got {other:?}"),
+    }
+
+    // A token that may read but not write: 403 on the write.
+    let reader = azure
+        .builder()
+        .access_token(KeyVaultServer::READER_TOKEN)
+        .build()
+        .unwrap();
+    assert!(reader.inventory().await.unwrap().is_empty());
+    let value = SecretValue::from_text("hunter2");
+    let results = reader
+        .apply(&[Change::Put {
+            name: "DB-PASS",
+            value: &value,
+            exists: false,
+        }])
+        .await;
+    match &results[0] {
+        Err(SinkError::Denied(message)) => {
+            assert!(message.contains("403"), "{message}");
+            assert!(!message.contains("hunter2"), "no value: {message}");
+        }
+        other => panic!("expected Denied, got {other:?}"),
+    }
+    assert_eq!(azure.server.faults().writes(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_whose_challenge_names_another_domain_gets_no_token() {
+    let azure = start().await;
+    // The default: the challenge's resource must be the vault URL's domain.
+    let sink = KeyVaultSink::builder()
+        .vault_url(azure.server.url())
+        .access_token(KeyVaultServer::TOKEN)
+        .extra_ca_pem(azure.server.ca_pem())
+        .build()
+        .unwrap();
+    match sink.inventory().await {
+        Err(SinkError::Misconfigured(message)) => {
+            assert!(message.contains("challenge resource"), "{message}");
+        }
+        other => panic!("expected Misconfigured, got {other:?}"),
+    }
+    assert_eq!(azure.server.bearer_requests(), 0, "the token never left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_refused() {
+    let azure = start().await;
+    let sink = KeyVaultSink::builder()
+        .vault_url(azure.server.url())
+        .access_token(KeyVaultServer::TOKEN)
+        .verify_challenge_resource(false)
+        .build()
+        .unwrap();
+    match sink.inventory().await {
+        Err(SinkError::Unavailable(message)) => {
+            assert!(message.to_lowercase().contains("certificate"), "{message}");
+        }
+        other => panic!("expected a TLS failure, got {other:?}"),
+    }
+    assert_eq!(azure.server.bearer_requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_refusals_map_to_the_engine_taxonomy() {
+    let azure = start().await;
+    let sink = azure.sink();
+    let value = SecretValue::from_text("s3cret-value");
+    let put = |name: &'static str| Change::Put {
+        name,
+        value: &value,
+        exists: false,
+    };
+
+    azure.server.faults().throttle_next_writes(1);
+    let results = sink.apply(&[put("DB-PASS")]).await;
+    match &results[0] {
+        Err(SinkError::RateLimited { retry_after }) => {
+            assert_eq!(*retry_after, Some(Duration::from_secs(1)));
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+
+    azure.server.faults().break_writes_of("DB-PASS");
+    let results = sink.apply(&[put("DB-PASS")]).await;
+    match &results[0] {
+        Err(error @ SinkError::Rejected(message)) => {
+            assert!(message.contains("400 BadParameter"), "{message}");
+            assert!(!error.is_retryable());
+            assert!(!message.contains("s3cret-value"), "no value: {message}");
+        }
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    azure.server.faults().heal();
+    assert_eq!(sink.read("DB-PASS").await.unwrap(), None);
+    assert!(sink.apply(&[put("DB-PASS")]).await[0].is_ok());
+    assert_eq!(
+        sink.read("db-pass").await.unwrap(),
+        Some(value.clone()),
+        "names fold case"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listing_follows_next_links_page_by_page() {
+    let azure = start().await;
+    for i in 0..25 {
+        azure.server.set_outside(&format!("S-{i:02}"), "v");
+    }
+    let listed = azure.sink().inventory().await.unwrap();
+    assert_eq!(listed.len(), 25);
+    assert!(listed.iter().all(|found| found.managed == Some(false)));
+    assert_eq!(azure.server.list_pages(), 3, "pages of 10: 10 + 10 + 5");
+
+    let full_pages = azure.builder().page_size(25).build().unwrap();
+    assert_eq!(full_pages.inventory().await.unwrap().len(), 25);
+    assert_eq!(azure.server.list_pages(), 4, "one more page of 25");
+}
