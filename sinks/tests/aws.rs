@@ -287,6 +287,37 @@ async fn a_name_scheduled_for_deletion_is_restored_on_resync() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_purged_while_being_restored_is_created() {
+    let aws = start().await;
+    let vault = Vault::new();
+    let sink = aws.sink();
+    vault.sync(sink.as_ref(), BASE, options()).await.unwrap();
+    vault
+        .sync(sink.as_ref(), &BASE[..2], pruning(options()))
+        .await
+        .unwrap();
+    let pruned = sink.map_name("SHORT");
+    // Purged for good, while AWS may still call the name scheduled for
+    // deletion for a moment: the restore finds nothing, so the sink creates.
+    aws.console
+        .delete_secret()
+        .secret_id(&pruned)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let report = vault.sync(sink.as_ref(), BASE, options()).await.unwrap();
+    assert_eq!(report.status, SyncStatus::Applied, "{report:?}");
+    assert_eq!(aws.value(&pruned).await.as_deref(), Some("x"));
+    let (deleted, tags) = aws.describe(&pruned).await.expect("created");
+    assert_eq!(deleted, None);
+    assert!(
+        tags.contains(&("managed-by".into(), "vsync".into())),
+        "{tags:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_honours_the_recovery_window_or_deletes_at_once() {
     let aws = start().await;
     let vault = Vault::new();

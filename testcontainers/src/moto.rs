@@ -9,7 +9,10 @@
 //! "already scheduled for deletion"), and a `PutSecretValue` to one
 //! succeeds (AWS refuses it, "marked for deletion"). The front tracks the
 //! deletions it forwards and answers those two cases as AWS does, so a
-//! sink is tested against AWS's behaviour, not moto's.
+//! sink is tested against AWS's behaviour, not moto's. A name purged
+//! behind the front's back (a test's direct delete without recovery) stays
+//! "scheduled" until moto answers 404 for it: what AWS looks like while it
+//! completes a delete without recovery, asynchronously.
 //!
 //! Requests are forwarded unchanged, `Host` included: SigV4 signatures
 //! cover it, and moto verifies them against the front's address the client
@@ -230,6 +233,12 @@ async fn front(
         Ok(response) => response,
         Err(message) => return error_response(StatusCode::BAD_GATEWAY, message),
     };
+    if response.status() == StatusCode::NOT_FOUND
+        && let Some(secret) = &secret
+    {
+        // moto says the secret is gone (purged behind the front's back).
+        lock(&scheduled).remove(secret);
+    }
     if response.status().is_success()
         && let Some(secret) = secret
     {
