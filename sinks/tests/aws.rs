@@ -510,10 +510,15 @@ async fn bad_credentials_are_denied_and_name_no_value() {
         (
             "AKIAUNKNOWNKEY000000",
             aws.server.secret_access_key().to_owned(),
+            "UnrecognizedClientException",
         ),
-        (aws.server.access_key_id(), "not-the-secret-key".to_owned()),
+        (
+            aws.server.access_key_id(),
+            "not-the-secret-key".to_owned(),
+            "InvalidSignatureException",
+        ),
     ];
-    for (access_key_id, secret_access_key) in refused {
+    for (access_key_id, secret_access_key, code) in refused {
         let sink = AwsSecretsManagerSink::builder()
             .endpoint(aws.server.endpoint())
             .region(aws.server.region())
@@ -537,8 +542,11 @@ async fn bad_credentials_are_denied_and_name_no_value() {
             .await;
         match &results[0] {
             Err(error @ SinkError::Denied(message)) => {
+                // AWS answers 400 with a code here; the code decides.
                 assert!(
-                    message.contains("CreateSecret vsync-suite/DB_PASS"),
+                    message.contains(&format!(
+                        "CreateSecret vsync-suite/DB_PASS: HTTP 400 {code}"
+                    )),
                     "{message}"
                 );
                 assert!(!error.to_string().contains("very-secret-value-42"));
