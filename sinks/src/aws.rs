@@ -374,12 +374,15 @@ impl AwsSecretsManagerSink {
     /// Brings back a secret scheduled for deletion, marks it as vsync's
     /// and writes the value: what a create of its name means.
     async fn restore_and_put(&self, name: &str, value: &SecretValue) -> Result<Applied, Failure> {
-        self.client
-            .restore_secret()
-            .secret_id(name)
-            .send()
-            .await
-            .map_err(|e| Failure::classify("RestoreSecret", name, None, e))?;
+        let restored = self.client.restore_secret().secret_id(name).send().await;
+        match restored.map_err(|e| Failure::classify("RestoreSecret", name, None, e)) {
+            Ok(_) => {}
+            // Purged since the create was refused: a delete without
+            // recovery completes asynchronously, so for a moment AWS still
+            // calls the name scheduled for deletion. Now it is free.
+            Err(Failure::NotFound(_)) => return self.create(name, value).await,
+            Err(other) => return Err(other),
+        }
         let tag = Tag::builder()
             .key(MANAGED_TAG.0)
             .value(MANAGED_TAG.1)

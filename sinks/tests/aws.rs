@@ -287,6 +287,37 @@ async fn a_name_scheduled_for_deletion_is_restored_on_resync() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_purged_while_being_restored_is_created() {
+    let aws = start().await;
+    let vault = Vault::new();
+    let sink = aws.sink();
+    vault.sync(sink.as_ref(), BASE, options()).await.unwrap();
+    vault
+        .sync(sink.as_ref(), &BASE[..2], pruning(options()))
+        .await
+        .unwrap();
+    let pruned = sink.map_name("SHORT");
+    // Purged for good, while AWS may still call the name scheduled for
+    // deletion for a moment: the restore finds nothing, so the sink creates.
+    aws.console
+        .delete_secret()
+        .secret_id(&pruned)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let report = vault.sync(sink.as_ref(), BASE, options()).await.unwrap();
+    assert_eq!(report.status, SyncStatus::Applied, "{report:?}");
+    assert_eq!(aws.value(&pruned).await.as_deref(), Some("x"));
+    let (deleted, tags) = aws.describe(&pruned).await.expect("created");
+    assert_eq!(deleted, None);
+    assert!(
+        tags.contains(&("managed-by".into(), "vsync".into())),
+        "{tags:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_honours_the_recovery_window_or_deletes_at_once() {
     let aws = start().await;
     let vault = Vault::new();
@@ -479,10 +510,15 @@ async fn bad_credentials_are_denied_and_name_no_value() {
         (
             "AKIAUNKNOWNKEY000000",
             aws.server.secret_access_key().to_owned(),
+            "UnrecognizedClientException",
         ),
-        (aws.server.access_key_id(), "not-the-secret-key".to_owned()),
+        (
+            aws.server.access_key_id(),
+            "not-the-secret-key".to_owned(),
+            "InvalidSignatureException",
+        ),
     ];
-    for (access_key_id, secret_access_key) in refused {
+    for (access_key_id, secret_access_key, code) in refused {
         let sink = AwsSecretsManagerSink::builder()
             .endpoint(aws.server.endpoint())
             .region(aws.server.region())
@@ -506,8 +542,11 @@ async fn bad_credentials_are_denied_and_name_no_value() {
             .await;
         match &results[0] {
             Err(error @ SinkError::Denied(message)) => {
+                // AWS answers 400 with a code here; the code decides.
                 assert!(
-                    message.contains("CreateSecret vsync-suite/DB_PASS"),
+                    message.contains(&format!(
+                        "CreateSecret vsync-suite/DB_PASS: HTTP 400 {code}"
+                    )),
                     "{message}"
                 );
                 assert!(!error.to_string().contains("very-secret-value-42"));

@@ -9,7 +9,11 @@
 //! "already scheduled for deletion"), and a `PutSecretValue` to one
 //! succeeds (AWS refuses it, "marked for deletion"). The front tracks the
 //! deletions it forwards and answers those two cases as AWS does, so a
-//! sink is tested against AWS's behaviour, not moto's.
+//! sink is tested against AWS's behaviour, not moto's. A name purged
+//! behind the front's back (a test's direct delete without recovery) stays
+//! "scheduled" until moto answers 404 for it: what AWS looks like while it
+//! completes a delete without recovery, asynchronously. moto's refusals of
+//! credentials (403 with an XML body) become AWS's (400 with a JSON code).
 //!
 //! Requests are forwarded unchanged, `Host` included: SigV4 signatures
 //! cover it, and moto verifies them against the front's address the client
@@ -230,6 +234,12 @@ async fn front(
         Ok(response) => response,
         Err(message) => return error_response(StatusCode::BAD_GATEWAY, message),
     };
+    if response.status() == StatusCode::NOT_FOUND
+        && let Some(secret) = &secret
+    {
+        // moto says the secret is gone (purged behind the front's back).
+        lock(&scheduled).remove(secret);
+    }
     if response.status().is_success()
         && let Some(secret) = secret
     {
@@ -248,9 +258,39 @@ async fn front(
             _ => {}
         }
     }
+    if response.status() == StatusCode::FORBIDDEN {
+        return refused_as_aws_does(response).await;
+    }
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop_headers(&mut parts.headers);
     Response::from_parts(parts, body.boxed())
+}
+
+/// moto refuses credentials with 403 and an XML body (its query-protocol
+/// errors); Secrets Manager speaks JSON 1.1 and answers 400 with a code, so
+/// a client that judged by the status alone would take bad credentials for
+/// a bad request. Rewritten here the way AWS answers.
+async fn refused_as_aws_does(response: Response<Incoming>) -> Response<ProxyBody> {
+    let body = match response.into_body().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => return error_response(StatusCode::BAD_GATEWAY, format!("reading moto: {e}")),
+    };
+    let xml = String::from_utf8_lossy(&body);
+    let (code, message) = match xml_element(&xml, "Code").as_deref() {
+        Some("InvalidClientTokenId") => (
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ),
+        Some("SignatureDoesNotMatch") => (
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+        ),
+        _ => (
+            "AccessDeniedException",
+            "User is not authorized to perform this operation",
+        ),
+    };
+    aws_error(StatusCode::BAD_REQUEST, code, message)
 }
 
 /// An error in the shape of AWS's JSON 1.1 protocol.
