@@ -431,6 +431,10 @@ impl KeyVaultSink {
         }
     }
 
+    /// One `PUT /secrets/{name}`: the value tagged `managed-by=vsync`, with
+    /// the tags and content type the inventory saw. The copies of the value
+    /// made here are wiped; the SDK's request and response buffers are not
+    /// ours to wipe.
     async fn set(&self, name: &str, text: &str) -> Result<Applied, Failure> {
         let kept = self.kept().get(&name.to_ascii_lowercase()).cloned();
         let kept = kept.unwrap_or_default();
