@@ -431,6 +431,10 @@ impl KeyVaultSink {
         }
     }
 
+    /// One `PUT /secrets/{name}`: the value tagged `managed-by=vsync`, with
+    /// the tags and content type the inventory saw. The copies of the value
+    /// made here are wiped; the SDK's request and response buffers are not
+    /// ours to wipe.
     async fn set(&self, name: &str, text: &str) -> Result<Applied, Failure> {
         let kept = self.kept().get(&name.to_ascii_lowercase()).cloned();
         let kept = kept.unwrap_or_default();
@@ -705,7 +709,9 @@ enum Failure {
     Transport(String),
     Credential(String),
     Setup(String),
-    Unexpected(String),
+    /// Not the documented JSON. A parse error can quote what it choked on,
+    /// which may be a value, so nothing of it is kept.
+    Unexpected,
 }
 
 impl Failure {
@@ -745,7 +751,7 @@ impl Failure {
             ErrorKind::Connection | ErrorKind::Io => Failure::Transport(chain(error)),
             ErrorKind::Credential => Failure::Credential(chain(error)),
             ErrorKind::Other => Failure::Setup(chain(error)),
-            _ => Failure::Unexpected(chain(error)),
+            _ => Failure::Unexpected,
         }
     }
 
@@ -795,7 +801,9 @@ impl Failure {
                 "{context}: could not get an access token: {message}"
             )),
             Failure::Setup(message) => SinkError::Misconfigured(format!("{context}: {message}")),
-            Failure::Unexpected(message) => SinkError::Rejected(format!("{context}: {message}")),
+            Failure::Unexpected => SinkError::Rejected(format!(
+                "{context}: Key Vault's response is not the documented JSON"
+            )),
         }
     }
 }

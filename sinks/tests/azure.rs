@@ -440,3 +440,69 @@ async fn the_listing_follows_next_links_page_by_page() {
     assert_eq!(full_pages.inventory().await.unwrap().len(), 25);
     assert_eq!(azure.server.list_pages(), 4, "one more page of 25");
 }
+
+/// What the sink's SDK relies on, checked on the wire: a request without a
+/// token is challenged, `api-version` and the name grammar are enforced,
+/// pages hold at most 25 secrets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_answers_like_key_vault_on_the_wire() {
+    let azure = start().await;
+    let ca = reqwest::Certificate::from_pem(azure.server.ca_pem().as_bytes()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("{}{path}", azure.server.url());
+    let bearer = format!("Bearer {}", KeyVaultServer::TOKEN);
+    let error_code = |body: &str| -> String {
+        let start = body.find("\"code\":\"").expect("an error code") + 8;
+        body[start..].split('"').next().unwrap().to_owned()
+    };
+
+    let response = http
+        .get(url("/secrets?api-version=7.6"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with("Bearer authorization="),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("resource=\"https://vault.azure.net\""),
+        "{challenge}"
+    );
+    assert_eq!(error_code(&response.text().await.unwrap()), "Unauthorized");
+
+    for (path, status, code) in [
+        ("/secrets", 400, "BadParameter"),
+        ("/secrets?api-version=2016-10-01", 400, "BadParameter"),
+        (
+            "/secrets?api-version=7.6&maxresults=26",
+            400,
+            "BadParameter",
+        ),
+        ("/secrets/DB_PASS?api-version=7.6", 400, "BadParameter"),
+        ("/secrets/DB-PASS?api-version=7.6", 404, "SecretNotFound"),
+        (
+            "/deletedsecrets/DB-PASS?api-version=7.5",
+            404,
+            "SecretNotFound",
+        ),
+    ] {
+        let response = http
+            .get(url(path))
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        assert_eq!(error_code(&response.text().await.unwrap()), code, "{path}");
+    }
+    assert_eq!(azure.server.faults().writes(), 0, "reads are not writes");
+}

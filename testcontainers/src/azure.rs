@@ -482,7 +482,7 @@ type FakeBody = Full<Bytes>;
 async fn handle(state: &Shared, base: &str, req: Request<Incoming>) -> Response<FakeBody> {
     let caller = match authenticate(state, &req) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(message) => return challenge(message),
     };
     let query = parse_query(req.uri().query().unwrap_or(""));
     match query.get("api-version") {
@@ -588,19 +588,16 @@ async fn handle(state: &Shared, base: &str, req: Request<Incoming>) -> Response<
     }
 }
 
-fn authenticate(state: &Shared, req: &Request<Incoming>) -> Result<Caller, Response<FakeBody>> {
+/// The caller a request's bearer token authenticates, or why it does not.
+fn authenticate(state: &Shared, req: &Request<Incoming>) -> Result<Caller, &'static str> {
     let Some(header) = req.headers().get(header::AUTHORIZATION) else {
-        return Err(challenge(
-            "AKV10000: Request is missing a Bearer or PoP token.",
-        ));
+        return Err("AKV10000: Request is missing a Bearer or PoP token.");
     };
     state.bearer_requests.fetch_add(1, Ordering::SeqCst);
     match header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")) {
         Some(KeyVaultServer::TOKEN) => Ok(Caller::Officer),
         Some(KeyVaultServer::READER_TOKEN) => Ok(Caller::Reader),
-        _ => Err(challenge(
-            "AKV10022: Invalid audience or the token could not be validated.",
-        )),
+        _ => Err("AKV10022: Invalid audience or the token could not be validated."),
     }
 }
 
@@ -741,17 +738,14 @@ fn deleted_bundle(base: &str, deleted: &Deleted) -> Value {
     body
 }
 
-/// The page size asked for, or the 400 Key Vault answers.
-fn page_size(query: &BTreeMap<String, String>) -> Result<usize, Response<FakeBody>> {
+/// The page size asked for, or why Key Vault refuses it.
+fn page_size(query: &BTreeMap<String, String>) -> Result<usize, String> {
     match query.get("maxresults") {
         None => Ok(MAX_PAGE),
         Some(raw) => match raw.parse::<usize>() {
             Ok(size) if (1..=MAX_PAGE).contains(&size) => Ok(size),
-            _ => Err(error(
-                StatusCode::BAD_REQUEST,
-                "BadParameter",
-                None,
-                &format!("invalid maxresults {raw}: it must be between 1 and {MAX_PAGE}"),
+            _ => Err(format!(
+                "invalid maxresults {raw}: it must be between 1 and {MAX_PAGE}"
             )),
         },
     }
@@ -767,7 +761,7 @@ fn page(
 ) -> Response<FakeBody> {
     let size = match page_size(query) {
         Ok(size) => size,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "BadParameter", None, &message),
     };
     // The token is opaque to clients: here the hex of the last folded name served.
     let after = match query.get("$skiptoken").map(|token| unhex(token)) {
@@ -811,7 +805,7 @@ fn hex(text: &str) -> String {
 }
 
 fn unhex(text: &str) -> Option<String> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..text.len())
@@ -1013,6 +1007,20 @@ mod tests {
         assert_eq!(query.get("maxresults").map(String::as_str), Some("10"));
         assert_eq!(unhex("6162").as_deref(), Some("ab"));
         assert_eq!(unhex("6"), None);
+    }
+
+    #[test]
+    fn pages_hold_1_to_25_secrets() {
+        let ask = |size: &str| page_size(&parse_query(&format!("maxresults={size}")));
+        assert_eq!(ask("1"), Ok(1));
+        assert_eq!(ask("25"), Ok(25));
+        assert!(ask("26").is_err());
+        assert!(ask("0").is_err());
+        assert_eq!(
+            page_size(&BTreeMap::new()),
+            Ok(25),
+            "the default is the maximum"
+        );
     }
 
     #[test]
