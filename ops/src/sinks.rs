@@ -103,6 +103,10 @@ pub(crate) fn build_sink(
     match target {
         #[cfg(feature = "github")]
         Target::GithubActions => github(env, &routing, settings),
+        #[cfg(feature = "aws")]
+        Target::AwsSecretsManager => aws(&routing, settings),
+        #[cfg(feature = "azure")]
+        Target::AzureKeyVault => azure(&routing, settings),
         #[allow(unreachable_patterns)] // every platform's feature is on in the default build
         _ => {
             let _ = (env, &routing, settings);
@@ -156,5 +160,63 @@ fn github(
             }
         }
     };
+    Ok(Box::new(builder.build().map_err(setup)?))
+}
+
+#[cfg(feature = "aws")]
+fn aws(routing: &SyncTargets, settings: &SinkSettings) -> Result<Box<dyn Sink>, OpsError> {
+    use vsync_sinks::aws::{AwsSecretsManagerSink, DeletePolicy};
+
+    let saved = routing
+        .aws
+        .as_ref()
+        .ok_or_else(|| routing_missing("AWS region", "--aws-region=<region>"))?;
+    let mut builder = AwsSecretsManagerSink::builder().region(saved.region.as_str());
+    if let Some(prefix) = &saved.secret_prefix {
+        builder = builder.prefix(prefix.as_str());
+    }
+    if let Some(endpoint) = &settings.aws_endpoint {
+        builder = builder.endpoint(endpoint.as_str());
+    }
+    match (&settings.aws_access_key_id, &settings.aws_secret_access_key) {
+        (Some(id), Some(secret)) => builder = builder.credentials(id.as_str(), secret.as_str()),
+        _ => {
+            return Err(OpsError::SinkSetup(
+                "AWS: no credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+            ));
+        }
+    }
+    if let Some(token) = &settings.aws_session_token {
+        builder = builder.session_token(token.as_str());
+    }
+    if settings.aws_force_delete {
+        builder = builder.delete_policy(DeletePolicy::ForceWithoutRecovery);
+    }
+    Ok(Box::new(builder.build().map_err(setup)?))
+}
+
+#[cfg(feature = "azure")]
+fn azure(routing: &SyncTargets, settings: &SinkSettings) -> Result<Box<dyn Sink>, OpsError> {
+    use vsync_sinks::azure::KeyVaultSink;
+
+    let mut builder = KeyVaultSink::builder();
+    builder = match (&settings.azure_vault_url, &routing.azure) {
+        (Some(url), _) => builder.vault_url(url.as_str()),
+        (None, Some(saved)) => builder.vault_name(&saved.vault_name),
+        (None, None) => return Err(routing_missing("Azure Key Vault", "--azure-vault=<name>")),
+    };
+    let token = settings.azure_access_token.as_ref().ok_or_else(|| {
+        OpsError::SinkSetup(
+            "Azure: no access token; set AZURE_ACCESS_TOKEN (e.g. from `az account get-access-token --resource https://vault.azure.net`)".into(),
+        )
+    })?;
+    builder = builder.access_token(token.as_str());
+    if let Some(file) = &settings.azure_ca_file {
+        let pem = std::fs::read(file).map_err(|source| OpsError::Io {
+            path: file.into(),
+            source,
+        })?;
+        builder = builder.extra_ca_pem(pem);
+    }
     Ok(Box::new(builder.build().map_err(setup)?))
 }

@@ -7,9 +7,9 @@
 
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "github")]
-pub mod github;
 #[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "azure")]
 pub mod azure;
+#[cfg(feature = "github")]
+pub mod github;

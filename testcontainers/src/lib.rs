@@ -37,9 +37,9 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+pub use azure::KeyVaultServer;
 pub use github::{GITHUB_API_VERSION, GithubFake, GithubScope, InjectedFailure, RequestCounts};
 pub use moto::MotoServer;
-pub use azure::KeyVaultServer;
 pub use proxy::{EtagUnquotingProxy, ForwardProxy};
 pub use s3::S3Server;
 
