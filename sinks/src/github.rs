@@ -212,12 +212,19 @@ impl GithubSinkBuilder {
         self
     }
 
-    /// Checks the settings and builds the sink. Makes no request.
+    /// Checks the settings and builds the sink. Makes no request, but must
+    /// run inside a tokio runtime: the HTTP client starts its worker task
+    /// there.
     pub fn build(self) -> Result<GithubSink, SinkError> {
         let misconfigured = |message: String| SinkError::Misconfigured(message);
-        let token = self
-            .token
-            .ok_or_else(|| misconfigured("GitHub: no token (set GITHUB_TOKEN or GH_TOKEN)".into()))?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(misconfigured(
+                "GitHub: the sink must be built inside a tokio runtime".into(),
+            ));
+        }
+        let token = self.token.ok_or_else(|| {
+            misconfigured("GitHub: no token (set GITHUB_TOKEN or GH_TOKEN)".into())
+        })?;
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(misconfigured(
                 "GitHub: the token is empty or contains spaces or non-ASCII characters".into(),
@@ -448,7 +455,11 @@ impl GithubSink {
     fn secrets_path(&self) -> String {
         match &self.scope {
             Scope::Repository { owner, repo } => {
-                format!("/repos/{}/{}/actions/secrets", segment(owner), segment(repo))
+                format!(
+                    "/repos/{}/{}/actions/secrets",
+                    segment(owner),
+                    segment(repo)
+                )
             }
             Scope::Environment {
                 owner,
@@ -505,9 +516,7 @@ impl GithubSink {
             return Err(classify("GET", path, &answer));
         }
         serde_json::from_slice(&answer.body).map_err(|error| {
-            SinkError::Rejected(format!(
-                "GitHub: GET {path}: unexpected response ({error})"
-            ))
+            SinkError::Rejected(format!("GitHub: GET {path}: unexpected response ({error})"))
         })
     }
 
@@ -572,12 +581,16 @@ impl GithubSink {
         Ok(Some((secret.visibility, Some(ids))))
     }
 
-    async fn put(&self, name: &str, value: &SecretValue, exists: bool) -> Result<Applied, SinkError> {
+    async fn put(
+        &self,
+        name: &str,
+        value: &SecretValue,
+        exists: bool,
+    ) -> Result<Applied, SinkError> {
         let key = self.sealing_key().await?;
-        let sealed = key
-            .key
-            .seal(&mut OsRng, value.as_bytes())
-            .map_err(|_| SinkError::Rejected(format!("GitHub: {name}: the value could not be sealed")))?;
+        let sealed = key.key.seal(&mut OsRng, value.as_bytes()).map_err(|_| {
+            SinkError::Rejected(format!("GitHub: {name}: the value could not be sealed"))
+        })?;
         let (visibility, selected_repository_ids) = match &self.scope {
             Scope::Organization { visibility, .. } => {
                 let existing = if exists {
@@ -804,11 +817,26 @@ mod tests {
 
     #[test]
     fn statuses_map_to_the_engines_taxonomy() {
-        let denied = classify("GET", "/x", &answer(401, &[], r#"{"message":"Bad credentials"}"#));
+        let denied = classify(
+            "GET",
+            "/x",
+            &answer(401, &[], r#"{"message":"Bad credentials"}"#),
+        );
         assert!(matches!(&denied, SinkError::Denied(m) if m.contains("Bad credentials")));
-        let forbidden = answer(403, &[], r#"{"message":"Resource not accessible by integration"}"#);
-        assert!(matches!(classify("PUT", "/x", &forbidden), SinkError::Denied(_)));
-        let secondary = answer(403, &[], r#"{"message":"You have exceeded a secondary rate limit."}"#);
+        let forbidden = answer(
+            403,
+            &[],
+            r#"{"message":"Resource not accessible by integration"}"#,
+        );
+        assert!(matches!(
+            classify("PUT", "/x", &forbidden),
+            SinkError::Denied(_)
+        ));
+        let secondary = answer(
+            403,
+            &[],
+            r#"{"message":"You have exceeded a secondary rate limit."}"#,
+        );
         assert!(matches!(
             classify("PUT", "/x", &secondary),
             SinkError::RateLimited { retry_after: Some(wait) } if wait == UNNAMED_RATE_LIMIT_WAIT
@@ -818,22 +846,39 @@ mod tests {
             classify("PUT", "/x", &throttled),
             SinkError::RateLimited { retry_after: Some(wait) } if wait == Duration::from_secs(7)
         ));
-        assert!(matches!(classify("GET", "/x", &answer(404, &[], "")), SinkError::NotFound(_)));
-        assert!(matches!(classify("PUT", "/x", &answer(422, &[], "{}")), SinkError::Rejected(_)));
-        assert!(matches!(classify("PUT", "/x", &answer(502, &[], "<html>")), SinkError::Unavailable(_)));
+        assert!(matches!(
+            classify("GET", "/x", &answer(404, &[], "")),
+            SinkError::NotFound(_)
+        ));
+        assert!(matches!(
+            classify("PUT", "/x", &answer(422, &[], "{}")),
+            SinkError::Rejected(_)
+        ));
+        assert!(matches!(
+            classify("PUT", "/x", &answer(502, &[], "<html>")),
+            SinkError::Unavailable(_)
+        ));
     }
 
     #[test]
     fn an_exhausted_primary_limit_waits_until_the_reset() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let reset = (now + 120).to_string();
         let exhausted = answer(
             403,
-            &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", &reset)],
+            &[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", &reset),
+            ],
             r#"{"message":"API rate limit exceeded"}"#,
         );
         match classify("GET", "/x", &exhausted) {
-            SinkError::RateLimited { retry_after: Some(wait) } => {
+            SinkError::RateLimited {
+                retry_after: Some(wait),
+            } => {
                 assert!((110..=120).contains(&wait.as_secs()), "{wait:?}");
             }
             other => panic!("expected a rate limit, got {other:?}"),
@@ -843,9 +888,16 @@ mod tests {
     #[test]
     fn errors_keep_githubs_message_only() {
         let body = r#"{"message":"Invalid request.\n\n\"key_id\" wasn't supplied.","errors":["echo: hunter2"]}"#;
-        let error = classify("PUT", "/repos/a/b/actions/secrets/X", &answer(422, &[], body));
+        let error = classify(
+            "PUT",
+            "/repos/a/b/actions/secrets/X",
+            &answer(422, &[], body),
+        );
         let text = error.to_string();
-        assert!(text.contains("Invalid request. \"key_id\" wasn't supplied."), "{text}");
+        assert!(
+            text.contains("Invalid request. \"key_id\" wasn't supplied."),
+            "{text}"
+        );
         assert!(!text.contains("hunter2"), "{text}");
     }
 

@@ -294,7 +294,10 @@ impl GithubFake {
     /// The plaintext GitHub would hand a workflow for `name`, if it exists.
     pub fn value(&self, scope: &GithubScope, name: &str) -> Option<Zeroizing<String>> {
         let data = self.data();
-        let stored = data.target(scope)?.secrets.get(&name.to_ascii_uppercase())?;
+        let stored = data
+            .target(scope)?
+            .secrets
+            .get(&name.to_ascii_uppercase())?;
         Some(Zeroizing::new(
             String::from_utf8_lossy(&stored.value).into_owned(),
         ))
@@ -311,7 +314,10 @@ impl GithubFake {
     /// The `updated_at` GitHub lists for `name`.
     pub fn updated_at(&self, scope: &GithubScope, name: &str) -> Option<String> {
         let data = self.data();
-        let stored = data.target(scope)?.secrets.get(&name.to_ascii_uppercase())?;
+        let stored = data
+            .target(scope)?
+            .secrets
+            .get(&name.to_ascii_uppercase())?;
         Some(iso8601(stored.updated_at))
     }
 
@@ -412,7 +418,9 @@ impl Drop for GithubFake {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Data {
@@ -464,8 +472,8 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = check_headers(&shared, &headers) {
-        return response;
+    if let Some(refusal) = header_refusal(&shared, &headers) {
+        return refusal;
     }
     let injected = lock(&shared.injected).pop_front();
     if let Some(failure) = injected {
@@ -481,13 +489,24 @@ async fn handle(
     // GitHub Enterprise Server serves the same API under `/api/v3`.
     if segments.starts_with(&["api", "v3"]) {
         segments.drain(..2);
-        shared.counts.enterprise_paths.fetch_add(1, Ordering::SeqCst);
+        shared
+            .counts
+            .enterprise_paths
+            .fetch_add(1, Ordering::SeqCst);
     }
     let (scope, rest) = match segments.as_slice() {
         ["repos", owner, repo, "actions", "secrets", rest @ ..] => {
             (GithubScope::Repository(format!("{owner}/{repo}")), rest)
         }
-        ["repos", owner, repo, "environments", env, "secrets", rest @ ..] => (
+        [
+            "repos",
+            owner,
+            repo,
+            "environments",
+            env,
+            "secrets",
+            rest @ ..,
+        ] => (
             GithubScope::Environment(format!("{owner}/{repo}"), (*env).to_owned()),
             rest,
         ),
@@ -517,15 +536,15 @@ async fn handle(
         }
         (&Method::PUT, [name]) => {
             counts.puts.fetch_add(1, Ordering::SeqCst);
-            if let Err(response) = check_write_access(&shared, &headers) {
-                return response;
+            if let Some(refusal) = write_refusal(&shared, &headers) {
+                return refusal;
             }
             put_secret(&shared, &scope, name, &body)
         }
         (&Method::DELETE, [name]) => {
             counts.deletes.fetch_add(1, Ordering::SeqCst);
-            if let Err(response) = check_write_access(&shared, &headers) {
-                return response;
+            if let Some(refusal) = write_refusal(&shared, &headers) {
+                return refusal;
             }
             delete_secret(&shared, &scope, name)
         }
@@ -533,9 +552,11 @@ async fn handle(
     }
 }
 
-fn check_headers(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+/// GitHub's answer to a request without a `User-Agent`, with an unknown
+/// API version, or without valid credentials; `None` to serve it.
+fn header_refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     if !headers.contains_key(header::USER_AGENT) {
-        return Err(error(
+        return Some(error(
             StatusCode::FORBIDDEN,
             "Request forbidden by administrative rules. Please make sure your request has a User-Agent header.",
         ));
@@ -546,7 +567,7 @@ fn check_headers(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
         }
         Some(version) if version.as_bytes() == GITHUB_API_VERSION.as_bytes() => {}
         Some(version) => {
-            return Err(error(
+            return Some(error(
                 StatusCode::BAD_REQUEST,
                 &format!(
                     "Unsupported 'X-GitHub-Api-Version' header: {}",
@@ -564,24 +585,24 @@ fn check_headers(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
                 .or_else(|| value.strip_prefix("token "))
         });
     match presented {
-        None => Err(error(StatusCode::UNAUTHORIZED, "Requires authentication")),
-        Some(token) if token == shared.token || token == shared.read_only_token => Ok(()),
-        Some(_) => Err(error(StatusCode::UNAUTHORIZED, "Bad credentials")),
+        None => Some(error(StatusCode::UNAUTHORIZED, "Requires authentication")),
+        Some(token) if token == shared.token || token == shared.read_only_token => None,
+        Some(_) => Some(error(StatusCode::UNAUTHORIZED, "Bad credentials")),
     }
 }
 
-fn check_write_access(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+/// GitHub's answer to a write with a read-only token; `None` to serve it.
+fn write_refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     let read_only = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.ends_with(&shared.read_only_token));
-    if read_only {
-        return Err(error(
+    read_only.then(|| {
+        error(
             StatusCode::FORBIDDEN,
             "Resource not accessible by personal access token",
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 fn injected_response(failure: InjectedFailure) -> Response {
@@ -595,7 +616,10 @@ fn injected_response(failure: InjectedFailure) -> Response {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |since| since.as_secs())
                 + 30;
-            let mut response = error(StatusCode::FORBIDDEN, "API rate limit exceeded for user ID 1.");
+            let mut response = error(
+                StatusCode::FORBIDDEN,
+                "API rate limit exceeded for user ID 1.",
+            );
             let headers = response.headers_mut();
             headers.insert("x-ratelimit-limit", HeaderValue::from_static("5000"));
             headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
@@ -669,11 +693,16 @@ impl Paging {
     /// The items of this page, and the `Link` header pointing at the next
     /// and last pages.
     fn slice<'a, T>(&self, items: &'a [T], path: &str) -> (&'a [T], Option<String>) {
-        let start = (self.page - 1).saturating_mul(self.per_page).min(items.len());
+        let start = (self.page - 1)
+            .saturating_mul(self.per_page)
+            .min(items.len());
         let end = start.saturating_add(self.per_page).min(items.len());
         let last = items.len().div_ceil(self.per_page).max(1);
         let link = |page: usize, rel: &str| {
-            format!("<{path}?per_page={}&page={page}>; rel=\"{rel}\"", self.per_page)
+            format!(
+                "<{path}?per_page={}&page={page}>; rel=\"{rel}\"",
+                self.per_page
+            )
         };
         let mut links = Vec::new();
         if self.page < last {
