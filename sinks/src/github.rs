@@ -128,7 +128,6 @@ struct SealingKey {
 
 /// A [`Sink`] writing GitHub Actions secrets of one repository,
 /// environment or organisation. Build it with [`GithubSink::builder`].
-#[derive(Debug)]
 pub struct GithubSink {
     client: Octocrab,
     scope: Scope,
@@ -143,7 +142,7 @@ pub struct GithubSink {
 /// [`repository`](Self::repository) (optionally with an
 /// [`environment`](Self::environment)) or
 /// [`organization`](Self::organization).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct GithubSinkBuilder {
     base_url: Option<String>,
     token: Option<Zeroizing<String>>,
@@ -152,6 +151,30 @@ pub struct GithubSinkBuilder {
     organization: Option<String>,
     visibility: Option<Visibility>,
     page_size: Option<u8>,
+}
+
+// By hand, so the token never reaches a log through `{:?}`.
+impl std::fmt::Debug for GithubSinkBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GithubSinkBuilder")
+            .field("base_url", &self.base_url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("repository", &self.repository)
+            .field("environment", &self.environment)
+            .field("organization", &self.organization)
+            .field("visibility", &self.visibility)
+            .field("page_size", &self.page_size)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for GithubSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GithubSink")
+            .field("target", &self.target())
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GithubSink {
@@ -212,9 +235,16 @@ impl GithubSinkBuilder {
         self
     }
 
-    /// Checks the settings and builds the sink. Makes no request.
+    /// Checks the settings and builds the sink. Makes no request, but must
+    /// run inside a tokio runtime: the HTTP client starts its worker task
+    /// there.
     pub fn build(self) -> Result<GithubSink, SinkError> {
         let misconfigured = |message: String| SinkError::Misconfigured(message);
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(misconfigured(
+                "GitHub: the sink must be built inside a tokio runtime".into(),
+            ));
+        }
         let token = self.token.ok_or_else(|| {
             misconfigured("GitHub: no token (set GITHUB_TOKEN or GH_TOKEN)".into())
         })?;
@@ -892,6 +922,18 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn debug_output_never_shows_the_token() {
+        let builder = GithubSink::builder()
+            .token("ghp_SuperSecretToken")
+            .repository("acme/api");
+        assert!(!format!("{builder:?}").contains("SuperSecret"));
+        let sink = builder.build().unwrap();
+        let shown = format!("{sink:?}");
+        assert!(!shown.contains("SuperSecret"), "{shown}");
+        assert!(shown.contains("repo=acme/api"), "{shown}");
     }
 
     #[test]

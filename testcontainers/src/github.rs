@@ -472,8 +472,8 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = check_headers(&shared, &headers) {
-        return response;
+    if let Some(refusal) = header_refusal(&shared, &headers) {
+        return refusal;
     }
     let injected = lock(&shared.injected).pop_front();
     if let Some(failure) = injected {
@@ -536,15 +536,15 @@ async fn handle(
         }
         (&Method::PUT, [name]) => {
             counts.puts.fetch_add(1, Ordering::SeqCst);
-            if let Err(response) = check_write_access(&shared, &headers) {
-                return response;
+            if let Some(refusal) = write_refusal(&shared, &headers) {
+                return refusal;
             }
             put_secret(&shared, &scope, name, &body)
         }
         (&Method::DELETE, [name]) => {
             counts.deletes.fetch_add(1, Ordering::SeqCst);
-            if let Err(response) = check_write_access(&shared, &headers) {
-                return response;
+            if let Some(refusal) = write_refusal(&shared, &headers) {
+                return refusal;
             }
             delete_secret(&shared, &scope, name)
         }
@@ -552,9 +552,11 @@ async fn handle(
     }
 }
 
-fn check_headers(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+/// GitHub's answer to a request without a `User-Agent`, with an unknown
+/// API version, or without valid credentials; `None` to serve it.
+fn header_refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     if !headers.contains_key(header::USER_AGENT) {
-        return Err(error(
+        return Some(error(
             StatusCode::FORBIDDEN,
             "Request forbidden by administrative rules. Please make sure your request has a User-Agent header.",
         ));
@@ -565,7 +567,7 @@ fn check_headers(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
         }
         Some(version) if version.as_bytes() == GITHUB_API_VERSION.as_bytes() => {}
         Some(version) => {
-            return Err(error(
+            return Some(error(
                 StatusCode::BAD_REQUEST,
                 &format!(
                     "Unsupported 'X-GitHub-Api-Version' header: {}",
@@ -583,24 +585,24 @@ fn check_headers(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
                 .or_else(|| value.strip_prefix("token "))
         });
     match presented {
-        None => Err(error(StatusCode::UNAUTHORIZED, "Requires authentication")),
-        Some(token) if token == shared.token || token == shared.read_only_token => Ok(()),
-        Some(_) => Err(error(StatusCode::UNAUTHORIZED, "Bad credentials")),
+        None => Some(error(StatusCode::UNAUTHORIZED, "Requires authentication")),
+        Some(token) if token == shared.token || token == shared.read_only_token => None,
+        Some(_) => Some(error(StatusCode::UNAUTHORIZED, "Bad credentials")),
     }
 }
 
-fn check_write_access(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+/// GitHub's answer to a write with a read-only token; `None` to serve it.
+fn write_refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     let read_only = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.ends_with(&shared.read_only_token));
-    if read_only {
-        return Err(error(
+    read_only.then(|| {
+        error(
             StatusCode::FORBIDDEN,
             "Resource not accessible by personal access token",
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 fn injected_response(failure: InjectedFailure) -> Response {
