@@ -29,11 +29,7 @@ async fn machine_with_vault() -> Machine {
     machine
 }
 
-fn sync_command<'a>(
-    machine: &Machine,
-    fake: &GithubFake,
-    args: &[&'a str],
-) -> tokio::process::Command {
+fn sync_command(machine: &Machine, fake: &GithubFake, args: &[&str]) -> tokio::process::Command {
     let mut full = vec!["sync", "dev", "gh"];
     full.extend_from_slice(args);
     let mut command = machine.command(&full);
