@@ -6,3 +6,6 @@
 //! `vsync-engine`; a sink only lists, reads and writes.
 
 #![forbid(unsafe_code)]
+
+#[cfg(feature = "vault")]
+pub mod vault_kv;

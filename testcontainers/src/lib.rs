@@ -12,15 +12,20 @@
 //! - [`ForwardProxy`]: a plain HTTP forward proxy that counts requests, to
 //!   prove that a client honours `HTTP_PROXY`.
 //!
+//! - [`VaultServer`]: a protocol-faithful fake of HashiCorp Vault's KV v2
+//!   HTTP API (no Vault server installs from the registries used here).
+//!
 //! - [`faults`]: the fault injection (429 bursts, broken writes) and write
 //!   counters every platform fake shares, for the sink suite.
 //!
 //! Every handle stops its service when dropped.
 #![forbid(unsafe_code)]
 
+mod fake_http;
 pub mod faults;
 mod proxy;
 mod s3;
+mod vault;
 
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -28,6 +33,7 @@ use std::time::Duration;
 
 pub use proxy::{EtagUnquotingProxy, ForwardProxy};
 pub use s3::S3Server;
+pub use vault::VaultServer;
 
 /// Why a service of the harness could not be started or driven.
 ///
