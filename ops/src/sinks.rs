@@ -107,6 +107,8 @@ pub(crate) fn build_sink(
         Target::AwsSecretsManager => aws(&routing, settings),
         #[cfg(feature = "azure")]
         Target::AzureKeyVault => azure(&routing, settings),
+        #[cfg(feature = "vault")]
+        Target::VaultKv => vault_kv(&routing, settings),
         #[allow(unreachable_patterns)] // every platform's feature is on in the default build
         _ => {
             let _ = (env, &routing, settings);
@@ -217,6 +219,31 @@ fn azure(routing: &SyncTargets, settings: &SinkSettings) -> Result<Box<dyn Sink>
             source,
         })?;
         builder = builder.extra_ca_pem(pem);
+    }
+    Ok(Box::new(builder.build().map_err(setup)?))
+}
+
+#[cfg(feature = "vault")]
+fn vault_kv(routing: &SyncTargets, settings: &SinkSettings) -> Result<Box<dyn Sink>, OpsError> {
+    use vsync_sinks::vault_kv::VaultKvSink;
+
+    let saved = routing
+        .vault
+        .as_ref()
+        .ok_or_else(|| routing_missing("Vault address", "--vault-addr=<url> --vault-path=<path>"))?;
+    if saved.secret_path.is_empty() {
+        return Err(routing_missing("Vault secret path", "--vault-path=<path>"));
+    }
+    let token = settings.vault_token.as_ref().ok_or_else(|| {
+        OpsError::SinkSetup("Vault: no token; set VAULT_TOKEN".into())
+    })?;
+    let mut builder = VaultKvSink::builder()
+        .address(saved.addr.as_str())
+        .mount(saved.mount.as_str())
+        .path(saved.secret_path.as_str())
+        .token(token);
+    if let Some(namespace) = &settings.vault_namespace {
+        builder = builder.namespace(namespace.as_str());
     }
     Ok(Box::new(builder.build().map_err(setup)?))
 }

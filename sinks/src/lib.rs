@@ -13,3 +13,5 @@ pub mod aws;
 pub mod azure;
 #[cfg(feature = "github")]
 pub mod github;
+#[cfg(feature = "vault")]
+pub mod vault_kv;

@@ -19,6 +19,8 @@
 //!   writes and answers as AWS does where moto differs.
 //! - [`KeyVaultServer`]: a protocol-faithful fake of the Azure Key Vault
 //!   secrets API over TLS (with a CA it generates), for the Key Vault sink.
+//! - [`VaultServer`]: a protocol-faithful fake of HashiCorp Vault's KV v2
+//!   HTTP API (no Vault server installs from the registries used here).
 //!
 //! - [`faults`]: the fault injection (429 bursts, broken writes) and write
 //!   counters every platform fake shares, for the sink suite.
@@ -27,11 +29,13 @@
 #![forbid(unsafe_code)]
 
 mod azure;
+mod fake_http;
 pub mod faults;
 mod github;
 mod moto;
 mod proxy;
 mod s3;
+mod vault;
 
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -42,6 +46,7 @@ pub use github::{GITHUB_API_VERSION, GithubFake, GithubScope, InjectedFailure, R
 pub use moto::MotoServer;
 pub use proxy::{EtagUnquotingProxy, ForwardProxy};
 pub use s3::S3Server;
+pub use vault::VaultServer;
 
 /// Why a service of the harness could not be started or driven.
 ///

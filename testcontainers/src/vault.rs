@@ -1,0 +1,576 @@
+//! A protocol-faithful fake of HashiCorp Vault's KV version 2 HTTP API, for
+//! the Vault KV sink.
+//!
+//! No Vault server installs from the registries this harness may use, so
+//! this fake answers the subset vsync speaks, the way Vault 1.x does:
+//!
+//! - `GET /v1/<mount>/data/<path>[?version=N]`: the map and its version
+//!   metadata; `404 {"errors":[]}` when the secret (or that version) does
+//!   not exist.
+//! - `POST /v1/<mount>/data/<path>` with `{"data":{…},"options":{"cas":N}}`:
+//!   a new version. `cas` must equal the current version (0: the secret must
+//!   not exist yet), else `400 check-and-set parameter did not match the
+//!   current version`; `cas_required` secrets refuse a write without it.
+//!   Old versions beyond `max_versions` (10 when unset) are dropped.
+//! - `GET`/`POST /v1/<mount>/metadata/<path>`: the secret's metadata,
+//!   including `custom_metadata` (at most 64 keys, keys ≤ 128 bytes, values
+//!   ≤ 512 bytes, as Vault checks).
+//! - `X-Vault-Token` (or `Authorization: Bearer`) must be a known token, else
+//!   `403 permission denied`; the read-only token gets the same 403 on
+//!   writes. A path under no mount answers `404 no handler for route`, the
+//!   way Vault does (there is no `sys/mounts`: mounts are set up through
+//!   [`VaultServer::mount_kv2`]). When started in a namespace, only requests
+//!   carrying that `X-Vault-Namespace` see its mounts.
+//!
+//! Faults ([`Faults`]): a data write calls [`Faults::on_write`] once per key
+//! whose value it adds, changes or removes (once with the path when it
+//! changes none), stopping at the first fault: a throttled write answers
+//! `429` with `Retry-After: 1`, and a write touching a broken key is refused
+//! whole with a `400`, because Vault applies a map write all or nothing.
+//! Metadata writes are not counted: they are not secret writes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use crate::HarnessError;
+use crate::fake_http::{FakeServer, rfc3339_now};
+use crate::faults::{Fault, Faults};
+
+/// Vault's default for a secret whose `max_versions` is 0.
+const DEFAULT_MAX_VERSIONS: u64 = 10;
+
+/// A running Vault KV v2 fake on `127.0.0.1` with a random port; stops when
+/// dropped. A KV v2 engine is mounted at `secret/` (as on a dev server).
+#[derive(Debug)]
+pub struct VaultServer {
+    server: FakeServer,
+    state: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    namespace: Option<String>,
+    faults: Faults,
+    mounts: Mutex<HashMap<String, HashMap<String, Secret>>>,
+}
+
+#[derive(Debug)]
+struct Secret {
+    current_version: u64,
+    oldest_version: u64,
+    max_versions: u64,
+    cas_required: bool,
+    custom_metadata: BTreeMap<String, String>,
+    created_time: String,
+    updated_time: String,
+    versions: BTreeMap<u64, Version>,
+}
+
+#[derive(Debug)]
+struct Version {
+    data: Map<String, Value>,
+    created_time: String,
+}
+
+impl Secret {
+    fn new() -> Self {
+        let now = rfc3339_now();
+        Secret {
+            current_version: 0,
+            oldest_version: 0,
+            max_versions: 0,
+            cas_required: false,
+            custom_metadata: BTreeMap::new(),
+            created_time: now.clone(),
+            updated_time: now,
+            versions: BTreeMap::new(),
+        }
+    }
+
+    fn current(&self) -> Option<&Version> {
+        self.versions.get(&self.current_version)
+    }
+
+    /// Stores `data` as the next version and drops versions past
+    /// `max_versions`.
+    fn push(&mut self, data: Map<String, Value>) -> u64 {
+        let now = rfc3339_now();
+        self.current_version += 1;
+        self.versions.insert(
+            self.current_version,
+            Version {
+                data,
+                created_time: now.clone(),
+            },
+        );
+        self.updated_time = now;
+        let keep = if self.max_versions == 0 {
+            DEFAULT_MAX_VERSIONS
+        } else {
+            self.max_versions
+        };
+        while self.versions.len() as u64 > keep {
+            self.versions.pop_first();
+        }
+        self.oldest_version = self.versions.keys().next().copied().unwrap_or(0);
+        self.current_version
+    }
+
+    fn custom_metadata_json(&self) -> Value {
+        if self.custom_metadata.is_empty() {
+            Value::Null
+        } else {
+            json!(self.custom_metadata)
+        }
+    }
+
+    fn version_metadata(&self, version: u64, created_time: &str) -> Value {
+        json!({
+            "created_time": created_time,
+            "custom_metadata": self.custom_metadata_json(),
+            "deletion_time": "",
+            "destroyed": false,
+            "version": version,
+        })
+    }
+}
+
+impl VaultServer {
+    /// The token with read and write access to every mount.
+    pub const ROOT_TOKEN: &'static str = "hvs.vsync-fake-root-token";
+    /// A token whose policy allows reads only: writes answer 403.
+    pub const READ_ONLY_TOKEN: &'static str = "hvs.vsync-fake-read-only-token";
+
+    /// Starts the fake with `secret/` mounted, in the root namespace.
+    pub async fn start() -> Result<Self, HarnessError> {
+        Self::start_with(None).await
+    }
+
+    /// Starts the fake with `secret/` mounted inside the Enterprise
+    /// namespace `namespace`: requests must carry `X-Vault-Namespace`.
+    pub async fn start_in_namespace(namespace: &str) -> Result<Self, HarnessError> {
+        Self::start_with(Some(namespace.trim_matches('/').to_owned())).await
+    }
+
+    async fn start_with(namespace: Option<String>) -> Result<Self, HarnessError> {
+        let state = Arc::new(Shared {
+            namespace,
+            faults: Faults::default(),
+            mounts: Mutex::new(HashMap::from([("secret".to_owned(), HashMap::new())])),
+        });
+        let router = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&state));
+        let server = FakeServer::start(router).await?;
+        Ok(VaultServer { server, state })
+    }
+
+    /// The server address, e.g. `http://127.0.0.1:41234` (`VAULT_ADDR`).
+    pub fn address(&self) -> String {
+        self.server.endpoint()
+    }
+
+    /// The fault injection and write counter of this fake.
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// Mounts another KV v2 engine at `mount` (e.g. `kv/team-a`).
+    pub fn mount_kv2(&self, mount: &str) {
+        self.state
+            .mounts()
+            .entry(mount.trim_matches('/').to_owned())
+            .or_default();
+    }
+
+    /// The current version's map at `mount`/`path`, if the secret exists.
+    pub fn data(&self, mount: &str, path: &str) -> Option<Map<String, Value>> {
+        self.with_secret(mount, path, |secret| {
+            secret.and_then(|s| s.current().map(|v| v.data.clone()))
+        })
+    }
+
+    /// The secret's current version (0 when it does not exist).
+    pub fn current_version(&self, mount: &str, path: &str) -> u64 {
+        self.with_secret(mount, path, |secret| {
+            secret.map_or(0, |s| s.current_version)
+        })
+    }
+
+    /// The secret's `custom_metadata`.
+    pub fn custom_metadata(&self, mount: &str, path: &str) -> BTreeMap<String, String> {
+        self.with_secret(mount, path, |secret| {
+            secret
+                .map(|s| s.custom_metadata.clone())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Sets `key` in the secret's map as a person would with
+    /// `vault kv patch` (creating the secret if needed): a new version,
+    /// without check-and-set, faults or write counting, and without touching
+    /// `custom_metadata`.
+    pub fn edit_outside(&self, mount: &str, path: &str, key: &str, value: Value) {
+        let mut mounts = self.state.mounts();
+        let secrets = mounts
+            .get_mut(mount.trim_matches('/'))
+            .expect("the mount exists");
+        let secret = secrets
+            .entry(path.trim_matches('/').to_owned())
+            .or_insert_with(Secret::new);
+        let mut data = secret.current().map(|v| v.data.clone()).unwrap_or_default();
+        data.insert(key.to_owned(), value);
+        secret.push(data);
+    }
+
+    /// Replaces the secret's `custom_metadata`, as `vault kv metadata put
+    /// -custom-metadata=…` does.
+    pub fn set_custom_metadata(&self, mount: &str, path: &str, labels: &[(&str, &str)]) {
+        let mut mounts = self.state.mounts();
+        let secrets = mounts
+            .get_mut(mount.trim_matches('/'))
+            .expect("the mount exists");
+        let secret = secrets
+            .entry(path.trim_matches('/').to_owned())
+            .or_insert_with(Secret::new);
+        secret.custom_metadata = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+    }
+
+    fn with_secret<T>(&self, mount: &str, path: &str, f: impl FnOnce(Option<&Secret>) -> T) -> T {
+        let mounts = self.state.mounts();
+        f(mounts
+            .get(mount.trim_matches('/'))
+            .and_then(|secrets| secrets.get(path.trim_matches('/'))))
+    }
+}
+
+impl Shared {
+    fn mounts(&self) -> MutexGuard<'_, HashMap<String, HashMap<String, Secret>>> {
+        self.mounts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn errors(status: StatusCode, messages: &[&str]) -> Response {
+    (status, axum::Json(json!({ "errors": messages }))).into_response()
+}
+
+/// Vault's response envelope around `data`.
+fn ok(data: Value) -> Response {
+    axum::Json(json!({
+        "request_id": "00000000-0000-0000-0000-000000000000",
+        "lease_id": "",
+        "renewable": false,
+        "lease_duration": 0,
+        "data": data,
+        "wrap_info": null,
+        "warnings": null,
+        "auth": null,
+        "mount_type": "kv",
+    }))
+    .into_response()
+}
+
+fn permission_denied() -> Response {
+    errors(StatusCode::FORBIDDEN, &["permission denied"])
+}
+
+async fn handle(
+    State(state): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let token = headers
+        .get("x-vault-token")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        });
+    let writable = match token {
+        Some(VaultServer::ROOT_TOKEN) => true,
+        Some(VaultServer::READ_ONLY_TOKEN) => false,
+        _ => return permission_denied(),
+    };
+    let Some(route) = uri.path().strip_prefix("/v1/") else {
+        return errors(StatusCode::NOT_FOUND, &[]);
+    };
+    let route = route.trim_end_matches('/');
+    let namespace = headers
+        .get("x-vault-namespace")
+        .and_then(|v| v.to_str().ok())
+        .map(|ns| ns.trim_matches('/'))
+        .filter(|ns| !ns.is_empty());
+    let no_handler = || {
+        errors(
+            StatusCode::NOT_FOUND,
+            &[&format!(
+                "no handler for route \"{route}\". route entry not found."
+            )],
+        )
+    };
+    if namespace != state.namespace.as_deref() {
+        return no_handler();
+    }
+
+    let mut mounts = state.mounts();
+    // The longest mount that prefixes the route, as Vault's router does.
+    let Some(mount) = mounts
+        .keys()
+        .filter(|mount| route.starts_with(&format!("{mount}/")))
+        .max_by_key(|mount| mount.len())
+        .cloned()
+    else {
+        return no_handler();
+    };
+    let rest = &route[mount.len() + 1..];
+    let (kind, path) = match rest.split_once('/') {
+        Some((kind @ ("data" | "metadata"), path)) if !path.is_empty() => (kind, path.to_owned()),
+        _ => {
+            return errors(
+                StatusCode::NOT_FOUND,
+                &[&format!("unsupported path \"{route}\"")],
+            );
+        }
+    };
+    let secrets = mounts.get_mut(&mount).expect("found above");
+    if method != Method::GET && !writable {
+        return permission_denied();
+    }
+    match (kind, method) {
+        ("data", Method::GET) => read_data(secrets.get(&path), uri.query()),
+        ("data", Method::POST | Method::PUT) => {
+            write_data(&state.faults, secrets, &mount, &path, &body)
+        }
+        ("metadata", Method::GET) => read_metadata(secrets.get(&path)),
+        ("metadata", Method::POST | Method::PUT) => write_metadata(secrets, &path, &body),
+        _ => errors(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]),
+    }
+}
+
+fn read_data(secret: Option<&Secret>, query: Option<&str>) -> Response {
+    let Some(secret) = secret else {
+        return errors(StatusCode::NOT_FOUND, &[]);
+    };
+    let requested = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("version="))
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&v| v != 0)
+        .unwrap_or(secret.current_version);
+    match secret.versions.get(&requested) {
+        Some(version) => ok(json!({
+            "data": version.data,
+            "metadata": secret.version_metadata(requested, &version.created_time),
+        })),
+        None => errors(StatusCode::NOT_FOUND, &[]),
+    }
+}
+
+fn write_data(
+    faults: &Faults,
+    secrets: &mut HashMap<String, Secret>,
+    mount: &str,
+    path: &str,
+    body: &[u8],
+) -> Response {
+    let Ok(Value::Object(mut request)) = serde_json::from_slice::<Value>(body) else {
+        return errors(StatusCode::BAD_REQUEST, &["error parsing JSON"]);
+    };
+    let Some(Value::Object(data)) = request.remove("data") else {
+        return errors(StatusCode::BAD_REQUEST, &["no data provided"]);
+    };
+    let cas = match request.get("options").and_then(|o| o.get("cas")) {
+        None => None,
+        Some(cas) => match cas.as_u64() {
+            Some(cas) => Some(cas),
+            None => {
+                return errors(
+                    StatusCode::BAD_REQUEST,
+                    &["error parsing check-and-set parameter"],
+                );
+            }
+        },
+    };
+    let existing = secrets.get(path);
+    let current_version = existing.map_or(0, |s| s.current_version);
+    match cas {
+        Some(cas) if cas != current_version => {
+            return errors(
+                StatusCode::BAD_REQUEST,
+                &["check-and-set parameter did not match the current version"],
+            );
+        }
+        None if existing.is_some_and(|s| s.cas_required) => {
+            return errors(
+                StatusCode::BAD_REQUEST,
+                &["check-and-set parameter required for this call"],
+            );
+        }
+        _ => {}
+    }
+
+    let empty = Map::new();
+    let before = existing
+        .and_then(Secret::current)
+        .map_or(&empty, |v| &v.data);
+    let mut changed: Vec<&str> = data
+        .iter()
+        .filter(|(key, value)| before.get(*key) != Some(value))
+        .map(|(key, _)| key.as_str())
+        .chain(
+            before
+                .keys()
+                .filter(|key| !data.contains_key(*key))
+                .map(String::as_str),
+        )
+        .collect();
+    changed.sort_unstable();
+    if changed.is_empty() {
+        changed.push(path);
+    }
+    for key in changed {
+        match faults.on_write(key) {
+            None => {}
+            Some(Fault::Throttle) => {
+                let mut response = errors(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &[&format!(
+                        "request path \"{mount}/data/{path}\": rate limit quota exceeded"
+                    )],
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+            Some(Fault::Break) => {
+                return errors(
+                    StatusCode::BAD_REQUEST,
+                    &[&format!(
+                        "1 error occurred:\n\t* the harness refuses writes of {key:?}\n\n"
+                    )],
+                );
+            }
+        }
+    }
+
+    let secret = secrets.entry(path.to_owned()).or_insert_with(Secret::new);
+    let version = secret.push(data);
+    let created = secret.versions[&version].created_time.clone();
+    ok(secret.version_metadata(version, &created))
+}
+
+fn read_metadata(secret: Option<&Secret>) -> Response {
+    let Some(secret) = secret else {
+        return errors(StatusCode::NOT_FOUND, &[]);
+    };
+    let versions: Map<String, Value> = secret
+        .versions
+        .iter()
+        .map(|(number, version)| {
+            (
+                number.to_string(),
+                json!({
+                    "created_time": version.created_time,
+                    "deletion_time": "",
+                    "destroyed": false,
+                }),
+            )
+        })
+        .collect();
+    ok(json!({
+        "cas_required": secret.cas_required,
+        "created_time": secret.created_time,
+        "current_version": secret.current_version,
+        "custom_metadata": secret.custom_metadata_json(),
+        "delete_version_after": "0s",
+        "max_versions": secret.max_versions,
+        "oldest_version": secret.oldest_version,
+        "updated_time": secret.updated_time,
+        "versions": versions,
+    }))
+}
+
+fn write_metadata(secrets: &mut HashMap<String, Secret>, path: &str, body: &[u8]) -> Response {
+    let request = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(request)) => request,
+        // An empty body is a valid (no-op) metadata write.
+        _ if body.is_empty() => Map::new(),
+        _ => return errors(StatusCode::BAD_REQUEST, &["error parsing JSON"]),
+    };
+    let custom = match request.get("custom_metadata") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(labels)) => {
+            let mut parsed = BTreeMap::new();
+            for (key, value) in labels {
+                let Value::String(value) = value else {
+                    return errors(
+                        StatusCode::BAD_REQUEST,
+                        &["custom_metadata values must be strings"],
+                    );
+                };
+                parsed.insert(key.clone(), value.clone());
+            }
+            if let Some(problem) = custom_metadata_problem(&parsed) {
+                return errors(StatusCode::BAD_REQUEST, &[&problem]);
+            }
+            Some(parsed)
+        }
+        Some(_) => {
+            return errors(
+                StatusCode::BAD_REQUEST,
+                &["custom_metadata must be a map of strings"],
+            );
+        }
+    };
+    let secret = secrets.entry(path.to_owned()).or_insert_with(Secret::new);
+    if let Some(custom) = custom {
+        secret.custom_metadata = custom;
+    }
+    if let Some(max) = request.get("max_versions").and_then(Value::as_u64) {
+        secret.max_versions = max;
+    }
+    if let Some(required) = request.get("cas_required").and_then(Value::as_bool) {
+        secret.cas_required = required;
+    }
+    secret.updated_time = rfc3339_now();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Vault's limits on `custom_metadata`.
+fn custom_metadata_problem(labels: &BTreeMap<String, String>) -> Option<String> {
+    if labels.len() > 64 {
+        return Some(format!(
+            "custom_metadata has {} keys, the limit is 64",
+            labels.len()
+        ));
+    }
+    labels.iter().find_map(|(key, value)| {
+        if key.len() > 128 {
+            Some(format!(
+                "custom_metadata key {key:?} is longer than 128 bytes"
+            ))
+        } else if value.len() > 512 {
+            Some(format!(
+                "custom_metadata value for {key:?} is longer than 512 bytes"
+            ))
+        } else {
+            None
+        }
+    })
+}
