@@ -227,16 +227,16 @@ fn azure(routing: &SyncTargets, settings: &SinkSettings) -> Result<Box<dyn Sink>
 fn vault_kv(routing: &SyncTargets, settings: &SinkSettings) -> Result<Box<dyn Sink>, OpsError> {
     use vsync_sinks::vault_kv::VaultKvSink;
 
-    let saved = routing
-        .vault
-        .as_ref()
-        .ok_or_else(|| routing_missing("Vault address", "--vault-addr=<url> --vault-path=<path>"))?;
+    let saved = routing.vault.as_ref().ok_or_else(|| {
+        routing_missing("Vault address", "--vault-addr=<url> --vault-path=<path>")
+    })?;
     if saved.secret_path.is_empty() {
         return Err(routing_missing("Vault secret path", "--vault-path=<path>"));
     }
-    let token = settings.vault_token.as_ref().ok_or_else(|| {
-        OpsError::SinkSetup("Vault: no token; set VAULT_TOKEN".into())
-    })?;
+    let token = settings
+        .vault_token
+        .as_ref()
+        .ok_or_else(|| OpsError::SinkSetup("Vault: no token; set VAULT_TOKEN".into()))?;
     let mut builder = VaultKvSink::builder()
         .address(saved.addr.as_str())
         .mount(saved.mount.as_str())

@@ -82,7 +82,11 @@ impl Vault {
         Vault {
             _dir: dir,
             store,
-            key: Key::derive(b"suite passphrase", b"suite salt", NonZeroU32::new(1).unwrap()),
+            key: Key::derive(
+                b"suite passphrase",
+                b"suite salt",
+                NonZeroU32::new(1).unwrap(),
+            ),
             layout: Layout::for_repo_env("acme/api", "dev"),
         }
     }
@@ -102,7 +106,14 @@ impl Vault {
             .collect();
         let target = sink.target();
         let records = RecordStore::new(&self.store, &self.layout, &target, &self.key);
-        sync(sink, &desired, &records, &FingerprintKey::derive(&self.key), &options).await
+        sync(
+            sink,
+            &desired,
+            &records,
+            &FingerprintKey::derive(&self.key),
+            &options,
+        )
+        .await
     }
 }
 
@@ -130,7 +141,10 @@ fn pruning(max_deletes: usize) -> SyncOptions {
 const BASE: &[(&str, &str)] = &[
     ("DATABASE_URL", "postgres://app:s3cret@db.internal:5432/app"),
     ("API_TOKEN", "tok_live_0123456789"),
-    ("MULTILINE_KEY", "-----BEGIN KEY-----\nAAAA\nBBBB\n-----END KEY-----"),
+    (
+        "MULTILINE_KEY",
+        "-----BEGIN KEY-----\nAAAA\nBBBB\n-----END KEY-----",
+    ),
     ("UNICODE_VALUE", "pässwört ✓ 秘密"),
     ("SHORT", "x"),
 ];
@@ -162,30 +176,48 @@ pub async fn put_read_update_delete(platform: &dyn Platform) {
     let name = sink.map_name("CONTRACT_KEY");
     let first = SecretValue::from_text("first value");
     let results = sink
-        .apply(&[Change::Put { name: &name, value: &first, exists: false }])
+        .apply(&[Change::Put {
+            name: &name,
+            value: &first,
+            exists: false,
+        }])
         .await;
     assert!(results[0].is_ok(), "create: {:?}", results[0]);
     assert_eq!(platform.value(&name).await.as_deref(), Some("first value"));
     if sink.capabilities().readable {
         assert_eq!(sink.read(&name).await.unwrap(), Some(first));
     } else {
-        assert!(sink.read(&name).await.is_err(), "a write-only sink refuses to read");
+        assert!(
+            sink.read(&name).await.is_err(),
+            "a write-only sink refuses to read"
+        );
     }
 
     let second = SecretValue::from_text("second value");
     let results = sink
-        .apply(&[Change::Put { name: &name, value: &second, exists: true }])
+        .apply(&[Change::Put {
+            name: &name,
+            value: &second,
+            exists: true,
+        }])
         .await;
     assert!(results[0].is_ok(), "update: {:?}", results[0]);
     assert_eq!(platform.value(&name).await.as_deref(), Some("second value"));
     let listed = sink.inventory().await.unwrap();
-    assert_eq!(listed.iter().filter(|found| found.name == name).count(), 1, "updated in place");
+    assert_eq!(
+        listed.iter().filter(|found| found.name == name).count(),
+        1,
+        "updated in place"
+    );
 
     let results = sink.apply(&[Change::Delete { name: &name }]).await;
     assert!(results[0].is_ok(), "delete: {:?}", results[0]);
     assert_eq!(platform.value(&name).await, None);
     let listed = sink.inventory().await.unwrap();
-    assert!(listed.iter().all(|found| found.name != name), "deleted names are not listed");
+    assert!(
+        listed.iter().all(|found| found.name != name),
+        "deleted names are not listed"
+    );
 }
 
 pub async fn absent_is_not_empty(platform: &dyn Platform) {
@@ -195,13 +227,27 @@ pub async fn absent_is_not_empty(platform: &dyn Platform) {
         return;
     }
     let absent = sink.map_name("NEVER_WRITTEN");
-    assert_eq!(sink.read(&absent).await.unwrap(), None, "absent reads as None");
+    assert_eq!(
+        sink.read(&absent).await.unwrap(),
+        None,
+        "absent reads as None"
+    );
     if caps.empty_values {
         let name = sink.map_name("EMPTY_VALUE");
         let empty = SecretValue::from_text("");
-        let results = sink.apply(&[Change::Put { name: &name, value: &empty, exists: false }]).await;
+        let results = sink
+            .apply(&[Change::Put {
+                name: &name,
+                value: &empty,
+                exists: false,
+            }])
+            .await;
         assert!(results[0].is_ok(), "{:?}", results[0]);
-        assert_eq!(sink.read(&name).await.unwrap(), Some(empty), "empty reads as Some(\"\")");
+        assert_eq!(
+            sink.read(&name).await.unwrap(),
+            Some(empty),
+            "empty reads as Some(\"\")"
+        );
     }
 }
 
@@ -210,15 +256,24 @@ pub async fn inventory_pages_past_100(platform: &dyn Platform) {
     let count = sink.capabilities().max_secrets.unwrap_or(120).min(120);
     let keys: Vec<String> = (0..count).map(|i| format!("PAGED_{i:03}")).collect();
     let values: Vec<String> = (0..count).map(|i| format!("value {i}")).collect();
-    let desired: Vec<(&str, &str)> =
-        keys.iter().map(String::as_str).zip(values.iter().map(String::as_str)).collect();
+    let desired: Vec<(&str, &str)> = keys
+        .iter()
+        .map(String::as_str)
+        .zip(values.iter().map(String::as_str))
+        .collect();
     let vault = Vault::new();
-    let report = vault.sync(sink.as_ref(), &desired, options()).await.unwrap();
+    let report = vault
+        .sync(sink.as_ref(), &desired, options())
+        .await
+        .unwrap();
     assert_eq!(report.count(Action::Create), count);
     let listed = sink.inventory().await.unwrap();
     for key in &keys {
         let name = sink.map_name(key);
-        assert!(listed.iter().any(|found| found.name == name), "{name} is listed");
+        assert!(
+            listed.iter().any(|found| found.name == name),
+            "{name} is listed"
+        );
     }
     assert_eq!(listed.len(), count, "nothing listed twice");
 }
@@ -237,22 +292,38 @@ pub async fn first_sync_creates_everything(platform: &dyn Platform) {
 
 pub async fn second_sync_writes_nothing(platform: &dyn Platform) {
     let vault = Vault::new();
-    vault.sync(platform.sink().as_ref(), BASE, options()).await.unwrap();
+    vault
+        .sync(platform.sink().as_ref(), BASE, options())
+        .await
+        .unwrap();
     let before = platform.writes().await;
-    let report = vault.sync(platform.sink().as_ref(), BASE, options()).await.unwrap();
+    let report = vault
+        .sync(platform.sink().as_ref(), BASE, options())
+        .await
+        .unwrap();
     assert_eq!(report.status, SyncStatus::NoOp, "{report:?}");
     assert_eq!(report.count(Action::Unchanged), BASE.len());
-    assert_eq!(platform.writes().await, before, "an unchanged vault writes nothing");
+    assert_eq!(
+        platform.writes().await,
+        before,
+        "an unchanged vault writes nothing"
+    );
 }
 
 pub async fn one_changed_value_is_one_write(platform: &dyn Platform) {
     let vault = Vault::new();
-    vault.sync(platform.sink().as_ref(), BASE, options()).await.unwrap();
+    vault
+        .sync(platform.sink().as_ref(), BASE, options())
+        .await
+        .unwrap();
     let mut changed = BASE.to_vec();
     changed[1] = ("API_TOKEN", "tok_live_rotated");
     let before = platform.writes().await;
     let sink = platform.sink();
-    let report = vault.sync(sink.as_ref(), &changed, options()).await.unwrap();
+    let report = vault
+        .sync(sink.as_ref(), &changed, options())
+        .await
+        .unwrap();
     assert_eq!(report.status, SyncStatus::Applied);
     assert_eq!(report.count(Action::Update), 1);
     assert_eq!(report.count(Action::Unchanged), BASE.len() - 1);
@@ -265,23 +336,42 @@ pub async fn an_edit_on_the_platform_is_drift(platform: &dyn Platform) {
     let sink = platform.sink();
     vault.sync(sink.as_ref(), BASE, options()).await.unwrap();
     let name = sink.map_name("DATABASE_URL");
-    platform.edit_outside(&name, "postgres://someone:else@elsewhere/app").await;
+    platform
+        .edit_outside(&name, "postgres://someone:else@elsewhere/app")
+        .await;
 
     let dry = vault
-        .sync(platform.sink().as_ref(), BASE, SyncOptions { dry_run: true, ..options() })
+        .sync(
+            platform.sink().as_ref(),
+            BASE,
+            SyncOptions {
+                dry_run: true,
+                ..options()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(dry.status, SyncStatus::Planned);
     assert_eq!(action_of(&dry, &name).0, Action::Update);
-    assert_eq!(action_of(&dry, &name).1, Some(Drift::Edited), "the edit is reported as drift");
+    assert_eq!(
+        action_of(&dry, &name).1,
+        Some(Drift::Edited),
+        "the edit is reported as drift"
+    );
     assert_eq!(
         platform.value(&name).await.as_deref(),
         Some("postgres://someone:else@elsewhere/app"),
         "a dry run writes nothing"
     );
 
-    let report = vault.sync(platform.sink().as_ref(), BASE, options()).await.unwrap();
-    assert_eq!(action_of(&report, &name), (Action::Update, Some(Drift::Edited), Outcome::Applied));
+    let report = vault
+        .sync(platform.sink().as_ref(), BASE, options())
+        .await
+        .unwrap();
+    assert_eq!(
+        action_of(&report, &name),
+        (Action::Update, Some(Drift::Edited), Outcome::Applied)
+    );
     assert_eq!(report.count(Action::Unchanged), BASE.len() - 1);
     assert_platform_holds(platform, sink.as_ref(), BASE).await;
 }
@@ -302,12 +392,19 @@ pub async fn a_collision_is_refused_before_any_write(platform: &dyn Platform) {
             Err(SyncError::Preflight(refusals)) => {
                 assert!(!refusals.is_empty());
                 let message = SyncError::Preflight(refusals).to_string();
-                assert!(!message.contains("one") || !message.contains("two"), "no values: {message}");
+                assert!(
+                    !message.contains("one") || !message.contains("two"),
+                    "no values: {message}"
+                );
             }
             other => panic!("expected a preflight refusal, got {other:?}"),
         }
         assert_eq!(platform.writes().await, before, "nothing written");
-        assert_eq!(platform.value(&sink.map_name("FIRST_OK")).await, None, "not even the valid key");
+        assert_eq!(
+            platform.value(&sink.map_name("FIRST_OK")).await,
+            None,
+            "not even the valid key"
+        );
     }
 }
 
@@ -319,7 +416,11 @@ pub async fn a_429_burst_is_paced_and_completes(platform: &dyn Platform) {
     let report = vault.sync(sink.as_ref(), BASE, options()).await.unwrap();
     assert_eq!(report.status, SyncStatus::Applied, "{report:?}");
     assert_eq!(report.failures(), 0);
-    assert_eq!(platform.throttled().await - throttled_before, 3, "three 429s were served");
+    assert_eq!(
+        platform.throttled().await - throttled_before,
+        3,
+        "three 429s were served"
+    );
     assert_platform_holds(platform, sink.as_ref(), BASE).await;
 }
 
@@ -336,10 +437,17 @@ pub async fn a_failure_halfway_is_partial_and_a_rerun_finishes(platform: &dyn Pl
 
     platform.heal().await;
     let before = platform.writes().await;
-    let report = vault.sync(platform.sink().as_ref(), BASE, options()).await.unwrap();
+    let report = vault
+        .sync(platform.sink().as_ref(), BASE, options())
+        .await
+        .unwrap();
     assert_eq!(report.status, SyncStatus::Applied);
     assert_eq!(action_of(&report, &broken).2, Outcome::Applied);
-    assert_eq!(report.count(Action::Unchanged), BASE.len() - 1, "the others are not rewritten");
+    assert_eq!(
+        report.count(Action::Unchanged),
+        BASE.len() - 1,
+        "the others are not rewritten"
+    );
     assert_eq!(platform.writes().await, before + 1);
     assert_platform_holds(platform, sink.as_ref(), BASE).await;
 }
@@ -352,25 +460,45 @@ pub async fn prune_removes_only_owned_names(platform: &dyn Platform) {
     vault.sync(sink.as_ref(), BASE, options()).await.unwrap();
 
     let fewer = &BASE[..3];
-    let gone: Vec<String> = BASE[3..].iter().map(|(key, _)| sink.map_name(key)).collect();
-    let report = vault.sync(platform.sink().as_ref(), fewer, options()).await.unwrap();
-    assert_eq!(report.count(Action::Stale), gone.len(), "without --prune, owned names stay");
+    let gone: Vec<String> = BASE[3..]
+        .iter()
+        .map(|(key, _)| sink.map_name(key))
+        .collect();
+    let report = vault
+        .sync(platform.sink().as_ref(), fewer, options())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.count(Action::Stale),
+        gone.len(),
+        "without --prune, owned names stay"
+    );
     for name in &gone {
         assert!(platform.value(name).await.is_some());
     }
 
-    match vault.sync(platform.sink().as_ref(), fewer, pruning(1)).await {
+    match vault
+        .sync(platform.sink().as_ref(), fewer, pruning(1))
+        .await
+    {
         Err(SyncError::TooManyDeletes { planned, max: 1 }) => assert_eq!(planned, gone.len()),
         other => panic!("expected the --max-deletes guard, got {other:?}"),
     }
 
-    let report = vault.sync(platform.sink().as_ref(), fewer, pruning(10)).await.unwrap();
+    let report = vault
+        .sync(platform.sink().as_ref(), fewer, pruning(10))
+        .await
+        .unwrap();
     assert_eq!(report.count(Action::Prune), gone.len());
     assert_eq!(report.failures(), 0);
     for name in &gone {
         assert_eq!(platform.value(name).await, None, "{name} pruned");
     }
-    assert_eq!(platform.value(&foreign).await.as_deref(), Some("made by hand"), "not ours: kept");
+    assert_eq!(
+        platform.value(&foreign).await.as_deref(),
+        Some("made by hand"),
+        "not ours: kept"
+    );
     assert_platform_holds(platform, sink.as_ref(), fewer).await;
 }
 
