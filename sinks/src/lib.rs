@@ -7,5 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "gcp")]
+pub mod gcp;
 #[cfg(feature = "vault")]
 pub mod vault_kv;

@@ -12,6 +12,8 @@
 //! - [`ForwardProxy`]: a plain HTTP forward proxy that counts requests, to
 //!   prove that a client honours `HTTP_PROXY`.
 //!
+//! - [`GcpSecretManagerServer`]: a protocol-faithful fake of Google Cloud
+//!   Secret Manager's REST API (Google ships no local emulator).
 //! - [`VaultServer`]: a protocol-faithful fake of HashiCorp Vault's KV v2
 //!   HTTP API (no Vault server installs from the registries used here).
 //!
@@ -23,6 +25,7 @@
 
 mod fake_http;
 pub mod faults;
+mod gcp;
 mod proxy;
 mod s3;
 mod vault;
@@ -31,6 +34,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+pub use gcp::GcpSecretManagerServer;
 pub use proxy::{EtagUnquotingProxy, ForwardProxy};
 pub use s3::S3Server;
 pub use vault::VaultServer;
