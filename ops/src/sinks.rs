@@ -109,6 +109,8 @@ pub(crate) fn build_sink(
         Target::AzureKeyVault => azure(&routing, settings),
         #[cfg(feature = "vault")]
         Target::VaultKv => vault_kv(&routing, settings),
+        #[cfg(feature = "gcp")]
+        Target::GcpSecretManager => gcp(&routing, settings),
         #[allow(unreachable_patterns)] // every platform's feature is on in the default build
         _ => {
             let _ = (env, &routing, settings);
@@ -244,6 +246,28 @@ fn vault_kv(routing: &SyncTargets, settings: &SinkSettings) -> Result<Box<dyn Si
         .token(token);
     if let Some(namespace) = &settings.vault_namespace {
         builder = builder.namespace(namespace.as_str());
+    }
+    Ok(Box::new(builder.build().map_err(setup)?))
+}
+
+#[cfg(feature = "gcp")]
+fn gcp(routing: &SyncTargets, settings: &SinkSettings) -> Result<Box<dyn Sink>, OpsError> {
+    use vsync_sinks::gcp::GcpSecretManagerSink;
+
+    let saved = routing
+        .gcp
+        .as_ref()
+        .ok_or_else(|| routing_missing("GCP project", "--gcp-project=<id>"))?;
+    let token = settings.gcp_access_token.as_ref().ok_or_else(|| {
+        OpsError::SinkSetup(
+            "GCP: no access token; set GOOGLE_OAUTH_ACCESS_TOKEN (e.g. from `gcloud auth print-access-token`)".into(),
+        )
+    })?;
+    let mut builder = GcpSecretManagerSink::builder()
+        .project(saved.project.as_str())
+        .access_token(token);
+    if let Some(endpoint) = &settings.gcp_endpoint {
+        builder = builder.endpoint(endpoint.as_str());
     }
     Ok(Box::new(builder.build().map_err(setup)?))
 }

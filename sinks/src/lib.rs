@@ -11,6 +11,8 @@
 pub mod aws;
 #[cfg(feature = "azure")]
 pub mod azure;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 #[cfg(feature = "github")]
 pub mod github;
 #[cfg(feature = "vault")]

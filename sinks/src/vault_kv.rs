@@ -61,8 +61,9 @@
 //!
 //! KV v2 has no value limit of its own; the storage backend's entry limit
 //! caps the whole map (integrated storage: 1 MiB by default; Consul:
-//! 512 KiB). The sink declares 512 KiB per value, the largest value that
-//! fits an entry on either backend; several large values can still
+//! 512 KiB). The sink declares 511 KiB per value (512 KiB less room for the
+//! JSON around it), the largest value that fits an entry on either backend;
+//! several large values can still
 //! overflow the entry together, and Vault then refuses the write (which the
 //! split above narrows down to the value that did not fit). Values are
 //! stored as JSON strings, so they must be UTF-8 (`text_only`); empty

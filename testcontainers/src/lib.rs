@@ -19,6 +19,8 @@
 //!   writes and answers as AWS does where moto differs.
 //! - [`KeyVaultServer`]: a protocol-faithful fake of the Azure Key Vault
 //!   secrets API over TLS (with a CA it generates), for the Key Vault sink.
+//! - [`GcpSecretManagerServer`]: a protocol-faithful fake of Google Cloud
+//!   Secret Manager's REST API (Google ships no local emulator).
 //! - [`VaultServer`]: a protocol-faithful fake of HashiCorp Vault's KV v2
 //!   HTTP API (no Vault server installs from the registries used here).
 //!
@@ -31,6 +33,7 @@
 mod azure;
 mod fake_http;
 pub mod faults;
+mod gcp;
 mod github;
 mod moto;
 mod proxy;
@@ -42,6 +45,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 pub use azure::KeyVaultServer;
+pub use gcp::GcpSecretManagerServer;
 pub use github::{GITHUB_API_VERSION, GithubFake, GithubScope, InjectedFailure, RequestCounts};
 pub use moto::MotoServer;
 pub use proxy::{EtagUnquotingProxy, ForwardProxy};

@@ -1,0 +1,740 @@
+//! Google Cloud Secret Manager as a sink: one secret per vault key, in one
+//! project, the way upstream's `gcloud secrets create|versions add
+//! --project=<p>` writes them.
+//!
+//! # Names
+//!
+//! No transform: the vault key is the secret id. Ids are 1–255 characters
+//! of ASCII letters, digits, `_` and `-`, case-sensitive; a key with any
+//! other character (a `.`, say) is refused before the first write.
+//!
+//! # Writes
+//!
+//! A new name is created (automatic replication, label
+//! `managed-by=vsync`), then its value is added as the first version. An
+//! update only adds a version: the engine asks for one only when the value
+//! differs, and every version is an immutable copy, so adding one for an
+//! unchanged value would grow the history for nothing. Creation tolerates
+//! `ALREADY_EXISTS` (a retry after a throttled first version, or a
+//! concurrent creator), and an update whose secret was deleted since the
+//! listing creates it again. An existing secret without a `managed-by`
+//! label gets `managed-by=vsync` added to its labels (guarded by the
+//! listing's etag) before vsync first writes it; one naming another tool is
+//! left alone, so prune keeps its hands off. Delete is `DeleteSecret`,
+//! immediate, with every version; a secret already gone counts as deleted.
+//! Each version is sent with its CRC32C so Google verifies it.
+//!
+//! # Inventory, reads and revisions
+//!
+//! The listing (`secrets.list`, up to 25,000 per page by default) carries
+//! names and labels but nothing that moves when a version is added: the
+//! secret's etag changes only when the secret resource itself does, and a
+//! secret has no update time. So the inventory reports no revision, and the
+//! engine reads (`versions/latest:access`) each secret it syncs that already
+//! exists, comparing fingerprints, which finds every edit made elsewhere.
+//! Knowing whether a secret changed costs one call per secret whatever the
+//! sink does; `access` is the cheapest (it draws on the 90,000/min access
+//! quota, where a `versions/latest` metadata get would draw on the 600/min
+//! read quota), and secrets the vault does not hold are never read. An
+//! unchanged vault of N existing secrets costs one list call per page plus N
+//! access calls, and no write. A `404` on access (no secret, or no version
+//! yet) and a `FAILED_PRECONDITION` (the latest version is disabled or
+//! destroyed) both read as absent, so the sync adds a fresh version. A write
+//! reports the new version number as its revision.
+//!
+//! # Why the Google SDK, and how it is set up
+//!
+//! `google-cloud-secretmanager-v1` speaks REST/JSON over HTTP/1 with
+//! `reqwest`, takes any endpoint (tests point it at a local plain-http fake)
+//! and any credentials provider, so the sink gives it a static bearer token
+//! (the CLI passes `GOOGLE_OAUTH_ACCESS_TOKEN` or `gcloud auth
+//! print-access-token`). Its own retries are switched off: the engine
+//! retries and paces, once, for every platform.
+//!
+//! # Limits
+//!
+//! 64 KiB per version; values are bytes (binary is fine); empty values are
+//! refused by Google ("Field [payload] is required"), so they are refused
+//! in preflight. Writes: 600 per minute per project, and creating a secret
+//! costs two (create, then the first version), so the declared budget is
+//! 300 changes a minute. `AddSecretVersion` is also limited per secret
+//! (2 qps), which one change per secret per sync never approaches.
+//!
+//! # Errors and secrets
+//!
+//! Errors keep the HTTP status, Google's status name and its message, with
+//! any double-quoted text in the message replaced by `"…"`: Google quotes
+//! the offending input there (e.g. a payload that failed to decode), and
+//! that input may be a value. Values the sink copies are wiped when dropped;
+//! copies inside the SDK and the HTTP stack are beyond its reach.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use google_cloud_auth::credentials::{CacheableResource, CredentialsProvider, EntityTag};
+use google_cloud_auth::errors::CredentialsError;
+use google_cloud_gax::error::rpc::Code;
+use google_cloud_gax::retry_policy::NeverRetry;
+use google_cloud_secretmanager_v1::client::SecretManagerService;
+use google_cloud_secretmanager_v1::model::{Replication, Secret, SecretPayload, replication};
+use google_cloud_wkt::FieldMask;
+use http::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use tokio::sync::OnceCell;
+use vsync_engine::sink::{
+    Alphabet, Applied, Batch, Capabilities, Change, Deletion, NameRules, RateBudget, RemoteSecret,
+    SecretValue, Sink, SinkError,
+};
+use zeroize::Zeroizing;
+
+/// Google's public endpoint.
+pub const DEFAULT_ENDPOINT: &str = "https://secretmanager.googleapis.com";
+const LABEL_KEY: &str = "managed-by";
+const LABEL_VALUE: &str = "vsync";
+const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// `secrets.list`'s largest page: fewer pages, fewer calls.
+const DEFAULT_PAGE_SIZE: i32 = 25_000;
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_MESSAGE: usize = 300;
+
+/// Builds a [`GcpSecretManagerSink`]; see the module documentation.
+#[derive(Default)]
+pub struct GcpSecretManagerSinkBuilder {
+    project: Option<String>,
+    endpoint: Option<String>,
+    access_token: Option<Zeroizing<String>>,
+    page_size: Option<i32>,
+}
+
+impl GcpSecretManagerSinkBuilder {
+    /// The project id (upstream's `--gcp-project`).
+    pub fn project(mut self, project: impl Into<String>) -> Self {
+        self.project = Some(project.into());
+        self
+    }
+
+    /// The API endpoint; [`DEFAULT_ENDPOINT`] when not set (a regional or
+    /// Private Service Connect endpoint, or a test server, otherwise).
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// An OAuth 2 access token (`GOOGLE_OAUTH_ACCESS_TOKEN`, or the output
+    /// of `gcloud auth print-access-token`).
+    pub fn access_token(mut self, token: &str) -> Self {
+        self.access_token = Some(Zeroizing::new(token.to_owned()));
+        self
+    }
+
+    /// Secrets per `secrets.list` page (1–25,000; 25,000 when not set).
+    pub fn page_size(mut self, page_size: i32) -> Self {
+        self.page_size = Some(page_size);
+        self
+    }
+
+    /// Checks the settings and builds the sink. Nothing is sent yet (the
+    /// SDK client is made on first use, because making it is async).
+    pub fn build(self) -> Result<GcpSecretManagerSink, SinkError> {
+        let project = self
+            .project
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                SinkError::Misconfigured("the GCP project is not set (--gcp-project)".into())
+            })?;
+        if project.contains('/') {
+            return Err(SinkError::Misconfigured(format!(
+                "{project:?} is not a GCP project id"
+            )));
+        }
+        let endpoint = self
+            .endpoint
+            .as_deref()
+            .unwrap_or(DEFAULT_ENDPOINT)
+            .trim_end_matches('/')
+            .to_owned();
+        match url::Url::parse(&endpoint) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+            _ => {
+                return Err(SinkError::Misconfigured(format!(
+                    "the Secret Manager endpoint {endpoint:?} is not an http:// or https:// URL"
+                )));
+            }
+        }
+        let page_size = self.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=DEFAULT_PAGE_SIZE).contains(&page_size) {
+            return Err(SinkError::Misconfigured(format!(
+                "the page size {page_size} is outside 1..=25000"
+            )));
+        }
+        let token = self.access_token.filter(|t| !t.is_empty()).ok_or_else(|| {
+            SinkError::Misconfigured(
+                "no GCP access token (set GOOGLE_OAUTH_ACCESS_TOKEN or run `gcloud auth login`)"
+                    .into(),
+            )
+        })?;
+        let bearer = Zeroizing::new(format!("Bearer {}", token.as_str()));
+        let mut header = HeaderValue::from_str(&bearer).map_err(|_| {
+            SinkError::Misconfigured(
+                "the GCP access token has characters a header cannot carry".into(),
+            )
+        })?;
+        header.set_sensitive(true);
+        Ok(GcpSecretManagerSink {
+            client: OnceCell::new(),
+            token: header,
+            project,
+            endpoint,
+            page_size,
+            capabilities: capabilities(),
+            listed: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// A fixed bearer token as Google credentials.
+struct StaticToken {
+    header: HeaderValue,
+}
+
+impl std::fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StaticToken(<redacted>)")
+    }
+}
+
+impl CredentialsProvider for StaticToken {
+    async fn headers(
+        &self,
+        _extensions: http::Extensions,
+    ) -> Result<CacheableResource<HeaderMap>, CredentialsError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, self.header.clone());
+        Ok(CacheableResource::New {
+            entity_tag: EntityTag::new(),
+            data: headers,
+        })
+    }
+
+    async fn universe_domain(&self) -> Option<String> {
+        None
+    }
+}
+
+fn capabilities() -> Capabilities {
+    Capabilities {
+        readable: true,
+        names: NameRules {
+            max_len: 255,
+            alphabet: Alphabet::AsciiAlphanumericAnd("_-"),
+            leading_digit: true,
+            reserved_prefixes: &[],
+            case_insensitive: false,
+            refuses_arn_suffix: false,
+        },
+        max_value_bytes: MAX_VALUE_BYTES,
+        max_secrets: None,
+        text_only: false,
+        empty_values: false,
+        tags: true,
+        deletion: Deletion::Immediate,
+        batch: Batch::One,
+        rate: RateBudget {
+            max_in_flight: 10,
+            writes_per_minute: Some(300),
+            burst: 30,
+        },
+    }
+}
+
+/// What the last listing said about a secret: enough to label it without
+/// clobbering a concurrent label edit.
+struct Listed {
+    labels: HashMap<String, String>,
+    etag: String,
+}
+
+/// The GCP Secret Manager sink; see the module documentation.
+pub struct GcpSecretManagerSink {
+    client: OnceCell<SecretManagerService>,
+    /// `Bearer <token>`, marked sensitive.
+    token: HeaderValue,
+    project: String,
+    endpoint: String,
+    page_size: i32,
+    capabilities: Capabilities,
+    listed: Mutex<HashMap<String, Listed>>,
+}
+
+impl std::fmt::Debug for GcpSecretManagerSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcpSecretManagerSink")
+            .field("target", &self.target())
+            .finish_non_exhaustive()
+    }
+}
+
+type GaxError = google_cloud_secretmanager_v1::Error;
+
+impl GcpSecretManagerSink {
+    /// Starts a builder.
+    pub fn builder() -> GcpSecretManagerSinkBuilder {
+        GcpSecretManagerSinkBuilder::default()
+    }
+
+    /// The SDK client, made on first use.
+    async fn client(&self) -> Result<&SecretManagerService, SinkError> {
+        self.client
+            .get_or_try_init(|| async {
+                SecretManagerService::builder()
+                    .with_endpoint(self.endpoint.clone())
+                    .with_credentials(StaticToken {
+                        header: self.token.clone(),
+                    })
+                    .with_retry_policy(NeverRetry)
+                    .with_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .build()
+                    .await
+                    .map_err(|e| SinkError::Misconfigured(format!("Secret Manager client: {e}")))
+            })
+            .await
+    }
+
+    fn parent(&self) -> String {
+        format!("projects/{}", self.project)
+    }
+
+    fn secret_name(&self, id: &str) -> String {
+        format!("projects/{}/secrets/{id}", self.project)
+    }
+
+    /// Creates the empty secret `id`, labelled; `Ok` when it exists already.
+    async fn create(&self, id: &str) -> Result<(), SinkError> {
+        let secret = Secret::new()
+            .set_replication(Replication::new().set_automatic(replication::Automatic::new()))
+            .set_labels([(LABEL_KEY, LABEL_VALUE)]);
+        match self
+            .client()
+            .await?
+            .create_secret()
+            .set_parent(self.parent())
+            .set_secret_id(id)
+            .set_secret(secret)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if code(&error) == Some(Code::AlreadyExists) => Ok(()),
+            Err(error) => Err(classify(&error, "creating", id)),
+        }
+    }
+
+    /// Adds `managed-by=vsync` to a listed secret that has no `managed-by`
+    /// label, keeping its other labels; guarded by the listing's etag.
+    async fn ensure_label(&self, id: &str) -> Result<(), SinkError> {
+        let (labels, etag) = {
+            let listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+            match listed.get(id) {
+                Some(found) if !found.labels.contains_key(LABEL_KEY) => {
+                    let mut labels = found.labels.clone();
+                    labels.insert(LABEL_KEY.to_owned(), LABEL_VALUE.to_owned());
+                    (labels, found.etag.clone())
+                }
+                // Labelled already, or not listed by this sink.
+                _ => return Ok(()),
+            }
+        };
+        let secret = Secret::new()
+            .set_name(self.secret_name(id))
+            .set_labels(labels.clone())
+            .set_etag(etag);
+        match self
+            .client()
+            .await?
+            .update_secret()
+            .set_secret(secret)
+            .set_update_mask(FieldMask::default().set_paths(["labels"]))
+            .send()
+            .await
+        {
+            Ok(updated) => {
+                let mut listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+                listed.insert(
+                    id.to_owned(),
+                    Listed {
+                        labels,
+                        etag: updated.etag,
+                    },
+                );
+                Ok(())
+            }
+            // Deleted since it was listed: `put` creates it again, labelled.
+            Err(error) if code(&error) == Some(Code::NotFound) => Ok(()),
+            Err(error) if code(&error) == Some(Code::FailedPrecondition) => {
+                Err(SinkError::Conflict(format!(
+                    "{id}: its labels changed since it was listed; run the sync again"
+                )))
+            }
+            Err(error) => Err(classify(&error, "labelling", id)),
+        }
+    }
+
+    /// Adds `value` as the newest version of `id`; answers its number.
+    async fn add_version(
+        &self,
+        client: &SecretManagerService,
+        id: &str,
+        value: &SecretValue,
+    ) -> Result<String, GaxError> {
+        let payload = SecretPayload::new()
+            .set_data(value.as_bytes().to_vec())
+            .set_data_crc32c(i64::from(crc32c(value.as_bytes())));
+        let version = client
+            .add_secret_version()
+            .set_parent(self.secret_name(id))
+            .set_payload(payload)
+            .send()
+            .await?;
+        Ok(version
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    async fn put(&self, id: &str, value: &SecretValue, exists: bool) -> Result<Applied, SinkError> {
+        if exists {
+            self.ensure_label(id).await?;
+        } else {
+            self.create(id).await?;
+        }
+        let client = self.client().await?;
+        let version = match self.add_version(client, id, value).await {
+            Ok(version) => version,
+            // Deleted since it was listed: create it again.
+            Err(error) if code(&error) == Some(Code::NotFound) => {
+                self.create(id).await?;
+                self.add_version(client, id, value)
+                    .await
+                    .map_err(|error| classify(&error, "adding a version to", id))?
+            }
+            Err(error) => return Err(classify(&error, "adding a version to", id)),
+        };
+        Ok(Applied {
+            revision: Some(version),
+        })
+    }
+
+    async fn delete(&self, id: &str) -> Result<Applied, SinkError> {
+        match self
+            .client()
+            .await?
+            .delete_secret()
+            .set_name(self.secret_name(id))
+            .send()
+            .await
+        {
+            Ok(()) => Ok(Applied::default()),
+            Err(error) if code(&error) == Some(Code::NotFound) => Ok(Applied::default()),
+            Err(error) => Err(classify(&error, "deleting", id)),
+        }
+    }
+}
+
+fn code(error: &GaxError) -> Option<Code> {
+    error.status().map(|status| status.code)
+}
+
+/// Maps an SDK error to the engine's taxonomy, keeping the status, Google's
+/// status name and its (sanitised) message, never a body.
+fn classify(error: &GaxError, doing: &str, id: &str) -> SinkError {
+    let Some(http) = error.http_status_code() else {
+        if error.is_connect() || error.is_io() || error.is_timeout() || error.is_transport() {
+            return SinkError::Unavailable(format!(
+                "could not reach Secret Manager {doing} {id}: {}",
+                transport_message(error)
+            ));
+        }
+        if error.is_authentication() {
+            return SinkError::Denied(format!("no usable credentials {doing} {id}"));
+        }
+        if error.is_deserialization() {
+            return SinkError::Rejected(format!(
+                "Secret Manager's answer {doing} {id} was not what its API returns"
+            ));
+        }
+        return SinkError::Rejected(format!(
+            "{doing} {id} failed before reaching Secret Manager"
+        ));
+    };
+    let status = error.status();
+    let detail = match status {
+        Some(status) => format!(
+            "Secret Manager answered {http} {} {doing} {id}: {}",
+            status.code.name(),
+            sanitize(&status.message)
+        ),
+        None => format!("Secret Manager answered {http} {doing} {id}"),
+    };
+    match (http, status.map(|s| s.code)) {
+        (429, _) | (_, Some(Code::ResourceExhausted)) => SinkError::RateLimited {
+            retry_after: retry_after(error.http_headers()),
+        },
+        (401 | 403, _) => SinkError::Denied(detail),
+        (404, _) => SinkError::NotFound(detail),
+        (409, _) => SinkError::Conflict(detail),
+        (500..=599, _) => SinkError::Unavailable(detail),
+        _ => SinkError::Rejected(detail),
+    }
+}
+
+/// A transport error's description: the error's chain, which names the
+/// endpoint and the cause (refused, reset, timed out), never a body.
+fn transport_message(error: &GaxError) -> String {
+    let mut message = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if message.is_empty() {
+        "the connection failed".to_owned()
+    } else {
+        message
+    }
+}
+
+fn retry_after(headers: Option<&HeaderMap>) -> Option<Duration> {
+    headers?
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Google's message on one line, capped, with double-quoted text (echoed
+/// input, possibly a value) replaced by `"…"`.
+fn sanitize(message: &str) -> String {
+    let mut out = String::new();
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                quoted = true;
+                out.push_str("\"…\"");
+            }
+            ('"', true) => quoted = false,
+            (_, true) => {}
+            (c, false) if c.is_whitespace() => {
+                if !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            (c, false) => out.push(c),
+        }
+    }
+    let out = out.trim().to_owned();
+    match out.char_indices().nth(MAX_MESSAGE) {
+        Some((cut, _)) => format!("{}…", &out[..cut]),
+        None => out,
+    }
+}
+
+/// CRC32C (Castagnoli), which Secret Manager checks on every version sent
+/// with one and returns with every payload.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[async_trait::async_trait]
+impl Sink for GcpSecretManagerSink {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    fn target(&self) -> String {
+        if self.endpoint == DEFAULT_ENDPOINT {
+            format!("gcp-secret-manager:project={}", self.project)
+        } else {
+            format!(
+                "gcp-secret-manager:project={},endpoint={}",
+                self.project, self.endpoint
+            )
+        }
+    }
+
+    fn map_name(&self, key: &str) -> String {
+        key.to_owned()
+    }
+
+    async fn inventory(&self) -> Result<Vec<RemoteSecret>, SinkError> {
+        let mut found = Vec::new();
+        let mut listed = HashMap::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .client()
+                .await?
+                .list_secrets()
+                .set_parent(self.parent())
+                .set_page_size(self.page_size)
+                .set_page_token(token)
+                .send()
+                .await
+                .map_err(|error| classify(&error, "listing the secrets of", &self.parent()))?;
+            for secret in page.secrets {
+                let id = secret
+                    .name
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let managed = secret.labels.get(LABEL_KEY).map(String::as_str) == Some(LABEL_VALUE);
+                found.push(RemoteSecret {
+                    name: id.clone(),
+                    revision: None,
+                    managed: Some(managed),
+                    value: None,
+                });
+                listed.insert(
+                    id,
+                    Listed {
+                        labels: secret.labels,
+                        etag: secret.etag,
+                    },
+                );
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        *self.listed.lock().unwrap_or_else(|e| e.into_inner()) = listed;
+        Ok(found)
+    }
+
+    async fn read(&self, name: &str) -> Result<Option<SecretValue>, SinkError> {
+        let response = match self
+            .client()
+            .await?
+            .access_secret_version()
+            .set_name(format!("{}/versions/latest", self.secret_name(name)))
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(error)
+                if matches!(
+                    code(&error),
+                    Some(Code::NotFound | Code::FailedPrecondition)
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(classify(&error, "reading", name)),
+        };
+        let Some(payload) = response.payload else {
+            return Ok(None);
+        };
+        let value = SecretValue::new(Zeroizing::new(payload.data.to_vec()));
+        if let Some(expected) = payload.data_crc32c
+            && expected != i64::from(crc32c(value.as_bytes()))
+        {
+            return Err(SinkError::Unavailable(format!(
+                "{name}: the value read does not match its CRC32C (corrupted in transit)"
+            )));
+        }
+        Ok(Some(value))
+    }
+
+    async fn apply(&self, changes: &[Change<'_>]) -> Vec<Result<Applied, SinkError>> {
+        let mut results = Vec::with_capacity(changes.len());
+        for change in changes {
+            results.push(match change {
+                Change::Put {
+                    name,
+                    value,
+                    exists,
+                } => self.put(name, value, *exists).await,
+                Change::Delete { name } => self.delete(name).await,
+            });
+        }
+        results
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32c_matches_the_standard_check_value() {
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    #[test]
+    fn messages_lose_quoted_input_and_stay_short() {
+        assert_eq!(
+            sanitize(
+                "Invalid value at 'payload.data' (TYPE_BYTES), Base64 decoding failed for \"hunter2\""
+            ),
+            "Invalid value at 'payload.data' (TYPE_BYTES), Base64 decoding failed for \"…\""
+        );
+        assert_eq!(
+            sanitize("Secret [projects/p/secrets/A]\n  not found."),
+            "Secret [projects/p/secrets/A] not found."
+        );
+        assert_eq!(sanitize(&"x".repeat(1000)).chars().count(), MAX_MESSAGE + 1);
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(Some(&headers)), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(None), None);
+    }
+
+    #[test]
+    fn builder_refuses_incomplete_settings() {
+        let no_project = GcpSecretManagerSink::builder().access_token("t").build();
+        assert!(
+            matches!(no_project, Err(SinkError::Misconfigured(m)) if m.contains("--gcp-project"))
+        );
+        let no_token = GcpSecretManagerSink::builder().project("p").build();
+        assert!(
+            matches!(no_token, Err(SinkError::Misconfigured(m)) if m.contains("GOOGLE_OAUTH_ACCESS_TOKEN"))
+        );
+        let bad_page = GcpSecretManagerSink::builder()
+            .project("p")
+            .access_token("t")
+            .page_size(0)
+            .build();
+        assert!(matches!(bad_page, Err(SinkError::Misconfigured(_))));
+        let sink = GcpSecretManagerSink::builder()
+            .project("acme-prod")
+            .access_token("t")
+            .build()
+            .unwrap();
+        assert_eq!(sink.target(), "gcp-secret-manager:project=acme-prod");
+    }
+}

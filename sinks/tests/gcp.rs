@@ -1,0 +1,384 @@
+//! The GCP Secret Manager sink against the harness's Secret Manager fake:
+//! the shared sink suite, then what the suite cannot see (versions added
+//! only for changed values, the calls an unchanged sync makes, re-creating
+//! a secret deleted elsewhere, labels, auth).
+
+#![cfg(feature = "gcp")]
+
+#[macro_use]
+mod suite;
+
+use suite::{Platform, Vault, options};
+use vsync_engine::sink::{Change, SecretValue, Sink, SinkError};
+use vsync_engine::sync::{Action, Drift, Outcome, SyncError, SyncStatus};
+use vsync_sinks::gcp::GcpSecretManagerSink;
+use vsync_testcontainers::GcpSecretManagerServer;
+
+const PROJECT: &str = "vsync-test";
+/// Small pages, so the suite's 120 secrets take three.
+const PAGE_SIZE: i32 = 50;
+
+struct Gcp {
+    server: GcpSecretManagerServer,
+}
+
+async fn start() -> Gcp {
+    Gcp {
+        server: GcpSecretManagerServer::start(PROJECT)
+            .await
+            .expect("the Secret Manager fake starts"),
+    }
+}
+
+impl Gcp {
+    fn sink_as(&self, project: &str, token: &str) -> GcpSecretManagerSink {
+        GcpSecretManagerSink::builder()
+            .project(project)
+            .endpoint(self.server.endpoint())
+            .access_token(token)
+            .page_size(PAGE_SIZE)
+            .build()
+            .expect("valid settings")
+    }
+}
+
+#[async_trait::async_trait]
+impl Platform for Gcp {
+    fn sink(&self) -> Box<dyn Sink> {
+        Box::new(self.sink_as(PROJECT, GcpSecretManagerServer::ADMIN_TOKEN))
+    }
+
+    async fn value(&self, name: &str) -> Option<String> {
+        self.server
+            .value(name)
+            .map(|bytes| String::from_utf8(bytes).expect("UTF-8"))
+    }
+
+    async fn names(&self) -> Vec<String> {
+        self.server.names()
+    }
+
+    async fn edit_outside(&self, name: &str, value: &str) {
+        self.server.add_version_outside(name, value.as_bytes());
+    }
+
+    async fn writes(&self) -> usize {
+        self.server.faults().writes()
+    }
+
+    async fn throttle_next_writes(&self, count: usize) {
+        self.server.faults().throttle_next_writes(count);
+    }
+
+    async fn throttled(&self) -> usize {
+        self.server.faults().throttled()
+    }
+
+    async fn break_writes_of(&self, name: &str) {
+        self.server.faults().break_writes_of(name);
+    }
+
+    async fn heal(&self) {
+        self.server.faults().heal();
+    }
+
+    fn colliding_keys(&self) -> Option<(&'static str, &'static str)> {
+        None // case-sensitive, no transform
+    }
+
+    fn rejected_key(&self) -> Option<&'static str> {
+        Some("DB.PASSWORD") // `.` is not allowed in a secret id
+    }
+}
+
+sink_suite!(start().await);
+
+const APP: &[(&str, &str)] = &[
+    ("DATABASE_URL", "postgres://app:s3cret@db.internal/app"),
+    ("API_TOKEN", "tok_live_0123456789"),
+    ("SESSION_KEY", "sess_abcdef"),
+];
+
+fn versions(platform: &Gcp) -> Vec<usize> {
+    APP.iter()
+        .map(|(key, _)| platform.server.version_count(key))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_value_never_adds_a_version() {
+    let platform = start().await;
+    let vault = Vault::new();
+    vault
+        .sync(platform.sink().as_ref(), APP, options())
+        .await
+        .unwrap();
+    assert_eq!(versions(&platform), [1, 1, 1]);
+
+    let (lists, accesses) = (platform.server.list_calls(), platform.server.access_calls());
+    let report = vault
+        .sync(platform.sink().as_ref(), APP, options())
+        .await
+        .unwrap();
+    assert_eq!(report.status, SyncStatus::NoOp);
+    assert_eq!(
+        versions(&platform),
+        [1, 1, 1],
+        "no version for an unchanged value"
+    );
+    assert_eq!(
+        platform.server.list_calls() - lists,
+        1,
+        "one page, one list call"
+    );
+    assert_eq!(
+        platform.server.access_calls() - accesses,
+        APP.len(),
+        "one access per synced secret (the listing carries no revision)"
+    );
+
+    let mut changed = APP.to_vec();
+    changed[1].1 = "tok_live_rotated";
+    vault
+        .sync(platform.sink().as_ref(), &changed, options())
+        .await
+        .unwrap();
+    assert_eq!(
+        versions(&platform),
+        [1, 2, 1],
+        "one version for the one change"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_deleted_elsewhere_is_created_again() {
+    let platform = start().await;
+    let vault = Vault::new();
+    vault
+        .sync(platform.sink().as_ref(), APP, options())
+        .await
+        .unwrap();
+    platform.server.delete_outside("API_TOKEN");
+
+    let report = vault
+        .sync(platform.sink().as_ref(), APP, options())
+        .await
+        .unwrap();
+    let line = report
+        .secrets
+        .iter()
+        .find(|line| line.plan.name == "API_TOKEN")
+        .unwrap();
+    assert_eq!(
+        (line.plan.action, line.plan.drift, &line.outcome),
+        (Action::Create, Some(Drift::Deleted), &Outcome::Applied)
+    );
+    assert_eq!(platform.value("API_TOKEN").await.as_deref(), Some(APP[1].1));
+    assert_eq!(
+        platform
+            .server
+            .labels("API_TOKEN")
+            .get("managed-by")
+            .map(String::as_str),
+        Some("vsync")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_deleted_between_listing_and_update_is_created_again() {
+    let platform = start().await;
+    platform.edit_outside("API_TOKEN", "old").await;
+    let sink = platform.sink();
+    sink.inventory().await.unwrap();
+    platform.server.delete_outside("API_TOKEN");
+    let value = SecretValue::from_text("new");
+    let results = sink
+        .apply(&[Change::Put {
+            name: "API_TOKEN",
+            value: &value,
+            exists: true,
+        }])
+        .await;
+    assert_eq!(results[0].as_ref().unwrap().revision.as_deref(), Some("1"));
+    assert_eq!(platform.value("API_TOKEN").await.as_deref(), Some("new"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_secret_is_labelled_and_another_tools_is_not() {
+    let platform = start().await;
+    platform.edit_outside("API_TOKEN", "made by hand").await;
+    platform
+        .server
+        .set_labels("API_TOKEN", &[("team", "payments")]);
+    platform
+        .edit_outside("SESSION_KEY", "made by terraform")
+        .await;
+    platform
+        .server
+        .set_labels("SESSION_KEY", &[("managed-by", "terraform")]);
+    let vault = Vault::new();
+    let report = vault
+        .sync(platform.sink().as_ref(), APP, options())
+        .await
+        .unwrap();
+    assert_eq!(report.failures(), 0);
+    let labels = platform.server.labels("API_TOKEN");
+    assert_eq!(
+        labels.get("managed-by").map(String::as_str),
+        Some("vsync"),
+        "adopted"
+    );
+    assert_eq!(
+        labels.get("team").map(String::as_str),
+        Some("payments"),
+        "kept"
+    );
+    assert_eq!(
+        platform
+            .server
+            .labels("SESSION_KEY")
+            .get("managed-by")
+            .map(String::as_str),
+        Some("terraform"),
+        "another tool's label is left alone"
+    );
+    assert_eq!(
+        platform.value("SESSION_KEY").await.as_deref(),
+        Some(APP[2].1)
+    );
+
+    let listed = platform.sink().inventory().await.unwrap();
+    let managed = |name: &str| {
+        listed
+            .iter()
+            .find(|found| found.name == name)
+            .and_then(|found| found.managed)
+    };
+    assert_eq!(managed("API_TOKEN"), Some(true));
+    assert_eq!(managed("SESSION_KEY"), Some(false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_edit_between_listing_and_adoption_is_a_conflict() {
+    let platform = start().await;
+    platform.edit_outside("API_TOKEN", "made by hand").await;
+    let sink = platform.sink();
+    sink.inventory().await.unwrap();
+    platform
+        .server
+        .set_labels("API_TOKEN", &[("team", "payments")]);
+    let value = SecretValue::from_text("new");
+    let results = sink
+        .apply(&[Change::Put {
+            name: "API_TOKEN",
+            value: &value,
+            exists: true,
+        }])
+        .await;
+    assert!(
+        matches!(results[0], Err(SinkError::Conflict(_))),
+        "{:?}",
+        results[0]
+    );
+    assert_eq!(
+        platform.value("API_TOKEN").await.as_deref(),
+        Some("made by hand")
+    );
+    assert_eq!(
+        platform.server.labels("API_TOKEN").len(),
+        1,
+        "the edit is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_denied() {
+    let platform = start().await;
+    let wrong = platform.sink_as(PROJECT, "ya29.expired");
+    match wrong.inventory().await {
+        Err(SinkError::Denied(message)) => {
+            assert!(message.contains("401 UNAUTHENTICATED"), "{message}");
+        }
+        other => panic!("expected Denied, got {other:?}"),
+    }
+
+    let read_only = platform.sink_as(PROJECT, GcpSecretManagerServer::READ_ONLY_TOKEN);
+    assert!(read_only.inventory().await.unwrap().is_empty());
+    let value = SecretValue::from_text("tok_live_0123456789");
+    let results = read_only
+        .apply(&[Change::Put {
+            name: "API_TOKEN",
+            value: &value,
+            exists: false,
+        }])
+        .await;
+    match &results[0] {
+        Err(error @ SinkError::Denied(message)) => {
+            assert!(message.contains("403 PERMISSION_DENIED"), "{message}");
+            assert!(
+                !error.to_string().contains("tok_live"),
+                "no value in {error}"
+            );
+        }
+        other => panic!("expected Denied, got {other:?}"),
+    }
+    assert!(platform.server.names().is_empty());
+
+    let elsewhere = platform.sink_as("someone-elses-project", GcpSecretManagerServer::ADMIN_TOKEN);
+    assert!(matches!(
+        elsewhere.inventory().await,
+        Err(SinkError::Denied(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_and_oversized_values_are_refused_before_any_write() {
+    let platform = start().await;
+    let big = "x".repeat(64 * 1024 + 1);
+    for desired in [
+        vec![("FIRST_OK", "1"), ("EMPTY", "")],
+        vec![("FIRST_OK", "1"), ("BIG", big.as_str())],
+    ] {
+        match Vault::new()
+            .sync(platform.sink().as_ref(), &desired, options())
+            .await
+        {
+            Err(SyncError::Preflight(refusals)) => assert_eq!(refusals.len(), 1),
+            other => panic!("expected a preflight refusal, got {other:?}"),
+        }
+    }
+    assert!(platform.server.names().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_values_round_trip() {
+    let platform = start().await;
+    let sink = platform.sink();
+    let bytes: Vec<u8> = (0..=255).collect();
+    let value = SecretValue::new(vsync_crypto::Zeroizing::new(bytes.clone()));
+    let results = sink
+        .apply(&[Change::Put {
+            name: "TLS_KEY_DER",
+            value: &value,
+            exists: false,
+        }])
+        .await;
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert_eq!(platform.server.value("TLS_KEY_DER"), Some(bytes.clone()));
+    assert_eq!(
+        sink.read("TLS_KEY_DER").await.unwrap().unwrap().as_bytes(),
+        &bytes[..]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listing_pages_with_the_configured_size() {
+    let platform = start().await;
+    for i in 0..120 {
+        platform.edit_outside(&format!("PAGED_{i:03}"), "v").await;
+    }
+    let listed = platform.sink().inventory().await.unwrap();
+    assert_eq!(listed.len(), 120);
+    assert_eq!(platform.server.list_calls(), 3, "120 secrets, pages of 50");
+    assert_eq!(platform.server.access_calls(), 0, "listing reads no value");
+}

@@ -1,0 +1,724 @@
+//! A protocol-faithful fake of Google Cloud Secret Manager's REST API (v1),
+//! for the GCP sink.
+//!
+//! Google ships no local Secret Manager emulator, so this fake answers the
+//! subset vsync speaks, with the real API's paths, JSON shapes, status codes
+//! and error body (`{"error":{"code","message","status"}}`):
+//!
+//! - `GET /v1/projects/{p}/secrets?pageSize=&pageToken=`: secrets in name
+//!   order; `pageSize` 0 or absent picks 25, values over 25,000 are capped
+//!   (as Google documents); an unknown `pageToken` is `400 INVALID_ARGUMENT`.
+//! - `POST /v1/projects/{p}/secrets?secretId=`: needs a `replication`;
+//!   `409 ALREADY_EXISTS` when the secret exists; ids are 1–255 characters
+//!   of `[A-Za-z0-9_-]`; labels follow Google's rules.
+//! - `GET`, `PATCH ?updateMask=labels` (with an optional `etag`: a stale one
+//!   is `400 FAILED_PRECONDITION`) and `DELETE /v1/projects/{p}/secrets/{s}`.
+//! - `POST …/secrets/{s}:addVersion` with `{"payload":{"data":"<base64>"}}`:
+//!   an empty payload is `400 INVALID_ARGUMENT` ("Field [payload] is
+//!   required."), one over 65,536 bytes too; `404 NOT_FOUND` when the secret
+//!   does not exist; a `dataCrc32c` that does not match the data is
+//!   `400 INVALID_ARGUMENT`.
+//! - `GET …/secrets/{s}/versions/{latest|N}:access`: the payload, base64, with
+//!   its CRC32C; `404 NOT_FOUND` when there is no such version.
+//! - `Authorization: Bearer` must carry a known token, else
+//!   `401 UNAUTHENTICATED`; the read-only token (a viewer and accessor) gets
+//!   `403 PERMISSION_DENIED` on writes, and any token gets 403 on another
+//!   project, as Google answers for projects the caller cannot see.
+//!
+//! Faults ([`Faults`]): `addVersion` and `DELETE` call
+//! [`Faults::on_write`] with the secret id, so one value write is one
+//! counted write. Creating the empty secret that a first value needs is
+//! not counted: it stores no value, and counting it would make one vault
+//! change two writes. A throttled write answers `429 RESOURCE_EXHAUSTED`
+//! with `Retry-After: 1`, a broken one `400 FAILED_PRECONDITION`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use serde_json::{Map, Value, json};
+
+use crate::HarnessError;
+use crate::fake_http::{FakeServer, rfc3339_now};
+use crate::faults::{Fault, Faults};
+
+const MAX_PAYLOAD: usize = 65_536;
+const DEFAULT_PAGE_SIZE: usize = 25;
+const MAX_PAGE_SIZE: usize = 25_000;
+
+/// A running Secret Manager fake on `127.0.0.1` with a random port, serving
+/// one project; stops when dropped.
+#[derive(Debug)]
+pub struct GcpSecretManagerServer {
+    server: FakeServer,
+    state: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    project: String,
+    faults: Faults,
+    secrets: Mutex<BTreeMap<String, Secret>>,
+    list_calls: AtomicUsize,
+    access_calls: AtomicUsize,
+    etags: AtomicUsize,
+}
+
+#[derive(Debug)]
+struct Secret {
+    create_time: String,
+    labels: BTreeMap<String, String>,
+    etag: String,
+    /// Version `n` is `versions[n - 1]`.
+    versions: Vec<Vec<u8>>,
+}
+
+impl GcpSecretManagerServer {
+    /// A token with the Secret Manager Admin role on the project.
+    pub const ADMIN_TOKEN: &'static str = "ya29.vsync-fake-admin-token";
+    /// A token with the Viewer and Secret Accessor roles only: writes
+    /// answer 403.
+    pub const READ_ONLY_TOKEN: &'static str = "ya29.vsync-fake-read-only-token";
+
+    /// Starts the fake serving `project`.
+    pub async fn start(project: &str) -> Result<Self, HarnessError> {
+        let state = Arc::new(Shared {
+            project: project.to_owned(),
+            faults: Faults::default(),
+            secrets: Mutex::new(BTreeMap::new()),
+            list_calls: AtomicUsize::new(0),
+            access_calls: AtomicUsize::new(0),
+            etags: AtomicUsize::new(0),
+        });
+        let router = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&state));
+        let server = FakeServer::start(router).await?;
+        Ok(GcpSecretManagerServer { server, state })
+    }
+
+    /// The endpoint to use instead of `https://secretmanager.googleapis.com`.
+    pub fn endpoint(&self) -> String {
+        self.server.endpoint()
+    }
+
+    /// The fault injection and write counter of this fake.
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// The latest version's bytes of `secret`, if it has one.
+    pub fn value(&self, secret: &str) -> Option<Vec<u8>> {
+        self.state
+            .secrets()
+            .get(secret)
+            .and_then(|s| s.versions.last())
+            .cloned()
+    }
+
+    /// Every secret id in the project.
+    pub fn names(&self) -> Vec<String> {
+        self.state.secrets().keys().cloned().collect()
+    }
+
+    /// How many versions `secret` has (0 when it does not exist).
+    pub fn version_count(&self, secret: &str) -> usize {
+        self.state
+            .secrets()
+            .get(secret)
+            .map_or(0, |s| s.versions.len())
+    }
+
+    /// The labels of `secret`.
+    pub fn labels(&self, secret: &str) -> BTreeMap<String, String> {
+        self.state
+            .secrets()
+            .get(secret)
+            .map(|s| s.labels.clone())
+            .unwrap_or_default()
+    }
+
+    /// Adds a version the way a person in the console does, creating the
+    /// secret (without labels) if needed; not counted, never faulted.
+    pub fn add_version_outside(&self, secret: &str, data: &[u8]) {
+        let etag = self.state.next_etag();
+        let mut secrets = self.state.secrets();
+        let entry = secrets
+            .entry(secret.to_owned())
+            .or_insert_with(|| Secret::new(BTreeMap::new(), etag));
+        entry.versions.push(data.to_vec());
+    }
+
+    /// Replaces the labels of `secret` (which must exist), as
+    /// `gcloud secrets update --update-labels` would.
+    pub fn set_labels(&self, secret: &str, labels: &[(&str, &str)]) {
+        let etag = self.state.next_etag();
+        let mut secrets = self.state.secrets();
+        let entry = secrets.get_mut(secret).expect("the secret exists");
+        entry.labels = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        entry.etag = etag;
+    }
+
+    /// Deletes `secret` the way a person in the console does.
+    pub fn delete_outside(&self, secret: &str) {
+        self.state.secrets().remove(secret);
+    }
+
+    /// `secrets.list` calls served (one per page).
+    pub fn list_calls(&self) -> usize {
+        self.state.list_calls.load(Ordering::SeqCst)
+    }
+
+    /// `versions.access` calls served.
+    pub fn access_calls(&self) -> usize {
+        self.state.access_calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Shared {
+    fn secrets(&self) -> MutexGuard<'_, BTreeMap<String, Secret>> {
+        self.secrets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn next_etag(&self) -> String {
+        format!("\"{}\"", self.etags.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+}
+
+impl Secret {
+    fn new(labels: BTreeMap<String, String>, etag: String) -> Self {
+        Secret {
+            create_time: rfc3339_now(),
+            labels,
+            etag,
+            versions: Vec::new(),
+        }
+    }
+
+    fn json(&self, name: &str) -> Value {
+        let mut secret = json!({
+            "name": name,
+            "replication": { "automatic": {} },
+            "createTime": self.create_time,
+            "etag": self.etag,
+        });
+        if !self.labels.is_empty() {
+            secret["labels"] = json!(self.labels);
+        }
+        secret
+    }
+}
+
+fn error(status: StatusCode, rpc_status: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({
+            "error": { "code": status.as_u16(), "message": message, "status": rpc_status }
+        })),
+    )
+        .into_response()
+}
+
+fn invalid(message: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message)
+}
+
+fn not_found(what: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        &format!("{what} not found or has no versions."),
+    )
+}
+
+fn denied(permission: &str, resource: &str) -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "PERMISSION_DENIED",
+        &format!(
+            "Permission '{permission}' denied for resource '{resource}' (or it may not exist)."
+        ),
+    )
+}
+
+fn query_param<'a>(uri: &'a Uri, key: &str) -> Option<&'a str> {
+    uri.query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// What a request asks for, parsed from its path.
+enum Route<'a> {
+    Secrets,
+    Secret(&'a str),
+    AddVersion(&'a str),
+    Access(&'a str, &'a str),
+}
+
+fn route(rest: &str) -> Option<Route<'_>> {
+    if rest == "secrets" {
+        return Some(Route::Secrets);
+    }
+    let rest = rest.strip_prefix("secrets/")?;
+    if let Some(secret) = rest.strip_suffix(":addVersion") {
+        return Some(Route::AddVersion(secret));
+    }
+    if let Some((secret, version)) = rest.split_once("/versions/") {
+        return Some(Route::Access(secret, version.strip_suffix(":access")?));
+    }
+    (!rest.contains('/')).then_some(Route::Secret(rest))
+}
+
+async fn handle(
+    State(state): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let writable = match token {
+        Some(GcpSecretManagerServer::ADMIN_TOKEN) => true,
+        Some(GcpSecretManagerServer::READ_ONLY_TOKEN) => false,
+        _ => {
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, \
+                 login cookie or other valid authentication credential.",
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"https://accounts.google.com/\""),
+            );
+            return response;
+        }
+    };
+    let path = uri.path();
+    let Some((project, rest)) = path
+        .strip_prefix("/v1/projects/")
+        .and_then(|p| p.split_once('/'))
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            &format!("The requested URL {path} was not found on this server."),
+        );
+    };
+    let parent = format!("projects/{project}");
+    if project != state.project {
+        return denied("secretmanager.secrets.list", &parent);
+    }
+    let Some(route) = route(rest) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            &format!("The requested URL {path} was not found on this server."),
+        );
+    };
+    let writes = !matches!(method, Method::GET);
+    if writes && !writable {
+        let permission = match route {
+            Route::AddVersion(_) => "secretmanager.versions.add",
+            Route::Secrets => "secretmanager.secrets.create",
+            _ if method == Method::DELETE => "secretmanager.secrets.delete",
+            _ => "secretmanager.secrets.update",
+        };
+        return denied(permission, &format!("{parent}/{rest}"));
+    }
+    match (route, method) {
+        (Route::Secrets, Method::GET) => list(&state, &parent, &uri),
+        (Route::Secrets, Method::POST) => create(&state, &parent, &uri, &body),
+        (Route::Secret(id), Method::GET) => match state.secrets().get(id) {
+            Some(secret) => {
+                axum::Json(secret.json(&format!("{parent}/secrets/{id}"))).into_response()
+            }
+            None => not_found(&format!("Secret [{parent}/secrets/{id}]")),
+        },
+        (Route::Secret(id), Method::PATCH) => update_labels(&state, &parent, id, &uri, &body),
+        (Route::Secret(id), Method::DELETE) => delete(&state, &parent, id, &uri),
+        (Route::AddVersion(id), Method::POST) => add_version(&state, &parent, id, &body),
+        (Route::Access(id, version), Method::GET) => access(&state, &parent, id, version),
+        _ => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "INVALID_ARGUMENT",
+            "Method not allowed.",
+        ),
+    }
+}
+
+fn list(state: &Shared, parent: &str, uri: &Uri) -> Response {
+    state.list_calls.fetch_add(1, Ordering::SeqCst);
+    let size = match query_param(uri, "pageSize").map(str::parse::<i64>) {
+        None => DEFAULT_PAGE_SIZE,
+        Some(Ok(size)) if size < 0 => return invalid("page_size must not be negative."),
+        Some(Ok(0)) => DEFAULT_PAGE_SIZE,
+        Some(Ok(size)) => (size as usize).min(MAX_PAGE_SIZE),
+        Some(Err(_)) => return invalid("Invalid value for page_size."),
+    };
+    let secrets = state.secrets();
+    // The token is the last id of the previous page, so pages stay correct
+    // while secrets come and go.
+    let after = match query_param(uri, "pageToken").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(token) => match URL_SAFE
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+        {
+            Some(after) => Some(after),
+            None => return invalid("Invalid page token."),
+        },
+    };
+    let mut page: Vec<(&String, &Secret)> = secrets
+        .iter()
+        .filter(|(id, _)| after.as_ref().is_none_or(|after| *id > after))
+        .take(size + 1)
+        .collect();
+    let more = page.len() > size;
+    page.truncate(size);
+    let mut response = json!({
+        "secrets": page
+            .iter()
+            .map(|(id, secret)| secret.json(&format!("{parent}/secrets/{id}")))
+            .collect::<Vec<_>>(),
+        "totalSize": secrets.len(),
+    });
+    if more && let Some((last, _)) = page.last() {
+        response["nextPageToken"] = json!(URL_SAFE.encode(last.as_bytes()));
+    }
+    if page.is_empty() {
+        // Google omits empty repeated fields.
+        response
+            .as_object_mut()
+            .expect("an object")
+            .remove("secrets");
+    }
+    axum::Json(response).into_response()
+}
+
+fn valid_id(id: &str) -> bool {
+    (1..=255).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Google's label rules: keys 1–63 characters of lowercase letters, digits,
+/// `_` and `-`, starting with a letter; values up to 63 of the same.
+fn labels_problem(labels: &Map<String, Value>) -> Option<String> {
+    let allowed = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    };
+    if labels.len() > 64 {
+        return Some("A secret may have at most 64 labels.".into());
+    }
+    labels.iter().find_map(|(key, value)| {
+        let value = value.as_str()?;
+        let key_ok = (1..=63).contains(&key.len())
+            && key.starts_with(|c: char| c.is_ascii_lowercase())
+            && allowed(key);
+        let value_ok = value.len() <= 63 && allowed(value);
+        (!key_ok || !value_ok).then(|| format!("Invalid label {key:?}."))
+    })
+}
+
+/// The labels of a `Secret` in a request, or why they are invalid.
+fn parse_labels(secret: &Map<String, Value>) -> Result<BTreeMap<String, String>, String> {
+    match secret.get("labels") {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(labels)) => {
+            if let Some(problem) = labels_problem(labels) {
+                return Err(problem);
+            }
+            labels
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(v) => Ok((k.clone(), v.clone())),
+                    _ => Err("Label values must be strings.".to_owned()),
+                })
+                .collect()
+        }
+        Some(_) => Err("Invalid labels.".to_owned()),
+    }
+}
+
+fn create(state: &Shared, parent: &str, uri: &Uri, body: &[u8]) -> Response {
+    let Some(id) = query_param(uri, "secretId") else {
+        return invalid("Field [secret_id] is required.");
+    };
+    if !valid_id(id) {
+        return invalid(&format!(
+            "Secret id [{id}] is invalid: ids are 1 to 255 characters of letters, digits, underscores and hyphens."
+        ));
+    }
+    let Ok(Value::Object(secret)) = serde_json::from_slice::<Value>(body) else {
+        return invalid("Invalid JSON payload received.");
+    };
+    let has_replication = secret
+        .get("replication")
+        .and_then(Value::as_object)
+        .is_some_and(|r| r.contains_key("automatic") || r.contains_key("userManaged"));
+    if !has_replication {
+        return invalid("Field [replication] is required.");
+    }
+    let labels = match parse_labels(&secret) {
+        Ok(labels) => labels,
+        Err(problem) => return invalid(&problem),
+    };
+    let etag = state.next_etag();
+    let mut secrets = state.secrets();
+    let name = format!("{parent}/secrets/{id}");
+    if secrets.contains_key(id) {
+        return error(
+            StatusCode::CONFLICT,
+            "ALREADY_EXISTS",
+            &format!("Secret [{name}] already exists."),
+        );
+    }
+    let secret = Secret::new(labels, etag);
+    let response = secret.json(&name);
+    secrets.insert(id.to_owned(), secret);
+    axum::Json(response).into_response()
+}
+
+fn update_labels(state: &Shared, parent: &str, id: &str, uri: &Uri, body: &[u8]) -> Response {
+    let mask = query_param(uri, "updateMask").unwrap_or_default();
+    if mask.is_empty() {
+        return invalid("Field [update_mask] is required.");
+    }
+    if mask.split(',').any(|field| field != "labels") {
+        return invalid("This fake updates labels only.");
+    }
+    let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(body) else {
+        return invalid("Invalid JSON payload received.");
+    };
+    let labels = match parse_labels(&patch) {
+        Ok(labels) => labels,
+        Err(problem) => return invalid(&problem),
+    };
+    let etag = state.next_etag();
+    let mut secrets = state.secrets();
+    let name = format!("{parent}/secrets/{id}");
+    let Some(secret) = secrets.get_mut(id) else {
+        return not_found(&format!("Secret [{name}]"));
+    };
+    if let Some(expected) = patch
+        .get("etag")
+        .and_then(Value::as_str)
+        .filter(|e| !e.is_empty())
+        && expected != secret.etag
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "FAILED_PRECONDITION",
+            &format!(
+                "The etag provided in the request does not match the etag of Secret [{name}]."
+            ),
+        );
+    }
+    secret.labels = labels;
+    secret.etag = etag;
+    axum::Json(secret.json(&name)).into_response()
+}
+
+fn write_fault(state: &Shared, id: &str) -> Option<Response> {
+    match state.faults.on_write(id)? {
+        Fault::Throttle => {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RESOURCE_EXHAUSTED",
+                "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per minute'.",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Some(response)
+        }
+        Fault::Break => Some(error(
+            StatusCode::BAD_REQUEST,
+            "FAILED_PRECONDITION",
+            &format!("The harness refuses writes of [{id}]."),
+        )),
+    }
+}
+
+fn delete(state: &Shared, parent: &str, id: &str, uri: &Uri) -> Response {
+    let name = format!("{parent}/secrets/{id}");
+    if !state.secrets().contains_key(id) {
+        return not_found(&format!("Secret [{name}]"));
+    }
+    if let Some(response) = write_fault(state, id) {
+        return response;
+    }
+    let mut secrets = state.secrets();
+    // An empty etag (clients send `etag=`) means "no condition".
+    let etag = query_param(uri, "etag")
+        .filter(|e| !e.is_empty())
+        .map(|e| e.replace("%22", "\""));
+    match secrets.get(id) {
+        None => not_found(&format!("Secret [{name}]")),
+        Some(secret) if etag.as_ref().is_some_and(|e| *e != secret.etag) => error(
+            StatusCode::BAD_REQUEST,
+            "FAILED_PRECONDITION",
+            &format!(
+                "The etag provided in the request does not match the etag of Secret [{name}]."
+            ),
+        ),
+        Some(_) => {
+            secrets.remove(id);
+            axum::Json(json!({})).into_response()
+        }
+    }
+}
+
+fn add_version(state: &Shared, parent: &str, id: &str, body: &[u8]) -> Response {
+    let name = format!("{parent}/secrets/{id}");
+    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(body) else {
+        return invalid("Invalid JSON payload received.");
+    };
+    let encoded = request
+        .get("payload")
+        .and_then(|p| p.get("data"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if encoded.is_empty() {
+        return invalid("Field [payload] is required.");
+    }
+    let Ok(data) = STANDARD
+        .decode(encoded)
+        .or_else(|_| URL_SAFE.decode(encoded))
+    else {
+        return invalid("Invalid value at 'payload.data' (TYPE_BYTES), Base64 decoding failed.");
+    };
+    let checksum = request.get("payload").and_then(|p| p.get("dataCrc32c"));
+    if let Some(checksum) = checksum {
+        // int64 travels as a JSON string; accept a number too.
+        let claimed = checksum
+            .as_str()
+            .and_then(|c| c.parse::<i64>().ok())
+            .or_else(|| checksum.as_i64());
+        if claimed != Some(i64::from(crc32c(&data))) {
+            return invalid("Checksum mismatch: data_crc32c does not match the payload data.");
+        }
+    }
+    if data.len() > MAX_PAYLOAD {
+        return invalid(&format!(
+            "Secret Payload cannot be larger than {MAX_PAYLOAD} bytes."
+        ));
+    }
+    if !state.secrets().contains_key(id) {
+        return not_found(&format!("Secret [{name}]"));
+    }
+    if let Some(response) = write_fault(state, id) {
+        return response;
+    }
+    let etag = state.next_etag();
+    let mut secrets = state.secrets();
+    let Some(secret) = secrets.get_mut(id) else {
+        return not_found(&format!("Secret [{name}]"));
+    };
+    secret.versions.push(data);
+    axum::Json(json!({
+        "name": format!("{name}/versions/{}", secret.versions.len()),
+        "createTime": rfc3339_now(),
+        "state": "ENABLED",
+        "replicationStatus": { "automatic": {} },
+        "etag": etag,
+        "clientSpecifiedPayloadChecksum": checksum.is_some(),
+    }))
+    .into_response()
+}
+
+fn access(state: &Shared, parent: &str, id: &str, version: &str) -> Response {
+    state.access_calls.fetch_add(1, Ordering::SeqCst);
+    let secrets = state.secrets();
+    let versions: &[Vec<u8>] = secrets.get(id).map_or(&[], |s| &s.versions);
+    let number = match version {
+        "latest" => versions.len(),
+        number => match number.parse::<usize>() {
+            Ok(number) if number > 0 => number,
+            _ => return invalid(&format!("Invalid secret version [{version}].")),
+        },
+    };
+    match number.checked_sub(1).and_then(|index| versions.get(index)) {
+        Some(found) => axum::Json(json!({
+            "name": format!("{parent}/secrets/{id}/versions/{number}"),
+            "payload": {
+                "data": STANDARD.encode(found),
+                "dataCrc32c": crc32c(found).to_string(),
+            },
+        }))
+        .into_response(),
+        None => not_found(&format!(
+            "Secret Version [{parent}/secrets/{id}/versions/{version}]"
+        )),
+    }
+}
+
+/// CRC32C (Castagnoli), which Google returns with every payload.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32c_matches_the_standard_check_value() {
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    #[test]
+    fn routes_parse_the_rest_paths() {
+        assert!(matches!(route("secrets"), Some(Route::Secrets)));
+        assert!(matches!(
+            route("secrets/A_b-1"),
+            Some(Route::Secret("A_b-1"))
+        ));
+        assert!(matches!(
+            route("secrets/X:addVersion"),
+            Some(Route::AddVersion("X"))
+        ));
+        assert!(matches!(
+            route("secrets/X/versions/latest:access"),
+            Some(Route::Access("X", "latest"))
+        ));
+        assert!(route("secrets/X/versions/latest").is_none());
+        assert!(route("locations").is_none());
+    }
+
+    #[test]
+    fn label_rules() {
+        let ok = json!({"managed-by": "vsync"});
+        assert_eq!(labels_problem(ok.as_object().unwrap()), None);
+        let upper = json!({"Managed": "x"});
+        assert!(labels_problem(upper.as_object().unwrap()).is_some());
+    }
+}
