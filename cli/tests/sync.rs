@@ -1,5 +1,7 @@
 //! `vsync sync` end to end: the binary, a vault on the local store, and the
-//! harness's GitHub fake (which opens every sealed box) as the platform.
+//! harness's services as platforms: the GitHub fake (which opens every
+//! sealed box) in depth, then Vault KV, GCP and AWS (real moto) through
+//! their saved routing.
 //! The routing flag is saved for the next run; a re-sync writes nothing;
 //! a collision is refused before any write (exit 12); a failure halfway is
 //! reported as partial (exit 11) and the re-run finishes it; `--json` is
@@ -218,4 +220,117 @@ async fn missing_routing_and_token_name_the_fix() {
     let (code, _, stderr) = sync(&machine, &fake, &["--gh-repo=acme/nope"]).await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("not found"), "{stderr}");
+}
+
+/// Runs `vsync sync dev <target> <args>` with `envs` set.
+async fn sync_to(
+    machine: &Machine,
+    target: &str,
+    args: &[&str],
+    envs: &[(&str, String)],
+) -> (Option<i32>, String, String) {
+    let mut full = vec!["sync", "dev", target];
+    full.extend_from_slice(args);
+    let mut command = machine.command(&full);
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let output = command.output().await.unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_kv_target_writes_one_map_and_then_nothing() {
+    let vault = vsync_testcontainers::VaultServer::start().await.unwrap();
+    let machine = machine_with_vault().await;
+    let envs = [(
+        "VAULT_TOKEN",
+        vsync_testcontainers::VaultServer::ROOT_TOKEN.to_owned(),
+    )];
+    let addr = format!("--vault-addr={}", vault.address());
+    let (code, stdout, stderr) =
+        sync_to(&machine, "vault", &[&addr, "--vault-path=apps/web"], &envs).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let data = vault
+        .data("secret", "apps/web")
+        .expect("the map is written");
+    assert_eq!(data["DATABASE_URL"], "postgres://app:s3cret@db/app");
+    assert_eq!(data["API_KEY"], "k-123");
+    let version = vault.current_version("secret", "apps/web");
+
+    // Routing saved; the long target name works too; nothing to write.
+    let (code, stdout, _) = sync_to(&machine, "vault-kv", &[], &envs).await;
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("nothing to write"), "{stdout}");
+    assert_eq!(vault.current_version("secret", "apps/web"), version);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_target_creates_secrets_and_adds_no_version_when_unchanged() {
+    let gcp = vsync_testcontainers::GcpSecretManagerServer::start("acme-prod")
+        .await
+        .unwrap();
+    let machine = machine_with_vault().await;
+    let envs = [
+        ("VSYNC_GCP_ENDPOINT", gcp.endpoint()),
+        (
+            "GOOGLE_OAUTH_ACCESS_TOKEN",
+            vsync_testcontainers::GcpSecretManagerServer::ADMIN_TOKEN.to_owned(),
+        ),
+    ];
+    let (code, stdout, stderr) =
+        sync_to(&machine, "gcp", &["--gcp-project=acme-prod"], &envs).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(gcp.value("API_KEY").as_deref(), Some(&b"k-123"[..]));
+    assert_eq!(gcp.version_count("DATABASE_URL"), 1);
+
+    let (code, stdout, _) = sync_to(
+        &machine,
+        "gcp-secret-manager",
+        &["--detailed-exitcode"],
+        &envs,
+    )
+    .await;
+    assert_eq!(code, Some(10), "{stdout}");
+    assert_eq!(
+        gcp.version_count("DATABASE_URL"),
+        1,
+        "an unchanged value adds no version"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_target_against_moto_creates_then_writes_nothing() {
+    let moto = vsync_testcontainers::MotoServer::start().await.unwrap();
+    let machine = machine_with_vault().await;
+    let envs = [
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.endpoint()),
+        ("AWS_ACCESS_KEY_ID", moto.access_key_id().to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", moto.secret_access_key().to_owned()),
+    ];
+    let region = format!("--aws-region={}", moto.region());
+    let (code, stdout, stderr) = sync_to(
+        &machine,
+        "aws",
+        &[&region, "--aws-secret-prefix=web/dev/"],
+        &envs,
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("3 created"), "{stdout}");
+    assert!(stdout.contains("web/dev/DATABASE_URL"), "{stdout}");
+    let writes = moto.faults().writes();
+
+    let (code, stdout, _) = sync_to(&machine, "aws-secrets-manager", &[], &envs).await;
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("nothing to write"), "{stdout}");
+    assert_eq!(
+        moto.faults().writes(),
+        writes,
+        "an unchanged vault writes nothing"
+    );
 }
