@@ -9,6 +9,8 @@
 #[macro_use]
 mod suite;
 
+use vsync_testcontainers::faults::Faults;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_secretsmanager::Client;
@@ -175,24 +177,8 @@ impl Platform for Aws {
         }
     }
 
-    async fn writes(&self) -> usize {
-        self.server.faults().writes()
-    }
-
-    async fn throttle_next_writes(&self, count: usize) {
-        self.server.faults().throttle_next_writes(count);
-    }
-
-    async fn throttled(&self) -> usize {
-        self.server.faults().throttled()
-    }
-
-    async fn break_writes_of(&self, name: &str) {
-        self.server.faults().break_writes_of(name);
-    }
-
-    async fn heal(&self) {
-        self.server.faults().heal();
+    fn faults(&self) -> &Faults {
+        self.server.faults()
     }
 
     fn colliding_keys(&self) -> Option<(&'static str, &'static str)> {
@@ -261,7 +247,7 @@ async fn a_name_scheduled_for_deletion_is_restored_on_resync() {
 
     // The vault wants the name back: AWS refuses CreateSecret for a name
     // scheduled for deletion, so the sink restores it instead of failing.
-    let before = aws.writes().await;
+    let before = aws.faults().writes();
     let report = vault.sync(sink.as_ref(), BASE, options()).await.unwrap();
     assert_eq!(report.status, SyncStatus::Applied, "{report:?}");
     assert_eq!(
@@ -273,7 +259,7 @@ async fn a_name_scheduled_for_deletion_is_restored_on_resync() {
     );
     assert_eq!(report.count(Action::Unchanged), 2);
     // The refused create, RestoreSecret, TagResource, PutSecretValue.
-    assert_eq!(aws.writes().await, before + 4);
+    assert_eq!(aws.faults().writes(), before + 4);
     let (deleted, tags) = aws.describe(&pruned).await.expect("restored");
     assert_eq!(deleted, None, "no longer scheduled for deletion");
     assert!(
@@ -387,7 +373,7 @@ async fn secrets_without_the_tag_are_never_pruned() {
         .await
         .unwrap();
 
-    let before = aws.writes().await;
+    let before = aws.faults().writes();
     let report = vault
         .sync(sink.as_ref(), &BASE[..2], pruning(options()))
         .await
@@ -407,7 +393,7 @@ async fn secrets_without_the_tag_are_never_pruned() {
         report.secrets.iter().all(|line| line.plan.name != handmade),
         "never vsync's"
     );
-    assert_eq!(aws.writes().await, before, "nothing deleted");
+    assert_eq!(aws.faults().writes(), before, "nothing deleted");
     assert_eq!(aws.value(&recreated).await.as_deref(), Some("x"));
     assert_eq!(
         aws.value(&handmade).await.as_deref(),
@@ -479,7 +465,7 @@ async fn an_arn_like_name_is_refused_before_any_write() {
         }
         other => panic!("expected a preflight refusal, got {other:?}"),
     }
-    assert_eq!(aws.writes().await, 0);
+    assert_eq!(aws.faults().writes(), 0);
     assert!(aws.names().await.is_empty());
 }
 
@@ -500,7 +486,7 @@ async fn an_empty_value_is_refused_before_any_write() {
         }
         other => panic!("expected a preflight refusal, got {other:?}"),
     }
-    assert_eq!(aws.writes().await, 0);
+    assert_eq!(aws.faults().writes(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -573,7 +559,7 @@ async fn throttling_and_refusals_map_to_the_engines_errors() {
         exists: false,
     }];
 
-    aws.throttle_next_writes(1).await;
+    aws.faults().throttle_next_writes(1);
     match &sink.apply(&put).await[0] {
         Err(SinkError::RateLimited { retry_after }) => {
             assert_eq!(
@@ -584,7 +570,7 @@ async fn throttling_and_refusals_map_to_the_engines_errors() {
         }
         other => panic!("expected RateLimited, got {other:?}"),
     }
-    aws.break_writes_of(&name).await;
+    aws.faults().break_writes_of(&name);
     match &sink.apply(&put).await[0] {
         Err(SinkError::Rejected(message)) => {
             assert!(message.contains("ValidationException"), "{message}");
@@ -592,7 +578,7 @@ async fn throttling_and_refusals_map_to_the_engines_errors() {
         }
         other => panic!("expected Rejected, got {other:?}"),
     }
-    aws.heal().await;
+    aws.faults().heal();
     assert!(sink.apply(&put).await[0].is_ok());
 }
 

@@ -7,6 +7,8 @@
 #[macro_use]
 mod suite;
 
+use vsync_testcontainers::faults::Faults;
+
 use std::time::Duration;
 
 use suite::{Platform, Vault, options};
@@ -60,24 +62,8 @@ impl Platform for Azure {
         self.server.set_outside(name, value);
     }
 
-    async fn writes(&self) -> usize {
-        self.server.faults().writes()
-    }
-
-    async fn throttle_next_writes(&self, count: usize) {
-        self.server.faults().throttle_next_writes(count);
-    }
-
-    async fn throttled(&self) -> usize {
-        self.server.faults().throttled()
-    }
-
-    async fn break_writes_of(&self, name: &str) {
-        self.server.faults().break_writes_of(name);
-    }
-
-    async fn heal(&self) {
-        self.server.faults().heal();
+    fn faults(&self) -> &Faults {
+        self.server.faults()
     }
 
     fn colliding_keys(&self) -> Option<(&'static str, &'static str)> {

@@ -8,6 +8,8 @@
 #[macro_use]
 mod suite;
 
+use vsync_testcontainers::faults::Faults;
+
 use suite::{Platform, Vault, options};
 use vsync_engine::sink::{Change, SecretValue, Sink, SinkError};
 use vsync_engine::sync::{Action, Drift, Outcome, SyncError, SyncStatus};
@@ -62,24 +64,8 @@ impl Platform for Gcp {
         self.server.add_version_outside(name, value.as_bytes());
     }
 
-    async fn writes(&self) -> usize {
-        self.server.faults().writes()
-    }
-
-    async fn throttle_next_writes(&self, count: usize) {
-        self.server.faults().throttle_next_writes(count);
-    }
-
-    async fn throttled(&self) -> usize {
-        self.server.faults().throttled()
-    }
-
-    async fn break_writes_of(&self, name: &str) {
-        self.server.faults().break_writes_of(name);
-    }
-
-    async fn heal(&self) {
-        self.server.faults().heal();
+    fn faults(&self) -> &Faults {
+        self.server.faults()
     }
 
     fn colliding_keys(&self) -> Option<(&'static str, &'static str)> {

@@ -11,6 +11,8 @@
 #[macro_use]
 mod suite;
 
+use vsync_testcontainers::faults::Faults;
+
 use std::time::Duration;
 
 use suite::{Platform, Vault, options};
@@ -90,24 +92,8 @@ impl Platform for Github {
         self.fake.edit_outside(&self.scope, name, value);
     }
 
-    async fn writes(&self) -> usize {
-        self.fake.faults().writes()
-    }
-
-    async fn throttle_next_writes(&self, count: usize) {
-        self.fake.faults().throttle_next_writes(count);
-    }
-
-    async fn throttled(&self) -> usize {
-        self.fake.faults().throttled()
-    }
-
-    async fn break_writes_of(&self, name: &str) {
-        self.fake.faults().break_writes_of(name);
-    }
-
-    async fn heal(&self) {
-        self.fake.faults().heal();
+    fn faults(&self) -> &Faults {
+        self.fake.faults()
     }
 
     fn colliding_keys(&self) -> Option<(&'static str, &'static str)> {

@@ -8,6 +8,8 @@
 #[macro_use]
 mod suite;
 
+use vsync_testcontainers::faults::Faults;
+
 use serde_json::{Value, json};
 use suite::{Platform, Vault, options};
 use vsync_engine::sink::{Change, SecretValue, Sink, SinkError};
@@ -71,24 +73,8 @@ impl Platform for VaultKv {
             .edit_outside(MOUNT, PATH, name, Value::String(value.to_owned()));
     }
 
-    async fn writes(&self) -> usize {
-        self.server.faults().writes()
-    }
-
-    async fn throttle_next_writes(&self, count: usize) {
-        self.server.faults().throttle_next_writes(count);
-    }
-
-    async fn throttled(&self) -> usize {
-        self.server.faults().throttled()
-    }
-
-    async fn break_writes_of(&self, name: &str) {
-        self.server.faults().break_writes_of(name);
-    }
-
-    async fn heal(&self) {
-        self.server.faults().heal();
+    fn faults(&self) -> &Faults {
+        self.server.faults()
     }
 
     fn colliding_keys(&self) -> Option<(&'static str, &'static str)> {
@@ -139,7 +125,7 @@ async fn a_sync_is_one_map_write() {
     assert_eq!(report.count(Action::Update), 2);
     assert_eq!(platform.version(), 2, "two changes, one version");
     assert_eq!(
-        platform.writes().await,
+        platform.faults().writes(),
         APP.len() + 2,
         "one count per changed key"
     );
@@ -421,7 +407,7 @@ async fn one_refused_key_is_isolated_and_the_others_are_written() {
     let platform = start().await;
     let keys: Vec<String> = (0..9).map(|i| format!("KEY_{i}")).collect();
     let desired: Vec<(&str, &str)> = keys.iter().map(|key| (key.as_str(), "v")).collect();
-    platform.break_writes_of("KEY_6").await;
+    platform.faults().break_writes_of("KEY_6");
     let report = Vault::new()
         .sync(platform.sink().as_ref(), &desired, options())
         .await

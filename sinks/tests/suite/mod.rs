@@ -22,6 +22,7 @@ use vsync_engine::sync::{
     SyncStatus, sync,
 };
 use vsync_engine::vault::Layout;
+use vsync_testcontainers::faults::Faults;
 
 /// A platform under test: its sink, and the back door a test needs to see
 /// and disturb what the platform holds.
@@ -42,22 +43,9 @@ pub trait Platform: Send + Sync {
     /// without vsync's label.
     async fn edit_outside(&self, name: &str, value: &str);
 
-    /// How many writes (creates, updates, deletes) the platform has served.
-    async fn writes(&self) -> usize;
-
-    /// Makes the next `count` write requests fail with 429 and a short
-    /// `Retry-After`.
-    async fn throttle_next_writes(&self, count: usize);
-
-    /// How many 429s the platform has answered.
-    async fn throttled(&self) -> usize;
-
-    /// Makes every write of `name` fail with a non-retryable error until
-    /// [`Platform::heal`].
-    async fn break_writes_of(&self, name: &str);
-
-    /// Undoes [`Platform::break_writes_of`].
-    async fn heal(&self);
+    /// The platform's write counter and fault switches (429 bursts,
+    /// broken writes), as `vsync_testcontainers::faults` serves them.
+    fn faults(&self) -> &Faults;
 
     /// Two vault keys that land on one platform name, if the platform can
     /// have such a pair.
@@ -296,7 +284,7 @@ pub async fn second_sync_writes_nothing(platform: &dyn Platform) {
         .sync(platform.sink().as_ref(), BASE, options())
         .await
         .unwrap();
-    let before = platform.writes().await;
+    let before = platform.faults().writes();
     let report = vault
         .sync(platform.sink().as_ref(), BASE, options())
         .await
@@ -304,7 +292,7 @@ pub async fn second_sync_writes_nothing(platform: &dyn Platform) {
     assert_eq!(report.status, SyncStatus::NoOp, "{report:?}");
     assert_eq!(report.count(Action::Unchanged), BASE.len());
     assert_eq!(
-        platform.writes().await,
+        platform.faults().writes(),
         before,
         "an unchanged vault writes nothing"
     );
@@ -318,7 +306,7 @@ pub async fn one_changed_value_is_one_write(platform: &dyn Platform) {
         .unwrap();
     let mut changed = BASE.to_vec();
     changed[1] = ("API_TOKEN", "tok_live_rotated");
-    let before = platform.writes().await;
+    let before = platform.faults().writes();
     let sink = platform.sink();
     let report = vault
         .sync(sink.as_ref(), &changed, options())
@@ -327,7 +315,7 @@ pub async fn one_changed_value_is_one_write(platform: &dyn Platform) {
     assert_eq!(report.status, SyncStatus::Applied);
     assert_eq!(report.count(Action::Update), 1);
     assert_eq!(report.count(Action::Unchanged), BASE.len() - 1);
-    assert_eq!(platform.writes().await, before + 1, "exactly one write");
+    assert_eq!(platform.faults().writes(), before + 1, "exactly one write");
     assert_platform_holds(platform, sink.as_ref(), &changed).await;
 }
 
@@ -386,7 +374,7 @@ pub async fn a_collision_is_refused_before_any_write(platform: &dyn Platform) {
         cases.push(vec![("FIRST_OK", "1"), (rejected, "value")]);
     }
     for desired in cases {
-        let before = platform.writes().await;
+        let before = platform.faults().writes();
         let vault = Vault::new();
         match vault.sync(sink.as_ref(), &desired, options()).await {
             Err(SyncError::Preflight(refusals)) => {
@@ -399,7 +387,7 @@ pub async fn a_collision_is_refused_before_any_write(platform: &dyn Platform) {
             }
             other => panic!("expected a preflight refusal, got {other:?}"),
         }
-        assert_eq!(platform.writes().await, before, "nothing written");
+        assert_eq!(platform.faults().writes(), before, "nothing written");
         assert_eq!(
             platform.value(&sink.map_name("FIRST_OK")).await,
             None,
@@ -410,14 +398,14 @@ pub async fn a_collision_is_refused_before_any_write(platform: &dyn Platform) {
 
 pub async fn a_429_burst_is_paced_and_completes(platform: &dyn Platform) {
     let vault = Vault::new();
-    let throttled_before = platform.throttled().await;
-    platform.throttle_next_writes(3).await;
+    let throttled_before = platform.faults().throttled();
+    platform.faults().throttle_next_writes(3);
     let sink = platform.sink();
     let report = vault.sync(sink.as_ref(), BASE, options()).await.unwrap();
     assert_eq!(report.status, SyncStatus::Applied, "{report:?}");
     assert_eq!(report.failures(), 0);
     assert_eq!(
-        platform.throttled().await - throttled_before,
+        platform.faults().throttled() - throttled_before,
         3,
         "three 429s were served"
     );
@@ -428,15 +416,15 @@ pub async fn a_failure_halfway_is_partial_and_a_rerun_finishes(platform: &dyn Pl
     let vault = Vault::new();
     let sink = platform.sink();
     let broken = sink.map_name("MULTILINE_KEY");
-    platform.break_writes_of(&broken).await;
+    platform.faults().break_writes_of(&broken);
     let report = vault.sync(sink.as_ref(), BASE, options()).await.unwrap();
     assert_eq!(report.status, SyncStatus::Partial);
     assert_eq!(report.failures(), 1);
     assert!(matches!(action_of(&report, &broken).2, Outcome::Failed(_)));
     assert_eq!(platform.value(&broken).await, None);
 
-    platform.heal().await;
-    let before = platform.writes().await;
+    platform.faults().heal();
+    let before = platform.faults().writes();
     let report = vault
         .sync(platform.sink().as_ref(), BASE, options())
         .await
@@ -448,7 +436,7 @@ pub async fn a_failure_halfway_is_partial_and_a_rerun_finishes(platform: &dyn Pl
         BASE.len() - 1,
         "the others are not rewritten"
     );
-    assert_eq!(platform.writes().await, before + 1);
+    assert_eq!(platform.faults().writes(), before + 1);
     assert_platform_holds(platform, sink.as_ref(), BASE).await;
 }
 
