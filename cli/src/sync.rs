@@ -160,6 +160,7 @@ fn print_report(outcome: &SyncOutcome) {
             Action::Unchanged => "unchanged",
             Action::Prune => "delete",
             Action::Stale => "stale (not in the vault; --prune deletes it)",
+            Action::Unreadable => "unreadable",
         };
         let drift = match plan.drift {
             Some(Drift::Edited) => " [drift: edited outside vsync]",
@@ -191,7 +192,11 @@ fn print_report(outcome: &SyncOutcome) {
         SyncStatus::Applied => format!("wrote {writes}"),
         SyncStatus::Partial => format!(
             "wrote {}, {} failed — run again to retry them",
-            writes - report.failures(),
+            report
+                .secrets
+                .iter()
+                .filter(|line| line.outcome == Outcome::Applied)
+                .count(),
             report.failures()
         ),
     };

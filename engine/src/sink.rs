@@ -226,10 +226,9 @@ pub enum Batch {
 pub struct RateBudget {
     /// Requests in flight at once.
     pub max_in_flight: usize,
-    /// Sustained writes per minute, if the platform documents a limit.
-    pub writes_per_minute: Option<u32>,
-    /// Writes allowed back to back before pacing starts.
-    pub burst: u32,
+    /// Every documented window (GitHub: 80 a minute *and* 500 an hour); a
+    /// write waits until it fits all of them.
+    pub limits: &'static [WriteLimit],
 }
 
 impl RateBudget {
@@ -238,8 +237,56 @@ impl RateBudget {
     pub const fn unpaced(max_in_flight: usize) -> Self {
         RateBudget {
             max_in_flight,
-            writes_per_minute: None,
-            burst: 0,
+            limits: &[],
+        }
+    }
+
+    /// The shortest time `writes` writes can take within every window.
+    pub fn minimum_duration(&self, writes: usize) -> Duration {
+        self.limits
+            .iter()
+            .map(|limit| {
+                let windows = writes
+                    .div_ceil(limit.writes.max(1) as usize)
+                    .saturating_sub(1);
+                limit.per * u32::try_from(windows).unwrap_or(u32::MAX)
+            })
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+/// At most `writes` in any window of length `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteLimit {
+    /// Writes allowed in one window.
+    pub writes: u32,
+    /// The window.
+    pub per: Duration,
+}
+
+impl WriteLimit {
+    /// `writes` a second.
+    pub const fn per_second(writes: u32) -> Self {
+        WriteLimit {
+            writes,
+            per: Duration::from_secs(1),
+        }
+    }
+
+    /// `writes` a minute.
+    pub const fn per_minute(writes: u32) -> Self {
+        WriteLimit {
+            writes,
+            per: Duration::from_secs(60),
+        }
+    }
+
+    /// `writes` an hour.
+    pub const fn per_hour(writes: u32) -> Self {
+        WriteLimit {
+            writes,
+            per: Duration::from_secs(3600),
         }
     }
 }

@@ -110,15 +110,11 @@ async fn round_trip(round: usize) -> (Duration, Duration) {
             calls.deletes,
         );
         if round == 1 && label == "first sync" {
-            let budget = sink.capabilities().rate;
-            if let Some(per_minute) = budget.writes_per_minute {
-                let paced =
-                    SECRETS.saturating_sub(budget.burst as usize) as f64 / f64::from(per_minute);
-                println!(
-                    "        (the real budget paces writes at {per_minute}/min after a burst of {}: ≈{paced:.1} min for {SECRETS} writes; GitHub also caps content-creating requests at 500/h)",
-                    budget.burst
-                );
-            }
+            let paced = sink.capabilities().rate.minimum_duration(SECRETS);
+            println!(
+                "        (GitHub's real limits, 80 writes a minute and 500 an hour, make {SECRETS} writes take at least {:.0} min)",
+                paced.as_secs_f64() / 60.0
+            );
         }
         timings.push(elapsed);
     }

@@ -60,7 +60,7 @@ use aws_smithy_http_client::{Builder as HttpClientBuilder, ConnectorBuilder, tls
 use vsync_crypto::Zeroizing;
 use vsync_engine::sink::{
     Alphabet, Applied, Batch, Capabilities, Change, Deletion, NameRules, RateBudget, RemoteSecret,
-    SecretValue, Sink, SinkError,
+    SecretValue, Sink, SinkError, WriteLimit,
 };
 
 /// The tag every secret vsync creates carries, so prune can check
@@ -309,8 +309,7 @@ fn capabilities(deletion: Deletion) -> Capabilities {
         // account and region (not adjustable).
         rate: RateBudget {
             max_in_flight: 10,
-            writes_per_minute: Some(3000),
-            burst: 50,
+            limits: const { &[WriteLimit::per_second(50)] },
         },
     }
 }

@@ -76,7 +76,7 @@ use tokio::time::Instant;
 use vsync_crypto::Zeroizing;
 use vsync_engine::sink::{
     Alphabet, Applied, Batch, Capabilities, Change, Deletion, NameRules, RateBudget, RemoteSecret,
-    SecretValue, Sink, SinkError,
+    SecretValue, Sink, SinkError, WriteLimit,
 };
 
 pub use azure_core::credentials::TokenCredential;
@@ -120,8 +120,12 @@ fn capabilities() -> Capabilities {
         // that read the same vault.
         rate: RateBudget {
             max_in_flight: 8,
-            writes_per_minute: Some(24_000),
-            burst: 4_000,
+            limits: const {
+                &[WriteLimit {
+                    writes: 4_000,
+                    per: Duration::from_secs(10),
+                }]
+            },
         },
     }
 }

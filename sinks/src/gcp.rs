@@ -83,7 +83,7 @@ use http::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use tokio::sync::OnceCell;
 use vsync_engine::sink::{
     Alphabet, Applied, Batch, Capabilities, Change, Deletion, NameRules, RateBudget, RemoteSecret,
-    SecretValue, Sink, SinkError,
+    SecretValue, Sink, SinkError, WriteLimit,
 };
 use zeroize::Zeroizing;
 
@@ -240,10 +240,11 @@ fn capabilities() -> Capabilities {
         tags: true,
         deletion: Deletion::Immediate,
         batch: Batch::One,
+        // 600 write requests a minute per project; a new name costs two
+        // (CreateSecret, then AddSecretVersion).
         rate: RateBudget {
             max_in_flight: 10,
-            writes_per_minute: Some(300),
-            burst: 30,
+            limits: const { &[WriteLimit::per_minute(300)] },
         },
     }
 }

@@ -64,7 +64,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use vsync_engine::sink::{
     Alphabet, Applied, Batch, Capabilities, Change, Deletion, NameRules, RateBudget, RemoteSecret,
-    SecretValue, Sink, SinkError,
+    SecretValue, Sink, SinkError, WriteLimit,
 };
 use zeroize::Zeroizing;
 
@@ -382,10 +382,11 @@ fn capabilities(max_secrets: usize) -> Capabilities {
         tags: false,
         deletion: Deletion::Immediate,
         batch: Batch::One,
+        // Secondary limits: 80 content-creating requests a minute and 500
+        // an hour, shared by everything the token does.
         rate: RateBudget {
             max_in_flight: 10,
-            writes_per_minute: Some(80),
-            burst: 10,
+            limits: const { &[WriteLimit::per_minute(80), WriteLimit::per_hour(500)] },
         },
     }
 }

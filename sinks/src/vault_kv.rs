@@ -250,11 +250,7 @@ fn capabilities() -> Capabilities {
         batch: Batch::All,
         // One writer per secret: concurrent writes would only fail each
         // other's check-and-set.
-        rate: RateBudget {
-            max_in_flight: 1,
-            writes_per_minute: None,
-            burst: 0,
-        },
+        rate: RateBudget::unpaced(1),
     }
 }
 

@@ -559,7 +559,10 @@ async fn read_is_refused_and_capabilities_are_githubs() {
     assert!(caps.names.case_insensitive);
     assert_eq!(caps.max_value_bytes, 48 * 1024);
     assert_eq!(caps.max_secrets, Some(100));
-    assert_eq!(caps.rate.writes_per_minute, Some(80));
+    // 80 a minute and 500 an hour: 500 writes fit six minutes, one more
+    // waits for the hour.
+    assert_eq!(caps.rate.minimum_duration(500), Duration::from_secs(6 * 60));
+    assert_eq!(caps.rate.minimum_duration(501), Duration::from_secs(3600));
     assert_eq!(sink.map_name("db_pass"), "DB_PASS");
     let org = Github::start(organization()).await;
     assert_eq!(org.github_sink().capabilities().max_secrets, Some(1000));

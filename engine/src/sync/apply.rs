@@ -1,6 +1,7 @@
 //! Applying a plan: writes paced within the platform's budget, retried on
 //! 429 and 5xx with backoff, never retried on any other refusal.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use futures_util::stream::{self, StreamExt};
 use tokio::time::Instant;
 
-use crate::sink::{Applied, Batch, Change, RateBudget, Sink, SinkError};
+use crate::sink::{Applied, Batch, Change, RateBudget, Sink, SinkError, WriteLimit};
 
 /// How failed platform calls are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,32 +32,33 @@ impl Default for RetryPolicy {
     }
 }
 
-/// A token bucket over the platform's write budget, shared by every
-/// worker of one sync. A 429 pauses all workers, not only the one that
-/// got it: the platform throttles the caller, not the request.
+/// The platform's write windows, shared by every worker of one sync: a
+/// write goes out only when it fits every window, counted over the writes
+/// actually sent (a sliding log, so "500 an hour" is never exceeded in any
+/// hour, which a token bucket's refill would allow). A 429 pauses all
+/// workers, not only the one that got it: the platform throttles the
+/// caller, not the request.
 pub(super) struct Pacer {
-    interval: Option<Duration>,
-    burst: f64,
+    limits: &'static [WriteLimit],
     state: Mutex<PacerState>,
 }
 
 struct PacerState {
-    tokens: f64,
-    refilled_at: Instant,
+    /// Per limit, the send times still inside its window, oldest first.
+    sent: Vec<VecDeque<Instant>>,
     paused_until: Option<Instant>,
 }
 
 impl Pacer {
     pub(super) fn new(budget: &RateBudget) -> Self {
-        let burst = f64::from(budget.burst.max(1));
         Pacer {
-            interval: budget
-                .writes_per_minute
-                .map(|per_minute| Duration::from_secs(60) / per_minute.max(1)),
-            burst,
+            limits: budget.limits,
             state: Mutex::new(PacerState {
-                tokens: burst,
-                refilled_at: Instant::now(),
+                sent: budget
+                    .limits
+                    .iter()
+                    .map(|limit| VecDeque::with_capacity(limit.writes as usize))
+                    .collect(),
                 paused_until: None,
             }),
         }
@@ -68,22 +70,27 @@ impl Pacer {
             let wait = {
                 let mut state = self.state.lock().expect("pacer lock");
                 let now = Instant::now();
-                match state.paused_until {
-                    Some(until) if until > now => until - now,
-                    _ => match self.interval {
-                        None => return,
-                        Some(interval) => {
-                            let earned = now.duration_since(state.refilled_at).as_secs_f64()
-                                / interval.as_secs_f64();
-                            state.tokens = (state.tokens + earned).min(self.burst);
-                            state.refilled_at = now;
-                            if state.tokens >= 1.0 {
-                                state.tokens -= 1.0;
-                                return;
-                            }
-                            interval.mul_f64(1.0 - state.tokens)
+                let mut wait = state
+                    .paused_until
+                    .filter(|until| *until > now)
+                    .map(|until| until - now);
+                for (limit, sent) in self.limits.iter().zip(state.sent.iter_mut()) {
+                    while sent.front().is_some_and(|at| *at + limit.per <= now) {
+                        sent.pop_front();
+                    }
+                    if sent.len() >= limit.writes.max(1) as usize {
+                        let free_at = sent[sent.len() - limit.writes.max(1) as usize] + limit.per;
+                        wait = wait.max(Some(free_at - now));
+                    }
+                }
+                match wait {
+                    Some(wait) => wait,
+                    None => {
+                        for sent in &mut state.sent {
+                            sent.push_back(now);
                         }
-                    },
+                        return;
+                    }
                 }
             };
             tokio::time::sleep(wait).await;
@@ -239,18 +246,43 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn pacer_allows_the_burst_then_spaces_writes() {
+    async fn pacer_fills_a_window_then_waits_for_it_to_slide() {
+        static TWO_A_SECOND: [WriteLimit; 1] = [WriteLimit::per_second(2)];
         let pacer = Pacer::new(&RateBudget {
             max_in_flight: 1,
-            writes_per_minute: Some(60),
-            burst: 2,
+            limits: &TWO_A_SECOND,
         });
         let start = Instant::now();
-        for _ in 0..4 {
+        for _ in 0..5 {
             pacer.acquire().await;
         }
-        // Two from the burst, then one per second.
+        // Two at once, two when the first second is over, one more after.
         assert_eq!(start.elapsed().as_secs(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_window_is_respected() {
+        // GitHub's shape: a short window and a long one.
+        static SHORT_AND_LONG: [WriteLimit; 2] = [
+            WriteLimit::per_second(3),
+            WriteLimit {
+                writes: 4,
+                per: Duration::from_secs(10),
+            },
+        ];
+        let pacer = Pacer::new(&RateBudget {
+            max_in_flight: 1,
+            limits: &SHORT_AND_LONG,
+        });
+        let start = Instant::now();
+        let mut sent_at = Vec::new();
+        for _ in 0..6 {
+            pacer.acquire().await;
+            sent_at.push(start.elapsed().as_secs());
+        }
+        // Three in the first second, the fourth when that second is over,
+        // then the ten-second window is full until the first write leaves it.
+        assert_eq!(sent_at, [0, 0, 0, 1, 10, 10]);
     }
 
     #[tokio::test(start_paused = true)]

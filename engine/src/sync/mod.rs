@@ -58,6 +58,10 @@ pub enum Action {
     Prune,
     /// A name vsync owns that the vault no longer has, left in place.
     Stale,
+    /// Listed, but its value could not be read (Azure: a disabled secret;
+    /// a policy denying this one name): left alone and counted as failed,
+    /// while the rest is synced.
+    Unreadable,
 }
 
 impl Action {
@@ -272,7 +276,10 @@ pub async fn sync(
         .await
         .map_err(SyncError::Inventory)?;
     let record = records.load().await?;
-    let planned = plan::diff(
+    let plan::Plan {
+        lines: planned,
+        unreadable,
+    } = plan::diff(
         sink,
         &mapped,
         &inventory,
@@ -321,64 +328,40 @@ pub async fn sync(
         });
     }
 
+    let by_key: HashMap<&str, &plan::Mapped<'_>> =
+        mapped.iter().map(|secret| (secret.key, secret)).collect();
     let writes: Vec<&PlannedSecret> = planned.iter().filter(|line| line.action.writes()).collect();
-    let mut report = SyncReport {
-        target: sink.target(),
-        dry_run: options.dry_run,
-        status: SyncStatus::NoOp,
-        secrets: Vec::new(),
-        warnings: Vec::new(),
-    };
-    if options.dry_run || writes.is_empty() {
-        report.status = if writes.is_empty() {
-            SyncStatus::NoOp
-        } else {
-            SyncStatus::Planned
-        };
-        report.secrets = planned
-            .into_iter()
-            .map(|plan| SecretReport {
-                plan,
-                outcome: Outcome::Skipped,
-            })
-            .collect();
-        if !options.dry_run {
-            let mut warnings = Vec::new();
-            refresh_record(
-                records,
-                record,
-                &mapped,
-                &inventory,
-                &report,
-                None,
-                &mut warnings,
-            )
-            .await;
-            report.warnings = warnings;
-        }
-        return Ok(report);
+    let mut warnings = Vec::new();
+    let paced = budget.minimum_duration(writes.len());
+    if paced >= PACING_WORTH_A_WARNING {
+        warnings.push(format!(
+            "{} writes within the platform's rate limits take at least {} minutes",
+            writes.len(),
+            paced.as_secs().div_ceil(60)
+        ));
     }
-
     let changes: Vec<Change<'_>> = writes
         .iter()
         .map(|line| match line.action {
             Action::Prune => Change::Delete { name: &line.name },
             _ => {
                 let key = line.key.as_deref().expect("a write comes from a vault key");
-                let secret = mapped
-                    .iter()
-                    .find(|secret| secret.key == key)
-                    .expect("planned from mapped");
                 Change::Put {
                     name: &line.name,
-                    value: secret.value,
+                    value: by_key[key].value,
                     exists: line.action == Action::Update,
                 }
             }
         })
         .collect();
-    let results = execute(sink, &changes, &budget, &options.retry).await;
+    let results = if options.dry_run {
+        Vec::new()
+    } else {
+        execute(sink, &changes, &budget, &options.retry).await
+    };
 
+    // What became of every name: written (with the revision the platform
+    // answered, if any), failed, or left alone.
     let mut outcomes: HashMap<&str, Result<Option<String>, String>> = HashMap::new();
     for (change, result) in changes.iter().zip(&results) {
         outcomes.insert(
@@ -389,12 +372,20 @@ pub async fn sync(
                 .map_err(ToString::to_string),
         );
     }
-    report.status = if outcomes.values().any(Result::is_err) {
-        SyncStatus::Partial
-    } else {
-        SyncStatus::Applied
+    for (name, problem) in &unreadable {
+        outcomes.insert(
+            name,
+            Err(format!("could not read it to compare: {problem}")),
+        );
+    }
+    let failed = outcomes.values().any(Result::is_err);
+    let status = match (failed, options.dry_run, writes.is_empty()) {
+        (true, _, _) => SyncStatus::Partial,
+        (false, _, true) => SyncStatus::NoOp,
+        (false, true, false) => SyncStatus::Planned,
+        (false, false, false) => SyncStatus::Applied,
     };
-    report.secrets = planned
+    let secrets = planned
         .iter()
         .cloned()
         .map(|plan| {
@@ -406,11 +397,26 @@ pub async fn sync(
             SecretReport { plan, outcome }
         })
         .collect();
+    let mut report = SyncReport {
+        target: sink.target(),
+        dry_run: options.dry_run,
+        status,
+        secrets,
+        warnings,
+    };
+    if options.dry_run {
+        return Ok(report);
+    }
 
     // Revisions the write responses did not carry come from one more listing.
+    let pruned: HashSet<&str> = writes
+        .iter()
+        .filter(|line| line.action == Action::Prune)
+        .map(|line| line.name.as_str())
+        .collect();
     let missing_revision = outcomes
         .iter()
-        .any(|(name, outcome)| matches!(outcome, Ok(None)) && !is_prune(&planned, name));
+        .any(|(name, outcome)| matches!(outcome, Ok(None)) && !pruned.contains(name));
     let relisted = if missing_revision {
         match with_retries(&options.retry, None, || sink.inventory()).await {
             Ok(inventory) => Some(inventory),
@@ -424,109 +430,79 @@ pub async fn sync(
     } else {
         None
     };
-    let mut warnings = Vec::new();
-    refresh_record(
-        records,
-        record,
-        &mapped,
+    let delta = record_delta(
+        &record,
+        &by_key,
         relisted.as_deref().unwrap_or(&inventory),
         &report,
-        Some(&outcomes),
-        &mut warnings,
-    )
-    .await;
-    report.warnings.extend(warnings);
+        &outcomes,
+    );
+    if let Err(error) = records.save(record, &delta).await {
+        report.warnings.push(format!(
+            "the sync record was not saved ({error}); the next sync will re-check every secret"
+        ));
+    }
     Ok(report)
 }
 
-fn is_prune(planned: &[PlannedSecret], name: &str) -> bool {
-    planned
-        .iter()
-        .any(|line| line.name == name && line.action == Action::Prune)
-}
+/// A sync whose writes take this long at the platform's pace says so.
+const PACING_WORTH_A_WARNING: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Brings the record up to date with what this sync wrote and confirmed.
-async fn refresh_record(
-    records: &RecordStore<'_>,
-    record: record::Record,
-    mapped: &[plan::Mapped<'_>],
+/// What this sync changes in the record: the names it wrote (with the
+/// revision confirmed after), the names it confirmed equal, and the names
+/// neither wanted nor on the platform any more.
+fn record_delta(
+    record: &record::Record,
+    by_key: &HashMap<&str, &plan::Mapped<'_>>,
     inventory: &[crate::sink::RemoteSecret],
     report: &SyncReport,
-    outcomes: Option<&HashMap<&str, Result<Option<String>, String>>>,
-    warnings: &mut Vec<String>,
-) {
+    outcomes: &HashMap<&str, Result<Option<String>, String>>,
+) -> RecordDelta {
     let revisions: HashMap<&str, Option<&String>> = inventory
         .iter()
         .map(|found| (found.name.as_str(), found.revision.as_ref()))
         .collect();
+    let listed_revision = |name: &str| revisions.get(name).copied().flatten().cloned();
     let mut delta = RecordDelta::default();
     for line in &report.secrets {
         let plan = &line.plan;
-        let written = outcomes.and_then(|outcomes| outcomes.get(plan.name.as_str()));
-        match (plan.action, written) {
-            (Action::Prune, Some(Ok(_))) => delta.remove.push(plan.name.clone()),
-            (Action::Create | Action::Update, Some(Ok(revision))) => {
-                let secret = mapped
-                    .iter()
-                    .find(|secret| Some(secret.key) == plan.key.as_deref());
-                if let Some(secret) = secret {
-                    let revision = revision.clone().or_else(|| {
-                        revisions
-                            .get(plan.name.as_str())
-                            .copied()
-                            .flatten()
-                            .cloned()
-                    });
-                    delta.set.insert(
-                        plan.name.clone(),
-                        RecordEntry {
-                            key: secret.key.to_owned(),
-                            fingerprint: secret.fingerprint.clone(),
-                            revision,
-                        },
-                    );
-                }
-            }
-            (Action::Unchanged, _) => {
-                // Confirmed equal: adopt it, or refresh a revision that moved
-                // without the value changing.
-                let secret = mapped
-                    .iter()
-                    .find(|secret| Some(secret.key) == plan.key.as_deref());
-                let revision = revisions
-                    .get(plan.name.as_str())
-                    .copied()
-                    .flatten()
-                    .cloned();
-                if let Some(secret) = secret {
-                    let entry = RecordEntry {
+        let secret = plan.key.as_deref().and_then(|key| by_key.get(key));
+        match (plan.action, outcomes.get(plan.name.as_str()), secret) {
+            (Action::Prune, Some(Ok(_)), _) => delta.remove.push(plan.name.clone()),
+            (Action::Create | Action::Update, Some(Ok(revision)), Some(secret)) => {
+                delta.set.insert(
+                    plan.name.clone(),
+                    RecordEntry {
                         key: secret.key.to_owned(),
                         fingerprint: secret.fingerprint.clone(),
-                        revision,
-                    };
-                    if record.secrets.get(&plan.name) != Some(&entry) {
-                        delta.set.insert(plan.name.clone(), entry);
-                    }
+                        revision: revision.clone().or_else(|| listed_revision(&plan.name)),
+                    },
+                );
+            }
+            (Action::Unchanged, _, Some(secret)) => {
+                // Confirmed equal: adopt it, or refresh a revision that moved
+                // without the value changing.
+                let entry = RecordEntry {
+                    key: secret.key.to_owned(),
+                    fingerprint: secret.fingerprint.clone(),
+                    revision: listed_revision(&plan.name),
+                };
+                if record.secrets.get(&plan.name) != Some(&entry) {
+                    delta.set.insert(plan.name.clone(), entry);
                 }
             }
             _ => {}
         }
     }
-    // Recorded names that are neither wanted nor on the platform any more.
-    let present: HashSet<&str> = inventory.iter().map(|found| found.name.as_str()).collect();
     let planned: HashSet<&str> = report
         .secrets
         .iter()
         .map(|line| line.plan.name.as_str())
         .collect();
     for name in record.secrets.keys() {
-        if !present.contains(name.as_str()) && !planned.contains(name.as_str()) {
+        if !revisions.contains_key(name.as_str()) && !planned.contains(name.as_str()) {
             delta.remove.push(name.clone());
         }
     }
-    if let Err(error) = records.save(record, &delta).await {
-        warnings.push(format!(
-            "the sync record was not saved ({error}); the next sync will re-check every secret"
-        ));
-    }
+    delta
 }

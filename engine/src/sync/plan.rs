@@ -1,12 +1,12 @@
 //! Planning a sync: preflight every name and value against the sink's
 //! rules, then diff the vault against the platform without plaintext state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::stream::{self, StreamExt};
 use vsync_crypto::fingerprint::FingerprintKey;
 
-use crate::sink::{RemoteSecret, SecretValue, Sink};
+use crate::sink::{RemoteSecret, SecretValue, Sink, SinkError};
 
 use super::apply::{RetryPolicy, with_retries};
 use super::record::Record;
@@ -18,6 +18,14 @@ pub(super) struct Mapped<'a> {
     pub name: String,
     pub value: &'a SecretValue,
     pub fingerprint: String,
+}
+
+/// The diff's result.
+pub(super) struct Plan {
+    /// One line per platform name.
+    pub lines: Vec<PlannedSecret>,
+    /// Why each [`Action::Unreadable`] name could not be read.
+    pub unreadable: HashMap<String, String>,
 }
 
 /// Keeps the last value of a key given twice (upstream: "last one wins"),
@@ -118,7 +126,7 @@ pub(super) async fn diff(
     fingerprints: &FingerprintKey,
     retry: &RetryPolicy,
     prune: bool,
-) -> Result<Vec<PlannedSecret>, SyncError> {
+) -> Result<Plan, SyncError> {
     let caps = sink.capabilities();
     let remote: HashMap<String, &RemoteSecret> = inventory
         .iter()
@@ -126,6 +134,7 @@ pub(super) async fn diff(
         .collect();
 
     // Which remote values must be read to decide, and read them concurrently.
+    let mut gone: HashSet<&str> = HashSet::new();
     let needs_read: Vec<&str> = if caps.readable {
         mapped
             .iter()
@@ -140,24 +149,42 @@ pub(super) async fn diff(
     } else {
         Vec::new()
     };
-    let reads: HashMap<&str, Option<SecretValue>> = stream::iter(needs_read)
-        .map(|name| async move {
-            with_retries(retry, None, || sink.read(name))
-                .await
-                .map(|value| (name, value))
-        })
+    let mut reads: HashMap<&str, Option<SecretValue>> = HashMap::new();
+    let mut unreadable: HashMap<String, String> = HashMap::new();
+    let results: Vec<_> = stream::iter(needs_read)
+        .map(|name| async move { (name, with_retries(retry, None, || sink.read(name)).await) })
         .buffer_unordered(caps.rate.max_in_flight.max(1))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(SyncError::Inventory)?;
+        .collect()
+        .await;
+    for (name, result) in results {
+        match result {
+            Ok(value) => {
+                reads.insert(name, value);
+            }
+            // Deleted between the listing and the read: plan it as absent.
+            Err(SinkError::NotFound(_)) => {
+                gone.insert(name);
+            }
+            // This one secret is closed to us (Azure: disabled; a policy on
+            // one name): leave it and sync the rest.
+            Err(
+                error @ (SinkError::Denied(_) | SinkError::Rejected(_) | SinkError::Conflict(_)),
+            ) => {
+                unreadable.insert(name.to_owned(), error.to_string());
+            }
+            // The platform or the credentials as a whole: stop before writing.
+            Err(error) => return Err(SyncError::Inventory(error)),
+        }
+    }
 
     let mut planned = Vec::with_capacity(mapped.len());
     for secret in mapped {
-        let found = remote.get(&caps.names.fold(&secret.name));
+        let found = remote
+            .get(&caps.names.fold(&secret.name))
+            .filter(|found| !gone.contains(found.name.as_str()));
         let entry = found.and_then(|found| record.secrets.get(&found.name));
         let (action, drift) = match found {
+            Some(found) if unreadable.contains_key(&found.name) => (Action::Unreadable, None),
             None => {
                 let drift = record
                     .secrets
@@ -209,7 +236,7 @@ pub(super) async fn diff(
     }
 
     // Names vsync wrote before that the vault no longer has.
-    let wanted: std::collections::HashSet<String> = mapped
+    let wanted: HashSet<String> = mapped
         .iter()
         .map(|secret| caps.names.fold(&secret.name))
         .collect();
@@ -238,7 +265,10 @@ pub(super) async fn diff(
             ownership,
         });
     }
-    Ok(planned)
+    Ok(Plan {
+        lines: planned,
+        unreadable,
+    })
 }
 
 #[cfg(test)]
