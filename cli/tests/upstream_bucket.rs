@@ -4,13 +4,15 @@
 //! directly — not through vsync's own publish, config or crypto code — and
 //! our CLI pulling from them, then pushing something upstream can read.
 
+mod common;
+
 use std::io::{Cursor, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
-use tempfile::TempDir;
+use common::Machine;
 use vsync_backends::s3::{Proxy, S3Store};
 use vsync_engine::store::{PutCondition, Store};
 use vsync_testcontainers::S3Server;
@@ -81,87 +83,37 @@ fn write_private(path: &Path, bytes: &[u8]) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-struct UpstreamMachine {
-    _home: TempDir,
-    home: PathBuf,
-    checkout: PathBuf,
-}
+/// A machine with upstream's `.vsync` pin in its checkout, and the machine
+/// config and key upstream's `init --profile` leaves behind.
+fn upstream_machine(server: &S3Server, key: &str) -> Machine {
+    let machine = Machine::new();
+    std::fs::write(
+        machine.checkout.join(".vsync"),
+        format!("# .vsync — vsync identity pin (commit this file)\n# Docs: https://muthuishere.github.io/vsync/architecture/repo-identity\nrepo={REPO}\n"),
+    )
+    .unwrap();
 
-impl UpstreamMachine {
-    /// A checkout with upstream's `.vsync` pin, and the machine config and
-    /// key upstream's `init --profile` leaves behind.
-    fn new(server: &S3Server, key: &str) -> Self {
-        let home = tempfile::tempdir().unwrap();
-        let path = home.path().to_owned();
-        let checkout = path.join("checkout");
-        std::fs::create_dir_all(&checkout).unwrap();
-        let git = std::process::Command::new("git")
-            .args(["init", "-q"])
-            .current_dir(&checkout)
-            .status()
-            .unwrap();
-        assert!(git.success());
-        std::fs::write(
-            checkout.join(".vsync"),
-            format!("# .vsync — vsync identity pin (commit this file)\n# Docs: https://muthuishere.github.io/vsync/architecture/repo-identity\nrepo={REPO}\n"),
-        )
-        .unwrap();
-
-        // §1.7: gzip of compact JSON in init's key order; the endpoint
-        // without scheme and `useSsl: false`; no `prefix` (upstream's push
-        // and pull address `<repo>/<env>/`).
-        let endpoint = server.endpoint().trim_start_matches("http://").to_owned();
-        let config = format!(
-            r#"{{"version":1,"s3":{{"endpoint":"{endpoint}","region":"{}","bucket":"{BUCKET}","accessKeyId":"{}","secretAccessKey":"{}","useSsl":false}},"encryption":{{"salt":"{SALT}"}},"audit":{{"enabled":true}},"initProfile":"team"}}"#,
-            server.region(),
-            server.access_key(),
-            server.secret_key(),
-        );
-        let base = path.join(".config/vsync");
-        mkdir_private(&base.join(REPO));
-        write_private(&base.join(REPO).join("env_dev"), &gzip(config.as_bytes()));
-        // The key where a keychain-less machine keeps it (service
-        // tools.vsync, account acme_web/dev in a keychain).
-        mkdir_private(&base.join(".keystore").join(REPO));
-        write_private(
-            &base.join(".keystore").join(REPO).join("dev.key"),
-            key.as_bytes(),
-        );
-        Self {
-            _home: home,
-            home: path,
-            checkout,
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_vsync"));
-        command
-            .args(args)
-            .current_dir(&self.checkout)
-            .env("HOME", &self.home)
-            .env("VSYNC_KEYSTORE", "file")
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_DATA_HOME")
-            .env_remove("VSYNC_BACKUP_DIR")
-            .env_remove("HTTP_PROXY")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("https_proxy")
-            .stdin(std::process::Stdio::null());
-        command
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let output = self.command(args).output().await.unwrap();
-        assert!(
-            output.status.success(),
-            "vsync {args:?} failed ({:?}):\n{}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
+    // §1.7: gzip of compact JSON in init's key order; the endpoint
+    // without scheme and `useSsl: false`; no `prefix` (upstream's push
+    // and pull address `<repo>/<env>/`).
+    let endpoint = server.endpoint().trim_start_matches("http://").to_owned();
+    let config = format!(
+        r#"{{"version":1,"s3":{{"endpoint":"{endpoint}","region":"{}","bucket":"{BUCKET}","accessKeyId":"{}","secretAccessKey":"{}","useSsl":false}},"encryption":{{"salt":"{SALT}"}},"audit":{{"enabled":true}},"initProfile":"team"}}"#,
+        server.region(),
+        server.access_key(),
+        server.secret_key(),
+    );
+    let base = machine.home.join(".config/vsync");
+    mkdir_private(&base.join(REPO));
+    write_private(&base.join(REPO).join("env_dev"), &gzip(config.as_bytes()));
+    // The key where a keychain-less machine keeps it (service
+    // tools.vsync, account acme_web/dev in a keychain).
+    mkdir_private(&base.join(".keystore").join(REPO));
+    write_private(
+        &base.join(".keystore").join(REPO).join("dev.key"),
+        key.as_bytes(),
+    );
+    machine
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +132,7 @@ async fn pull_reads_what_upstream_wrote_and_push_writes_what_upstream_reads() {
     // The keychain value: standard base64 with padding of 32 random bytes.
     let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
     assert_eq!(key.len(), 44);
-    let machine = UpstreamMachine::new(&server, &key);
+    let machine = upstream_machine(&server, &key);
 
     // §2.1 + §3.2: versions/<ts>.enc = RQE1(RQEM0001 ‖ ts ‖ zip), latest =
     // the ASCII ts with no newline, no latest.meta.

@@ -5,8 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use vsync_crypto::kdf::{DEFAULT_ITERATIONS, Key};
 use vsync_engine::bundle;
+use vsync_engine::store::Store;
 use vsync_engine::timestamp::Timestamp;
-use vsync_engine::vault::{self, RemoteHead};
+use vsync_engine::vault::{self, Layout, RemoteHead};
 use vsync_local::config::generate_salt;
 use vsync_local::keystore::generate_key;
 use vsync_local::ledger::{self, DirtyStatus, Ledger, SyncOp};
@@ -197,6 +198,42 @@ impl Env {
         })
     }
 
+    /// Records a finished push or pull of version `ts`: this machine's
+    /// ledger (what `status` compares against), then the shared audit log.
+    #[allow(clippy::too_many_arguments)] // the parts of one finished transfer
+    async fn record_transfer(
+        &self,
+        ctx: &Context,
+        store: &dyn Store,
+        layout: &Layout,
+        op: SyncOp,
+        ts: &Timestamp,
+        audit: &AuditOptions,
+        progress: &dyn Progress,
+    ) -> Result<(), OpsError> {
+        Ledger::record(&self.vault_dir, op, ts.clone(), SystemTime::now())?
+            .save(&self.ledger_path)?;
+        let action = match op {
+            SyncOp::Push => AuditAction::Push,
+            SyncOp::Pull => AuditAction::Pull,
+        };
+        audit::record(
+            ctx,
+            store,
+            layout,
+            &self.config,
+            audit,
+            audit::Entry {
+                action,
+                version_ts: Some(ts),
+                fixed_meta: &[],
+            },
+            progress,
+        )
+        .await;
+        Ok(())
+    }
+
     /// The bundle key: PBKDF2 of the keystore value with the config's salt.
     pub(crate) fn derive_key(&self) -> Key {
         self.derive_key_from(&self.key)
@@ -272,27 +309,16 @@ pub async fn push(
         vault::publish(store.as_ref(), &layout, &key, &payload, head.as_ref(), now).await?;
 
     progress.step(4, 4, "recording the sync ledger");
-    Ledger::record(
-        &env.vault_dir,
-        SyncOp::Push,
-        published.ts.clone(),
-        SystemTime::now(),
-    )?
-    .save(&env.ledger_path)?;
-    audit::record(
+    env.record_transfer(
         ctx,
         store.as_ref(),
         &layout,
-        &env.config,
+        SyncOp::Push,
+        &published.ts,
         &options.audit,
-        audit::Entry {
-            action: AuditAction::Push,
-            version_ts: Some(&published.ts),
-            fixed_meta: &[],
-        },
         progress,
     )
-    .await;
+    .await?;
     Ok(PushReport {
         target: format!("{}/{}", env.repo.name(), env.name),
         ts: published.ts,
@@ -449,27 +475,16 @@ pub async fn pull(
 
     progress.step(5, 5, "recording the sync ledger");
     create_private_dir(&env.vault_dir)?;
-    Ledger::record(
-        &env.vault_dir,
-        SyncOp::Pull,
-        fetched.ts.clone(),
-        SystemTime::now(),
-    )?
-    .save(&env.ledger_path)?;
-    audit::record(
+    env.record_transfer(
         ctx,
         store.as_ref(),
         &layout,
-        &env.config,
+        SyncOp::Pull,
+        &fetched.ts,
         &options.audit,
-        audit::Entry {
-            action: AuditAction::Pull,
-            version_ts: Some(&fetched.ts),
-            fixed_meta: &[],
-        },
         progress,
     )
-    .await;
+    .await?;
     Ok(PullReport {
         target: format!("{}/{}", env.repo.name(), env.name),
         ts: fetched.ts.clone(),

@@ -38,6 +38,7 @@ mod github;
 mod moto;
 mod proxy;
 mod s3;
+mod service;
 mod vault;
 
 use std::path::PathBuf;

@@ -20,10 +20,8 @@
 //! signed for.
 
 use std::collections::HashSet;
-use std::env;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,28 +31,29 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
 
 use crate::HarnessError;
 use crate::faults::{Fault, Faults};
 use crate::proxy::{ProxyBody, ProxyServer, error_response, full, strip_hop_by_hop_headers};
+use crate::service::{Log, Service, snapshot};
 
-const BINARY: &str = "moto_server";
-const BIN_ENV: &str = "VSYNC_MOTO_SERVER_BIN";
 const REGION: &str = "us-east-1";
 /// The IAM user the harness creates; its policy allows every Secrets
 /// Manager action and nothing else.
 const USER: &str = "vsync-sink";
 const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"}]}"#;
-/// moto imports every service at start; on a busy two-core machine that
-/// takes seconds, so the bound is generous and only trips on real trouble.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-/// Werkzeug prints this (on stderr) once the listener is bound.
-const READY_MARKER: &str = "Running on http://";
-const MAX_LOG: usize = 64 * 1024;
+const MOTO: Service = Service {
+    binary: "moto_server",
+    env_var: "VSYNC_MOTO_SERVER_BIN",
+    install_path: "moto/bin/moto_server",
+    // Werkzeug prints this (on stderr) once the listener is bound.
+    ready_marker: "Running on http://",
+    // moto imports every service at start; on a busy two-core machine that
+    // takes seconds, so the bound is generous and only trips on real trouble.
+    startup_timeout: Duration::from_secs(60),
+};
 
 /// A running moto server on `127.0.0.1` with a random port, with IAM
 /// authentication enforced for one user ([`MotoServer::access_key_id`]),
@@ -70,7 +69,7 @@ pub struct MotoServer {
     faults: Arc<Faults>,
     access_key_id: String,
     secret_access_key: String,
-    log: Arc<Mutex<String>>,
+    log: Log,
 }
 
 impl MotoServer {
@@ -81,8 +80,8 @@ impl MotoServer {
     /// `${VSYNC_TOOLS_DIR:-$HOME/.cache/vsync-tools}/moto/bin/moto_server`
     /// (where `scripts/install-services` puts it), then `PATH`.
     pub async fn start() -> Result<Self, HarnessError> {
-        let binary = find_binary()?;
-        let log = Arc::new(Mutex::new(String::new()));
+        let binary = MOTO.find()?;
+        let log = Log::default();
         let (child, moto) = spawn(&binary, &log).await?;
         let (access_key_id, secret_access_key) = bootstrap(moto).await?;
         let faults = Arc::new(Faults::default());
@@ -140,7 +139,7 @@ impl MotoServer {
 
     /// What moto printed so far, for diagnosing a failing test.
     pub fn output(&self) -> String {
-        log_snapshot(&self.log)
+        snapshot(&self.log)
     }
 }
 
@@ -448,152 +447,15 @@ fn xml_element(xml: &str, tag: &str) -> Option<String> {
 
 /// Spawns moto on a kernel-chosen port and waits until it accepts
 /// connections.
-async fn spawn(
-    binary: &Path,
-    log: &Arc<Mutex<String>>,
-) -> Result<(Child, SocketAddr), HarnessError> {
-    let mut child = Command::new(binary)
-        .args(["-H", "127.0.0.1", "-p", "0"])
-        // Colour codes would only clutter the log kept for failures.
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| HarnessError::io(format!("spawning {}", binary.display()), e))?;
-
-    // Werkzeug announces the address on stderr; both pipes are watched (and
-    // drained for the process's whole life, so a chatty server never blocks).
-    let (ready_tx, ready_rx) = oneshot::channel();
-    let ready_tx = Arc::new(Mutex::new(Some(ready_tx)));
-    if let Some(out) = child.stdout.take() {
-        tokio::spawn(drain(out, Arc::clone(log), Arc::clone(&ready_tx)));
-    }
-    if let Some(err) = child.stderr.take() {
-        tokio::spawn(drain(err, Arc::clone(log), ready_tx));
-    }
-
-    let wait = async {
-        let addr = tokio::select! {
-            addr = ready_rx => match addr {
-                Ok(addr) => addr,
-                Err(_) => return Err(child.wait().await.ok()),
-            },
-            status = child.wait() => return Err(status.ok()),
-        };
-        loop {
-            if TcpStream::connect(addr).await.is_ok() {
-                return Ok(addr);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    match tokio::time::timeout(STARTUP_TIMEOUT, wait).await {
-        Ok(Ok(addr)) => Ok((child, addr)),
-        Ok(Err(Some(status))) => {
-            // Give the readers a moment to reach EOF so the message has
-            // the server's last words.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            Err(HarnessError::ExitedDuringStartup {
-                binary: BINARY,
-                status,
-                output: log_snapshot(log),
-            })
-        }
-        Ok(Err(None)) => Err(HarnessError::io(
-            "waiting for moto_server",
-            std::io::Error::other("the process could not be waited for"),
-        )),
-        Err(_) => Err(HarnessError::StartupTimeout {
-            binary: BINARY,
-            waited: STARTUP_TIMEOUT,
-            output: log_snapshot(log),
-        }),
-    }
-}
-
-async fn drain(
-    pipe: impl AsyncRead + Unpin,
-    log: Arc<Mutex<String>>,
-    ready: Arc<Mutex<Option<oneshot::Sender<SocketAddr>>>>,
-) {
-    let mut lines = BufReader::new(pipe).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(addr) = parse_ready_line(&line)
-            && let Some(tx) = lock(&ready).take()
-        {
-            let _ = tx.send(addr);
-        }
-        let mut log = lock(&log);
-        if log.len() < MAX_LOG {
-            log.push_str(&line);
-            log.push('\n');
-        }
-    }
-}
-
-fn parse_ready_line(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find(READY_MARKER)? + READY_MARKER.len()..];
-    rest.trim().parse().ok()
-}
-
-fn log_snapshot(log: &Mutex<String>) -> String {
-    lock(log).clone()
-}
-
-fn find_binary() -> Result<PathBuf, HarnessError> {
-    let mut searched = Vec::new();
-    if let Some(path) = env::var_os(BIN_ENV) {
-        let path = PathBuf::from(path);
-        if path.is_file() {
-            return Ok(path);
-        }
-        searched.push(path);
-        return Err(not_found(searched));
-    }
-    let tools_dir = env::var_os("VSYNC_TOOLS_DIR")
-        .map(PathBuf::from)
-        .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cache/vsync-tools")));
-    if let Some(tools_dir) = tools_dir {
-        let path = tools_dir.join("moto").join("bin").join(BINARY);
-        if path.is_file() {
-            return Ok(path);
-        }
-        searched.push(path);
-    }
-    if let Some(path_var) = env::var_os("PATH") {
-        for dir in env::split_paths(&path_var) {
-            let path = dir.join(BINARY);
-            if path.is_file() {
-                return Ok(path);
-            }
-        }
-        searched.push(PathBuf::from("$PATH"));
-    }
-    Err(not_found(searched))
-}
-
-fn not_found(searched: Vec<PathBuf>) -> HarnessError {
-    HarnessError::BinaryNotFound {
-        binary: BINARY,
-        env_var: BIN_ENV,
-        searched,
-    }
+async fn spawn(binary: &Path, log: &Log) -> Result<(Child, SocketAddr), HarnessError> {
+    let mut command = Command::new(binary);
+    command.args(["-H", "127.0.0.1", "-p", "0"]);
+    MOTO.spawn(command, log).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_werkzeugs_ready_line() {
-        assert_eq!(
-            parse_ready_line(" * Running on http://127.0.0.1:45801"),
-            Some("127.0.0.1:45801".parse().unwrap())
-        );
-        assert_eq!(parse_ready_line("Press CTRL+C to quit"), None);
-    }
 
     #[test]
     fn reads_the_access_key_out_of_iams_answer() {
