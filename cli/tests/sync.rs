@@ -304,7 +304,7 @@ async fn gcp_target_creates_secrets_and_adds_no_version_when_unchanged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aws_target_against_moto_creates_then_writes_nothing() {
+async fn aws_target_against_moto_creates_then_writes_nothing_with_a_profile() {
     let moto = vsync_testcontainers::MotoServer::start().await.unwrap();
     let machine = machine_with_vault().await;
     let envs = [
@@ -325,12 +325,44 @@ async fn aws_target_against_moto_creates_then_writes_nothing() {
     assert!(stdout.contains("web/dev/DATABASE_URL"), "{stdout}");
     let writes = moto.faults().writes();
 
-    let (code, stdout, _) = sync_to(&machine, "aws-secrets-manager", &[], &envs).await;
-    assert_eq!(code, Some(0), "{stdout}");
+    // No key in the environment: the standard chain finds the profile, as
+    // for a developer after `aws configure` or `aws sso login`.
+    let aws_dir = machine.home.join(".aws");
+    std::fs::create_dir_all(&aws_dir).unwrap();
+    std::fs::write(
+        aws_dir.join("credentials"),
+        format!(
+            "[ci]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            moto.access_key_id(),
+            moto.secret_access_key()
+        ),
+    )
+    .unwrap();
+    let envs = [
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.endpoint()),
+        ("AWS_PROFILE", "ci".to_owned()),
+    ];
+    let (code, stdout, stderr) = sync_to(&machine, "aws-secrets-manager", &[], &envs).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("nothing to write"), "{stdout}");
     assert_eq!(
         moto.faults().writes(),
         writes,
         "an unchanged vault writes nothing"
     );
+
+    // No key, no profile, no role: the error says what to set.
+    let nowhere = machine.home.join("no-such-file").display().to_string();
+    let envs = [
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.endpoint()),
+        ("AWS_SHARED_CREDENTIALS_FILE", nowhere.clone()),
+        ("AWS_CONFIG_FILE", nowhere),
+    ];
+    let (code, stdout, stderr) = sync_to(&machine, "aws", &[], &envs).await;
+    assert_ne!(code, Some(0), "{stdout}");
+    assert!(
+        stderr.contains("no AWS credentials found") && stderr.contains("AWS_PROFILE"),
+        "{stderr}"
+    );
+    assert_eq!(moto.faults().writes(), writes);
 }

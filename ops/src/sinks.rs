@@ -182,11 +182,15 @@ fn aws(routing: &SyncTargets, settings: &SinkSettings) -> Result<Box<dyn Sink>, 
     if let Some(endpoint) = &settings.aws_endpoint {
         builder = builder.endpoint(endpoint.as_str());
     }
+    // Without a static key in the environment the sink resolves AWS's
+    // standard chain: AWS_PROFILE or the default profile (SSO, assumed
+    // roles, credential_process), web identity, container or instance role.
     match (&settings.aws_access_key_id, &settings.aws_secret_access_key) {
         (Some(id), Some(secret)) => builder = builder.credentials(id.as_str(), secret.as_str()),
-        _ => {
+        (None, None) => {}
+        (Some(_), None) | (None, Some(_)) => {
             return Err(OpsError::SinkSetup(
-                "AWS: no credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+                "AWS: only half of a static key is set; set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither to use a profile or role".into(),
             ));
         }
     }

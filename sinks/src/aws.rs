@@ -47,11 +47,16 @@
 use std::fmt;
 use std::time::Duration;
 
+use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, future};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
+use aws_sdk_secretsmanager::config::{
+    BehaviorVersion, Credentials, Region, SharedCredentialsProvider, SharedHttpClient,
+};
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
@@ -183,11 +188,15 @@ impl AwsSecretsManagerSinkBuilder {
                 "the AWS region is not set; pass --aws-region (e.g. eu-west-1)".into(),
             );
         }
-        if self.access_key_id.is_empty() || self.secret_access_key.is_empty() {
-            return misconfigured(
-                "AWS credentials are missing; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-                    .into(),
-            );
+        if self.access_key_id.is_empty() != self.secret_access_key.is_empty() {
+            let missing = if self.access_key_id.is_empty() {
+                "AWS_ACCESS_KEY_ID"
+            } else {
+                "AWS_SECRET_ACCESS_KEY"
+            };
+            return misconfigured(format!(
+                "half of a static AWS key is set: set {missing} too, or neither to use the profile or role credentials"
+            ));
         }
         if let Some(bad) = self
             .prefix
@@ -226,16 +235,21 @@ impl AwsSecretsManagerSinkBuilder {
             ));
         }
 
-        let credentials = Credentials::new(
-            self.access_key_id.as_str(),
-            self.secret_access_key.as_str(),
-            self.session_token.as_ref().map(|token| token.to_string()),
-            None,
-            "vsync",
-        );
+        let region = Region::new(self.region.clone());
+        let credentials = if self.access_key_id.is_empty() {
+            SharedCredentialsProvider::new(StandardChain::new(region.clone()))
+        } else {
+            SharedCredentialsProvider::new(Credentials::new(
+                self.access_key_id.as_str(),
+                self.secret_access_key.as_str(),
+                self.session_token.as_ref().map(|token| token.to_string()),
+                None,
+                "vsync",
+            ))
+        };
         let mut config = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(self.region.clone()))
+            .region(region)
             .credentials_provider(credentials)
             // The engine retries (honouring Retry-After) and paces every
             // platform alike; SDK retries underneath would multiply them.
@@ -262,6 +276,51 @@ impl AwsSecretsManagerSinkBuilder {
             prefix: self.prefix,
             delete_policy: self.delete_policy,
             page_size,
+        })
+    }
+}
+
+/// AWS's standard credential chain, as the AWS CLI resolves it: the
+/// environment, `AWS_PROFILE` / the default profile of `~/.aws/config` and
+/// `~/.aws/credentials` (static keys, SSO, `credential_process`, assumed
+/// roles), web identity, then container and instance roles. Built on the
+/// first request, because building it is async and reads files; the SDK
+/// caches what it resolves until it expires.
+#[derive(Debug)]
+struct StandardChain {
+    region: Region,
+    chain: tokio::sync::OnceCell<DefaultCredentialsChain>,
+}
+
+impl StandardChain {
+    fn new(region: Region) -> Self {
+        StandardChain {
+            region,
+            chain: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+impl ProvideCredentials for StandardChain {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let chain = self
+                .chain
+                .get_or_init(|| {
+                    DefaultCredentialsChain::builder()
+                        .region(self.region.clone())
+                        .build()
+                })
+                .await;
+            chain.provide_credentials().await.map_err(|error| {
+                CredentialsError::not_loaded(format!(
+                    "no AWS credentials found ({}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE to a profile of ~/.aws/config (after `aws sso login` for SSO), or run with a role",
+                    DisplayErrorContext(&error)
+                ))
+            })
         })
     }
 }

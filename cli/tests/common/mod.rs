@@ -8,6 +8,26 @@ use std::process::Output;
 
 use tempfile::TempDir;
 
+/// The variables the sinks read credentials from.
+const PLATFORM_CREDENTIALS: &[&str] = &[
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AZURE_ACCESS_TOKEN",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_SECRET",
+    "GOOGLE_OAUTH_ACCESS_TOKEN",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "VAULT_TOKEN",
+];
+
 /// One developer machine: its own HOME (config, file keystore, local store)
 /// and its own checkout of the repo.
 pub struct Machine {
@@ -52,6 +72,13 @@ impl Machine {
             .env_remove("http_proxy")
             .env_remove("https_proxy")
             .stdin(std::process::Stdio::null());
+        // Platform credentials of whoever runs the tests must not leak in:
+        // each test sets exactly what it means to test.
+        for name in PLATFORM_CREDENTIALS {
+            command.env_remove(name);
+        }
+        // No probing for an EC2 instance role from a test.
+        command.env("AWS_EC2_METADATA_DISABLED", "true");
         command
     }
 
