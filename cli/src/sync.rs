@@ -52,6 +52,10 @@ pub struct SyncArgs {
     /// The GitHub environment, when not named after the vsync env.
     #[arg(long)]
     gh_environment: Option<String>,
+    /// Read the GitHub token from this file (`-`: standard input) instead
+    /// of GITHUB_TOKEN / GH_TOKEN / `gh auth token`.
+    #[arg(long, value_name = "PATH")]
+    gh_token_file: Option<String>,
     /// GCP project id (saved).
     #[arg(long)]
     gcp_project: Option<String>,
@@ -98,6 +102,9 @@ pub fn run(
         GhScope::Organization => GithubScope::Organization(args.gh_org.clone().unwrap_or_default()),
     };
     settings.github_environment = args.gh_environment.clone();
+    if let Some(path) = &args.gh_token_file {
+        settings.github_token = Some(SinkSettings::read_token_file(path)?);
+    }
     settings.aws_force_delete = args.aws_force_delete;
     let request = SyncRequest {
         routing: RoutingFlags {

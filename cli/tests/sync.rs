@@ -209,13 +209,23 @@ async fn missing_routing_and_token_name_the_fix() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("--gh-repo"), "{stderr}");
 
+    // No token anywhere: a `gh` that is not logged in does not help.
+    let bin = fake_gh(
+        &machine,
+        "echo 'You are not logged into any GitHub hosts.' >&2; exit 1",
+    );
     let output = sync_command(&machine, &fake, &["--gh-repo=acme/api"])
         .env_remove("GITHUB_TOKEN")
+        .env("PATH", &bin)
         .output()
         .await
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("GITHUB_TOKEN"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("GITHUB_TOKEN") && stderr.contains("gh auth login"),
+        "{stderr}"
+    );
 
     let (code, _, stderr) = sync(&machine, &fake, &["--gh-repo=acme/nope"]).await;
     assert_eq!(code, Some(2), "{stderr}");
@@ -262,9 +272,15 @@ async fn vault_kv_target_writes_one_map_and_then_nothing() {
     assert_eq!(data["API_KEY"], "k-123");
     let version = vault.current_version("secret", "apps/web");
 
-    // Routing saved; the long target name works too; nothing to write.
-    let (code, stdout, _) = sync_to(&machine, "vault-kv", &[], &envs).await;
-    assert_eq!(code, Some(0), "{stdout}");
+    // Routing saved; the long target name works too; the token `vault
+    // login` leaves behind is used; nothing to write.
+    std::fs::write(
+        machine.home.join(".vault-token"),
+        vsync_testcontainers::VaultServer::ROOT_TOKEN,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = sync_to(&machine, "vault-kv", &[], &[]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("nothing to write"), "{stdout}");
     assert_eq!(vault.current_version("secret", "apps/web"), version);
 }
@@ -365,4 +381,72 @@ async fn aws_target_against_moto_creates_then_writes_nothing_with_a_profile() {
         "{stderr}"
     );
     assert_eq!(moto.faults().writes(), writes);
+}
+
+/// A `gh` that runs `script` (for `gh auth token`, the only command vsync
+/// runs), first on the PATH returned.
+fn fake_gh(machine: &Machine, script: &str) -> std::ffi::OsString {
+    use std::os::unix::fs::PermissionsExt;
+
+    let bin = machine.home.join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let gh = bin.join("gh");
+    std::fs::write(&gh, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&gh, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&rest))).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_github_token_comes_from_a_file_or_the_gh_cli() {
+    let fake = GithubFake::start().await.unwrap();
+    let machine = machine_with_vault().await;
+
+    // --gh-token-file: read from a file, not from the command line.
+    let token_file = machine.home.join("gh-token");
+    std::fs::write(&token_file, format!("{}\n", GithubFake::TOKEN)).unwrap();
+    let flag = format!("--gh-token-file={}", token_file.display());
+    let output = sync_command(&machine, &fake, &["--gh-repo=acme/api", &flag])
+        .env_remove("GITHUB_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(value(&fake, "API_KEY").as_deref(), Some("k-123"));
+
+    // No variable, no flag: `gh auth token` for the API's host, as
+    // upstream's `gh secret set` would have authenticated.
+    let host = fake
+        .endpoint()
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .split([':', '/'])
+        .next()
+        .unwrap()
+        .to_owned();
+    let bin = fake_gh(
+        &machine,
+        &format!(
+            "[ \"$*\" = \"auth token --hostname {host}\" ] || exit 1\necho {}",
+            GithubFake::TOKEN
+        ),
+    );
+    let output = sync_command(&machine, &fake, &["--detailed-exitcode"])
+        .env_remove("GITHUB_TOKEN")
+        .env("PATH", &bin)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(10),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

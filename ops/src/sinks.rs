@@ -29,7 +29,8 @@ pub enum GithubScope {
 /// Endpoints, credentials and per-run options for every sink.
 #[derive(Debug, Clone, Default)]
 pub struct SinkSettings {
-    /// `GITHUB_TOKEN`, else `GH_TOKEN`.
+    /// `--gh-token-file`, else `GITHUB_TOKEN`, else `GH_TOKEN`, else the
+    /// GitHub CLI's token (`gh auth token`).
     pub github_token: Option<Zeroizing<String>>,
     /// `GITHUB_API_URL` (set by GitHub Actions; GitHub Enterprise's
     /// `https://<host>/api/v3`), default `https://api.github.com`.
@@ -60,13 +61,38 @@ pub struct SinkSettings {
     pub azure_access_token: Option<Zeroizing<String>>,
     /// `VSYNC_AZURE_CA_FILE`: an extra PEM CA to trust for the vault URL.
     pub azure_ca_file: Option<String>,
-    /// `VAULT_TOKEN`.
+    /// `VAULT_TOKEN`, else the Vault CLI's `~/.vault-token` (written by
+    /// `vault login`).
     pub vault_token: Option<Zeroizing<String>>,
     /// `VAULT_NAMESPACE`.
     pub vault_namespace: Option<String>,
 }
 
 impl SinkSettings {
+    /// Reads a token from `path` (`-`: standard input), for flags such as
+    /// `--gh-token-file`: a token on a command line would land in shell
+    /// history and `ps`, a file or a pipe does not.
+    pub fn read_token_file(path: &str) -> Result<Zeroizing<String>, OpsError> {
+        use std::io::Read;
+
+        // Room up front, so reading never reallocates and leaves a copy.
+        let mut raw = Zeroizing::new(String::with_capacity(16 * 1024));
+        let read = if path == "-" {
+            std::io::stdin().read_to_string(&mut raw).map(drop)
+        } else {
+            std::fs::File::open(path).and_then(|mut file| file.read_to_string(&mut raw).map(drop))
+        };
+        read.map_err(|source| OpsError::Io {
+            path: path.into(),
+            source,
+        })?;
+        let token = raw.trim();
+        if token.is_empty() {
+            return Err(OpsError::Usage(format!("the token file {path} is empty")));
+        }
+        Ok(Zeroizing::new(token.to_owned()))
+    }
+
     /// Reads every credential and endpoint variable; flags are set by the
     /// caller afterwards.
     pub fn from_env() -> Self {
@@ -85,11 +111,20 @@ impl SinkSettings {
             azure_vault_url: var("VSYNC_AZURE_VAULT_URL"),
             azure_access_token: secret("AZURE_ACCESS_TOKEN"),
             azure_ca_file: var("VSYNC_AZURE_CA_FILE"),
-            vault_token: secret("VAULT_TOKEN"),
+            vault_token: secret("VAULT_TOKEN").or_else(vault_cli_token),
             vault_namespace: var("VAULT_NAMESPACE"),
             ..SinkSettings::default()
         }
     }
+}
+
+/// The token `vault login` leaves in `~/.vault-token` (the Vault CLI's
+/// default token helper).
+fn vault_cli_token() -> Option<Zeroizing<String>> {
+    let path = std::path::Path::new(&std::env::var_os("HOME")?).join(".vault-token");
+    let raw = Zeroizing::new(std::fs::read_to_string(path).ok()?);
+    let token = raw.trim();
+    (!token.is_empty()).then(|| Zeroizing::new(token.to_owned()))
 }
 
 /// The sink for `target`, routed by the saved `sync` block.
@@ -144,9 +179,19 @@ fn github(
     if let Some(url) = &settings.github_api_url {
         builder = builder.base_url(url.as_str());
     }
-    if let Some(token) = &settings.github_token {
-        builder = builder.token(token.as_str());
-    }
+    let api_url = settings
+        .github_api_url
+        .as_deref()
+        .unwrap_or("https://api.github.com");
+    let token = match &settings.github_token {
+        Some(token) => token.clone(),
+        None => gh_cli_token(api_url).ok_or_else(|| {
+            OpsError::SinkSetup(
+                "GitHub: no token; set GITHUB_TOKEN or GH_TOKEN, pass --gh-token-file, or log in with `gh auth login`".into(),
+            )
+        })?,
+    };
+    builder = builder.token(token.as_str());
     builder = match &settings.github_scope {
         GithubScope::Organization(org) => builder.organization(org.as_str()),
         scope => {
@@ -165,6 +210,39 @@ fn github(
         }
     };
     Ok(Box::new(builder.build().map_err(setup)?))
+}
+
+/// The token the GitHub CLI holds for the host of `api_url` (`gh auth
+/// token`), as upstream's `gh secret set` would have used; `None` when `gh`
+/// is not installed or not logged in to that host.
+#[cfg(feature = "github")]
+fn gh_cli_token(api_url: &str) -> Option<Zeroizing<String>> {
+    let host = api_url
+        .split_once("://")
+        .map_or(api_url, |(_, rest)| rest)
+        .split(['/', ':'])
+        .next()
+        .filter(|host| !host.is_empty())?;
+    // GitHub.com's API lives on its own host; GitHub Enterprise Server's
+    // under /api/v3 of the instance's host.
+    let host = if host == "api.github.com" {
+        "github.com"
+    } else {
+        host
+    };
+    let output = std::process::Command::new("gh")
+        .args(["auth", "token", "--hostname", host])
+        .env("GH_PROMPT_DISABLED", "1")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let stdout = Zeroizing::new(output.stdout);
+    if !output.status.success() {
+        return None;
+    }
+    let token = std::str::from_utf8(&stdout).ok()?.trim();
+    (!token.is_empty()).then(|| Zeroizing::new(token.to_owned()))
 }
 
 #[cfg(feature = "aws")]
@@ -239,10 +317,9 @@ fn vault_kv(routing: &SyncTargets, settings: &SinkSettings) -> Result<Box<dyn Si
     if saved.secret_path.is_empty() {
         return Err(routing_missing("Vault secret path", "--vault-path=<path>"));
     }
-    let token = settings
-        .vault_token
-        .as_ref()
-        .ok_or_else(|| OpsError::SinkSetup("Vault: no token; set VAULT_TOKEN".into()))?;
+    let token = settings.vault_token.as_ref().ok_or_else(|| {
+        OpsError::SinkSetup("Vault: no token; set VAULT_TOKEN or run `vault login`".into())
+    })?;
     let mut builder = VaultKvSink::builder()
         .address(saved.addr.as_str())
         .mount(saved.mount.as_str())
