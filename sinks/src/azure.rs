@@ -78,7 +78,10 @@ use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{AccessToken, TokenRequestOptions};
 use azure_core::error::ErrorKind;
 use azure_core::http::headers::{HeaderName, Headers, RETRY_AFTER};
-use azure_core::http::{ClientOptions, RequestContent, RetryOptions, Transport, Url};
+use azure_core::http::policies::{Policy, PolicyResult};
+use azure_core::http::{
+    ClientOptions, Context, Request, RequestContent, RetryOptions, Transport, Url,
+};
 use azure_core::time::OffsetDateTime;
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use azure_security_keyvault_secrets::models::{
@@ -463,12 +466,10 @@ fn client_secret_credential(
     // AZURE_AUTHORITY_HOST from the process environment itself.
     let mut cloud = CustomConfiguration::default();
     cloud.authority_host = authority;
-    let options = ClientSecretCredentialOptions {
-        client_options: ClientOptions {
-            cloud: Some(Arc::new(CloudConfiguration::from(cloud))),
-            ..client_options
-        },
-    };
+    let mut client_options = client_options;
+    client_options.cloud = Some(Arc::new(CloudConfiguration::from(cloud)));
+    client_options.per_call_policies.push(Arc::new(EntraErrors));
+    let options = ClientSecretCredentialOptions { client_options };
     let credential = ClientSecretCredential::new(
         tenant,
         secret.client_id.clone(),
@@ -482,6 +483,81 @@ fn client_secret_credential(
         ))
     })?;
     Ok(credential)
+}
+
+/// Reads Entra ID's error answers from the token endpoint itself.
+/// azure_identity 1.1.0-beta.1 parses `error_description` into a borrowed
+/// `&str`, which fails on any JSON escape, and Entra ID always puts `\r\n`
+/// before the trace id: the caller would see serde's "expected a borrowed
+/// string" instead of the reason. This turns an error answer into the
+/// error azure_identity means to raise (status, AADSTS codes, the
+/// description on one line), and never keeps the body.
+#[derive(Debug)]
+struct EntraErrors;
+
+#[async_trait::async_trait]
+impl Policy for EntraErrors {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        let Some((first, rest)) = next.split_first() else {
+            return Err(azure_core::Error::with_message(
+                ErrorKind::Other,
+                "the token request has no transport",
+            ));
+        };
+        let response = first.send(ctx, request, rest).await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.into_body().collect().await?;
+        let parsed = serde_json::from_slice::<serde_json::Value>(&body).ok();
+        let text = |key: &str| {
+            parsed
+                .as_ref()
+                .and_then(|parsed| parsed.get(key))
+                .and_then(serde_json::Value::as_str)
+                .map(one_line)
+        };
+        let code = u16::from(status);
+        let (error_code, message) = match (text("error"), text("error_description")) {
+            (None, None) => (
+                None,
+                format!("the token endpoint answered HTTP {code} without Entra ID's error JSON"),
+            ),
+            (error, description) => {
+                let codes: Vec<String> = parsed
+                    .as_ref()
+                    .and_then(|parsed| parsed.get("error_codes"))
+                    .and_then(serde_json::Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(serde_json::Value::as_i64)
+                    .map(|code| code.to_string())
+                    .collect();
+                (
+                    (!codes.is_empty()).then(|| codes.join(",")),
+                    format!(
+                        "HTTP {code} {}: {}",
+                        error.unwrap_or_default(),
+                        description.unwrap_or_default()
+                    ),
+                )
+            }
+        };
+        Err(azure_core::Error::with_message(
+            ErrorKind::HttpResponse {
+                status,
+                error_code,
+                raw_response: None,
+            },
+            message,
+        ))
+    }
 }
 
 /// The authority host as azure_identity wants it: an https origin (it
