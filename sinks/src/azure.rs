@@ -302,10 +302,11 @@ impl KeyVaultSinkBuilder {
     }
 
     /// Whether the resource in the vault's authentication challenge must be
-    /// the vault URL's own domain (default `true`). Turn it off only for a
-    /// vault served from an address without such a domain (an emulator on
-    /// `127.0.0.1`); with it off, the token goes to whatever the URL
-    /// points at.
+    /// the vault URL's own domain (default `true`; the other Azure SDKs
+    /// call turning it off `DisableChallengeResourceVerification`). Turn it
+    /// off only for a vault served from an address without such a domain
+    /// (an emulator on `127.0.0.1`); with it off, the token goes to
+    /// whatever the URL points at.
     pub fn verify_challenge_resource(mut self, verify: bool) -> Self {
         self.verify_challenge_resource = verify;
         self
