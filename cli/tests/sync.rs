@@ -450,3 +450,202 @@ async fn the_github_token_comes_from_a_file_or_the_gh_cli() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+// ---- Azure Key Vault ------------------------------------------------------
+
+/// Every Azure variable the binary reads, cleared so the caller's own
+/// environment (an `AZURE_ACCESS_TOKEN`, a real service principal) never
+/// takes part.
+const AZURE_VARIABLES: &[&str] = &[
+    "AZURE_ACCESS_TOKEN",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_AUTHORITY_HOST",
+    "VSYNC_AZURE_VAULT_URL",
+    "VSYNC_AZURE_CA_FILE",
+    "VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION",
+];
+
+/// The binary's settings for the Key Vault fake with the harness's service
+/// principal: the fake serves the vault and Entra ID's token endpoint (so
+/// it is the authority host too), its CA is read from a 0600 file, and
+/// challenge resource verification is off because the vault is on
+/// 127.0.0.1, outside `vault.azure.net`.
+fn azure_envs(
+    machine: &Machine,
+    server: &vsync_testcontainers::KeyVaultServer,
+) -> Vec<(&'static str, String)> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    use vsync_testcontainers::KeyVaultServer;
+
+    let ca_file = machine.home.join("keyvault-ca.pem");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&ca_file)
+        .unwrap();
+    file.write_all(server.ca_pem().as_bytes()).unwrap();
+    vec![
+        ("VSYNC_AZURE_VAULT_URL", server.url()),
+        ("VSYNC_AZURE_CA_FILE", ca_file.display().to_string()),
+        ("AZURE_TENANT_ID", KeyVaultServer::TENANT_ID.to_owned()),
+        ("AZURE_CLIENT_ID", KeyVaultServer::CLIENT_ID.to_owned()),
+        (
+            "AZURE_CLIENT_SECRET",
+            KeyVaultServer::CLIENT_SECRET.to_owned(),
+        ),
+        ("AZURE_AUTHORITY_HOST", server.url()),
+        (
+            "VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION",
+            "1".to_owned(),
+        ),
+    ]
+}
+
+/// Runs `vsync sync dev azure <args>` with only `envs` of the Azure
+/// variables set.
+async fn sync_to_azure(
+    machine: &Machine,
+    args: &[&str],
+    envs: &[(&'static str, String)],
+) -> (Option<i32>, String, String) {
+    let mut full = vec!["sync", "dev", "azure"];
+    full.extend_from_slice(args);
+    let mut command = machine.command(&full);
+    for name in AZURE_VARIABLES {
+        command.env_remove(name);
+    }
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let output = command.output().await.unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_target_with_a_client_secret_creates_then_writes_nothing() {
+    use vsync_testcontainers::KeyVaultServer;
+
+    let server = KeyVaultServer::start().await.unwrap();
+    let machine = machine_with_vault().await;
+    let envs = azure_envs(&machine, &server);
+
+    let (code, stdout, stderr) = sync_to_azure(&machine, &["--azure-vault=acme-prod"], &envs).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("3 created"), "{stdout}");
+    assert_eq!(
+        server.names(),
+        ["API-KEY", "DATABASE-URL", "SERVICE-ACCOUNT-PATH"],
+        "`_` becomes `-`"
+    );
+    assert_eq!(
+        server.value("DATABASE-URL").as_deref(),
+        Some("postgres://app:s3cret@db/app")
+    );
+    assert_eq!(server.value("API-KEY").as_deref(), Some("k-123"));
+    assert_eq!(
+        server
+            .tags("API-KEY")
+            .and_then(|tags| tags.get("managed-by").cloned())
+            .as_deref(),
+        Some("vsync")
+    );
+    assert_eq!(
+        server.token_requests(),
+        1,
+        "one token for the whole sync, not one per request"
+    );
+    assert!(
+        server.bearer_requests() >= 4,
+        "the listing and three writes"
+    );
+    for output in [&stdout, &stderr] {
+        assert!(!output.contains("s3cret"), "values never printed");
+        assert!(!output.contains(KeyVaultServer::CLIENT_SECRET));
+        assert!(!output.contains(KeyVaultServer::TOKEN));
+    }
+
+    let base = vsync_local::ConfigBase::at(machine.home.join(".config/vsync"));
+    let config = vsync_local::EnvConfig::load_for(&base, "acme_web", "dev").unwrap();
+    assert_eq!(
+        config
+            .sync
+            .and_then(|sync| sync.azure)
+            .map(|azure| azure.vault_name)
+            .as_deref(),
+        Some("acme-prod"),
+        "--azure-vault is saved for next time"
+    );
+
+    // No --azure-vault this time; nothing changed.
+    let (code, stdout, stderr) = sync_to_azure(&machine, &["--detailed-exitcode"], &envs).await;
+    assert_eq!(code, Some(10), "{stdout}\n{stderr}");
+    assert_eq!(
+        server.versions("DATABASE-URL"),
+        1,
+        "an unchanged value adds no version"
+    );
+    assert_eq!(server.versions("API-KEY"), 1);
+    assert_eq!(server.token_requests(), 2, "one more run, one more token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_refusals_name_the_fix_and_never_show_the_secret() {
+    use vsync_testcontainers::KeyVaultServer;
+
+    let server = KeyVaultServer::start().await.unwrap();
+    let machine = machine_with_vault().await;
+    let envs = azure_envs(&machine, &server);
+    let without = |name: &str| -> Vec<(&'static str, String)> {
+        envs.iter()
+            .filter(|(key, _)| *key != name)
+            .cloned()
+            .collect()
+    };
+
+    // The vault on 127.0.0.1 answers with a challenge for vault.azure.net:
+    // refused before any token is fetched or sent.
+    let (code, stdout, stderr) = sync_to_azure(
+        &machine,
+        &["--azure-vault=acme-prod"],
+        &without("VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION"),
+    )
+    .await;
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("127.0.0.1"), "{stderr}");
+    assert_eq!(server.bearer_requests(), 0, "no token reached the vault");
+    assert_eq!(server.token_requests(), 0, "no token was even fetched");
+
+    // A wrong client secret: Entra ID's reason, not the secret.
+    let wrong = "Wr0ng~client.secret_for-the-test";
+    let mut wrong_secret = without("AZURE_CLIENT_SECRET");
+    wrong_secret.push(("AZURE_CLIENT_SECRET", wrong.to_owned()));
+    let (code, stdout, stderr) = sync_to_azure(&machine, &[], &wrong_secret).await;
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("AADSTS7000215"), "{stderr}");
+    assert!(stderr.contains("Invalid client secret"), "{stderr}");
+    for output in [&stdout, &stderr] {
+        assert!(!output.contains(wrong), "{output}");
+        assert!(!output.contains(KeyVaultServer::CLIENT_SECRET), "{output}");
+    }
+    assert_eq!(server.token_requests(), 1);
+    assert_eq!(server.bearer_requests(), 0);
+
+    // Part of the client-secret triple: the missing variable is named.
+    let (code, _, stderr) = sync_to_azure(&machine, &[], &without("AZURE_TENANT_ID")).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("AZURE_TENANT_ID is not set"), "{stderr}");
+    assert!(server.names().is_empty(), "nothing was written");
+}

@@ -5,6 +5,13 @@
 //! Credentials come from the variables each platform's own tooling reads
 //! (`GITHUB_TOKEN`, `AWS_ACCESS_KEY_ID`, `VAULT_TOKEN`, …), never from flags:
 //! a token on a command line lands in shell history and `ps`.
+//!
+//! Azure Key Vault takes `AZURE_ACCESS_TOKEN` when it is set, else a
+//! service principal's client secret (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+//! `AZURE_CLIENT_SECRET`, and `AZURE_AUTHORITY_HOST` outside the public
+//! cloud), the variables Azure's own tools read; `VSYNC_AZURE_VAULT_URL`,
+//! `VSYNC_AZURE_CA_FILE` and `VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION`
+//! reach emulators and private endpoints.
 
 use vsync_crypto::Zeroizing;
 use vsync_engine::sink::{Sink, SinkError};
@@ -55,12 +62,36 @@ pub struct SinkSettings {
     /// `GOOGLE_OAUTH_ACCESS_TOKEN`.
     pub gcp_access_token: Option<Zeroizing<String>>,
     /// `VSYNC_AZURE_VAULT_URL`: the full vault URL (sovereign clouds,
-    /// tests), instead of `https://<name>.vault.azure.net`.
+    /// emulators, tests), instead of `https://<name>.vault.azure.net`.
     pub azure_vault_url: Option<String>,
-    /// `AZURE_ACCESS_TOKEN`: a bearer token for Key Vault.
+    /// `AZURE_ACCESS_TOKEN`: a bearer token for Key Vault obtained
+    /// elsewhere. Wins over the client secret when both are set.
     pub azure_access_token: Option<Zeroizing<String>>,
-    /// `VSYNC_AZURE_CA_FILE`: an extra PEM CA to trust for the vault URL.
+    /// `AZURE_TENANT_ID`: the service principal's directory, for the
+    /// client secret.
+    pub azure_tenant_id: Option<String>,
+    /// `AZURE_CLIENT_ID`: the service principal's application (client) ID.
+    pub azure_client_id: Option<String>,
+    /// `AZURE_CLIENT_SECRET`: the service principal's client secret,
+    /// exchanged for a token at Microsoft Entra ID once per sync.
+    pub azure_client_secret: Option<Zeroizing<String>>,
+    /// `AZURE_AUTHORITY_HOST`: the Entra ID authority the client secret
+    /// goes to (`https://login.microsoftonline.us` for Azure Government,
+    /// `https://login.chinacloudapi.cn` for Azure China), default
+    /// `https://login.microsoftonline.com`.
+    pub azure_authority_host: Option<String>,
+    /// `VSYNC_AZURE_CA_FILE`: an extra PEM CA to trust, for the vault URL
+    /// and the authority host.
     pub azure_ca_file: Option<String>,
+    /// `VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION` (`1` or
+    /// `true`): the Azure SDKs' `DisableChallengeResourceVerification`
+    /// option. By default the resource Key Vault's authentication challenge
+    /// names must be the vault URL's own domain (`vault.azure.net` for
+    /// `<name>.vault.azure.net`), so a wrong vault URL never gets a token.
+    /// Turned off, the token goes to whatever host the vault URL names, even
+    /// outside every vault domain: only for Key Vault emulators (and the
+    /// test harness) served from an address such as `127.0.0.1`.
+    pub azure_disable_challenge_resource_verification: bool,
     /// `VAULT_TOKEN`, else the Vault CLI's `~/.vault-token` (written by
     /// `vault login`).
     pub vault_token: Option<Zeroizing<String>>,
@@ -110,7 +141,16 @@ impl SinkSettings {
             gcp_access_token: secret("GOOGLE_OAUTH_ACCESS_TOKEN"),
             azure_vault_url: var("VSYNC_AZURE_VAULT_URL"),
             azure_access_token: secret("AZURE_ACCESS_TOKEN"),
+            azure_tenant_id: var("AZURE_TENANT_ID"),
+            azure_client_id: var("AZURE_CLIENT_ID"),
+            azure_client_secret: secret("AZURE_CLIENT_SECRET"),
+            azure_authority_host: var("AZURE_AUTHORITY_HOST"),
             azure_ca_file: var("VSYNC_AZURE_CA_FILE"),
+            azure_disable_challenge_resource_verification: var(
+                "VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION",
+            )
+            .as_deref()
+            .is_some_and(is_true),
             vault_token: secret("VAULT_TOKEN").or_else(vault_cli_token),
             vault_namespace: var("VAULT_NAMESPACE"),
             ..SinkSettings::default()
@@ -125,6 +165,13 @@ fn vault_cli_token() -> Option<Zeroizing<String>> {
     let raw = Zeroizing::new(std::fs::read_to_string(path).ok()?);
     let token = raw.trim();
     (!token.is_empty()).then(|| Zeroizing::new(token.to_owned()))
+}
+
+/// `1` or `true` (any case): what turns a `VSYNC_…` switch on. Anything
+/// else leaves it off, the safe side.
+fn is_true(value: &str) -> bool {
+    let value = value.trim();
+    value == "1" || value.eq_ignore_ascii_case("true")
 }
 
 /// The sink for `target`, routed by the saved `sync` block.
@@ -291,12 +338,43 @@ fn azure(routing: &SyncTargets, settings: &SinkSettings) -> Result<Box<dyn Sink>
         (None, Some(saved)) => builder.vault_name(&saved.vault_name),
         (None, None) => return Err(routing_missing("Azure Key Vault", "--azure-vault=<name>")),
     };
-    let token = settings.azure_access_token.as_ref().ok_or_else(|| {
-        OpsError::SinkSetup(
-            "Azure: no access token; set AZURE_ACCESS_TOKEN (e.g. from `az account get-access-token --resource https://vault.azure.net`)".into(),
-        )
-    })?;
-    builder = builder.access_token(token.as_str());
+    builder = match (
+        &settings.azure_access_token,
+        &settings.azure_tenant_id,
+        &settings.azure_client_id,
+        &settings.azure_client_secret,
+    ) {
+        (Some(token), ..) => builder.access_token(token.as_str()),
+        (None, Some(tenant), Some(client), Some(secret)) => {
+            let builder = builder.client_secret(tenant.as_str(), client.as_str(), secret);
+            match &settings.azure_authority_host {
+                Some(authority) => builder.authority_host(authority.as_str()),
+                None => builder,
+            }
+        }
+        (None, None, None, None) => {
+            return Err(OpsError::SinkSetup(
+                "Azure: no credentials; set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a service principal's client secret), or AZURE_ACCESS_TOKEN (e.g. from `az account get-access-token --resource https://vault.azure.net`)".into(),
+            ));
+        }
+        (None, tenant, client, secret) => {
+            let missing: Vec<&str> = [
+                ("AZURE_TENANT_ID", tenant.is_none()),
+                ("AZURE_CLIENT_ID", client.is_none()),
+                ("AZURE_CLIENT_SECRET", secret.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(name, missing)| missing.then_some(name))
+            .collect();
+            let verb = if missing.len() == 1 { "is" } else { "are" };
+            return Err(OpsError::SinkSetup(format!(
+                "Azure: the client-secret credential needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET; {} {verb} not set (or set AZURE_ACCESS_TOKEN instead)",
+                missing.join(" and ")
+            )));
+        }
+    };
+    builder =
+        builder.verify_challenge_resource(!settings.azure_disable_challenge_resource_verification);
     if let Some(file) = &settings.azure_ca_file {
         let pem = std::fs::read(file).map_err(|source| OpsError::Io {
             path: file.into(),
@@ -351,4 +429,96 @@ fn gcp(routing: &SyncTargets, settings: &SinkSettings) -> Result<Box<dyn Sink>, 
         builder = builder.endpoint(endpoint.as_str());
     }
     Ok(Box::new(builder.build().map_err(setup)?))
+}
+
+#[cfg(all(test, feature = "azure"))]
+mod tests {
+    use super::*;
+
+    fn azure_settings() -> SinkSettings {
+        SinkSettings {
+            azure_vault_url: Some("https://127.0.0.1:8443".into()),
+            ..SinkSettings::default()
+        }
+    }
+
+    fn refusal(settings: &SinkSettings) -> String {
+        match azure(&SyncTargets::default(), settings) {
+            Err(OpsError::SinkSetup(message)) => message,
+            Err(other) => panic!("expected SinkSetup, got {other:?}"),
+            Ok(_) => panic!("expected a refusal"),
+        }
+    }
+
+    #[test]
+    fn azure_takes_the_access_token_first_then_the_client_secret() {
+        let token = SinkSettings {
+            azure_access_token: Some(Zeroizing::new("eyJ0".into())),
+            // A partial triple does not matter when a token is given.
+            azure_client_id: Some("app".into()),
+            ..azure_settings()
+        };
+        assert!(azure(&SyncTargets::default(), &token).is_ok());
+
+        let client_secret = SinkSettings {
+            azure_tenant_id: Some("contoso.onmicrosoft.com".into()),
+            azure_client_id: Some("app".into()),
+            azure_client_secret: Some(Zeroizing::new("s3cret~value".into())),
+            azure_authority_host: Some("https://login.microsoftonline.us".into()),
+            ..azure_settings()
+        };
+        let sink = azure(&SyncTargets::default(), &client_secret).unwrap();
+        assert_eq!(sink.target(), "azure-key-vault:vault=127.0.0.1:8443");
+
+        let bad_authority = SinkSettings {
+            azure_authority_host: Some("http://login.example".into()),
+            ..client_secret.clone()
+        };
+        let message = refusal(&bad_authority);
+        assert!(message.contains("https"), "{message}");
+        assert!(!message.contains("s3cret~value"), "{message}");
+        assert!(!format!("{client_secret:?}").contains("s3cret~value"));
+    }
+
+    #[test]
+    fn missing_azure_credentials_name_the_variables() {
+        let message = refusal(&azure_settings());
+        for name in [
+            "AZURE_TENANT_ID",
+            "AZURE_CLIENT_ID",
+            "AZURE_CLIENT_SECRET",
+            "AZURE_ACCESS_TOKEN",
+        ] {
+            assert!(message.contains(name), "{message}");
+        }
+
+        let partial = SinkSettings {
+            azure_client_id: Some("app".into()),
+            azure_client_secret: Some(Zeroizing::new("s3cret~value".into())),
+            ..azure_settings()
+        };
+        let message = refusal(&partial);
+        assert!(message.contains("AZURE_TENANT_ID is not set"), "{message}");
+        assert!(!message.contains("s3cret~value"), "{message}");
+
+        let only_tenant = SinkSettings {
+            azure_tenant_id: Some("contoso.onmicrosoft.com".into()),
+            ..azure_settings()
+        };
+        let message = refusal(&only_tenant);
+        assert!(
+            message.contains("AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are not set"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn switches_are_on_for_1_and_true_only() {
+        for on in ["1", "true", "TRUE", " True "] {
+            assert!(is_true(on), "{on}");
+        }
+        for off in ["0", "false", "yes", "", "2"] {
+            assert!(!is_true(off), "{off}");
+        }
+    }
 }

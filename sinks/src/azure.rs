@@ -44,29 +44,46 @@
 //!
 //! # Authentication and TLS
 //!
-//! Any [`TokenCredential`] (e.g. `azure_identity`'s client-secret
-//! credential built from `AZURE_CLIENT_ID` / `AZURE_TENANT_ID` /
-//! `AZURE_CLIENT_SECRET`), or a bearer token obtained elsewhere
-//! ([`StaticToken`]). The SDK discovers the token's scope from Key Vault's
-//! 401 challenge and, by default, refuses a challenge whose resource is not
-//! the vault's own domain, so a wrong vault URL never receives a token.
-//! Tokens only travel over https; an extra CA (a TLS-inspecting proxy, a
-//! private endpoint, the test harness) is added with
-//! [`KeyVaultSinkBuilder::extra_ca_pem`].
+//! A service principal's client secret
+//! ([`KeyVaultSinkBuilder::client_secret`], what `AZURE_TENANT_ID`,
+//! `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET` hold): `azure_identity`'s
+//! `ClientSecretCredential` asks Microsoft Entra ID's token endpoint
+//! (`{authority}/{tenant}/oauth2/v2.0/token`, the authority being
+//! [`KeyVaultSinkBuilder::authority_host`]) once and reuses the token until
+//! five minutes before it expires, so a sync fetches one token, not one per
+//! request. Or any other [`TokenCredential`], or a bearer token obtained
+//! elsewhere ([`StaticToken`]). The SDK discovers the token's scope from
+//! Key Vault's 401 challenge and, by default, refuses a challenge whose
+//! resource is not the vault's own domain, so a wrong vault URL never
+//! receives a token.
 //!
-//! Errors carry the HTTP status and Key Vault's error code and message,
-//! never a request or response body.
+//! Tokens and the client secret only travel over https, through one HTTPS
+//! client shared by the vault and the token endpoint, with the SDK's
+//! retries off for both; an extra CA (a TLS-inspecting proxy, a private
+//! endpoint, the test harness) is added with
+//! [`KeyVaultSinkBuilder::extra_ca_pem`] and trusted for both.
+//!
+//! Errors carry the HTTP status and Key Vault's error code and message, or
+//! Entra ID's error description, never a request or response body. The
+//! builder keeps the client secret in a wiping buffer; the copy handed to
+//! `azure_identity` (and the form body it sends) are the SDK's, which does
+//! not wipe them.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{AccessToken, TokenRequestOptions};
 use azure_core::error::ErrorKind;
 use azure_core::http::headers::{HeaderName, Headers, RETRY_AFTER};
-use azure_core::http::{ClientOptions, RequestContent, RetryOptions, Transport, Url};
+use azure_core::http::policies::{Policy, PolicyResult};
+use azure_core::http::{
+    ClientOptions, Context, Request, RequestContent, RetryOptions, Transport, Url,
+};
 use azure_core::time::OffsetDateTime;
+use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use azure_security_keyvault_secrets::models::{
     KeyVaultError, SecretClientListSecretPropertiesOptions, SetSecretParameters,
 };
@@ -92,6 +109,8 @@ const MAX_PAGE: u32 = 25;
 const FIRST_POLL: Duration = Duration::from_millis(100);
 /// The longest single wait between two polls.
 const MAX_POLL: Duration = Duration::from_secs(2);
+/// Microsoft Entra ID in the public cloud.
+const PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
 
 /// The platform's limits (learn.microsoft.com: "About Azure Key Vault
 /// secrets", "Azure Key Vault service limits", resource naming rules).
@@ -170,12 +189,46 @@ impl TokenCredential for StaticToken {
     }
 }
 
+/// A service principal's client secret, until the credential is built.
+struct ClientSecret {
+    tenant_id: String,
+    client_id: String,
+    secret: Zeroizing<String>,
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSecret")
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// How the sink authenticates.
+enum Auth {
+    Credential(Arc<dyn TokenCredential>),
+    ClientSecret(ClientSecret),
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Credential(_) => f.write_str("Credential(..)"),
+            Auth::ClientSecret(secret) => secret.fmt(f),
+        }
+    }
+}
+
 /// Builds a [`KeyVaultSink`].
 #[must_use]
+#[derive(Debug)]
 pub struct KeyVaultSinkBuilder {
     vault_url: Option<String>,
     problem: Option<String>,
-    credential: Option<Arc<dyn TokenCredential>>,
+    auth: Option<Auth>,
+    authority_host: Option<String>,
     extra_ca_pem: Option<Vec<u8>>,
     verify_challenge_resource: bool,
     page_size: u32,
@@ -203,15 +256,46 @@ impl KeyVaultSinkBuilder {
         self
     }
 
-    /// How to get access tokens.
+    /// How to get access tokens. Replaces a client secret or access token
+    /// given before.
     pub fn credential(mut self, credential: Arc<dyn TokenCredential>) -> Self {
-        self.credential = Some(credential);
+        self.auth = Some(Auth::Credential(credential));
         self
     }
 
     /// Uses a bearer token obtained elsewhere ([`StaticToken`]).
     pub fn access_token(self, token: impl Into<String>) -> Self {
         self.credential(Arc::new(StaticToken::new(token)))
+    }
+
+    /// Authenticates as a service principal with a client secret (what
+    /// `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET` hold),
+    /// through Microsoft Entra ID at [`KeyVaultSinkBuilder::authority_host`].
+    /// The secret is kept in a wiping buffer and never shown. Replaces a
+    /// credential or access token given before.
+    pub fn client_secret(
+        mut self,
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        secret: &str,
+    ) -> Self {
+        self.auth = Some(Auth::ClientSecret(ClientSecret {
+            tenant_id: tenant_id.into(),
+            client_id: client_id.into(),
+            secret: Zeroizing::new(secret.to_owned()),
+        }));
+        self
+    }
+
+    /// The Microsoft Entra ID authority the client secret is presented to
+    /// (`AZURE_AUTHORITY_HOST`'s meaning: `https://login.microsoftonline.us`
+    /// for Azure Government, `https://login.chinacloudapi.cn` for Azure
+    /// China). Default `https://login.microsoftonline.com`; the sink reads
+    /// no environment variable itself. Only used with
+    /// [`KeyVaultSinkBuilder::client_secret`].
+    pub fn authority_host(mut self, url: impl Into<String>) -> Self {
+        self.authority_host = Some(url.into());
+        self
     }
 
     /// Trusts one more CA (PEM, one or more certificates) besides the
@@ -222,10 +306,11 @@ impl KeyVaultSinkBuilder {
     }
 
     /// Whether the resource in the vault's authentication challenge must be
-    /// the vault URL's own domain (default `true`). Turn it off only for a
-    /// vault served from an address without such a domain (an emulator on
-    /// `127.0.0.1`); with it off, the token goes to whatever the URL
-    /// points at.
+    /// the vault URL's own domain (default `true`; the other Azure SDKs
+    /// call turning it off `DisableChallengeResourceVerification`). Turn it
+    /// off only for a vault served from an address without such a domain
+    /// (an emulator on `127.0.0.1`); with it off, the token goes to
+    /// whatever the URL points at.
     pub fn verify_challenge_resource(mut self, verify: bool) -> Self {
         self.verify_challenge_resource = verify;
         self
@@ -281,9 +366,9 @@ impl KeyVaultSinkBuilder {
                 "the vault URL {raw_url:?} must be the vault's root, e.g. https://<name>.vault.azure.net"
             )));
         }
-        let Some(credential) = self.credential else {
+        let Some(auth) = self.auth else {
             return Err(SinkError::Misconfigured(
-                "no Azure credential: set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET, or pass an access token".into(),
+                "no Azure credential: set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or pass an access token".into(),
             ));
         };
         if !(1..=MAX_PAGE).contains(&self.page_size) {
@@ -318,13 +403,24 @@ impl KeyVaultSinkBuilder {
             SinkError::Misconfigured(format!("could not set up the HTTPS client: {error}"))
         })?;
 
+        // One transport (and so one CA set and connection pool) for the
+        // vault and the token endpoint; no SDK retries for either.
+        let client_options = ClientOptions {
+            retry: RetryOptions::none(),
+            transport: Some(Transport::new(Arc::new(http))),
+            ..ClientOptions::default()
+        };
+        let credential: Arc<dyn TokenCredential> = match auth {
+            Auth::Credential(credential) => credential,
+            Auth::ClientSecret(secret) => client_secret_credential(
+                &secret,
+                self.authority_host.as_deref(),
+                client_options.clone(),
+            )?,
+        };
         let options = SecretClientOptions {
             api_version: API_VERSION.to_owned(),
-            client_options: ClientOptions {
-                retry: RetryOptions::none(),
-                transport: Some(Transport::new(Arc::new(http))),
-                ..ClientOptions::default()
-            },
+            client_options,
             verify_challenge_resource: Some(self.verify_challenge_resource),
         };
         let client =
@@ -341,6 +437,157 @@ impl KeyVaultSinkBuilder {
             kept: Mutex::new(HashMap::new()),
         })
     }
+}
+
+/// `azure_identity`'s client-secret credential, asking `authority_host`
+/// (default the public cloud's) over `client_options`' transport.
+fn client_secret_credential(
+    secret: &ClientSecret,
+    authority_host: Option<&str>,
+    client_options: ClientOptions,
+) -> Result<Arc<dyn TokenCredential>, SinkError> {
+    let tenant = secret.tenant_id.as_str();
+    if tenant.is_empty()
+        || !tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    {
+        return Err(SinkError::Misconfigured(format!(
+            "the Azure tenant ID {tenant:?} is not a tenant ID: use the directory's GUID or its domain (contoso.onmicrosoft.com)"
+        )));
+    }
+    if secret.client_id.trim().is_empty() {
+        return Err(SinkError::Misconfigured(
+            "the Azure client ID is empty: use the application (client) ID of the service principal".into(),
+        ));
+    }
+    if secret.secret.is_empty() {
+        return Err(SinkError::Misconfigured(
+            "the Azure client secret is empty".into(),
+        ));
+    }
+    let authority = authority_url(authority_host.unwrap_or(PUBLIC_AUTHORITY))?;
+    // An explicit cloud: without one, azure_identity reads
+    // AZURE_AUTHORITY_HOST from the process environment itself.
+    let mut cloud = CustomConfiguration::default();
+    cloud.authority_host = authority;
+    let mut client_options = client_options;
+    client_options.cloud = Some(Arc::new(CloudConfiguration::from(cloud)));
+    client_options.per_call_policies.push(Arc::new(EntraErrors));
+    let options = ClientSecretCredentialOptions { client_options };
+    let credential = ClientSecretCredential::new(
+        tenant,
+        secret.client_id.clone(),
+        azure_core::credentials::Secret::new(secret.secret.as_str().to_owned()),
+        Some(options),
+    )
+    .map_err(|error| {
+        SinkError::Misconfigured(format!(
+            "could not set up the Azure client-secret credential: {}",
+            chain(&error)
+        ))
+    })?;
+    Ok(credential)
+}
+
+/// Reads Entra ID's error answers from the token endpoint itself.
+/// azure_identity 1.1.0-beta.1 parses `error_description` into a borrowed
+/// `&str`, which fails on any JSON escape, and Entra ID always puts `\r\n`
+/// before the trace id: the caller would see serde's "expected a borrowed
+/// string" instead of the reason. This turns an error answer into the
+/// error azure_identity means to raise (status, AADSTS codes, the
+/// description on one line), and never keeps the body.
+#[derive(Debug)]
+struct EntraErrors;
+
+#[async_trait::async_trait]
+impl Policy for EntraErrors {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        let Some((first, rest)) = next.split_first() else {
+            return Err(azure_core::Error::with_message(
+                ErrorKind::Other,
+                "the token request has no transport",
+            ));
+        };
+        let response = first.send(ctx, request, rest).await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.into_body().collect().await?;
+        let parsed = serde_json::from_slice::<serde_json::Value>(&body).ok();
+        let text = |key: &str| {
+            parsed
+                .as_ref()
+                .and_then(|parsed| parsed.get(key))
+                .and_then(serde_json::Value::as_str)
+                .map(one_line)
+        };
+        let code = u16::from(status);
+        let (error_code, message) = match (text("error"), text("error_description")) {
+            (None, None) => (
+                None,
+                format!("the token endpoint answered HTTP {code} without Entra ID's error JSON"),
+            ),
+            (error, description) => {
+                let codes: Vec<String> = parsed
+                    .as_ref()
+                    .and_then(|parsed| parsed.get("error_codes"))
+                    .and_then(serde_json::Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(serde_json::Value::as_i64)
+                    .map(|code| code.to_string())
+                    .collect();
+                (
+                    (!codes.is_empty()).then(|| codes.join(",")),
+                    format!(
+                        "HTTP {code} {}: {}",
+                        error.unwrap_or_default(),
+                        description.unwrap_or_default()
+                    ),
+                )
+            }
+        };
+        Err(azure_core::Error::with_message(
+            ErrorKind::HttpResponse {
+                status,
+                error_code,
+                raw_response: None,
+            },
+            message,
+        ))
+    }
+}
+
+/// The authority host as azure_identity wants it: an https origin (it
+/// joins `/{tenant}/oauth2/v2.0/token` to it, dropping any path).
+fn authority_url(raw: &str) -> Result<String, SinkError> {
+    let url = Url::parse(raw.trim_end_matches('/')).map_err(|error| {
+        SinkError::Misconfigured(format!(
+            "the Azure authority host {raw:?} is not a URL: {error}"
+        ))
+    })?;
+    if url.scheme() != "https" {
+        return Err(SinkError::Misconfigured(format!(
+            "the Azure authority host {raw:?} must use https: the client secret is never sent in the clear"
+        )));
+    }
+    if url.host_str().is_none()
+        || !matches!(url.path(), "" | "/")
+        || url.query().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(SinkError::Misconfigured(format!(
+            "the Azure authority host {raw:?} must be a bare https origin, e.g. https://login.microsoftonline.com"
+        )));
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 /// Azure's vault naming rules: 3–24 characters, letters, digits and
@@ -387,7 +634,8 @@ impl KeyVaultSink {
         KeyVaultSinkBuilder {
             vault_url: None,
             problem: None,
-            credential: None,
+            auth: None,
+            authority_host: None,
             extra_ca_pem: None,
             verify_challenge_resource: true,
             page_size: MAX_PAGE,
@@ -712,6 +960,12 @@ enum Failure {
     },
     Transport(String),
     Credential(String),
+    /// The challenge names a resource outside the vault URL's domain: the
+    /// SDK sent no token.
+    ChallengeMismatch {
+        resource: Option<String>,
+        host: Option<String>,
+    },
     Setup(String),
     /// Not the documented JSON. A parse error can quote what it choked on,
     /// which may be a value, so nothing of it is kept.
@@ -754,7 +1008,24 @@ impl Failure {
             }
             ErrorKind::Connection | ErrorKind::Io => Failure::Transport(chain(error)),
             ErrorKind::Credential => Failure::Credential(chain(error)),
-            ErrorKind::Other => Failure::Setup(chain(error)),
+            ErrorKind::Other => {
+                let message = error.to_string();
+                // azure_security_keyvault_secrets 1.1.0-beta.1's wording
+                // (the crate is pinned): "challenge resource '{scope}'
+                // doesn't match the requested domain '{host}'. …"
+                match message.strip_prefix("challenge resource '") {
+                    Some(rest) => {
+                        let quoted = |text: &str| text.split('\'').next().map(str::to_owned);
+                        Failure::ChallengeMismatch {
+                            resource: quoted(rest),
+                            host: rest
+                                .split_once("requested domain '")
+                                .and_then(|(_, host)| quoted(host)),
+                        }
+                    }
+                    None => Failure::Setup(chain(error)),
+                }
+            }
             _ => Failure::Unexpected,
         }
     }
@@ -802,14 +1073,32 @@ impl Failure {
             }
             Failure::Transport(message) => SinkError::Unavailable(format!("{context}: {message}")),
             Failure::Credential(message) => SinkError::Denied(format!(
-                "{context}: could not get an access token: {message}"
+                "{context}: could not get an access token: {}",
+                one_line(&message)
             )),
+            Failure::ChallengeMismatch { resource, host } => {
+                let resource = resource.unwrap_or_else(|| "another resource".to_owned());
+                let host = host.unwrap_or_else(|| "the vault URL's host".to_owned());
+                SinkError::Misconfigured(format!(
+                    "{context}: the vault at {host} asks for a token for {resource}, and {host} is not in that resource's domain, so no token was sent (challenge resource verification). Check the vault URL; only for a Key Vault emulator, turn the verification off (VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=1 for the vsync CLI)"
+                ))
+            }
             Failure::Setup(message) => SinkError::Misconfigured(format!("{context}: {message}")),
             Failure::Unexpected => SinkError::Rejected(format!(
                 "{context}: Key Vault's response is not the documented JSON"
             )),
         }
     }
+}
+
+/// `text` with its line breaks (Entra ID's descriptions carry `\r\n`
+/// before the trace id) turned into spaces.
+fn one_line(text: &str) -> String {
+    text.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The error and its causes, `: `-joined (the SDK's own message alone says
@@ -905,6 +1194,81 @@ mod tests {
         assert!(refused(KeyVaultSink::builder().vault_name("acme")).contains("AZURE_CLIENT_ID"));
         assert!(refused(token().vault_name("acme").page_size(26)).contains("1 to 25"));
         assert!(refused(token().vault_name("acme").extra_ca_pem("not pem")).contains("PEM"));
+    }
+
+    #[test]
+    fn client_secret_settings_are_checked_and_never_shown() {
+        let refused = |builder: KeyVaultSinkBuilder| match builder.build() {
+            Err(SinkError::Misconfigured(message)) => {
+                assert!(!message.contains("hunter2-secret"), "{message}");
+                message
+            }
+            Err(other) => panic!("expected Misconfigured, got {other:?}"),
+            Ok(_) => panic!("expected a refusal"),
+        };
+        let acme = || KeyVaultSink::builder().vault_name("acme");
+        let secret =
+            |tenant: &str, client: &str| acme().client_secret(tenant, client, "hunter2-secret");
+        let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        assert!(secret(tenant, "app").build().is_ok());
+        assert!(
+            secret("contoso.onmicrosoft.com", "app")
+                .authority_host("https://login.microsoftonline.us/")
+                .build()
+                .is_ok()
+        );
+        assert!(refused(secret("", "app")).contains("tenant ID"));
+        assert!(refused(secret("a/b", "app")).contains("tenant ID"));
+        assert!(refused(secret(tenant, " ")).contains("client ID"));
+        assert!(refused(acme().client_secret(tenant, "app", "")).contains("client secret"));
+        assert!(
+            refused(secret(tenant, "app").authority_host("http://login.example")).contains("https")
+        );
+        assert!(
+            refused(secret(tenant, "app").authority_host("https://login.example/tenant"))
+                .contains("bare https origin")
+        );
+        assert!(refused(secret(tenant, "app").authority_host("login")).contains("not a URL"));
+
+        let builder = secret(tenant, "app");
+        let shown = format!("{builder:?}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        // The last way to authenticate given wins.
+        assert!(format!("{:?}", builder.access_token("t")).contains("Credential(..)"));
+    }
+
+    #[test]
+    fn authority_hosts_become_origins() {
+        assert_eq!(
+            authority_url("https://login.microsoftonline.com/").unwrap(),
+            "https://login.microsoftonline.com"
+        );
+        assert_eq!(
+            authority_url("https://127.0.0.1:8443").unwrap(),
+            "https://127.0.0.1:8443"
+        );
+    }
+
+    #[test]
+    fn a_challenge_for_another_domain_names_the_setting() {
+        let error = azure_core::Error::with_message(
+            ErrorKind::Other,
+            "challenge resource 'https://vault.azure.net/.default' doesn't match the requested domain '127.0.0.1'. Set verify_challenge_resource in client options to disable this validation if necessary.",
+        );
+        let message = Failure::of(&error)
+            .into_sink_error("listing secrets")
+            .to_string();
+        assert!(
+            message.contains("https://vault.azure.net/.default")
+                && message.contains("127.0.0.1")
+                && message.contains("VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=1"),
+            "{message}"
+        );
+        assert_eq!(
+            one_line("AADSTS7000215: x.\r\nTrace ID: 1\r\n"),
+            "AADSTS7000215: x. Trace ID: 1"
+        );
     }
 
     #[test]

@@ -492,3 +492,268 @@ async fn the_fake_answers_like_key_vault_on_the_wire() {
     }
     assert_eq!(azure.server.faults().writes(), 0, "reads are not writes");
 }
+
+// ---- Client-secret credential ---------------------------------------------
+
+impl Azure {
+    /// A sink that gets its token from the fake's Entra ID token endpoint
+    /// with a client secret, over the same transport (the fake's CA).
+    fn with_client_secret(&self, secret: &str) -> KeyVaultSink {
+        KeyVaultSink::builder()
+            .vault_url(self.server.url())
+            .client_secret(KeyVaultServer::TENANT_ID, KeyVaultServer::CLIENT_ID, secret)
+            .authority_host(self.server.url())
+            .extra_ca_pem(self.server.ca_pem())
+            .verify_challenge_resource(false)
+            .build()
+            .expect("build the Key Vault sink")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_secret_gets_one_token_for_a_whole_sync() {
+    let azure = start().await;
+    let sink = azure.with_client_secret(KeyVaultServer::CLIENT_SECRET);
+    let vault = Vault::new();
+    let report = vault.sync(&sink, SECRETS, options()).await.unwrap();
+    assert_eq!(report.status, SyncStatus::Applied, "{report:?}");
+    assert_eq!(
+        azure.server.value("DATABASE-URL").as_deref(),
+        Some(SECRETS[0].1)
+    );
+    let mut rotated = SECRETS.to_vec();
+    rotated[2] = ("SHORT", "y");
+    let report = vault.sync(&sink, &rotated, options()).await.unwrap();
+    assert_eq!(report.count(Action::Update), 1, "{report:?}");
+    assert_eq!(azure.server.value("SHORT").as_deref(), Some("y"));
+
+    assert!(
+        azure.server.bearer_requests() >= 6,
+        "two inventories and four writes carried the token: {}",
+        azure.server.bearer_requests()
+    );
+    assert_eq!(
+        azure.server.token_requests(),
+        1,
+        "the token is fetched once and reused until it nears expiry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_client_secret_is_denied_with_entra_ids_reason_and_no_secret() {
+    let azure = start().await;
+    let wrong = "Zz91Q~not.the-right_secret~9876543210";
+    let sink = azure.with_client_secret(wrong);
+    match sink.inventory().await {
+        Err(SinkError::Denied(message)) => {
+            assert!(
+                message.contains("HTTP 401 invalid_client: AADSTS7000215"),
+                "{message}"
+            );
+            assert!(!message.contains("borrowed string"), "{message}");
+            assert!(message.contains("Invalid client secret"), "{message}");
+            assert!(!message.contains(wrong), "no secret: {message}");
+            assert!(
+                !message.contains(KeyVaultServer::CLIENT_SECRET),
+                "{message}"
+            );
+            assert!(!message.contains('\n'), "one line: {message:?}");
+        }
+        other => panic!("expected Denied, got {other:?}"),
+    }
+    assert_eq!(azure.server.token_requests(), 1, "not retried by the SDK");
+    assert_eq!(azure.server.bearer_requests(), 0, "no token, no bearer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_authority_gets_no_client_secret() {
+    let azure = start().await;
+    let other = KeyVaultServer::start().await.unwrap();
+    // The vault is trusted (its CA is given), the authority is another
+    // server whose CA is not: the TLS handshake fails before the form.
+    let sink = KeyVaultSink::builder()
+        .vault_url(azure.server.url())
+        .client_secret(
+            KeyVaultServer::TENANT_ID,
+            KeyVaultServer::CLIENT_ID,
+            KeyVaultServer::CLIENT_SECRET,
+        )
+        .authority_host(other.url())
+        .extra_ca_pem(azure.server.ca_pem())
+        .verify_challenge_resource(false)
+        .build()
+        .unwrap();
+    match sink.inventory().await {
+        Err(SinkError::Denied(message)) => {
+            assert!(message.contains("access token"), "{message}");
+            assert!(message.to_lowercase().contains("certificate"), "{message}");
+            assert!(
+                !message.contains(KeyVaultServer::CLIENT_SECRET),
+                "{message}"
+            );
+        }
+        other => panic!("expected Denied, got {other:?}"),
+    }
+    assert_eq!(other.token_requests(), 0, "the form never reached it");
+    assert_eq!(azure.server.bearer_requests(), 0);
+}
+
+/// The token endpoint answers the client-credentials grant the way Entra
+/// ID does, checked on the wire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_token_endpoint_answers_like_entra_id() {
+    let azure = start().await;
+    let ca = reqwest::Certificate::from_pem(azure.server.ca_pem().as_bytes()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    let endpoint = |tenant: &str| format!("{}/{tenant}/oauth2/v2.0/token", azure.server.url());
+    let good = [
+        ("grant_type", "client_credentials"),
+        ("client_id", KeyVaultServer::CLIENT_ID),
+        ("client_secret", KeyVaultServer::CLIENT_SECRET),
+        ("scope", "https://vault.azure.net/.default"),
+    ];
+    let encode = |pairs: &[(&str, &str)]| -> String {
+        pairs
+            .iter()
+            .map(|(key, value)| {
+                let value: String = value
+                    .bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                            (b as char).to_string()
+                        }
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect();
+                format!("{key}={value}")
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let post = |tenant: &str, body: String, content_type: &'static str| {
+        http.post(endpoint(tenant))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    const FORM: &str = "application/x-www-form-urlencoded";
+
+    let response = post(KeyVaultServer::TENANT_ID, encode(&good), FORM)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store, no-cache");
+    let granted: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(granted["token_type"], "Bearer");
+    assert_eq!(granted["expires_in"], 3599);
+    assert_eq!(granted["ext_expires_in"], 3599);
+    assert_eq!(granted["access_token"], KeyVaultServer::TOKEN);
+
+    let with = |key: &str, value: &'static str| -> Vec<(&'static str, &'static str)> {
+        good.iter()
+            .map(|&(k, v)| if k == key { (k, value) } else { (k, v) })
+            .collect()
+    };
+    let without = |key: &str| -> Vec<(&'static str, &'static str)> {
+        good.iter().copied().filter(|&(k, _)| k != key).collect()
+    };
+    for (tenant, body, content_type, status, error, code) in [
+        (
+            KeyVaultServer::TENANT_ID,
+            encode(&with("client_secret", "Bad7Q~wrong.secret")),
+            FORM,
+            401,
+            "invalid_client",
+            7_000_215,
+        ),
+        (
+            KeyVaultServer::TENANT_ID,
+            encode(&without("client_secret")),
+            FORM,
+            401,
+            "invalid_client",
+            7_000_216,
+        ),
+        (
+            KeyVaultServer::TENANT_ID,
+            encode(&with("client_id", "someone-else")),
+            FORM,
+            400,
+            "unauthorized_client",
+            700_016,
+        ),
+        (
+            "another-tenant",
+            encode(&good),
+            FORM,
+            400,
+            "invalid_request",
+            90_002,
+        ),
+        (
+            KeyVaultServer::TENANT_ID,
+            encode(&with("grant_type", "password")),
+            FORM,
+            400,
+            "unsupported_grant_type",
+            70_003,
+        ),
+        (
+            KeyVaultServer::TENANT_ID,
+            encode(&without("scope")),
+            FORM,
+            400,
+            "invalid_request",
+            900_144,
+        ),
+        (
+            KeyVaultServer::TENANT_ID,
+            encode(&with("scope", "https://vault.azure.net")),
+            FORM,
+            400,
+            "invalid_scope",
+            1_002_012,
+        ),
+        (
+            KeyVaultServer::TENANT_ID,
+            encode(&with("scope", "https://management.azure.com/.default")),
+            FORM,
+            400,
+            "invalid_resource",
+            500_011,
+        ),
+        (
+            KeyVaultServer::TENANT_ID,
+            serde_json::json!({"grant_type": "client_credentials"}).to_string(),
+            "application/json",
+            400,
+            "invalid_request",
+            900_144,
+        ),
+    ] {
+        let response = post(tenant, body.clone(), content_type).await.unwrap();
+        assert_eq!(response.status(), status, "{body}");
+        let refused: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(refused["error"], error, "{body}");
+        assert_eq!(refused["error_codes"], serde_json::json!([code]), "{body}");
+        let description = refused["error_description"].as_str().unwrap();
+        assert!(
+            description.starts_with(&format!("AADSTS{code}: ")),
+            "{description}"
+        );
+        assert!(description.contains("\r\nTrace ID: "), "{description}");
+        assert!(
+            !description.contains("Bad7Q~wrong.secret"),
+            "the secret is never echoed"
+        );
+    }
+    assert_eq!(azure.server.token_requests(), 10);
+    assert_eq!(
+        azure.server.bearer_requests(),
+        0,
+        "the token endpoint is not the vault"
+    );
+}

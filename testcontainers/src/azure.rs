@@ -29,6 +29,22 @@
 //!   being recovered), so a test can prove the sink waits.
 //! - [`Faults`]: 429 with `Retry-After: 1` (`Throttled`) and 400
 //!   `BadParameter` for a broken name, checked after authentication.
+//!
+//! It also plays **Microsoft Entra ID's token endpoint** for the
+//! client-credentials grant (`POST /{tenant}/oauth2/v2.0/token`, the path
+//! `azure_identity` joins to `AZURE_AUTHORITY_HOST`, so the authority host
+//! is [`KeyVaultServer::url`]): a form with `grant_type=client_credentials`,
+//! `client_id`, `client_secret` and `scope=https://vault.azure.net/.default`
+//! for [`KeyVaultServer::TENANT_ID`], [`KeyVaultServer::CLIENT_ID`] and
+//! [`KeyVaultServer::CLIENT_SECRET`] gets `{"token_type":"Bearer",
+//! "expires_in":3599,"ext_expires_in":3599,"access_token":TOKEN}`; anything
+//! else gets Entra ID's OAuth error JSON (`error`, `error_description`
+//! starting with the `AADSTS` code and ending with trace and correlation
+//! ids, `error_codes`, …): 401 `invalid_client` AADSTS7000215 for a wrong
+//! secret, 400 `unauthorized_client` AADSTS700016 for an unknown client,
+//! AADSTS90002 for an unknown tenant, AADSTS1002012 / AADSTS500011 for a
+//! scope without `/.default` or for another resource, AADSTS900144 for a
+//! missing parameter. [`KeyVaultServer::token_requests`] counts them.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -62,8 +78,11 @@ const MAX_PAGE: usize = 25;
 const MAX_VALUE_CHARS: usize = 25_600;
 /// Key Vault allows 15 tags per object.
 const MAX_TAGS: usize = 15;
-/// The audience in Key Vault's challenge, as the public cloud sends it.
-const CHALLENGE: &str = "Bearer authorization=\"https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000\", resource=\"https://vault.azure.net\"";
+/// The audience in Key Vault's challenge, as the public cloud sends it
+/// (the authority names the vault's tenant, [`KeyVaultServer::TENANT_ID`]).
+const CHALLENGE: &str = "Bearer authorization=\"https://login.microsoftonline.com/4f6c2a9e-8d3b-4e1f-a7c5-2b9d0e6f1a38\", resource=\"https://vault.azure.net\"";
+/// The only scope the token endpoint issues tokens for: Key Vault's.
+const VAULT_SCOPE: &str = "https://vault.azure.net/.default";
 
 /// A running fake Key Vault on `https://127.0.0.1:<random port>`; stops when
 /// dropped.
@@ -83,6 +102,8 @@ struct Shared {
     bearer_requests: AtomicUsize,
     /// `GET /secrets` pages served.
     list_pages: AtomicUsize,
+    /// Requests to the token endpoint, granted or not.
+    token_requests: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -147,6 +168,14 @@ impl KeyVaultServer {
     pub const TOKEN: &'static str = "vsync-test-officer-token";
     /// A bearer token with secrets/get and secrets/list only.
     pub const READER_TOKEN: &'static str = "vsync-test-reader-token";
+    /// The directory (tenant) the token endpoint serves.
+    pub const TENANT_ID: &'static str = "4f6c2a9e-8d3b-4e1f-a7c5-2b9d0e6f1a38";
+    /// The application (client) ID of the service principal that may get
+    /// [`KeyVaultServer::TOKEN`].
+    pub const CLIENT_ID: &'static str = "0b8e5d27-61c4-4a9f-b3e2-7c1d9f4a6e05";
+    /// That service principal's client secret (Entra ID's secrets carry
+    /// `~`, `.`, `_` and `-`).
+    pub const CLIENT_SECRET: &'static str = "Xq48Q~vsync.test-client_secret~0123456789";
 
     /// Generates a CA and a certificate for `127.0.0.1`, and starts serving.
     pub async fn start() -> Result<Self, HarnessError> {
@@ -162,6 +191,7 @@ impl KeyVaultServer {
             vault: Mutex::new(Vault::default()),
             bearer_requests: AtomicUsize::new(0),
             list_pages: AtomicUsize::new(0),
+            token_requests: AtomicUsize::new(0),
         });
         let base = format!("https://{addr}");
         let served = Arc::clone(&state);
@@ -327,6 +357,11 @@ impl KeyVaultServer {
         self.state.list_pages.load(Ordering::SeqCst)
     }
 
+    /// How many requests the token endpoint received, granted or not.
+    pub fn token_requests(&self) -> usize {
+        self.state.token_requests.load(Ordering::SeqCst)
+    }
+
     fn vault(&self) -> std::sync::MutexGuard<'_, Vault> {
         self.state.vault.lock().expect("vault lock")
     }
@@ -480,6 +515,12 @@ impl Vault {
 type FakeBody = Full<Bytes>;
 
 async fn handle(state: &Shared, base: &str, req: Request<Incoming>) -> Response<FakeBody> {
+    if req.method() == Method::POST
+        && let Some(tenant) = token_path(req.uri().path())
+    {
+        let tenant = tenant.to_owned();
+        return token(state, &tenant, req).await;
+    }
     let caller = match authenticate(state, &req) {
         Ok(caller) => caller,
         Err(message) => return challenge(message),
@@ -599,6 +640,206 @@ fn authenticate(state: &Shared, req: &Request<Incoming>) -> Result<Caller, &'sta
         Some(KeyVaultServer::READER_TOKEN) => Ok(Caller::Reader),
         _ => Err("AKV10022: Invalid audience or the token could not be validated."),
     }
+}
+
+// ---- Entra ID's token endpoint ---------------------------------------------
+
+/// The tenant of a `/{tenant}/oauth2/v2.0/token` path.
+fn token_path(path: &str) -> Option<&str> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        [tenant, "oauth2", "v2.0", "token"] => Some(tenant),
+        _ => None,
+    }
+}
+
+/// The client-credentials grant, as Entra ID answers it.
+async fn token(state: &Shared, tenant: &str, req: Request<Incoming>) -> Response<FakeBody> {
+    state.token_requests.fetch_add(1, Ordering::SeqCst);
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    let body = match Limited::new(req.into_body(), 1 << 16).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    // Anything but a form reads as no parameters at all.
+    let form = if is_form {
+        parse_query(&String::from_utf8_lossy(&body))
+    } else {
+        BTreeMap::new()
+    };
+    let missing = |parameter: &str| {
+        entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900_144,
+            &format!("The request body must contain the following parameter: '{parameter}'."),
+        )
+    };
+    if tenant != KeyVaultServer::TENANT_ID {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90_002,
+            &format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+            ),
+        );
+    }
+    let Some(grant_type) = form.get("grant_type") else {
+        return missing("grant_type");
+    };
+    if grant_type != "client_credentials" {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70_003,
+            &format!("The app requested an unsupported grant type '{grant_type}'."),
+        );
+    }
+    let Some(client_id) = form.get("client_id") else {
+        return missing("client_id");
+    };
+    if client_id != KeyVaultServer::CLIENT_ID {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700_016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+            ),
+        );
+    }
+    match form.get("client_secret") {
+        None => {
+            return entra_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7_000_216,
+                "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
+            );
+        }
+        Some(secret) if secret != KeyVaultServer::CLIENT_SECRET => {
+            return entra_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7_000_215,
+                &format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                ),
+            );
+        }
+        Some(_) => {}
+    }
+    let Some(scope) = form.get("scope") else {
+        return missing("scope");
+    };
+    let Some(resource) = scope.strip_suffix("/.default") else {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            1_002_012,
+            &format!(
+                "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
+        );
+    };
+    if scope != VAULT_SCOPE {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_resource",
+            500_011,
+            &format!(
+                "The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
+            ),
+        );
+    }
+    let mut response = json_response(
+        StatusCode::OK,
+        &json!({
+            "token_type": "Bearer",
+            "expires_in": 3599,
+            "ext_expires_in": 3599,
+            "access_token": KeyVaultServer::TOKEN,
+        }),
+    );
+    no_store(&mut response);
+    response
+}
+
+/// Entra ID's OAuth 2.0 error: `error_description` starts with the
+/// AADSTS code and ends with the trace and correlation ids and the time.
+fn entra_error(status: StatusCode, error: &str, code: u32, message: &str) -> Response<FakeBody> {
+    static REQUESTS: AtomicUsize = AtomicUsize::new(0);
+    let n = REQUESTS.fetch_add(1, Ordering::Relaxed) as u64;
+    let id = |salt: u64| {
+        let x = (n ^ salt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        format!(
+            "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+            x >> 32,
+            (x >> 16) & 0xffff,
+            x & 0xfff,
+            (x >> 20) & 0xfff,
+            x & 0xffff_ffff_ffff
+        )
+    };
+    let trace_id = id(0x5eed);
+    let correlation_id = id(0xc0ffee);
+    let timestamp = utc_timestamp(now());
+    let mut response = json_response(
+        status,
+        &json!({
+            "error": error,
+            "error_description": format!(
+                "AADSTS{code}: {message}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {timestamp}"
+            ),
+            "error_codes": [code],
+            "timestamp": timestamp,
+            "trace_id": trace_id,
+            "correlation_id": correlation_id,
+            "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+        }),
+    );
+    no_store(&mut response);
+    response
+}
+
+fn no_store(response: &mut Response<FakeBody>) {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// `YYYY-MM-DD hh:mm:ssZ`, the form of Entra ID's error timestamps.
+fn utc_timestamp(unix: u64) -> String {
+    let days = i64::try_from(unix / 86_400).unwrap_or(0);
+    let seconds = unix % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        seconds / 3_600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
 }
 
 fn challenge(message: &str) -> Response<FakeBody> {
@@ -1021,6 +1262,19 @@ mod tests {
             Ok(25),
             "the default is the maximum"
         );
+    }
+
+    #[test]
+    fn token_paths_and_timestamps() {
+        assert_eq!(
+            token_path("/4f6c2a9e-8d3b-4e1f-a7c5-2b9d0e6f1a38/oauth2/v2.0/token"),
+            Some("4f6c2a9e-8d3b-4e1f-a7c5-2b9d0e6f1a38")
+        );
+        assert_eq!(token_path("/t/oauth2/token"), None);
+        assert_eq!(token_path("/secrets"), None);
+        assert_eq!(utc_timestamp(0), "1970-01-01 00:00:00Z");
+        assert_eq!(utc_timestamp(1_743_801_004), "2025-04-04 21:10:04Z");
+        assert_eq!(utc_timestamp(951_825_600), "2000-02-29 12:00:00Z");
     }
 
     #[test]
