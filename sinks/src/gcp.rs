@@ -635,14 +635,15 @@ impl Found {
             {
                 found.status.get_or_insert(status);
             }
-            if let Some(credentials) = cause.downcast_ref::<CredentialsError>() {
-                let text = credentials.to_string();
-                if let Some(code) = oauth_error_code(&text) {
-                    found.oauth_error.get_or_insert(code);
-                }
-                if text.contains("private key") {
-                    found.key_problem = true;
-                }
+            let text = cause.to_string();
+            if cause.is::<CredentialsError>()
+                && let Some(code) = oauth_error_code(&text)
+            {
+                found.oauth_error.get_or_insert(code);
+            }
+            // The library's and rustls's "failed to parse … private key …".
+            if text.contains("private key") {
+                found.key_problem = true;
             }
             source = cause.source();
         }

@@ -523,6 +523,14 @@ mod credentials_files {
                 "{\"type\": \"authorized_user\", \"client_id\": \"c\", \"client_secret\": \"hunter2\"}",
                 "refresh_token",
             ),
+            (
+                "{\"type\": \"service_account\", \"client_email\": \"a@b\", \"private_key_id\": \"k\", \"project_id\": \"p\", \"private_key\": \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\\n\"}",
+                "private key",
+            ),
+            (
+                "{\"type\": \"service_account\", \"client_email\": \"a@b\", \"private_key_id\": \"k\", \"project_id\": \"p\", \"private_key\": \"hunter2\"}",
+                "private key",
+            ),
         ] {
             let (_dir, path) = credentials_file(contents);
             match sink_with_file(&platform, &path).inventory().await {
