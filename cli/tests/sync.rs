@@ -375,14 +375,12 @@ async fn sync_gcp(
 /// `contents` written as a 0600 file at `path`.
 fn write_private(path: &std::path::Path, contents: &str) {
     use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).unwrap();
     file.write_all(contents.as_bytes()).unwrap();
 }
 

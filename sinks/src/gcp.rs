@@ -1324,6 +1324,35 @@ mod tests {
     }
 
     #[test]
+    fn only_a_plain_oauth_error_code_is_taken_from_a_body() {
+        assert_eq!(
+            oauth_error_code(
+                "failed to refresh user access token, body=<{\"error\": \"invalid_grant\", \"error_description\": \"Bad Request\"}> and future attempts will not succeed"
+            )
+            .as_deref(),
+            Some("invalid_grant")
+        );
+        assert_eq!(
+            oauth_error_code("body=<{\"error\": \"ya29.echoed-token\"}>"),
+            None
+        );
+        assert_eq!(oauth_error_code("body=<<html>oops</html>>"), None);
+        assert_eq!(oauth_error_code("no body here"), None);
+    }
+
+    #[test]
+    fn json_details_never_quote_the_file() {
+        let missing =
+            serde_json::from_str::<std::collections::BTreeMap<String, u8>>("{\"a\": \"hunter2\"}")
+                .unwrap_err();
+        let detail = json_detail(&missing);
+        assert!(detail.contains("wrong type (line 1"), "{detail}");
+        assert!(!detail.contains("hunter2"), "{detail}");
+        let syntax = serde_json::from_str::<serde_json::Value>("{hunter2").unwrap_err();
+        assert!(json_detail(&syntax).starts_with("it is not JSON (line 1"));
+    }
+
+    #[test]
     fn builder_refuses_incomplete_settings() {
         let no_project = GcpSecretManagerSink::builder().access_token("t").build();
         assert!(
