@@ -649,3 +649,154 @@ async fn azure_refusals_name_the_fix_and_never_show_the_secret() {
     assert!(stderr.contains("AZURE_TENANT_ID is not set"), "{stderr}");
     assert!(server.names().is_empty(), "nothing was written");
 }
+
+/// Variables of Google's tooling a developer's shell may carry: removed, so
+/// a GCP test sees only the credentials it sets.
+const GOOGLE_VARS: &[&str] = &[
+    "GOOGLE_OAUTH_ACCESS_TOKEN",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GCE_METADATA_HOST",
+    "GOOGLE_CLOUD_QUOTA_PROJECT",
+    "GOOGLE_CLOUD_UNIVERSE_DOMAIN",
+];
+
+/// Runs `vsync sync dev <target> <args>` with only the Google variables in
+/// `envs`; answers the exit code, stdout, stderr and how long it took.
+async fn sync_gcp(
+    machine: &Machine,
+    target: &str,
+    args: &[&str],
+    envs: &[(&str, String)],
+) -> (Option<i32>, String, String, std::time::Duration) {
+    let mut full = vec!["sync", "dev", target];
+    full.extend_from_slice(args);
+    let mut command = machine.command(&full);
+    for name in GOOGLE_VARS {
+        command.env_remove(name);
+    }
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let started = std::time::Instant::now();
+    let output = command.output().await.unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+        started.elapsed(),
+    )
+}
+
+/// `contents` written as a 0600 file at `path`.
+fn write_private(path: &std::path::Path, contents: &str) {
+    use std::io::Write as _;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).unwrap();
+    file.write_all(contents.as_bytes()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_target_uses_application_default_credentials_one_token_per_sync() {
+    use vsync_testcontainers::GcpSecretManagerServer as Gcp;
+    let gcp = Gcp::start("acme-prod").await.unwrap();
+    let machine = machine_with_vault().await;
+    let secrets = tempfile::tempdir().unwrap();
+    let adc = secrets.path().join("adc.json");
+    write_private(&adc, &gcp.authorized_user_json());
+    let envs = [
+        ("VSYNC_GCP_ENDPOINT", gcp.endpoint()),
+        ("GOOGLE_APPLICATION_CREDENTIALS", adc.display().to_string()),
+    ];
+    let never_printed = [Gcp::REFRESH_TOKEN, Gcp::OAUTH_CLIENT_SECRET, "ya29."];
+
+    let (code, stdout, stderr, _) =
+        sync_gcp(&machine, "gcp", &["--gcp-project=acme-prod"], &envs).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("3 created"), "{stdout}");
+    assert_eq!(gcp.value("API_KEY").as_deref(), Some(&b"k-123"[..]));
+    assert_eq!(gcp.token_requests(), 1, "one token for the whole sync");
+    for secret in never_printed {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+
+    let (code, stdout, _, _) = sync_gcp(
+        &machine,
+        "gcp-secret-manager",
+        &["--detailed-exitcode"],
+        &envs,
+    )
+    .await;
+    assert_eq!(code, Some(10), "{stdout}");
+    assert_eq!(gcp.version_count("DATABASE_URL"), 1);
+    assert_eq!(gcp.token_requests(), 2, "one token per sync");
+
+    // No GOOGLE_APPLICATION_CREDENTIALS: gcloud's application-default
+    // credentials in HOME are found instead.
+    write_private(
+        &machine
+            .home
+            .join(".config/gcloud/application_default_credentials.json"),
+        &gcp.authorized_user_json(),
+    );
+    let (code, stdout, stderr, _) = sync_gcp(
+        &machine,
+        "gcp",
+        &["--detailed-exitcode"],
+        &[("VSYNC_GCP_ENDPOINT", gcp.endpoint())],
+    )
+    .await;
+    assert_eq!(code, Some(10), "{stdout}\n{stderr}");
+    assert_eq!(gcp.token_requests(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_target_without_any_credentials_fails_fast_and_names_what_to_set() {
+    let gcp = vsync_testcontainers::GcpSecretManagerServer::start("acme-prod")
+        .await
+        .unwrap();
+    let machine = machine_with_vault().await;
+    // A "metadata server" that accepts connections and never answers, as a
+    // network that black-holes metadata.google.internal would.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for (metadata_host, what_happened, limit) in [
+        (
+            black_hole.local_addr().unwrap(),
+            "did not answer within 5s",
+            std::time::Duration::from_secs(20),
+        ),
+        (
+            closed,
+            "could not be reached (Connection refused",
+            std::time::Duration::from_secs(10),
+        ),
+    ] {
+        let envs = [
+            ("VSYNC_GCP_ENDPOINT", gcp.endpoint()),
+            ("GCE_METADATA_HOST", metadata_host.to_string()),
+        ];
+        let (code, stdout, stderr, took) =
+            sync_gcp(&machine, "gcp", &["--gcp-project=acme-prod"], &envs).await;
+        assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+        assert!(took < limit, "took {took:?}: {stderr}");
+        for needed in [
+            "no Google credentials found",
+            what_happened,
+            "gcloud auth application-default login",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "GOOGLE_OAUTH_ACCESS_TOKEN",
+            &metadata_host.to_string(),
+        ] {
+            assert!(stderr.contains(needed), "{needed:?} missing from {stderr}");
+        }
+    }
+    assert_eq!(gcp.list_calls(), 0, "Secret Manager was never called");
+    assert!(gcp.names().is_empty());
+}

@@ -59,7 +59,11 @@ pub struct SinkSettings {
     pub aws_force_delete: bool,
     /// `VSYNC_GCP_ENDPOINT`, default `https://secretmanager.googleapis.com`.
     pub gcp_endpoint: Option<String>,
-    /// `GOOGLE_OAUTH_ACCESS_TOKEN`.
+    /// `GOOGLE_OAUTH_ACCESS_TOKEN`: a bearer token for Secret Manager. When
+    /// unset, the sink uses Google's Application Default Credentials
+    /// (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's
+    /// `application_default_credentials.json`, the metadata server on GCE,
+    /// GKE and Cloud Run), which it reads itself.
     pub gcp_access_token: Option<Zeroizing<String>>,
     /// `VSYNC_AZURE_VAULT_URL`: the full vault URL (sovereign clouds,
     /// emulators, tests), instead of `https://<name>.vault.azure.net`.
@@ -417,14 +421,11 @@ fn gcp(routing: &SyncTargets, settings: &SinkSettings) -> Result<Box<dyn Sink>, 
         .gcp
         .as_ref()
         .ok_or_else(|| routing_missing("GCP project", "--gcp-project=<id>"))?;
-    let token = settings.gcp_access_token.as_ref().ok_or_else(|| {
-        OpsError::SinkSetup(
-            "GCP: no access token; set GOOGLE_OAUTH_ACCESS_TOKEN (e.g. from `gcloud auth print-access-token`)".into(),
-        )
-    })?;
-    let mut builder = GcpSecretManagerSink::builder()
-        .project(saved.project.as_str())
-        .access_token(token);
+    let mut builder = GcpSecretManagerSink::builder().project(saved.project.as_str());
+    // The token wins when set; otherwise Application Default Credentials.
+    if let Some(token) = &settings.gcp_access_token {
+        builder = builder.access_token(token);
+    }
     if let Some(endpoint) = &settings.gcp_endpoint {
         builder = builder.endpoint(endpoint.as_str());
     }

@@ -368,3 +368,181 @@ async fn the_listing_pages_with_the_configured_size() {
     assert_eq!(platform.server.list_calls(), 3, "120 secrets, pages of 50");
     assert_eq!(platform.server.access_calls(), 0, "listing reads no value");
 }
+
+/// Credentials files, built the way Application Default Credentials build
+/// the file they find (`GOOGLE_APPLICATION_CREDENTIALS` itself is read by
+/// the binary's end-to-end test, which owns its process environment).
+mod credentials_files {
+    use super::*;
+
+    /// `contents` as a 0600 file in a fresh directory.
+    fn credentials_file(contents: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.json");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).unwrap();
+        file.write_all(contents.as_bytes()).unwrap();
+        (dir, path)
+    }
+
+    fn sink_with_file(platform: &Gcp, path: &std::path::Path) -> GcpSecretManagerSink {
+        GcpSecretManagerSink::builder()
+            .project(PROJECT)
+            .endpoint(platform.server.endpoint())
+            .credentials_file(path)
+            .page_size(PAGE_SIZE)
+            .build()
+            .expect("valid settings")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_authorized_user_file_costs_one_token_per_sink() {
+        let platform = start().await;
+        let (_dir, path) = credentials_file(&platform.server.authorized_user_json());
+        let sink = sink_with_file(&platform, &path);
+        let vault = Vault::new();
+        let report = vault.sync(&sink, APP, options()).await.unwrap();
+        assert_eq!(report.failures(), 0);
+        assert_eq!(platform.value("API_TOKEN").await.as_deref(), Some(APP[1].1));
+        assert_eq!(
+            platform.server.token_requests(),
+            1,
+            "one token for the listing, the creates and the versions"
+        );
+
+        let report = vault.sync(&sink, APP, options()).await.unwrap();
+        assert_eq!(report.status, SyncStatus::NoOp);
+        assert_eq!(
+            platform.server.token_requests(),
+            1,
+            "the token is cached for the sink's life"
+        );
+
+        // A new sink (a new run) asks for its own token.
+        sink_with_file(&platform, &path).inventory().await.unwrap();
+        assert_eq!(platform.server.token_requests(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revoked_refresh_token_is_denied_with_the_oauth_error() {
+        let platform = start().await;
+        let revoked = "1//revoked-refresh-token-0123456789";
+        let (_dir, path) = credentials_file(&platform.server.authorized_user_json_with(revoked));
+        let sink = sink_with_file(&platform, &path);
+        match sink.inventory().await {
+            Err(SinkError::Denied(message)) => {
+                assert!(message.contains("HTTP 400 invalid_grant"), "{message}");
+                assert!(message.contains(&*path.to_string_lossy()), "{message}");
+                assert!(!message.contains(revoked), "no refresh token in {message}");
+                assert!(
+                    !message.contains(GcpSecretManagerServer::OAUTH_CLIENT_SECRET),
+                    "no client secret in {message}"
+                );
+            }
+            other => panic!("expected Denied, got {other:?}"),
+        }
+        assert_eq!(platform.server.token_requests(), 1);
+        assert!(platform.server.names().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_token_endpoint_is_unavailable() {
+        let platform = start().await;
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let json = platform.server.authorized_user_json().replace(
+            &platform.server.token_uri(),
+            &format!("http://{closed}/token"),
+        );
+        let (_dir, path) = credentials_file(&json);
+        match sink_with_file(&platform, &path).inventory().await {
+            Err(SinkError::Unavailable(message)) => {
+                assert!(
+                    message.contains("could not reach the token endpoint"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_service_account_key_signs_its_own_jwt() {
+        let platform = start().await;
+        let key = platform.server.service_account_key_json();
+        let (_dir, path) = credentials_file(&key);
+        let sink = sink_with_file(&platform, &path);
+        let report = Vault::new().sync(&sink, APP, options()).await.unwrap();
+        assert_eq!(report.failures(), 0);
+        assert_eq!(
+            platform.value("DATABASE_URL").await.as_deref(),
+            Some(APP[0].1)
+        );
+        assert!(platform.server.signed_jwt_calls() > 0);
+        assert_eq!(
+            platform.server.token_requests(),
+            0,
+            "a service-account key needs no token exchange"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_the_platform_does_not_know_is_denied() {
+        let platform = start().await;
+        let key: serde_json::Value =
+            serde_json::from_str(&platform.server.service_account_key_json()).unwrap();
+        let mut other = key.clone();
+        other["private_key_id"] = "0123456789abcdef0123456789abcdef01234567".into();
+        let (_dir, path) = credentials_file(&other.to_string());
+        match sink_with_file(&platform, &path).inventory().await {
+            Err(SinkError::Denied(message)) => {
+                assert!(message.contains("401 UNAUTHENTICATED"), "{message}");
+            }
+            other => panic!("expected Denied, got {other:?}"),
+        }
+        assert_eq!(platform.server.signed_jwt_calls(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_that_is_not_credentials_is_misconfigured_without_its_contents() {
+        let platform = start().await;
+        for (contents, expected) in [
+            ("{\"type\": \"api_key\"}", "credentials `type`"),
+            ("not json: hunter2", "not JSON"),
+            (
+                "{\"type\": \"service_account\", \"client_email\": \"a@b\", \"private_key_id\": \"k\", \"project_id\": \"p\", \"private_key\": 424242}",
+                "wrong type",
+            ),
+            (
+                "{\"type\": \"authorized_user\", \"client_id\": \"c\", \"client_secret\": \"hunter2\"}",
+                "refresh_token",
+            ),
+            (
+                "{\"type\": \"service_account\", \"client_email\": \"a@b\", \"private_key_id\": \"k\", \"project_id\": \"p\", \"private_key\": \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\\n\"}",
+                "private key",
+            ),
+            (
+                "{\"type\": \"service_account\", \"client_email\": \"a@b\", \"private_key_id\": \"k\", \"project_id\": \"p\", \"private_key\": \"hunter2\"}",
+                "private key",
+            ),
+        ] {
+            let (_dir, path) = credentials_file(contents);
+            match sink_with_file(&platform, &path).inventory().await {
+                Err(SinkError::Misconfigured(message)) => {
+                    assert!(message.contains(expected), "{message}");
+                    assert!(
+                        !message.contains("hunter2") && !message.contains("424242"),
+                        "no file contents in {message}"
+                    );
+                }
+                other => panic!("expected Misconfigured for {contents}, got {other:?}"),
+            }
+        }
+    }
+}

@@ -23,7 +23,16 @@
 //! - `Authorization: Bearer` must carry a known token, else
 //!   `401 UNAUTHENTICATED`; the read-only token (a viewer and accessor) gets
 //!   `403 PERMISSION_DENIED` on writes, and any token gets 403 on another
-//!   project, as Google answers for projects the caller cannot see.
+//!   project, as Google answers for projects the caller cannot see. Known
+//!   tokens are the constants below, access tokens the fake's token endpoint
+//!   issued, and self-signed JWTs of its service account (both with the
+//!   admin role).
+//! - `POST /token`: Google's OAuth 2 token endpoint, for Application
+//!   Default Credentials: an `authorized_user` file's refresh token, or a
+//!   service account's signed JWT assertion (see the `oauth` module).
+//!   [`GcpSecretManagerServer::authorized_user_json`] and
+//!   [`GcpSecretManagerServer::service_account_key_json`] write credentials
+//!   files whose `token_uri` is the fake.
 //!
 //! Faults ([`Faults`]): `addVersion` and `DELETE` call
 //! [`Faults::on_write`] with the secret id, so one value write is one
@@ -49,6 +58,8 @@ use crate::HarnessError;
 use crate::fake_http::{FakeServer, rfc3339_now};
 use crate::faults::{Fault, Faults};
 
+mod oauth;
+
 const MAX_PAYLOAD: usize = 65_536;
 const DEFAULT_PAGE_SIZE: usize = 25;
 const MAX_PAGE_SIZE: usize = 25_000;
@@ -69,6 +80,7 @@ struct Shared {
     list_calls: AtomicUsize,
     access_calls: AtomicUsize,
     etags: AtomicUsize,
+    oauth: oauth::Issuer,
 }
 
 #[derive(Debug)]
@@ -86,6 +98,13 @@ impl GcpSecretManagerServer {
     /// A token with the Viewer and Secret Accessor roles only: writes
     /// answer 403.
     pub const READ_ONLY_TOKEN: &'static str = "ya29.vsync-fake-read-only-token";
+    /// The OAuth client of [`Self::authorized_user_json`] (gcloud's own
+    /// client, for `gcloud auth application-default login`).
+    pub const OAUTH_CLIENT_ID: &'static str = "764086051850-vsyncfake.apps.googleusercontent.com";
+    /// Its client secret.
+    pub const OAUTH_CLIENT_SECRET: &'static str = "d-vsync-fake-client-secret";
+    /// The refresh token of a user with the admin role.
+    pub const REFRESH_TOKEN: &'static str = "1//vsync-fake-refresh-token";
 
     /// Starts the fake serving `project`.
     pub async fn start(project: &str) -> Result<Self, HarnessError> {
@@ -96,12 +115,63 @@ impl GcpSecretManagerServer {
             list_calls: AtomicUsize::new(0),
             access_calls: AtomicUsize::new(0),
             etags: AtomicUsize::new(0),
+            oauth: oauth::Issuer::new(project),
         });
         let router = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&state));
         let server = FakeServer::start(router).await?;
+        state.oauth.set_endpoint(&server.endpoint());
         Ok(GcpSecretManagerServer { server, state })
+    }
+
+    /// The fake's OAuth 2 token endpoint (`<endpoint>/token`).
+    pub fn token_uri(&self) -> String {
+        self.state.oauth.token_uri().to_owned()
+    }
+
+    /// An `authorized_user` credentials file, as `gcloud auth
+    /// application-default login` writes it, for a user with the admin
+    /// role, with `token_uri` at the fake.
+    pub fn authorized_user_json(&self) -> String {
+        self.authorized_user_json_with(Self::REFRESH_TOKEN)
+    }
+
+    /// The same with another refresh token (a revoked one, say).
+    pub fn authorized_user_json_with(&self, refresh_token: &str) -> String {
+        serde_json::to_string_pretty(&json!({
+            "account": "",
+            "client_id": Self::OAUTH_CLIENT_ID,
+            "client_secret": Self::OAUTH_CLIENT_SECRET,
+            "refresh_token": refresh_token,
+            "token_uri": self.token_uri(),
+            "type": "authorized_user",
+            "universe_domain": "googleapis.com",
+        }))
+        .expect("JSON")
+    }
+
+    /// A `service_account` key file (JSON, with an RSA private key the fake
+    /// generated on first use) for an account with the admin role, with
+    /// `token_uri` at the fake.
+    pub fn service_account_key_json(&self) -> zeroize::Zeroizing<String> {
+        self.state.oauth.service_account_key_json()
+    }
+
+    /// The email of that service account.
+    pub fn service_account_email(&self) -> String {
+        self.state.oauth.service_account_email()
+    }
+
+    /// Requests to `POST /token`, answered or refused.
+    pub fn token_requests(&self) -> usize {
+        self.state.oauth.token_requests()
+    }
+
+    /// Secret Manager calls authenticated with a service account's
+    /// self-signed JWT.
+    pub fn signed_jwt_calls(&self) -> usize {
+        self.state.oauth.signed_jwt_calls()
     }
 
     /// The endpoint to use instead of `https://secretmanager.googleapis.com`.
@@ -286,6 +356,17 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if uri.path() == "/token" {
+        return if method == Method::POST {
+            state.oauth.token(&headers, &body)
+        } else {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "INVALID_ARGUMENT",
+                "Method not allowed.",
+            )
+        };
+    }
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -293,6 +374,7 @@ async fn handle(
     let writable = match token {
         Some(GcpSecretManagerServer::ADMIN_TOKEN) => true,
         Some(GcpSecretManagerServer::READ_ONLY_TOKEN) => false,
+        Some(token) if state.oauth.accepts(token) => true,
         _ => {
             let mut response = error(
                 StatusCode::UNAUTHORIZED,
