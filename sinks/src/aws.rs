@@ -790,8 +790,20 @@ mod tests {
         };
         assert!(refused(AwsSecretsManagerSink::builder().credentials("a", "b")).contains("region"));
         assert!(
-            refused(AwsSecretsManagerSink::builder().region("eu-west-1"))
-                .contains("AWS_ACCESS_KEY_ID")
+            refused(
+                AwsSecretsManagerSink::builder()
+                    .region("eu-west-1")
+                    .credentials("", "b")
+            )
+            .contains("AWS_ACCESS_KEY_ID")
+        );
+        // No static key at all is fine: AWS's standard chain resolves one
+        // on the first request.
+        assert!(
+            AwsSecretsManagerSink::builder()
+                .region("eu-west-1")
+                .build()
+                .is_ok()
         );
         assert!(refused(builder().prefix("my app/")).contains("' '"));
         assert!(refused(builder().prefix("!negated")).contains("'!'"));
