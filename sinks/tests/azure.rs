@@ -158,6 +158,37 @@ async fn a_name_soft_deleted_outside_vsync_is_recovered_and_set() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_secret_fails_alone_and_the_rest_is_synced() {
+    let azure = start().await;
+    // Someone made API-TOKEN by hand and disabled it: listed, unreadable.
+    azure.server.set_outside("API-TOKEN", "by hand");
+    azure.server.disable_outside("API-TOKEN");
+
+    let vault = Vault::new();
+    let report = vault
+        .sync(azure.sink().as_ref(), SECRETS, options())
+        .await
+        .expect("one unreadable secret does not stop the sync");
+    assert_eq!(report.status, SyncStatus::Partial, "{report:?}");
+    let (action, drift, outcome) = line(&report, "API-TOKEN");
+    assert_eq!((action, drift), (Action::Unreadable, None));
+    match outcome {
+        Outcome::Failed(message) => assert!(message.contains("disabled"), "{message}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(
+        azure.server.versions("API-TOKEN"),
+        1,
+        "a disabled secret is not overwritten"
+    );
+    assert_eq!(
+        line(&report, "DATABASE-URL"),
+        (Action::Create, None, Outcome::Applied)
+    );
+    assert_eq!(azure.server.value("SHORT").as_deref(), Some("x"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lossy_and_case_folded_collisions_are_refused_before_any_write() {
     let azure = start().await;
     for pair in [

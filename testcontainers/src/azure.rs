@@ -131,6 +131,8 @@ struct Version {
     value: String,
     content_type: Option<String>,
     tags: BTreeMap<String, String>,
+    /// Off after a person disables the version: listed, never served.
+    enabled: bool,
     created: u64,
     updated: u64,
 }
@@ -340,6 +342,21 @@ impl KeyVaultServer {
         vault.set(name, value.to_owned(), None, BTreeMap::new());
     }
 
+    /// Disables the current version of `name` the way a person in the
+    /// portal does (`az keyvault secret set-attributes --enabled false`):
+    /// it stays listed, and reading it is forbidden.
+    pub fn disable_outside(&self, name: &str) {
+        let mut vault = self.vault();
+        vault.settle();
+        let secret = vault
+            .live
+            .get_mut(&fold(name))
+            .unwrap_or_else(|| panic!("{name} exists"));
+        let version = secret.versions.last_mut().expect("a secret has a version");
+        version.enabled = false;
+        version.updated = now();
+    }
+
     /// Soft-deletes `name` the way a person in the portal does.
     pub fn delete_outside(&self, name: &str) {
         let mut vault = self.vault();
@@ -490,6 +507,7 @@ impl Vault {
             value,
             content_type,
             tags,
+            enabled: true,
             created: time,
             updated: time,
         });
@@ -938,7 +956,7 @@ fn percent_decode(text: &str) -> String {
 
 fn attributes(version: &Version) -> Value {
     json!({
-        "enabled": true,
+        "enabled": version.enabled,
         "created": version.created,
         "updated": version.updated,
         "recoveryLevel": "Recoverable+Purgeable",
@@ -1104,14 +1122,21 @@ fn get(vault: &Vault, base: &str, name: &str, version: Option<&str>) -> Response
     let Some(secret) = vault.visible(name) else {
         return not_found(name);
     };
+    let version = match version {
+        None => secret.versions.last(),
+        Some(id) => secret.versions.iter().find(|version| version.id == id),
+    };
     match version {
-        None => json_response(StatusCode::OK, &bundle(base, secret, true)),
-        Some(id) => match secret.versions.iter().find(|version| version.id == id) {
-            Some(version) => {
-                json_response(StatusCode::OK, &version_bundle(base, secret, version, true))
-            }
-            None => not_found(name),
-        },
+        Some(version) if !version.enabled => error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            Some("SecretDisabled"),
+            "Operation get is not allowed on a disabled secret.",
+        ),
+        Some(version) => {
+            json_response(StatusCode::OK, &version_bundle(base, secret, version, true))
+        }
+        None => not_found(name),
     }
 }
 
