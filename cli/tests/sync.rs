@@ -453,20 +453,6 @@ async fn the_github_token_comes_from_a_file_or_the_gh_cli() {
 
 // ---- Azure Key Vault ------------------------------------------------------
 
-/// Every Azure variable the binary reads, cleared so the caller's own
-/// environment (an `AZURE_ACCESS_TOKEN`, a real service principal) never
-/// takes part.
-const AZURE_VARIABLES: &[&str] = &[
-    "AZURE_ACCESS_TOKEN",
-    "AZURE_TENANT_ID",
-    "AZURE_CLIENT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_AUTHORITY_HOST",
-    "VSYNC_AZURE_VAULT_URL",
-    "VSYNC_AZURE_CA_FILE",
-    "VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION",
-];
-
 /// The binary's settings for the Key Vault fake with the harness's service
 /// principal: the fake serves the vault and Entra ID's token endpoint (so
 /// it is the authority host too), its CA is read from a 0600 file, and
@@ -476,19 +462,10 @@ fn azure_envs(
     machine: &Machine,
     server: &vsync_testcontainers::KeyVaultServer,
 ) -> Vec<(&'static str, String)> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     use vsync_testcontainers::KeyVaultServer;
 
     let ca_file = machine.home.join("keyvault-ca.pem");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&ca_file)
-        .unwrap();
-    file.write_all(server.ca_pem().as_bytes()).unwrap();
+    write_private(&ca_file, server.ca_pem());
     vec![
         ("VSYNC_AZURE_VAULT_URL", server.url()),
         ("VSYNC_AZURE_CA_FILE", ca_file.display().to_string()),
@@ -506,30 +483,6 @@ fn azure_envs(
     ]
 }
 
-/// Runs `vsync sync dev azure <args>` with only `envs` of the Azure
-/// variables set.
-async fn sync_to_azure(
-    machine: &Machine,
-    args: &[&str],
-    envs: &[(&'static str, String)],
-) -> (Option<i32>, String, String) {
-    let mut full = vec!["sync", "dev", "azure"];
-    full.extend_from_slice(args);
-    let mut command = machine.command(&full);
-    for name in AZURE_VARIABLES {
-        command.env_remove(name);
-    }
-    for (name, value) in envs {
-        command.env(name, value);
-    }
-    let output = command.output().await.unwrap();
-    (
-        output.status.code(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_target_with_a_client_secret_creates_then_writes_nothing() {
     use vsync_testcontainers::KeyVaultServer;
@@ -538,7 +491,8 @@ async fn azure_target_with_a_client_secret_creates_then_writes_nothing() {
     let machine = machine_with_vault().await;
     let envs = azure_envs(&machine, &server);
 
-    let (code, stdout, stderr) = sync_to_azure(&machine, &["--azure-vault=acme-prod"], &envs).await;
+    let (code, stdout, stderr) =
+        sync_to(&machine, "azure", &["--azure-vault=acme-prod"], &envs).await;
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("3 created"), "{stdout}");
     assert_eq!(
@@ -586,7 +540,7 @@ async fn azure_target_with_a_client_secret_creates_then_writes_nothing() {
     );
 
     // No --azure-vault this time; nothing changed.
-    let (code, stdout, stderr) = sync_to_azure(&machine, &["--detailed-exitcode"], &envs).await;
+    let (code, stdout, stderr) = sync_to(&machine, "azure", &["--detailed-exitcode"], &envs).await;
     assert_eq!(code, Some(10), "{stdout}\n{stderr}");
     assert_eq!(
         server.versions("DATABASE-URL"),
@@ -613,8 +567,9 @@ async fn azure_refusals_name_the_fix_and_never_show_the_secret() {
 
     // The vault on 127.0.0.1 answers with a challenge for vault.azure.net:
     // refused before any token is fetched or sent.
-    let (code, stdout, stderr) = sync_to_azure(
+    let (code, stdout, stderr) = sync_to(
         &machine,
+        "azure",
         &["--azure-vault=acme-prod"],
         &without("VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION"),
     )
@@ -632,7 +587,7 @@ async fn azure_refusals_name_the_fix_and_never_show_the_secret() {
     let wrong = "Wr0ng~client.secret_for-the-test";
     let mut wrong_secret = without("AZURE_CLIENT_SECRET");
     wrong_secret.push(("AZURE_CLIENT_SECRET", wrong.to_owned()));
-    let (code, stdout, stderr) = sync_to_azure(&machine, &[], &wrong_secret).await;
+    let (code, stdout, stderr) = sync_to(&machine, "azure", &[], &wrong_secret).await;
     assert_eq!(code, Some(2), "{stdout}\n{stderr}");
     assert!(stderr.contains("AADSTS7000215"), "{stderr}");
     assert!(stderr.contains("Invalid client secret"), "{stderr}");
@@ -644,47 +599,22 @@ async fn azure_refusals_name_the_fix_and_never_show_the_secret() {
     assert_eq!(server.bearer_requests(), 0);
 
     // Part of the client-secret triple: the missing variable is named.
-    let (code, _, stderr) = sync_to_azure(&machine, &[], &without("AZURE_TENANT_ID")).await;
+    let (code, _, stderr) = sync_to(&machine, "azure", &[], &without("AZURE_TENANT_ID")).await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("AZURE_TENANT_ID is not set"), "{stderr}");
     assert!(server.names().is_empty(), "nothing was written");
 }
 
-/// Variables of Google's tooling a developer's shell may carry: removed, so
-/// a GCP test sees only the credentials it sets.
-const GOOGLE_VARS: &[&str] = &[
-    "GOOGLE_OAUTH_ACCESS_TOKEN",
-    "GOOGLE_APPLICATION_CREDENTIALS",
-    "GCE_METADATA_HOST",
-    "GOOGLE_CLOUD_QUOTA_PROJECT",
-    "GOOGLE_CLOUD_UNIVERSE_DOMAIN",
-];
-
-/// Runs `vsync sync dev <target> <args>` with only the Google variables in
-/// `envs`; answers the exit code, stdout, stderr and how long it took.
+/// [`sync_to`], also answering how long it took.
 async fn sync_gcp(
     machine: &Machine,
     target: &str,
     args: &[&str],
     envs: &[(&str, String)],
 ) -> (Option<i32>, String, String, std::time::Duration) {
-    let mut full = vec!["sync", "dev", target];
-    full.extend_from_slice(args);
-    let mut command = machine.command(&full);
-    for name in GOOGLE_VARS {
-        command.env_remove(name);
-    }
-    for (name, value) in envs {
-        command.env(name, value);
-    }
     let started = std::time::Instant::now();
-    let output = command.output().await.unwrap();
-    (
-        output.status.code(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-        started.elapsed(),
-    )
+    let (code, stdout, stderr) = sync_to(machine, target, args, envs).await;
+    (code, stdout, stderr, started.elapsed())
 }
 
 /// `contents` written as a 0600 file at `path`.
@@ -692,7 +622,7 @@ fn write_private(path: &std::path::Path, contents: &str) {
     use std::io::Write as _;
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).unwrap();

@@ -8,7 +8,7 @@ use std::process::Output;
 
 use tempfile::TempDir;
 
-/// The variables the sinks read credentials from.
+/// The variables the sinks read credentials and endpoints from.
 const PLATFORM_CREDENTIALS: &[&str] = &[
     "GITHUB_TOKEN",
     "GH_TOKEN",
@@ -23,8 +23,15 @@ const PLATFORM_CREDENTIALS: &[&str] = &[
     "AZURE_CLIENT_ID",
     "AZURE_TENANT_ID",
     "AZURE_CLIENT_SECRET",
+    "AZURE_AUTHORITY_HOST",
+    "VSYNC_AZURE_VAULT_URL",
+    "VSYNC_AZURE_CA_FILE",
+    "VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION",
     "GOOGLE_OAUTH_ACCESS_TOKEN",
     "GOOGLE_APPLICATION_CREDENTIALS",
+    "GCE_METADATA_HOST",
+    "GOOGLE_CLOUD_QUOTA_PROJECT",
+    "GOOGLE_CLOUD_UNIVERSE_DOMAIN",
     "VAULT_TOKEN",
 ];
 
