@@ -121,11 +121,8 @@ impl SinkSettings {
             path: path.into(),
             source,
         })?;
-        let token = raw.trim();
-        if token.is_empty() {
-            return Err(OpsError::Usage(format!("the token file {path} is empty")));
-        }
-        Ok(Zeroizing::new(token.to_owned()))
+        trimmed_token(&raw)
+            .ok_or_else(|| OpsError::Usage(format!("the token file {path} is empty")))
     }
 
     /// Reads every credential and endpoint variable; flags are set by the
@@ -167,6 +164,12 @@ impl SinkSettings {
 fn vault_cli_token() -> Option<Zeroizing<String>> {
     let path = std::path::Path::new(&std::env::var_os("HOME")?).join(".vault-token");
     let raw = Zeroizing::new(std::fs::read_to_string(path).ok()?);
+    trimmed_token(&raw)
+}
+
+/// A token read from a file, a pipe or a CLI's output, without the
+/// surrounding whitespace; `None` when nothing is left.
+fn trimmed_token(raw: &str) -> Option<Zeroizing<String>> {
     let token = raw.trim();
     (!token.is_empty()).then(|| Zeroizing::new(token.to_owned()))
 }
@@ -292,8 +295,7 @@ fn gh_cli_token(api_url: &str) -> Option<Zeroizing<String>> {
     if !output.status.success() {
         return None;
     }
-    let token = std::str::from_utf8(&stdout).ok()?.trim();
-    (!token.is_empty()).then(|| Zeroizing::new(token.to_owned()))
+    trimmed_token(std::str::from_utf8(&stdout).ok()?)
 }
 
 #[cfg(feature = "aws")]
