@@ -134,7 +134,6 @@ pub(super) async fn diff(
         .collect();
 
     // Which remote values must be read to decide, and read them concurrently.
-    let mut gone: HashSet<&str> = HashSet::new();
     let needs_read: Vec<&str> = if caps.readable {
         mapped
             .iter()
@@ -151,6 +150,7 @@ pub(super) async fn diff(
     };
     let mut reads: HashMap<&str, Option<SecretValue>> = HashMap::new();
     let mut unreadable: HashMap<String, String> = HashMap::new();
+    let mut gone: HashSet<&str> = HashSet::new();
     let results: Vec<_> = stream::iter(needs_read)
         .map(|name| async move { (name, with_retries(retry, None, || sink.read(name)).await) })
         .buffer_unordered(caps.rate.max_in_flight.max(1))
