@@ -333,3 +333,164 @@ fn prefixes_that_break_keys_are_refused_with_the_fix() {
         "web/versions/20260429-103045.enc"
     );
 }
+
+/// The local store with one publish step made to fail.
+struct FailingStep {
+    inner: Arc<FsStore>,
+    /// Writes of keys ending with this fail.
+    suffix: &'static str,
+    /// Apply the write before reporting the failure (an answer lost on the way).
+    applied: bool,
+    /// Reads fail too, once a write failed.
+    blind_after: bool,
+    blind: std::sync::atomic::AtomicBool,
+}
+
+impl FailingStep {
+    fn new(inner: &Arc<FsStore>, suffix: &'static str) -> Self {
+        Self {
+            inner: Arc::clone(inner),
+            suffix,
+            applied: false,
+            blind_after: false,
+            blind: false.into(),
+        }
+    }
+}
+
+fn connection_reset() -> vsync_engine::store::StoreError {
+    vsync_engine::store::StoreError::Unreachable("connection reset by peer".into())
+}
+
+#[async_trait::async_trait]
+impl Store for FailingStep {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<vsync_engine::store::Object>, vsync_engine::store::StoreError> {
+        if self.blind.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(connection_reset());
+        }
+        self.inner.get(key).await
+    }
+    async fn head(
+        &self,
+        key: &str,
+    ) -> Result<Option<vsync_engine::store::ObjectInfo>, vsync_engine::store::StoreError> {
+        self.inner.head(key).await
+    }
+    async fn put(
+        &self,
+        key: &str,
+        body: &[u8],
+        condition: PutCondition,
+    ) -> Result<vsync_engine::store::ETag, vsync_engine::store::StoreError> {
+        if !key.ends_with(self.suffix) {
+            return self.inner.put(key, body, condition).await;
+        }
+        if self.applied {
+            self.inner.put(key, body, condition).await?;
+        }
+        if self.blind_after {
+            self.blind.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Err(connection_reset())
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<vsync_engine::store::ListedObject>, vsync_engine::store::StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), vsync_engine::store::StoreError> {
+        self.inner.delete(key).await
+    }
+}
+
+/// Publishes version 0, then version 5 through `store`; returns the second
+/// publish's outcome.
+async fn second_publish_through(
+    inner: &Arc<FsStore>,
+    layout: &Layout,
+    store: &FailingStep,
+) -> Result<vault::Published, VaultError> {
+    let key = key("k");
+    vault::publish(&**inner, layout, &key, b"one", None, ts(0))
+        .await
+        .unwrap();
+    let head = vault::remote_head(&**inner, layout).await.unwrap().unwrap();
+    vault::publish(store, layout, &key, b"two", Some(&head), ts(5)).await
+}
+
+#[tokio::test]
+async fn each_publish_step_failing_in_turn_reports_exactly_what_happened() {
+    // The bundle or the pointer refused: nothing is published and no orphan
+    // bundle is left behind.
+    for suffix in [".enc", "/latest"] {
+        let (_dir, inner, layout) = fixture();
+        let failing = FailingStep::new(&inner, suffix);
+        let err = second_publish_through(&inner, &layout, &failing)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, VaultError::Store { .. }), "{suffix}: {err}");
+        let head = vault::remote_head(&*inner, &layout).await.unwrap().unwrap();
+        assert_eq!((head.ts, head.generation), (ts(0), 1), "{suffix}");
+        assert_eq!(vault::versions(&*inner, &layout).await.unwrap(), [ts(0)]);
+    }
+
+    // The pointer written but the answer lost: published.
+    let (_dir, inner, layout) = fixture();
+    let failing = FailingStep {
+        applied: true,
+        ..FailingStep::new(&inner, "/latest")
+    };
+    let published = second_publish_through(&inner, &layout, &failing)
+        .await
+        .unwrap();
+    assert_eq!((published.ts.clone(), published.generation), (ts(5), 2));
+    let head = vault::remote_head(&*inner, &layout).await.unwrap().unwrap();
+    assert_eq!((head.ts, head.generation), (ts(5), 2));
+
+    // The pointer's fate unknown (the read-back fails too): said so, and the
+    // bundle is kept since the pointer may name it.
+    let (_dir, inner, layout) = fixture();
+    let failing = FailingStep {
+        blind_after: true,
+        ..FailingStep::new(&inner, "/latest")
+    };
+    let err = second_publish_through(&inner, &layout, &failing)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, VaultError::PublishUncertain { ts: t, .. } if *t == ts(5)),
+        "{err}"
+    );
+    assert_eq!(
+        vault::versions(&*inner, &layout).await.unwrap(),
+        [ts(0), ts(5)]
+    );
+
+    // The meta refused after the pointer moved: published, with a warning.
+    let (_dir, inner, layout) = fixture();
+    let failing = FailingStep::new(&inner, "/latest.meta");
+    let published = second_publish_through(&inner, &layout, &failing)
+        .await
+        .unwrap();
+    assert_eq!(published.ts, ts(5));
+    assert!(
+        published
+            .meta_not_written
+            .as_deref()
+            .is_some_and(|why| why.contains("connection reset")),
+        "{published:?}"
+    );
+    let head = vault::remote_head(&*inner, &layout).await.unwrap().unwrap();
+    assert_eq!(head.ts, ts(5));
+    let fetched = vault::fetch(&*inner, &layout, &key("k"), &head, None)
+        .await
+        .unwrap();
+    assert_eq!(fetched.payload(), b"two");
+}

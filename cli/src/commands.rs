@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use vsync_local::profile::{self, Profile};
 use vsync_ops::{
     Context, InitOptions, OpsError, PullOptions, PushOptions, TokenOverrides, VersionsReport,
-    export_share, import_share,
+    ImportOutcome, ShareImportOptions, export_share, import_share,
 };
 use zeroize::Zeroizing;
 
@@ -102,7 +102,16 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 &StderrProgress::new(),
             ))?;
             println!("wrote {}", report.path.display());
-            println!("passphrase: {}", report.passphrase.as_str());
+            if let Some(passphrase) = &report.generated_passphrase {
+                println!("passphrase: {}", passphrase.as_str());
+            }
+            if let Some(tree) = &report.inside_working_tree {
+                eprintln!(
+                    "warning: {} is inside the git working tree {}; never commit it (it holds the env's key) — move it out or delete it once sent",
+                    report.path.display(),
+                    tree.display()
+                );
+            }
             eprintln!(
                 "Send the file and the passphrase on two different channels. The teammate runs:\n  vsync import {env} {}",
                 report.path.display()
@@ -141,27 +150,48 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             env,
             path,
             file,
+            force,
+            accept_routing,
             passphrase,
             audit,
         } => {
             let file = path.or(file).expect("clap requires one of them");
             let passphrase = read_passphrase(&passphrase)?;
+            let options = ShareImportOptions {
+                force,
+                accept_routing,
+            };
             let report = runtime.block_on(import_share(
                 &ctx,
                 &env,
                 &file,
                 &passphrase,
+                options,
                 &audit.into(),
                 &StderrProgress::new(),
             ))?;
+            if let Some(routing) = &report.routing {
+                if report.routing_kept {
+                    eprintln!("kept the share's sync routing: {routing}");
+                } else {
+                    eprintln!(
+                        "dropped the share's sync routing {routing}: check it, then import again with --accept-routing to keep it, or pass your own routing flags to `vsync sync`"
+                    );
+                }
+            }
             if let Some(share_env) = &report.share_env {
                 eprintln!("note: the share was exported from env {share_env:?}; saved as {env:?}");
             }
             if report.pin_written {
                 eprintln!("wrote .vsync (repo={}); please commit it", report.repo);
             }
+            let outcome = match report.outcome {
+                ImportOutcome::Unchanged => "unchanged",
+                ImportOutcome::Replaced => "replaced",
+                _ => "imported",
+            };
             println!(
-                "imported {}/{} (config {}, key in the {})",
+                "{outcome} {}/{} (config {}, key in the {})",
                 report.repo,
                 report.env,
                 report.config_path.display(),
@@ -181,8 +211,17 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// Says why a secret given as a flag's value is a risk; the flag keeps
+/// working (upstream has it).
+pub fn warn_secret_in_argv(flag: &str) {
+    eprintln!(
+        "warning: {flag} puts a secret in the process list and the shell history; prefer {flag}-file=<file>"
+    );
+}
+
 pub fn passphrase_if_given(args: &PassphraseArgs) -> Result<Option<Zeroizing<String>>, Failure> {
     if let Some(given) = &args.passphrase {
+        warn_secret_in_argv("--passphrase");
         return Ok(Some(Zeroizing::new(given.clone())));
     }
     match &args.passphrase_file {
@@ -358,6 +397,9 @@ fn pull(ctx: &Context, runtime: &tokio::runtime::Runtime, args: PullArgs) -> Res
             "the previous vault folder was copied to {}",
             backup.display()
         );
+    }
+    for file in &report.removed {
+        eprintln!("removed {file} (no longer in the vault; kept in the encrypted backup)");
     }
     println!(
         "pulled {} (version: {}, {} files)",

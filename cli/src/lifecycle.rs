@@ -5,12 +5,12 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use vsync_ops::{
-    AuditLog, AuditRow, Context, ImportOutcome, KeytreeFilter, LinkState, NewPassphrase,
+    AuditLog, AuditRow, Context, ImportOutcome, KeytreeFilter, LinkState, NewPassphrase, OpsError,
     RotateOptions, keystore_export, keystore_import, keystore_list, render_csv, rotate_passphrase,
 };
 use zeroize::Zeroizing;
 
-use crate::commands::{Failure, passphrase_if_given, read_passphrase, usage};
+use crate::commands::{Failure, passphrase_if_given, read_passphrase, usage, warn_secret_in_argv};
 use crate::progress::StderrProgress;
 use crate::secret_input::read_secret;
 use crate::{AuditLogArgs, KeystoreCommand, RotateArgs};
@@ -130,6 +130,7 @@ pub fn rotate(
     let new_passphrase = if args.generate {
         NewPassphrase::Generate
     } else if let Some(given) = args.new_passphrase {
+        warn_secret_in_argv("--new-passphrase");
         NewPassphrase::Given(Zeroizing::new(given))
     } else if let Some(file) = &args.new_passphrase_file {
         NewPassphrase::Given(
@@ -139,7 +140,10 @@ pub fn rotate(
         prompt_new_passphrase()?
     };
     let old_passphrase = match (args.old_passphrase, &args.old_passphrase_file) {
-        (Some(given), _) => Some(Zeroizing::new(given)),
+        (Some(given), _) => {
+            warn_secret_in_argv("--old-passphrase");
+            Some(Zeroizing::new(given))
+        }
         (None, Some(file)) => {
             Some(read_secret(Some(file), None, "the current passphrase", "").map_err(usage)?)
         }
@@ -151,7 +155,18 @@ pub fn rotate(
         audit: args.audit.into(),
     };
     let progress = StderrProgress::new();
-    let report = runtime.block_on(rotate_passphrase(ctx, &args.env, options, &progress))?;
+    let report = match runtime.block_on(rotate_passphrase(ctx, &args.env, options, &progress)) {
+        Ok(report) => report,
+        Err(err) => {
+            drop(progress);
+            // The bucket may already need this passphrase: show it before
+            // the error, whatever its origin.
+            if let OpsError::RotationUnconfirmed { passphrase, .. } = &err {
+                println!("passphrase: {}", passphrase.expose());
+            }
+            return Err(err.into());
+        }
+    };
     drop(progress);
     println!(
         "rotated {} ({} re-keyed as version {}, generation {})",
@@ -277,7 +292,9 @@ pub fn keystore(ctx: &Context, command: KeystoreCommand) -> Result<(), Failure> 
                 eprintln!("  exported profile {name}");
             }
             println!("wrote {}", report.path.display());
-            println!("passphrase: {}", report.passphrase.as_str());
+            if let Some(passphrase) = &report.generated_passphrase {
+                println!("passphrase: {}", passphrase.as_str());
+            }
             eprintln!(
                 "Send the file and the passphrase on two different channels. On the other machine:\n  vsync keystore import {}",
                 report.path.display()

@@ -93,6 +93,14 @@ enum Command {
         /// The `.share` file (upstream's spelling).
         #[arg(long, conflicts_with = "path")]
         file: Option<PathBuf>,
+        /// Replace a different key or config this machine already holds for
+        /// the env (bundles sealed with the current key become unreadable here).
+        #[arg(long)]
+        force: bool,
+        /// Keep the sync routing the share carries (where `vsync sync` sends
+        /// secrets and this machine's platform tokens); dropped otherwise.
+        #[arg(long)]
+        accept_routing: bool,
         #[command(flatten)]
         passphrase: PassphraseArgs,
         #[command(flatten)]

@@ -433,12 +433,18 @@ async fn the_github_token_comes_from_a_file_or_the_gh_cli() {
     let bin = fake_gh(
         &machine,
         &format!(
-            "[ \"$*\" = \"auth token --hostname {host}\" ] || exit 1\necho {}",
+            "[ \"$*\" = \"auth token --hostname {host}\" ] || exit 1\n\
+             [ -z \"$AWS_SECRET_ACCESS_KEY$VAULT_TOKEN$AZURE_CLIENT_SECRET\" ] || exit 1\n\
+             echo {}",
             GithubFake::TOKEN
         ),
     );
+    // `gh` must not see the cloud credentials vsync itself was given.
     let output = sync_command(&machine, &fake, &["--detailed-exitcode"])
         .env_remove("GITHUB_TOKEN")
+        .env("AWS_SECRET_ACCESS_KEY", "not-for-gh")
+        .env("VAULT_TOKEN", "not-for-gh")
+        .env("AZURE_CLIENT_SECRET", "not-for-gh")
         .env("PATH", &bin)
         .output()
         .await

@@ -375,6 +375,34 @@ pub enum SinkError {
     Misconfigured(String),
 }
 
+/// Refuses to send credentials over plain `http` to anything but this
+/// machine: `https://` is accepted everywhere, `http://` only for a
+/// loopback host (`localhost`, `127.0.0.0/8`, `[::1]`: emulators, test
+/// harnesses, an SSH tunnel), where nothing crosses a network. Every client
+/// that sends a token calls this on its base URL before the first request,
+/// so a URL that arrived in a shared config or an environment variable
+/// cannot divert a token in clear text.
+pub fn require_secure_transport(what: &str, url: &str) -> Result<(), SinkError> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if scheme.eq_ignore_ascii_case("https") || (scheme.eq_ignore_ascii_case("http") && loopback) {
+        Ok(())
+    } else {
+        Err(SinkError::Misconfigured(format!(
+            "{what} {url:?} is not an https:// URL; credentials are only sent over TLS (plain http only to localhost) — use https://"
+        )))
+    }
+}
+
 impl SinkError {
     /// Whether trying again later can succeed.
     pub fn is_retryable(&self) -> bool {
@@ -416,6 +444,33 @@ pub trait Sink: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_go_over_tls_or_stay_on_this_machine() {
+        for url in [
+            "https://api.github.com",
+            "HTTPS://vault.example.com:8200/",
+            "http://127.0.0.1:8200",
+            "http://127.9.9.9",
+            "http://localhost:8080/api/v3",
+            "http://[::1]:8200",
+        ] {
+            assert!(require_secure_transport("x", url).is_ok(), "{url}");
+        }
+        for url in [
+            "http://vault.example.com:8200",
+            "http://10.0.0.5",
+            "http://127.0.0.1.evil.example",
+            "http://localhost@evil.example",
+            "http://[::ffff:10.0.0.1]",
+            "ftp://127.0.0.1",
+            "vault.example.com",
+            "",
+        ] {
+            let err = require_secure_transport("the Vault address", url).unwrap_err();
+            assert!(err.to_string().contains("https://"), "{url}: {err}");
+        }
+    }
 
     fn github() -> NameRules {
         NameRules {

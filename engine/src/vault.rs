@@ -163,6 +163,11 @@ pub struct Published {
     pub ts: Timestamp,
     /// The new generation written to `latest.meta`.
     pub generation: u64,
+    /// Why `latest.meta` could not be written, when it could not. The
+    /// version is published all the same (the pointer names it and every
+    /// reader opens it); only generation-based change detection lags until
+    /// the next publish rewrites the meta.
+    pub meta_not_written: Option<String>,
 }
 
 /// Why a vault operation failed. Messages name what to do next.
@@ -215,9 +220,20 @@ pub enum VaultError {
         /// The timestamp this push tried to publish.
         ts: Timestamp,
     },
+    /// The pointer write failed in a way that leaves its outcome unknown (the
+    /// store may have applied it), and reading the pointer back failed too.
+    #[error(
+        "publishing version {ts} may or may not have completed ({source}); run `vsync versions <env>` to see whether {ts} is current"
+    )]
+    PublishUncertain {
+        /// The version whose pointer write is unconfirmed.
+        ts: Timestamp,
+        /// The pointer write's failure.
+        source: StoreError,
+    },
     /// The remote is not older than this machine's clock.
     #[error(
-        "the remote's newest version {remote} is not older than this machine's clock ({now}); wait a second and retry, or fix the clock"
+        "the remote's newest version {remote} is not older than this machine's clock ({now}); wait a second and retry, or fix the clock — if the remote's pointer is the one that is wrong, `vsync push --force` publishes after it"
     )]
     ClockBehind {
         /// The remote head.
@@ -277,6 +293,7 @@ impl VaultError {
             | VaultError::PointerCorrupt { .. }
             | VaultError::RemoteWentBackwards { .. } => Some(ErrorClass::BundleCorrupt),
             VaultError::ConcurrentPush { .. }
+            | VaultError::PublishUncertain { .. }
             | VaultError::ClockBehind { .. }
             | VaultError::RemoteMovedOn { .. }
             | VaultError::RemoteNeverSynced { .. } => None,
@@ -430,13 +447,9 @@ async fn publish_with_meta(
         )
         .await
     {
-        // Nothing points at the new bundle: remove it so the bucket holds no
-        // orphan. A failed cleanup leaves a harmless unreferenced object.
-        let _ = store.delete(&bundle_key).await;
-        return Err(match source {
-            StoreError::PreconditionFailed { .. } => VaultError::ConcurrentPush { ts: now },
-            source => store_error(store)(source),
-        });
+        // `Ok` when the store applied the write before failing to answer (a
+        // timeout, a dropped connection): the version is published.
+        pointer_after_failed_write(store, layout, &now, source).await?;
     }
     let previous = expected.map_or(0, |head| head.generation);
     let generation = previous + 1;
@@ -449,17 +462,59 @@ async fn publish_with_meta(
         Some(etag) => PutCondition::IfMatch(etag),
         None => PutCondition::IfAbsent,
     };
-    store
+    // The pointer has moved: the version is published whatever happens to
+    // the meta, so a failure here is reported, never returned as an error
+    // that would make a caller believe nothing happened (a rotation would
+    // then drop the only copy of the new key).
+    let meta_not_written = store
         .put(
             &layout.meta_key(),
             meta.to_json().as_bytes(),
             meta_condition,
         )
         .await
-        .map_err(store_error(store))?;
+        .err()
+        .map(|source| store_error(store)(source).to_string());
     Ok(Published {
         ts: now,
         generation,
+        meta_not_written,
+    })
+}
+
+/// After the pointer write for `ts` failed: `Ok(())` when the pointer names
+/// `ts` all the same (the store applied the write but the answer was lost);
+/// otherwise the error to return, with the orphan bundle removed when the
+/// pointer certainly does not name it, or [`VaultError::PublishUncertain`]
+/// when the pointer cannot be read back.
+async fn pointer_after_failed_write(
+    store: &dyn Store,
+    layout: &Layout,
+    ts: &Timestamp,
+    source: StoreError,
+) -> Result<(), VaultError> {
+    let lost_race = matches!(source, StoreError::PreconditionFailed { .. });
+    if !lost_race {
+        match store.get(&layout.latest_key()).await {
+            Ok(Some(object)) if object.body.trim_ascii() == ts.as_str().as_bytes() => {
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(_) => {
+                return Err(VaultError::PublishUncertain {
+                    ts: ts.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    // Nothing points at the new bundle: remove it so the bucket holds no
+    // orphan. A failed cleanup leaves a harmless unreferenced object.
+    let _ = store.delete(&layout.bundle_key(ts)).await;
+    Err(if lost_race {
+        VaultError::ConcurrentPush { ts: ts.clone() }
+    } else {
+        store_error(store)(source)
     })
 }
 

@@ -87,6 +87,12 @@ pub enum ConfigError {
         /// What is wrong, without the value.
         problem: &'static str,
     },
+    /// A vault folder given to `init` that could reach outside the repo.
+    #[error("vault folder {problem}; pass a path like infra/vault/dev to --vault-folder")]
+    InvalidVaultFolder {
+        /// What is wrong, without the value.
+        problem: &'static str,
+    },
     /// A local store directory that is not absolute.
     #[error(
         "local store directory {0} must be an absolute path; pass an absolute directory for the store"
@@ -95,6 +101,9 @@ pub enum ConfigError {
     /// The repo or env cannot name a config path.
     #[error(transparent)]
     Paths(#[from] PathsError),
+    /// A directory or file on the way is not this user's alone.
+    #[error(transparent)]
+    NotPrivate(#[from] fsutil::NotPrivate),
 }
 
 /// The `s3` block: where bundles live and the credentials to reach them.
@@ -321,6 +330,37 @@ pub fn generate_salt() -> String {
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
 }
 
+/// Checks a vault folder (`files.vaultFolder`, `init --vault-folder=`): a
+/// relative path of plain components separated by `/`, so that `pull`
+/// (which replaces the folder) and `push` (which uploads it) can only ever
+/// touch a directory inside the working tree. `..`, `.`, empty components,
+/// absolute paths, `\`, NUL and a `.git` component (a pull would write git
+/// hooks) are refused; the problem is returned without the value.
+pub fn check_vault_folder(folder: &str) -> Result<(), &'static str> {
+    if folder.is_empty() {
+        return Err("must not be empty");
+    }
+    if folder.starts_with('/') {
+        return Err("must be relative to the repo root (e.g. infra/vault/dev), not absolute");
+    }
+    if folder.contains(['\\', '\0']) {
+        return Err("must use `/` as separator and contain no NUL");
+    }
+    for component in folder.split('/') {
+        match component {
+            "" => return Err("must not contain empty components (`//`, a leading or trailing `/`)"),
+            "." | ".." => {
+                return Err("must name plain folders inside the repo (no `.` or `..` components)");
+            }
+            git if git.eq_ignore_ascii_case(".git") => {
+                return Err("must not be inside the `.git` directory");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The default vault folder of an env: `infra/vault/<env-lowercased>`.
 pub fn default_vault_folder(env: &str) -> String {
     format!("infra/vault/{}", env.to_lowercase())
@@ -386,9 +426,11 @@ impl EnvConfig {
             .unwrap_or_else(|| default_vault_folder(env))
     }
 
-    /// Sets the vault folder; the `files` block is dropped when `folder` is
-    /// the default, as upstream writes it only when it differs.
-    pub fn set_vault_folder(&mut self, env: &str, folder: &str) {
+    /// Sets the vault folder, refused unless [`check_vault_folder`] accepts
+    /// it; the `files` block is dropped when `folder` is the default, as
+    /// upstream writes it only when it differs.
+    pub fn set_vault_folder(&mut self, env: &str, folder: &str) -> Result<(), ConfigError> {
+        check_vault_folder(folder).map_err(|problem| ConfigError::InvalidVaultFolder { problem })?;
         let extra = self
             .files
             .take()
@@ -407,6 +449,7 @@ impl EnvConfig {
                 extra,
             });
         }
+        Ok(())
     }
 
     /// Compact JSON in upstream's key order (the form a `.share` embeds).
@@ -501,6 +544,7 @@ impl EnvConfig {
     /// Reads the config of (`repo`, `env`) under `base`.
     pub fn load_for(base: &ConfigBase, repo: &str, env: &str) -> Result<Self, ConfigError> {
         let path = base.env_config_path(repo, env)?;
+        fsutil::check_private_chain(base.dir(), &path)?;
         Self::load(&path).map_err(|err| match err {
             ConfigError::NotFound { path } => ConfigError::NoConfig {
                 repo: repo.to_owned(),
@@ -519,6 +563,7 @@ impl EnvConfig {
         env: &str,
     ) -> Result<PathBuf, ConfigError> {
         let path = base.env_config_path(repo, env)?;
+        fsutil::check_private_chain(base.dir(), &path)?;
         self.save(&path)?;
         Ok(path)
     }
@@ -567,8 +612,13 @@ fn validate(value: &Value) -> Result<(), Violation> {
         let Some(files) = files.as_object() else {
             return violation("files", "must be an object");
         };
-        if files.get("vaultFolder").is_some_and(|v| !v.is_string()) {
-            return violation("files.vaultFolder", "must be a string");
+        match files.get("vaultFolder") {
+            None => {}
+            Some(Value::String(folder)) => {
+                check_vault_folder(folder)
+                    .or_else(|problem| violation("files.vaultFolder", problem))?;
+            }
+            Some(_) => return violation("files.vaultFolder", "must be a string"),
         }
     }
     if let Some(audit) = root.get("audit")
@@ -664,7 +714,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let base = ConfigBase::at(tmp.path().join("vsync"));
         let mut cfg = sample();
-        cfg.set_vault_folder("dev", "secrets/dev");
+        cfg.set_vault_folder("dev", "secrets/dev").unwrap();
         cfg.sync = Some(SyncTargets {
             aws: Some(AwsSync {
                 region: "eu-west-1".to_owned(),
@@ -707,15 +757,59 @@ mod tests {
     #[test]
     fn vault_folder_is_written_only_when_not_default() {
         let mut cfg = sample();
-        cfg.set_vault_folder("Dev", "infra/vault/dev");
+        cfg.set_vault_folder("Dev", "infra/vault/dev").unwrap();
         assert!(cfg.files.is_none());
-        cfg.set_vault_folder("dev", "x/y");
+        cfg.set_vault_folder("dev", "x/y").unwrap();
         assert_eq!(
             cfg.files.as_ref().unwrap().vault_folder.as_deref(),
             Some("x/y")
         );
-        cfg.set_vault_folder("dev", "infra/vault/dev");
+        cfg.set_vault_folder("dev", "infra/vault/dev").unwrap();
         assert!(cfg.files.is_none());
+    }
+
+    #[test]
+    fn vault_folders_outside_the_tree_are_refused_on_load_share_and_init() {
+        for good in ["infra/vault/dev", "secrets", "a/b.c/-d_e", "vault/.hidden"] {
+            assert_eq!(check_vault_folder(good), Ok(()), "{good}");
+        }
+        let bad = [
+            "",
+            "../victim",
+            "infra/../../victim",
+            "/etc",
+            "/",
+            "./infra/vault",
+            "infra/vault/",
+            "infra//vault",
+            "infra\\..\\x",
+            "a\0b",
+            ".git/hooks",
+            "x/.GIT",
+            "..",
+        ];
+        for folder in bad {
+            assert!(check_vault_folder(folder).is_err(), "{folder:?} accepted");
+            // `init --vault-folder=`
+            let mut cfg = sample();
+            let err = cfg.set_vault_folder("dev", folder).unwrap_err();
+            assert!(matches!(err, ConfigError::InvalidVaultFolder { .. }), "{err}");
+            assert!(cfg.files.is_none());
+            // a `.share`/`.keytree` payload or a config file on disk
+            let mut value: Value =
+                serde_json::from_slice(&sample().to_json(Path::new("x")).unwrap()).unwrap();
+            value["files"] = serde_json::json!({ "vaultFolder": folder });
+            let json = serde_json::to_vec(&value).unwrap();
+            let err = EnvConfig::from_json(&json, Path::new("team.share")).unwrap_err();
+            match &err {
+                ConfigError::Invalid { field, .. } => assert_eq!(field, "files.vaultFolder"),
+                other => panic!("{folder:?}: {other}"),
+            }
+            let tmp = tempfile::tempdir().unwrap();
+            let path = tmp.path().join("env_dev");
+            fs::write(&path, gzip(std::str::from_utf8(&json).unwrap())).unwrap();
+            assert!(EnvConfig::load(&path).is_err(), "{folder:?} loaded");
+        }
     }
 
     #[test]

@@ -18,6 +18,65 @@ pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// A directory or file holding vsync's configs or keys that someone other
+/// than this user could have written (a shared or planted HOME): another
+/// user could replace the key and salt and read the next push.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path} {problem}; vsync refuses to use it — {fix}")]
+pub struct NotPrivate {
+    /// The offending path.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub problem: &'static str,
+    /// What to do.
+    pub fix: String,
+}
+
+/// Checks `root` and every existing path from it down to `path` (which lies
+/// below `root`): each must be owned by this process's user and not
+/// writable by group or others. Missing paths are fine (they will be
+/// created private).
+pub fn check_private_chain(root: &Path, path: &Path) -> Result<(), NotPrivate> {
+    let below = path.strip_prefix(root).unwrap_or(Path::new(""));
+    let mut current = root.to_path_buf();
+    check_private(&current)?;
+    for component in below.components() {
+        current.push(component);
+        check_private(&current)?;
+    }
+    Ok(())
+}
+
+fn check_private(path: &Path) -> Result<(), NotPrivate> {
+    use std::os::unix::fs::MetadataExt;
+
+    let Ok(meta) = fs::metadata(path) else {
+        return Ok(());
+    };
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(NotPrivate {
+            path: path.to_path_buf(),
+            problem: "is owned by another user",
+            fix: format!(
+                "if it is yours, `chown -R $(id -u) {}`; otherwise point XDG_CONFIG_HOME or HOME at a directory of your own",
+                path.display()
+            ),
+        });
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(NotPrivate {
+            path: path.to_path_buf(),
+            problem: "is writable by group or others",
+            fix: format!(
+                "check that nothing in it was replaced, then `chmod go-w {}` (vsync creates directories 0700 and files 0600)",
+                path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Fills a buffer with random bytes from the operating system.
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
@@ -104,6 +163,32 @@ mod tests {
         assert_eq!(mode(&file), 0o600);
         // No temporary file is left behind.
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn shared_directories_and_files_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("vsync");
+        let file = root.join("acme/env_dev");
+        // Nothing exists yet: fine.
+        check_private_chain(&root, &file).unwrap();
+        create_private_dir_all(&root.join("acme")).unwrap();
+        write_private_atomic(&file, b"x").unwrap();
+        check_private_chain(&root, &file).unwrap();
+        for (path, shared) in [(&root, 0o770), (&root.join("acme"), 0o702), (&file, 0o620)] {
+            let before = mode(path);
+            fs::set_permissions(path, fs::Permissions::from_mode(shared)).unwrap();
+            let err = check_private_chain(&root, &file).unwrap_err();
+            assert_eq!(&err.path, path);
+            assert!(err.to_string().contains("chmod go-w"), "{err}");
+            fs::set_permissions(path, fs::Permissions::from_mode(before)).unwrap();
+        }
+        check_private_chain(&root, &file).unwrap();
+        // Another user's directory (only root can hand one over to test it).
+        if std::os::unix::fs::chown(root.join("acme"), Some(1), None).is_ok() {
+            let err = check_private_chain(&root, &file).unwrap_err();
+            assert!(err.to_string().contains("owned by another user"), "{err}");
+        }
     }
 
     #[test]

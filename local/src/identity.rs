@@ -212,9 +212,29 @@ pub fn vault_root(dir: &Path) -> Result<PathBuf, IdentityError> {
         .unwrap_or(top))
 }
 
-/// `git config --get remote.origin.url` of the toplevel, if set.
+/// `git config --get remote.origin.url` of the toplevel, if set, with any
+/// credentials it embeds removed (see [`without_userinfo`]): the URL is
+/// shown by `status` and carried in errors, and only its path names the repo.
 pub fn origin_url(toplevel: &Path) -> Result<Option<String>, IdentityError> {
-    Ok(git(toplevel, &["config", "--get", "remote.origin.url"])?.filter(|url| !url.is_empty()))
+    Ok(git(toplevel, &["config", "--get", "remote.origin.url"])?
+        .filter(|url| !url.is_empty())
+        .map(|url| without_userinfo(&url)))
+}
+
+/// `scheme://user:token@host/path` without `user:token@` (CI clones carry
+/// `https://x-access-token:ghp_…@github.com/…`). URLs without `://` (the
+/// scp-like `git@host:owner/repo`) name only a login, never a secret, and
+/// are returned as they are.
+pub fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://{host}{path}"),
+        None => url.to_owned(),
+    }
 }
 
 /// The repo the origin URL names, normalised; `None` when unparseable.
@@ -280,6 +300,27 @@ pub fn resolve(flag: Option<&str>, toplevel: &Path) -> Result<RepoIdentity, Iden
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn origin_urls_lose_their_credentials() {
+        assert_eq!(
+            without_userinfo("https://x-access-token:ghp_abc123@github.com/acme/web.git"),
+            "https://github.com/acme/web.git"
+        );
+        assert_eq!(
+            without_userinfo("https://user@pass@host.example:8443/a@b?x=@#@"),
+            "https://host.example:8443/a@b?x=@#@"
+        );
+        assert_eq!(
+            without_userinfo("https://github.com/acme/web"),
+            "https://github.com/acme/web"
+        );
+        assert_eq!(
+            without_userinfo("git@github.com:acme/web.git"),
+            "git@github.com:acme/web.git"
+        );
+        assert_eq!(name_from_origin(&without_userinfo("https://t:s@github.com/Acme/Web.git")).as_deref(), Some("acme_web"));
+    }
 
     #[test]
     fn normalize_examples() {

@@ -66,6 +66,9 @@ pub enum KeystoreError {
     /// The repo or env cannot name a key.
     #[error(transparent)]
     Paths(#[from] PathsError),
+    /// A keystore directory or key file that is not this user's alone.
+    #[error(transparent)]
+    NotPrivate(#[from] fsutil::NotPrivate),
 }
 
 /// Where keys are kept.
@@ -161,7 +164,14 @@ impl Keystore {
         check_env_name(env)?;
         Ok(match self {
             Keystore::Keyring => None,
-            Keystore::File(dir) => Some(dir.join(repo).join(format!("{env}.key"))),
+            Keystore::File(dir) => {
+                let path = dir.join(repo).join(format!("{env}.key"));
+                // From the config base down: a keystore another user can
+                // write lets them plant the key the next push seals with.
+                let root = dir.parent().unwrap_or(dir);
+                fsutil::check_private_chain(root, &path)?;
+                Some(path)
+            }
         })
     }
 

@@ -14,6 +14,7 @@ use vsync_local::identity::IdentityError;
 use vsync_local::keystore::KeystoreError;
 use vsync_local::ledger::{DirtyReport, LedgerError};
 use vsync_local::paths::PathsError;
+use zeroize::Zeroizing;
 use vsync_local::pin::PinError;
 use vsync_local::profile::ProfileError;
 
@@ -123,6 +124,29 @@ pub enum OpsError {
         /// `<repo>/<env>`.
         target: String,
     },
+    /// The rotation's pointer write failed and could not be read back: the
+    /// new version may be the current one. The old key stays in the
+    /// keystore; the new passphrase travels in the error so the CLI can show
+    /// it (never in the message).
+    #[error(
+        "the rotation of {target} to version {ts} may or may not be published ({detail}); the old key stays in the keystore and the new passphrase is shown above — keep it. Run `vsync versions {env}`: if {ts} is current, this machine and every app need the new passphrase (store it here with `vsync rotate-passphrase --env={env} --old-passphrase-file=<file holding it> --generate`); otherwise nothing changed"
+    )]
+    RotationUnconfirmed {
+        /// `<repo>/<env>`.
+        target: String,
+        /// The env.
+        env: String,
+        /// The version whose pointer write is unconfirmed.
+        ts: vsync_engine::timestamp::Timestamp,
+        /// The store's failure.
+        detail: String,
+        /// The new passphrase, which may now be the only key to the bucket.
+        passphrase: UnsavedPassphrase,
+    },
+    /// An import would replace a different key or config this machine
+    /// holds (the old versions and backups could no longer be decrypted).
+    #[error("{0}")]
+    WouldReplace(String),
     /// `use` found no `.env.<env>` to link to.
     #[error("no {} yet; run `vsync pull {env}` first", path.display())]
     NoEnvFile {
@@ -202,6 +226,23 @@ fn summarize(report: &DirtyReport) -> String {
     parts.join("; ")
 }
 
+/// A passphrase that exists nowhere but in this value: shown to the user
+/// once, redacted from `Debug`, wiped on drop.
+pub struct UnsavedPassphrase(pub(crate) Zeroizing<String>);
+
+impl UnsavedPassphrase {
+    /// The passphrase, for printing once to the user.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for UnsavedPassphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnsavedPassphrase(<redacted>)")
+    }
+}
+
 /// Exit code of a sync with nothing to write, under `--detailed-exitcode`.
 pub const EXIT_SYNC_NOOP: i32 = 10;
 /// Exit code of a sync where some writes failed (the rest are applied).
@@ -240,9 +281,9 @@ impl OpsError {
                 SyncError::RecordUnreadable(_) => 5,
                 _ => 3,
             },
-            OpsError::Store(_) => 3,
+            OpsError::Store(_) | OpsError::RotationUnconfirmed { .. } => 3,
             OpsError::Vault(err) => match err {
-                VaultError::Store { .. } => 3,
+                VaultError::Store { .. } | VaultError::PublishUncertain { .. } => 3,
                 VaultError::Crypto { .. }
                 | VaultError::BundleMissing { .. }
                 | VaultError::PointerCorrupt { .. } => 5,
@@ -252,6 +293,7 @@ impl OpsError {
             OpsError::LocalChanges { .. }
             | OpsError::Ledger(_)
             | OpsError::RotationLostRace { .. }
+            | OpsError::WouldReplace(_)
             | OpsError::LinkBlocked { .. } => 4,
             OpsError::Share(_) | OpsError::Keytree(_) => 5,
             OpsError::Keystore(_)

@@ -175,8 +175,9 @@ impl KeytreeFilter {
 pub struct KeytreeExportReport {
     /// The `.keytree` file (0600).
     pub path: PathBuf,
-    /// The passphrase, generated unless given; shown once, never stored.
-    pub passphrase: Zeroizing<String>,
+    /// The generated passphrase, to show once (never stored); `None` when
+    /// the user gave one, which is never echoed back.
+    pub generated_passphrase: Option<Zeroizing<String>>,
     /// `<repo>/<env>` of every exported pair.
     pub entries: Vec<String>,
     /// Every exported profile.
@@ -190,7 +191,10 @@ impl std::fmt::Debug for KeytreeExportReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeytreeExportReport")
             .field("path", &self.path)
-            .field("passphrase", &"<redacted>")
+            .field(
+                "generated_passphrase",
+                &self.generated_passphrase.as_ref().map(|_| "<redacted>"),
+            )
             .field("entries", &self.entries)
             .field("profiles", &self.profiles)
             .field("skipped", &self.skipped)
@@ -239,9 +243,9 @@ pub fn keystore_export(
             "say what to export: --all, or --repo=<name> / --env=<env> (repeatable; --profiles adds the profiles)".into(),
         ));
     }
-    let passphrase = match passphrase {
-        Some(given) => checked_passphrase(given)?,
-        None => generate_passphrase(),
+    let (passphrase, generated) = match passphrase {
+        Some(given) => (checked_passphrase(given)?, false),
+        None => (generate_passphrase(), true),
     };
     let mut entries_json = Vec::new();
     let mut entries = Vec::new();
@@ -327,7 +331,7 @@ pub fn keystore_export(
     })?;
     Ok(KeytreeExportReport {
         path,
-        passphrase,
+        generated_passphrase: generated.then_some(passphrase),
         entries,
         profiles,
         skipped,
@@ -350,11 +354,11 @@ struct KeytreeEntryIn {
 }
 
 /// A validated pair, ready to write.
-struct Pair {
-    repo: String,
-    env: String,
-    config: EnvConfig,
-    key: Zeroizing<String>,
+pub(crate) struct Pair {
+    pub(crate) repo: String,
+    pub(crate) env: String,
+    pub(crate) config: EnvConfig,
+    pub(crate) key: Zeroizing<String>,
 }
 
 /// What import did with one env or profile.
@@ -439,7 +443,7 @@ pub fn keystore_import(
     }
     for pair in pairs {
         let label = format!("{}/{}", pair.repo, pair.env);
-        let outcome = import_pair(ctx, &pair, force)
+        let outcome = import_pair(ctx, &pair, force, false)
             .map_err(|err| incomplete(&report, label.clone(), err))?;
         report.entries.push((label, outcome));
     }
@@ -546,12 +550,34 @@ fn import_profile(
     Ok(outcome)
 }
 
-fn import_pair(ctx: &Context, pair: &Pair, force: bool) -> Result<ImportOutcome, OpsError> {
+/// Installs one env's key and config unless this machine holds a different
+/// one (then `Skipped`, or replaced with `force`). With `keep_local_routing`
+/// the incoming config carries no sync routing of its own: the routing this
+/// machine saved is kept and not compared.
+pub(crate) fn import_pair(
+    ctx: &Context,
+    pair: &Pair,
+    force: bool,
+    keep_local_routing: bool,
+) -> Result<ImportOutcome, OpsError> {
     let existing_config = match EnvConfig::load_for(&ctx.base, &pair.repo, &pair.env) {
         Ok(config) => Some(Some(config)),
         Err(ConfigError::NoConfig { .. }) => None,
         // Unreadable: present but different from anything we could write.
         Err(_) => Some(None),
+    };
+    let mut incoming = pair.config.clone();
+    if keep_local_routing {
+        incoming.sync = existing_config
+            .as_ref()
+            .and_then(|config| config.as_ref())
+            .and_then(|config| config.sync.clone());
+    }
+    let pair = &Pair {
+        repo: pair.repo.clone(),
+        env: pair.env.clone(),
+        config: incoming,
+        key: pair.key.clone(),
     };
     let existing_key = ctx.keystore.get(&pair.repo, &pair.env)?;
     let key_differs = existing_key.as_ref().is_some_and(|key| **key != *pair.key);

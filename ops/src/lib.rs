@@ -27,7 +27,7 @@ pub use audit::{
     parse_meta_pair, render_csv,
 };
 pub use context::{Context, Repo};
-pub use error::OpsError;
+pub use error::{OpsError, UnsavedPassphrase};
 pub use error::{EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED};
 pub use keystore::{
     ImportOutcome, KeystoreEntry, KeystoreListing, KeytreeExportReport, KeytreeFilter,
@@ -41,7 +41,9 @@ pub use link::{LinkState, LinkStatus, UseReport, link_status, use_env};
 pub use rotate::{
     MIN_NEW_PASSPHRASE_LEN, NewPassphrase, RotateOptions, RotateReport, rotate_passphrase,
 };
-pub use share::{ExportReport, ImportReport, export_share, generate_passphrase, import_share};
+pub use share::{
+    ExportReport, ImportReport, ShareImportOptions, export_share, generate_passphrase, import_share,
+};
 pub use sinks::{GithubScope, SinkSettings};
 pub use status::{
     EnvCode, EnvStatus, LastSync, ProfileSummary, RemoteState, RemoteStatus, StatusOptions,

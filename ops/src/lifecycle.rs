@@ -109,7 +109,7 @@ pub fn init(ctx: &Context, env: &str, options: &InitOptions) -> Result<InitRepor
         config.s3.set_provider(Some(provider.name()));
     }
     if let Some(folder) = &options.vault_folder {
-        config.set_vault_folder(env, folder);
+        config.set_vault_folder(env, folder)?;
     }
     config.audit.enabled = options.audit;
     let store = open_store(&config)?;
@@ -119,6 +119,7 @@ pub fn init(ctx: &Context, env: &str, options: &InitOptions) -> Result<InitRepor
     let config_path = config.save_for(&ctx.base, name, env)?;
     let vault_dir = repo.vault_root.join(config.vault_folder(env));
     create_private_dir(&vault_dir)?;
+    ignore_in_git(&vault_dir)?;
     let pin_written = pin::write(&repo.toplevel, name)? == WriteOutcome::Created;
     Ok(InitReport {
         repo: name.to_owned(),
@@ -129,6 +130,30 @@ pub fn init(ctx: &Context, env: &str, options: &InitOptions) -> Result<InitRepor
         vault_dir,
         pin_written,
     })
+}
+
+/// What `init` writes to `<vault folder>/.gitignore`.
+const VAULT_GITIGNORE: &str =
+    "# Written by `vsync init`: this folder holds decrypted secrets. Never commit it.\n*\n";
+
+/// Keeps the plaintext vault folder out of git: a `.gitignore` ignoring
+/// everything in it (itself included), unless the folder already has one.
+fn ignore_in_git(vault_dir: &Path) -> Result<(), OpsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let path = vault_dir.join(".gitignore");
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path);
+    match created {
+        Ok(mut file) => file.write_all(VAULT_GITIGNORE.as_bytes()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+    }
+    .map_err(|source| OpsError::Io { path, source })
 }
 
 fn default_prefix(repo: &str, env: &str) -> String {
@@ -211,7 +236,14 @@ impl Env {
         audit: &AuditOptions,
         progress: &dyn Progress,
     ) -> Result<(), OpsError> {
-        Ledger::record(&self.vault_dir, op, ts.clone(), SystemTime::now())?
+        // The ledger's timestamp is this machine's anti-rollback high-water
+        // mark, so it never goes down: after `pull --at=<old>` or
+        // `--accept-rollback` a rolled-back pointer is still refused next time.
+        let high_water = match Ledger::load(&self.ledger_path)? {
+            Some(previous) if previous.last_sync_ts > *ts => previous.last_sync_ts,
+            _ => ts.clone(),
+        };
+        Ledger::record(&self.vault_dir, op, high_water, SystemTime::now())?
             .save(&self.ledger_path)?;
         let action = match op {
             SyncOp::Push => AuditAction::Push,
@@ -303,11 +335,39 @@ pub async fn push(
     let files = ledger::snapshot(&env.vault_dir)?.len();
 
     progress.step(3, 4, "encrypting and uploading");
-    let now = next_timestamp(head.as_ref()).await;
+    let mut now = next_timestamp(head.as_ref()).await;
+    if let Some(head) = &head
+        && options.force
+        && head.ts >= now
+    {
+        // A pointer far in the future (a wrong clock, or anyone with write
+        // access to the bucket) would otherwise block every push forever.
+        // Version names must keep growing for every reader's anti-rollback
+        // check, so the forced version is named one second after it.
+        let after = Timestamp::from_unix(head.ts.unix_seconds() + 1);
+        if after.as_str().len() != head.ts.as_str().len() {
+            return Err(OpsError::Usage(format!(
+                "the remote's pointer names {}, the last second version names can hold; check the bucket's versions, then remove {} by hand and push again",
+                head.ts,
+                layout.latest_key()
+            )));
+        }
+        progress.warn(&format!(
+            "the remote's version {} is ahead of this machine's clock ({now}); --force publishes this version as {after}, after it",
+            head.ts
+        ));
+        now = after;
+    }
     let key = env.derive_key();
     let published =
         vault::publish(store.as_ref(), &layout, &key, &payload, head.as_ref(), now).await?;
 
+    if let Some(problem) = &published.meta_not_written {
+        progress.warn(&format!(
+            "version {} is published but latest.meta was not updated ({problem}); readers open it, only their change detection lags until the next push",
+            published.ts
+        ));
+    }
     progress.step(4, 4, "recording the sync ledger");
     env.record_transfer(
         ctx,
@@ -373,6 +433,9 @@ pub struct PullReport {
     pub remote_ts: Timestamp,
     /// Files written.
     pub files: Vec<String>,
+    /// Files removed because the bundle no longer has them (they are in the
+    /// encrypted backup).
+    pub removed: Vec<String>,
     /// The encrypted rolling backup made first, if the folder existed.
     pub encrypted_backup: Option<PathBuf>,
     /// The plain `--backup` copy, if asked for.
@@ -395,7 +458,9 @@ pub async fn pull(
     let env = Env::load(ctx, env)?;
     let ledger = Ledger::load(&env.ledger_path)?;
     let replace = options.backup || options.force;
-    match ledger::check(&env.vault_dir, &env.ledger_path)? {
+    // Whether the folder ends up holding exactly the bundle: always, except
+    // for a folder never synced here, whose own files are kept beside it.
+    let mirror = match ledger::check(&env.vault_dir, &env.ledger_path)? {
         DirtyStatus::Tracked(report) if !report.is_clean() && !replace => {
             return Err(OpsError::LocalChanges {
                 env: env.name.clone(),
@@ -408,9 +473,10 @@ pub async fn pull(
                 "{} was never synced on this machine; its files are kept in the encrypted backup and same-named files are overwritten",
                 env.vault_dir.display()
             ));
+            false
         }
-        _ => {}
-    }
+        _ => true,
+    };
     let store = open_store(&env.config)?;
     let layout = layout(&env.config, env.repo.name(), &env.name)?;
 
@@ -465,13 +531,16 @@ pub async fn pull(
     } else {
         None
     };
-    if replace && env.vault_dir.exists() {
-        std::fs::remove_dir_all(&env.vault_dir).map_err(|source| OpsError::Io {
-            path: env.vault_dir.clone(),
-            source,
-        })?;
-    }
     let files = bundle::unpack(fetched.payload(), &env.repo.vault_root, &env.vault_folder)?;
+    // Files the bundle no longer has were deleted by whoever pushed it: left
+    // here, the next push would publish them again. They are in the
+    // encrypted backup made in step 1. Removed only after the unpack
+    // succeeded, so a refused bundle leaves the folder as it was.
+    let removed = if mirror {
+        remove_files_not_in(&env.vault_dir, &files)?
+    } else {
+        Vec::new()
+    };
 
     progress.step(5, 5, "recording the sync ledger");
     create_private_dir(&env.vault_dir)?;
@@ -490,9 +559,56 @@ pub async fn pull(
         ts: fetched.ts.clone(),
         remote_ts: head.ts,
         files,
+        removed,
         encrypted_backup,
         plain_backup,
     })
+}
+
+/// Deletes every file (or symlink, never followed) under `vault_dir` whose
+/// path relative to it is not in `keep`, then the directories left empty;
+/// returns the deleted files' relative paths, sorted.
+fn remove_files_not_in(vault_dir: &Path, keep: &[String]) -> Result<Vec<String>, OpsError> {
+    let keep: std::collections::HashSet<&str> = keep.iter().map(String::as_str).collect();
+    let io_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| OpsError::Io { path, source }
+    };
+    let mut removed = Vec::new();
+    let mut dirs = vec![vault_dir.to_owned()];
+    let mut visited = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(io_error(&dir)(err)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_error(&dir))?;
+            let path = entry.path();
+            // `DirEntry::file_type` does not follow symlinks.
+            if entry.file_type().map_err(io_error(&path))?.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let relative = path
+                .strip_prefix(vault_dir)
+                .expect("walked below the vault folder")
+                .to_string_lossy()
+                .into_owned();
+            if !keep.contains(relative.as_str()) {
+                std::fs::remove_file(&path).map_err(io_error(&path))?;
+                removed.push(relative);
+            }
+        }
+        visited.push(dir);
+    }
+    // Deepest first; a directory that still holds something stays.
+    for dir in visited.iter().rev().filter(|dir| dir.as_path() != vault_dir) {
+        let _ = std::fs::remove_dir(dir);
+    }
+    removed.sort();
+    Ok(removed)
 }
 
 fn has_files(dir: &Path) -> bool {

@@ -15,6 +15,7 @@ use std::fmt;
 use std::time::SystemTime;
 
 use serde_json::Value;
+use vsync_engine::store::Store;
 use vsync_engine::timestamp::Timestamp;
 use vsync_engine::vault::{self, VaultError};
 use vsync_local::keystore::generate_key;
@@ -23,6 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::audit::{self, AuditAction, AuditOptions};
 use crate::lifecycle::{Env, check_new_env_name, next_timestamp};
+use crate::error::UnsavedPassphrase;
 use crate::{Context, OpsError, Progress, layout, open_store};
 
 /// Upstream's floor for a new passphrase.
@@ -115,6 +117,19 @@ pub async fn rotate_passphrase(
 ) -> Result<RotateReport, OpsError> {
     check_new_env_name(env)?;
     let env = Env::load(ctx, env)?;
+    let store = open_store(&env.config)?;
+    rotate_on(ctx, env, store.as_ref(), options, progress).await
+}
+
+/// [`rotate_passphrase`] against an open store (tests hand in one that
+/// fails where they want).
+async fn rotate_on(
+    ctx: &Context,
+    env: Env,
+    store: &dyn Store,
+    options: RotateOptions,
+    progress: &dyn Progress,
+) -> Result<RotateReport, OpsError> {
     let (new_passphrase, generated) = match options.new_passphrase {
         NewPassphrase::Given(given) => (checked_new_passphrase(given)?, false),
         NewPassphrase::Generate => (generate_key(), true),
@@ -125,7 +140,6 @@ pub async fn rotate_passphrase(
             "the new passphrase equals the current one; choose another (or pass --generate)".into(),
         ));
     }
-    let store = open_store(&env.config)?;
     let layout = layout(&env.config, env.repo.name(), &env.name)?;
     let ledger = Ledger::load(&env.ledger_path)?;
     // Proves the keystore takes a write (keychain unlocked, directory
@@ -139,7 +153,7 @@ pub async fn rotate_passphrase(
         4,
         &format!("reading the pointer from {}", store.describe()),
     );
-    let Some(head) = vault::remote_head(store.as_ref(), &layout).await? else {
+    let Some(head) = vault::remote_head(store, &layout).await? else {
         return Err(VaultError::NoVault {
             store: store.describe(),
             prefix: layout.prefix().to_owned(),
@@ -150,7 +164,7 @@ pub async fn rotate_passphrase(
 
     progress.step(2, 4, &format!("downloading and verifying {}", head.ts));
     let fetched = vault::fetch(
-        store.as_ref(),
+        store,
         &layout,
         &env.derive_key_from(&old_passphrase),
         &head,
@@ -159,9 +173,10 @@ pub async fn rotate_passphrase(
     .await?;
 
     progress.step(3, 4, "re-sealing under the new key and publishing");
+    let target = format!("{}/{}", env.repo.name(), env.name);
     let now = next_timestamp(Some(&head)).await;
-    let published = vault::publish_rotation(
-        store.as_ref(),
+    let published = match vault::publish_rotation(
+        store,
         &layout,
         &env.derive_key_from(&new_passphrase),
         fetched.payload(),
@@ -170,19 +185,38 @@ pub async fn rotate_passphrase(
         vsync_local::time::iso_millis(SystemTime::now()),
     )
     .await
-    .map_err(|err| match err {
-        VaultError::ConcurrentPush { .. } => OpsError::RotationLostRace {
-            target: format!("{}/{}", env.repo.name(), env.name),
-        },
-        other => other.into(),
-    })?;
+    {
+        Ok(published) => published,
+        Err(VaultError::ConcurrentPush { .. }) => {
+            return Err(OpsError::RotationLostRace { target });
+        }
+        Err(VaultError::PublishUncertain { ts, source }) => {
+            return Err(OpsError::RotationUnconfirmed {
+                target,
+                env: env.name.clone(),
+                ts,
+                detail: source.to_string(),
+                passphrase: UnsavedPassphrase(new_passphrase),
+            });
+        }
+        Err(other) => return Err(other.into()),
+    };
 
+    // The pointer has moved: the rotation has happened and the bucket needs
+    // the new key. Keep it before anything else can fail; from here on every
+    // problem is reported alongside the key, never instead of it.
     progress.step(4, 4, "storing the new key");
     let key_not_stored = ctx
         .keystore
         .set(env.repo.name(), &env.name, &new_passphrase)
         .err()
         .map(|err| err.to_string());
+    if let Some(problem) = &published.meta_not_written {
+        progress.warn(&format!(
+            "version {} is published but latest.meta was not updated ({problem}); readers open it, only their change detection lags until the next push",
+            published.ts
+        ));
+    }
     // The new version holds exactly what this machine last synced when the
     // ledger names the rotated version, so it stays in sync; otherwise the
     // ledger is left as it was (pull catches up as usual).
@@ -191,7 +225,12 @@ pub async fn rotate_passphrase(
         && ledger.last_sync_ts == head.ts
     {
         ledger.last_sync_ts = published.ts.clone();
-        ledger.save(&env.ledger_path)?;
+        if let Err(err) = ledger.save(&env.ledger_path) {
+            progress.warn(&format!(
+                "the sync ledger was not updated ({err}); the next pull will fetch version {} again",
+                published.ts
+            ));
+        }
     }
     let fixed_meta = [
         ("event", Value::from("rotate")),
@@ -200,7 +239,7 @@ pub async fn rotate_passphrase(
     ];
     audit::record(
         ctx,
-        store.as_ref(),
+        store,
         &layout,
         &env.config,
         &options.audit,
@@ -213,7 +252,7 @@ pub async fn rotate_passphrase(
     )
     .await;
     Ok(RotateReport {
-        target: format!("{}/{}", env.repo.name(), env.name),
+        target,
         previous_ts: head.ts,
         ts: published.ts,
         generation: published.generation,
@@ -240,6 +279,255 @@ fn checked_new_passphrase(given: Zeroizing<String>) -> Result<Zeroizing<String>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use vsync_backends::fs::FsStore;
+    use vsync_engine::store::{ETag, ListedObject, Object, ObjectInfo, PutCondition, StoreError};
+    use vsync_local::keystore::Keystore;
+    use vsync_local::paths::ConfigBase;
+
+    use crate::{InitOptions, PullOptions, PushOptions, Quiet, init, pull, push};
+
+    /// One step of a publish that fails.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Fault {
+        /// The write of an object whose key ends with this is refused.
+        Refuse(&'static str),
+        /// The write is applied, then reported as failed (a lost answer).
+        ApplyThenFail(&'static str),
+        /// Refused, and reading the pointer back fails too.
+        RefuseAndBlind(&'static str),
+        /// The pointer write succeeds, then the keystore breaks.
+        BreakKeystoreAfterPointer,
+    }
+
+    /// The local store with one fault armed.
+    struct FaultyStore {
+        inner: FsStore,
+        fault: Fault,
+        blind: Mutex<bool>,
+        keystore_dir: PathBuf,
+    }
+
+    fn unreachable_error() -> StoreError {
+        StoreError::Unreachable("connection reset by peer".into())
+    }
+
+    #[async_trait]
+    impl Store for FaultyStore {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+            if *self.blind.lock().unwrap() {
+                return Err(unreachable_error());
+            }
+            self.inner.get(key).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+            self.inner.head(key).await
+        }
+        async fn put(
+            &self,
+            key: &str,
+            body: &[u8],
+            condition: PutCondition,
+        ) -> Result<ETag, StoreError> {
+            match self.fault {
+                Fault::Refuse(suffix) if key.ends_with(suffix) => Err(unreachable_error()),
+                Fault::RefuseAndBlind(suffix) if key.ends_with(suffix) => {
+                    *self.blind.lock().unwrap() = true;
+                    Err(unreachable_error())
+                }
+                Fault::ApplyThenFail(suffix) if key.ends_with(suffix) => {
+                    self.inner.put(key, body, condition).await?;
+                    Err(unreachable_error())
+                }
+                Fault::BreakKeystoreAfterPointer if key.ends_with("/latest") => {
+                    let etag = self.inner.put(key, body, condition).await?;
+                    // A file where the keystore's repo folder must be: every
+                    // later key write fails.
+                    std::fs::remove_dir_all(&self.keystore_dir).unwrap();
+                    std::fs::write(&self.keystore_dir, b"").unwrap();
+                    Ok(etag)
+                }
+                _ => self.inner.put(key, body, condition).await,
+            }
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
+            self.inner.list(prefix).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.inner.delete(key).await
+        }
+    }
+
+    struct Machine {
+        _tmp: tempfile::TempDir,
+        ctx: Context,
+        store_dir: PathBuf,
+    }
+
+    /// A repo with one pushed version of `dev` on the local store.
+    async fn pushed_machine() -> Machine {
+        let tmp = tempfile::tempdir().unwrap();
+        let checkout = tmp.path().join("checkout");
+        std::fs::create_dir_all(&checkout).unwrap();
+        let git = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&checkout)
+            .status()
+            .unwrap();
+        assert!(git.success());
+        let base = ConfigBase::at(tmp.path().join("config"));
+        let store_dir = tmp.path().join("store");
+        let ctx = Context {
+            keystore: Keystore::file(&base),
+            base,
+            keystore_warning: None,
+            local_store_dir: store_dir.clone(),
+            backup_dir_override: Some(tmp.path().join("backups").into()),
+            cwd: checkout.clone(),
+            repo_flag: Some("acme".into()),
+            audit_meta_env: None,
+            audit_note_env: None,
+        };
+        let report = init(
+            &ctx,
+            "dev",
+            &InitOptions {
+                local: true,
+                audit: false,
+                ..InitOptions::default()
+            },
+        )
+        .unwrap();
+        std::fs::write(report.vault_dir.join(".env.dev"), "API_KEY=before-rotation\n").unwrap();
+        push(&ctx, "dev", &PushOptions::default(), &Quiet)
+            .await
+            .unwrap();
+        Machine {
+            _tmp: tmp,
+            ctx,
+            store_dir,
+        }
+    }
+
+    async fn rotate_with(machine: &Machine, fault: Fault) -> Result<RotateReport, OpsError> {
+        let env = Env::load(&machine.ctx, "dev").unwrap();
+        let store = FaultyStore {
+            inner: FsStore::open(&machine.store_dir).unwrap(),
+            fault,
+            blind: Mutex::new(false),
+            keystore_dir: machine.ctx.base.dir().join(".keystore/acme"),
+        };
+        let options = RotateOptions {
+            new_passphrase: NewPassphrase::Generate,
+            old_passphrase: None,
+            audit: AuditOptions::default(),
+        };
+        rotate_on(&machine.ctx, env, &store, options, &Quiet).await
+    }
+
+    fn stored_key(machine: &Machine) -> Zeroizing<String> {
+        machine.ctx.keystore.get("acme", "dev").unwrap().unwrap()
+    }
+
+    /// Pulls with the key in the keystore: proves the bucket and the
+    /// keystore agree.
+    async fn pull_works(machine: &Machine) {
+        pull(
+            &machine.ctx,
+            "dev",
+            &PullOptions {
+                force: true,
+                ..PullOptions::default()
+            },
+            &Quiet,
+        )
+        .await
+        .unwrap();
+        let vault = Path::new(&machine.ctx.cwd).join("infra/vault/dev/.env.dev");
+        assert_eq!(
+            std::fs::read_to_string(vault).unwrap(),
+            "API_KEY=before-rotation\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_publish_that_fails_before_the_pointer_moves_keeps_the_old_key() {
+        for fault in [Fault::Refuse(".enc"), Fault::Refuse("/latest")] {
+            let machine = pushed_machine().await;
+            let old_key = stored_key(&machine);
+            let err = rotate_with(&machine, fault).await.unwrap_err();
+            assert_eq!(err.exit_code(), 3, "{fault:?}: {err}");
+            assert_eq!(*stored_key(&machine), *old_key, "{fault:?}");
+            pull_works(&machine).await;
+            // No orphan bundle is left beside the one version.
+            let store = FsStore::open(&machine.store_dir).unwrap();
+            let versions = vault::versions(&store, &vsync_engine::vault::Layout::for_repo_env("acme", "dev"))
+                .await
+                .unwrap();
+            assert_eq!(versions.len(), 1, "{fault:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn once_the_pointer_has_moved_the_new_key_is_kept_whatever_fails_next() {
+        // The pointer write applied but its answer lost, and the meta write
+        // failing: both are published rotations.
+        for fault in [Fault::ApplyThenFail("/latest"), Fault::Refuse("/latest.meta")] {
+            let machine = pushed_machine().await;
+            let old_key = stored_key(&machine);
+            let report = rotate_with(&machine, fault).await.unwrap();
+            let new_key = report.passphrase.expect("a generated key is shown");
+            assert_ne!(*new_key, *old_key);
+            assert_eq!(*stored_key(&machine), *new_key, "{fault:?}");
+            assert!(report.key_not_stored.is_none());
+            pull_works(&machine).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_keystore_that_breaks_after_the_pointer_moved_still_gets_the_key_shown() {
+        let machine = pushed_machine().await;
+        let report = rotate_with(&machine, Fault::BreakKeystoreAfterPointer)
+            .await
+            .unwrap();
+        assert!(report.key_not_stored.is_some());
+        let new_key = report.passphrase.expect("the only copy of the key is shown");
+        // The bucket opens with the key that was shown.
+        let env_config = vsync_local::EnvConfig::load_for(&machine.ctx.base, "acme", "dev").unwrap();
+        let store = FsStore::open(&machine.store_dir).unwrap();
+        let layout = vsync_engine::vault::Layout::for_repo_env("acme", "dev");
+        let head = vault::remote_head(&store, &layout).await.unwrap().unwrap();
+        let key = vsync_crypto::kdf::Key::derive(
+            new_key.as_bytes(),
+            env_config.encryption.salt.as_bytes(),
+            vsync_crypto::kdf::DEFAULT_ITERATIONS,
+        );
+        vault::fetch(&store, &layout, &key, &head, None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unconfirmed_pointer_write_hands_back_the_new_key() {
+        let machine = pushed_machine().await;
+        let old_key = stored_key(&machine);
+        let err = rotate_with(&machine, Fault::RefuseAndBlind("/latest"))
+            .await
+            .unwrap_err();
+        let OpsError::RotationUnconfirmed { passphrase, .. } = &err else {
+            panic!("{err}");
+        };
+        assert!(passphrase.expose().len() >= MIN_NEW_PASSPHRASE_LEN);
+        assert!(!err.to_string().contains(passphrase.expose()));
+        assert!(!format!("{err:?}").contains(passphrase.expose()));
+        assert_eq!(err.exit_code(), 3);
+        assert_eq!(*stored_key(&machine), *old_key);
+    }
 
     #[test]
     fn debug_never_shows_a_passphrase() {

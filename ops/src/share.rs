@@ -9,6 +9,7 @@ use vsync_local::{EnvConfig, pin};
 use zeroize::Zeroizing;
 
 use crate::audit::{self, AuditAction, AuditOptions};
+use crate::keystore::{ImportOutcome, Pair, import_pair};
 use crate::{Context, OpsError, Progress, layout, open_store};
 
 /// Upstream's `EXPORT_BLOB_VERSION`.
@@ -24,8 +25,12 @@ const ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ
 pub struct ExportReport {
     /// The `.share` file (0600).
     pub path: PathBuf,
-    /// The passphrase, generated unless given; shown once, never stored.
-    pub passphrase: Zeroizing<String>,
+    /// The generated passphrase, to show once (never stored); `None` when
+    /// the user gave one, which is never echoed back.
+    pub generated_passphrase: Option<Zeroizing<String>>,
+    /// Set when the share was written inside a git working tree, where a
+    /// commit could publish it.
+    pub inside_working_tree: Option<PathBuf>,
 }
 
 // Hand-written so the passphrase never reaches a `{:?}`.
@@ -33,7 +38,11 @@ impl std::fmt::Debug for ExportReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExportReport")
             .field("path", &self.path)
-            .field("passphrase", &"<redacted>")
+            .field(
+                "generated_passphrase",
+                &self.generated_passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field("inside_working_tree", &self.inside_working_tree)
             .finish()
     }
 }
@@ -59,9 +68,9 @@ pub async fn export_share(
             env: env.to_owned(),
             keystore: ctx.keystore.describe(),
         })?;
-    let passphrase = match passphrase {
-        Some(given) => checked_passphrase(given)?,
-        None => generate_passphrase(),
+    let (passphrase, generated) = match passphrase {
+        Some(given) => (checked_passphrase(given)?, false),
+        None => (generate_passphrase(), true),
     };
     let config_path = ctx.base.env_config_path(name, env)?;
     let config_json = config.to_json(&config_path)?;
@@ -93,7 +102,17 @@ pub async fn export_share(
         progress,
     )
     .await;
-    Ok(ExportReport { path, passphrase })
+    // A share holds the env's key: committed, it hands the vault to anyone
+    // with the repo and the passphrase.
+    let inside_working_tree = path
+        .parent()
+        .map(|dir| if dir.as_os_str().is_empty() { ctx.cwd.as_path() } else { dir })
+        .and_then(|dir| vsync_local::identity::toplevel(dir).ok());
+    Ok(ExportReport {
+        path,
+        generated_passphrase: generated.then_some(passphrase),
+        inside_working_tree,
+    })
 }
 
 /// Records an export or import in the env's audit log (best effort: a
@@ -178,9 +197,28 @@ struct SharePayload {
     key: Zeroizing<String>,
 }
 
+/// How `import` treats what is already on this machine and what the share
+/// carries besides the key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShareImportOptions {
+    /// Replace a different key or config already saved for the env.
+    pub force: bool,
+    /// Keep the share's saved sync routing (`sync.*`: where `vsync sync`
+    /// sends secrets and credentials); dropped otherwise.
+    pub accept_routing: bool,
+}
+
 /// What `import` installed.
 #[derive(Debug, Clone)]
 pub struct ImportReport {
+    /// Imported, unchanged (this machine already held exactly this) or
+    /// replaced (`force`).
+    pub outcome: ImportOutcome,
+    /// The share's sync routing as JSON (no secrets: platform names,
+    /// addresses, repositories), when it carried any.
+    pub routing: Option<String>,
+    /// Whether that routing was kept.
+    pub routing_kept: bool,
     /// The repo the config was saved under.
     pub repo: String,
     /// The env it was saved under (the one asked for).
@@ -203,6 +241,7 @@ pub async fn import_share(
     env: &str,
     file: &Path,
     passphrase: &str,
+    options: ShareImportOptions,
     audit_options: &AuditOptions,
     progress: &dyn Progress,
 ) -> Result<ImportReport, OpsError> {
@@ -239,7 +278,17 @@ pub async fn import_share(
         return Err(invalid("repo, env or key is missing"));
     }
     let config_bytes = Zeroizing::new(payload.config.to_string().into_bytes());
-    let config = EnvConfig::from_json(&config_bytes, file)?;
+    let mut config = EnvConfig::from_json(&config_bytes, file)?;
+    // Routing decides where `vsync sync` sends this machine's own platform
+    // tokens: from a file that arrived from elsewhere it is shown, and kept
+    // only when the user says so.
+    let routing = config
+        .sync
+        .as_ref()
+        .map(|sync| serde_json::to_string(sync).expect("routing serialises"));
+    if !options.accept_routing {
+        config.sync = None;
+    }
 
     let toplevel = vsync_local::identity::toplevel(&ctx.cwd)?;
     let pinned = pin::read(&toplevel)?;
@@ -254,8 +303,22 @@ pub async fn import_share(
         (None, Some(pinned)) => pinned.clone(),
         (None, None) => payload.repo.clone(),
     };
-    let config_path = config.save_for(&ctx.base, &repo, env)?;
-    ctx.keystore.set(&repo, env, &payload.key)?;
+    let pair = Pair {
+        repo: repo.clone(),
+        env: env.to_owned(),
+        config,
+        key: payload.key,
+    };
+    let outcome = match import_pair(ctx, &pair, options.force, !options.accept_routing)? {
+        ImportOutcome::Skipped(why) => {
+            return Err(OpsError::WouldReplace(format!(
+                "{repo}/{env}: {why}"
+            )));
+        }
+        outcome => outcome,
+    };
+    let config = pair.config;
+    let config_path = ctx.base.env_config_path(&repo, env)?;
     let pin_written = pin::write(&toplevel, &repo)? == pin::WriteOutcome::Created;
     record_share_event(
         ctx,
@@ -268,6 +331,9 @@ pub async fn import_share(
     )
     .await;
     Ok(ImportReport {
+        outcome,
+        routing_kept: routing.is_some() && options.accept_routing,
+        routing,
         share_env: (payload.env != env).then(|| payload.env.clone()),
         repo,
         env: env.to_owned(),

@@ -266,6 +266,23 @@ fn github(
     Ok(Box::new(builder.build().map_err(setup)?))
 }
 
+/// The variables `gh auth token` reads to find its stored login.
+#[cfg(feature = "github")]
+const GH_CLI_ENVIRONMENT: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+    "XDG_RUNTIME_DIR",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "GH_CONFIG_DIR",
+    "GH_HOST",
+];
+
 /// The token the GitHub CLI holds for the host of `api_url` (`gh auth
 /// token`), as upstream's `gh secret set` would have used; `None` when `gh`
 /// is not installed or not logged in to that host.
@@ -284,7 +301,16 @@ fn gh_cli_token(api_url: &str) -> Option<Zeroizing<String>> {
     } else {
         host
     };
-    let output = std::process::Command::new("gh")
+    let mut command = std::process::Command::new("gh");
+    // `gh` gets what it needs to find its login (its config and the OS
+    // keychain's session bus), never the cloud credentials vsync was given.
+    command.env_clear();
+    for name in GH_CLI_ENVIRONMENT {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    let output = command
         .args(["auth", "token", "--hostname", host])
         .env("GH_PROMPT_DISABLED", "1")
         .stdin(std::process::Stdio::null())

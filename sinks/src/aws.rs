@@ -234,6 +234,9 @@ impl AwsSecretsManagerSinkBuilder {
                 "the AWS endpoint {endpoint:?} is not a URL; expected https://HOST[:PORT]"
             ));
         }
+        if let Some(endpoint) = &self.endpoint {
+            vsync_engine::sink::require_secure_transport("the AWS endpoint", endpoint)?;
+        }
 
         let region = Region::new(self.region.clone());
         let credentials = if self.access_key_id.is_empty() {

@@ -220,6 +220,7 @@ impl GcpSecretManagerSinkBuilder {
                 )));
             }
         }
+        vsync_engine::sink::require_secure_transport("the Secret Manager endpoint", &endpoint)?;
         let page_size = self.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=DEFAULT_PAGE_SIZE).contains(&page_size) {
             return Err(SinkError::Misconfigured(format!(

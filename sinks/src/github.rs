@@ -330,6 +330,7 @@ impl GithubSinkBuilder {
                 )));
             }
         };
+        vsync_engine::sink::require_secure_transport("GitHub: the API URL", base_url)?;
         let client = Octocrab::builder()
             .base_uri(uri)
             .map_err(|error| misconfigured(format!("GitHub: the base URL: {error}")))?

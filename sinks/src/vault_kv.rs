@@ -172,6 +172,7 @@ impl VaultKvSinkBuilder {
                 )));
             }
         }
+        vsync_engine::sink::require_secure_transport("the Vault address", &address)?;
         let mount = self
             .mount
             .as_deref()
