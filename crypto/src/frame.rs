@@ -74,6 +74,15 @@ pub fn seal_share(passphrase: &str, export_json: &[u8]) -> Vec<u8> {
 /// Opens a `.share` file and returns the ExportPayload JSON bytes.
 pub fn open_share(passphrase: &str, file: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
     let text = open(FrameKind::Share, passphrase, file)?;
+    decode_share_text(&text)
+}
+
+/// Decodes an opened `.share` plaintext (standard base64 of gzip(JSON)) into
+/// the ExportPayload JSON bytes. The plaintext is authenticated, but whoever
+/// sent the share chose it, so it is decoded as hostile input: the output
+/// stops at 16 MiB (a decompression bomb is cut off, and the truncated JSON
+/// then fails to parse), whatever the compressed stream claims.
+pub fn decode_share_text(text: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
     let corrupt = |reason| Error::CorruptPayload {
         format: Format::Share,
         reason,
@@ -116,7 +125,22 @@ fn seal(kind: FrameKind, passphrase: &str, plaintext: &[u8]) -> Vec<u8> {
     file
 }
 
-fn open(kind: FrameKind, passphrase: &str, file: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+/// A frame split into its parts; nothing has been derived or decrypted yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The salt string's bytes (24 ASCII characters from every writer).
+    pub salt: &'a [u8],
+    /// The inner `RQE1` envelope, its header already checked.
+    pub envelope: &'a [u8],
+}
+
+/// Checks a frame's structure and splits it, before any key derivation: a
+/// file shorter than its declared salt, with the other kind's magic or
+/// unknown magic, or whose inner envelope fails [`rqe1::check_header`] is
+/// refused here, so a hostile file never costs a PBKDF2 run.
+/// [`open_share`] and [`open_keytree`] are exactly this, then
+/// PBKDF2(passphrase, salt, 600000) and [`rqe1::open`].
+pub fn split(kind: FrameKind, file: &[u8]) -> Result<Frame<'_>, Error> {
     let format = kind.format();
     if file.len() < 5 {
         return Err(Error::TooShort {
@@ -147,7 +171,14 @@ fn open(kind: FrameKind, passphrase: &str, file: &[u8]) -> Result<Zeroizing<Vec<
     let (salt, envelope) = (&file[5..salt_end], &file[salt_end..]);
     // Upstream reports every failure past the salt as one "passphrase wrong or
     // file corrupt"; we keep the RQE1 classes, which are more precise.
-    rqe1::decrypt(passphrase.as_bytes(), salt, DEFAULT_ITERATIONS, envelope)
+    rqe1::check_header(envelope)?;
+    Ok(Frame { salt, envelope })
+}
+
+fn open(kind: FrameKind, passphrase: &str, file: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let frame = split(kind, file)?;
+    let key = Key::derive(passphrase.as_bytes(), frame.salt, DEFAULT_ITERATIONS);
+    rqe1::open(&key, frame.envelope)
 }
 
 #[cfg(test)]

@@ -63,18 +63,13 @@ pub fn check_header(envelope: &[u8]) -> Result<(), Error> {
 pub fn seal(key: &Key, plaintext: &[u8]) -> Vec<u8> {
     let mut iv = [0u8; IV_LEN];
     OsRng.fill_bytes(&mut iv);
-    seal_with_iv_unchecked(key, &iv, plaintext)
+    seal_with_fresh_iv(key, &iv, plaintext)
 }
 
-/// Encrypts with a caller-chosen IV. Reusing an IV under one key destroys
-/// GCM's security, so this exists only for the deterministic conformance
-/// vector generator and is behind the `deterministic-iv` feature.
-#[cfg(feature = "deterministic-iv")]
-pub fn seal_with_iv(key: &Key, iv: &[u8; IV_LEN], plaintext: &[u8]) -> Vec<u8> {
-    seal_with_iv_unchecked(key, iv, plaintext)
-}
-
-fn seal_with_iv_unchecked(key: &Key, iv: &[u8; IV_LEN], plaintext: &[u8]) -> Vec<u8> {
+// There is deliberately no public fixed-IV variant: a reused (key, IV) pair
+// breaks GCM. The corpus generator builds its seeded envelopes itself
+// (test-vectors/src/fixed_iv.rs).
+fn seal_with_fresh_iv(key: &Key, iv: &[u8; IV_LEN], plaintext: &[u8]) -> Vec<u8> {
     let cipher = Aes256Gcm::new(key.bytes().into());
     let mut envelope = Vec::with_capacity(MIN_LEN + plaintext.len());
     envelope.extend_from_slice(MAGIC);

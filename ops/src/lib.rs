@@ -22,9 +22,11 @@ mod store;
 mod sync;
 mod token;
 
+// `parse_log` is public so the audit CSV parser (which reads bucket content)
+// can be fuzzed from outside the crate (ops/tests/fuzz_audit_csv.rs).
 pub use audit::{
     AuditAction, AuditLog, AuditOptions, AuditRow, HEADER as AUDIT_HEADER, audit_log,
-    parse_meta_pair, render_csv,
+    parse_log as parse_audit_log, parse_meta_pair, render_csv,
 };
 pub use context::{Context, Repo};
 pub use error::{OpsError, UnsavedPassphrase};

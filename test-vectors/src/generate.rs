@@ -17,9 +17,10 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use vsync_crypto::config_blob::{self, RuntimeConfig};
-use vsync_crypto::{DEFAULT_ITERATIONS, Key, Zeroizing, rqe1, rqem};
+use vsync_crypto::{DEFAULT_ITERATIONS, Zeroizing, rqem};
 
 use crate::corpus::Category;
+use crate::fixed_iv::dangerous_seal_with_fixed_iv;
 
 /// The `generated_by` stamp of this generator's vectors.
 pub const GENERATED_BY: &str = concat!("vsync-rs@", env!("CARGO_PKG_VERSION"));
@@ -59,8 +60,16 @@ fn seeded_envelope(
     let iv: [u8; 12] = seed(category, name, "iv")[..12]
         .try_into()
         .expect("12 of 32 bytes");
-    let key = Key::derive(passphrase.as_bytes(), salt.as_bytes(), DEFAULT_ITERATIONS);
-    (salt, rqe1::seal_with_iv(&key, &iv, plaintext))
+    // The IV is public (seeded), which is what makes the corpus reproducible
+    // and why this sealing lives only in this crate.
+    let envelope = dangerous_seal_with_fixed_iv(
+        passphrase.as_bytes(),
+        salt.as_bytes(),
+        DEFAULT_ITERATIONS,
+        &iv,
+        plaintext,
+    );
+    (salt, envelope)
 }
 
 fn document(category: Category, description: &str, inputs: Value, expected: Value) -> String {

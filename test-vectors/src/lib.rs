@@ -11,6 +11,7 @@
 
 pub mod check;
 pub mod corpus;
+mod fixed_iv;
 pub mod generate;
 
 use std::path::PathBuf;
