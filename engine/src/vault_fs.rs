@@ -211,8 +211,16 @@ pub fn create_file(path: &Path) -> Result<fs::File, VaultPathError> {
 /// component at a time (0700), refusing a symlink or a non-directory on the
 /// way. An existing directory keeps its mode.
 pub fn create_dirs(root: &Path, folder: &Path) -> Result<(), VaultPathError> {
+    let parts = components(folder)?;
+    // The root is where the caller says (git's worktree, a restore
+    // target); only what lies below it is judged.
+    let mut root_builder = fs::DirBuilder::new();
+    root_builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut root_builder, 0o700);
+    root_builder.create(root).map_err(io_at(root))?;
     let mut path = root.to_path_buf();
-    for part in components(folder)? {
+    for part in parts {
         path.push(part);
         let mut builder = fs::DirBuilder::new();
         #[cfg(unix)]

@@ -8,6 +8,7 @@ use vsync_engine::bundle;
 use vsync_engine::store::Store;
 use vsync_engine::timestamp::Timestamp;
 use vsync_engine::vault::{self, Layout, RemoteHead};
+use vsync_engine::vault_fs;
 use vsync_local::config::generate_salt;
 use vsync_local::keystore::generate_key;
 use vsync_local::ledger::{self, DirtyStatus, Ledger, SyncOp};
@@ -117,8 +118,9 @@ pub fn init(ctx: &Context, env: &str, options: &InitOptions) -> Result<InitRepor
     let key = generate_key();
     ctx.keystore.set(name, env, &key)?;
     let config_path = config.save_for(&ctx.base, name, env)?;
-    let vault_dir = repo.vault_root.join(config.vault_folder(env));
-    create_private_dir(&vault_dir)?;
+    let vault_folder = PathBuf::from(config.vault_folder(env));
+    let vault_dir = repo.vault_root.join(&vault_folder);
+    vault_fs::create_dirs(&repo.vault_root, &vault_folder)?;
     let pin_written = pin::write(&repo.toplevel, name)? == WriteOutcome::Created;
     Ok(InitReport {
         repo: name.to_owned(),
@@ -147,18 +149,6 @@ pub(crate) fn check_new_env_name(env: &str) -> Result<(), OpsError> {
             "invalid env name {env:?}: use lowercase letters, digits, '_' and '-', starting with a letter (e.g. dev, prod, staging-eu)"
         )))
     }
-}
-
-fn create_private_dir(dir: &Path) -> Result<(), OpsError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| OpsError::Io {
-            path: dir.to_owned(),
-            source,
-        })
 }
 
 /// An env ready to work on: its config, key and paths.
@@ -198,6 +188,15 @@ impl Env {
         })
     }
 
+    /// Checks every component from the repo root to the vault folder
+    /// without following any: `Ok(true)` when the folder exists.
+    pub(crate) fn check_vault_path(&self) -> Result<bool, OpsError> {
+        Ok(vault_fs::check_folder(
+            &self.repo.vault_root,
+            &self.vault_folder,
+        )?)
+    }
+
     /// Records a finished push or pull of version `ts`: this machine's
     /// ledger (what `status` compares against), then the shared audit log.
     #[allow(clippy::too_many_arguments)] // the parts of one finished transfer
@@ -211,8 +210,14 @@ impl Env {
         audit: &AuditOptions,
         progress: &dyn Progress,
     ) -> Result<(), OpsError> {
-        Ledger::record(&self.vault_dir, op, ts.clone(), SystemTime::now())?
-            .save(&self.ledger_path)?;
+        Ledger::record(
+            &self.repo.vault_root,
+            &self.vault_folder,
+            op,
+            ts.clone(),
+            SystemTime::now(),
+        )?
+        .save(&self.ledger_path)?;
         let action = match op {
             SyncOp::Push => AuditAction::Push,
             SyncOp::Pull => AuditAction::Pull,
@@ -283,7 +288,9 @@ pub async fn push(
     progress: &dyn Progress,
 ) -> Result<PushReport, OpsError> {
     let env = Env::load(ctx, env)?;
-    if !env.vault_dir.is_dir() {
+    // Judged without following: a symlinked `infra`, `infra/vault` or
+    // vault folder would pack files from outside the repository.
+    if !env.check_vault_path()? {
         return Err(OpsError::NoVaultFolder(env.vault_dir.clone()));
     }
     let store = open_store(&env.config)?;
@@ -300,7 +307,7 @@ pub async fn push(
 
     progress.step(2, 4, &format!("zipping {}", env.vault_folder.display()));
     let payload = bundle::pack(&env.repo.vault_root, &env.vault_folder)?;
-    let files = ledger::snapshot(&env.vault_dir)?.len();
+    let files = ledger::snapshot(&env.repo.vault_root, &env.vault_folder)?.len();
 
     progress.step(3, 4, "encrypting and uploading");
     let now = next_timestamp(head.as_ref()).await;
@@ -393,9 +400,12 @@ pub async fn pull(
         ));
     }
     let env = Env::load(ctx, env)?;
+    // Before anything is read or written: a symlink on the way to the vault
+    // folder would make the pull write through it.
+    env.check_vault_path()?;
     let ledger = Ledger::load(&env.ledger_path)?;
     let replace = options.backup || options.force;
-    match ledger::check(&env.vault_dir, &env.ledger_path)? {
+    match ledger::check(&env.repo.vault_root, &env.vault_folder, &env.ledger_path)? {
         DirtyStatus::Tracked(report) if !report.is_clean() && !replace => {
             return Err(OpsError::LocalChanges {
                 env: env.name.clone(),
@@ -459,13 +469,16 @@ pub async fn pull(
             &ctx.base,
             env.repo.name(),
             &env.name,
-            &env.vault_dir,
+            &env.repo.vault_root,
+            &env.vault_folder,
             SystemTime::now(),
         )?
     } else {
         None
     };
-    if replace && env.vault_dir.exists() {
+    // Checked again right before the removal: it is the one step that
+    // deletes, and it must not delete through a symlink.
+    if replace && env.check_vault_path()? {
         std::fs::remove_dir_all(&env.vault_dir).map_err(|source| OpsError::Io {
             path: env.vault_dir.clone(),
             source,
@@ -474,7 +487,7 @@ pub async fn pull(
     let files = bundle::unpack(fetched.payload(), &env.repo.vault_root, &env.vault_folder)?;
 
     progress.step(5, 5, "recording the sync ledger");
-    create_private_dir(&env.vault_dir)?;
+    vault_fs::create_dirs(&env.repo.vault_root, &env.vault_folder)?;
     env.record_transfer(
         ctx,
         store.as_ref(),
