@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use vsync_local::profile::{self, Profile};
 use vsync_ops::{
-    Context, InitOptions, OpsError, PullOptions, PushOptions, TokenOverrides, VersionsReport,
-    ImportOutcome, ShareImportOptions, export_share, import_share,
+    Context, ImportOutcome, InitOptions, OpsError, PullOptions, PushOptions, ShareImportOptions,
+    TokenOverrides, VersionsReport, export_share, import_share,
 };
 use zeroize::Zeroizing;
 

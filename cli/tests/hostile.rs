@@ -109,7 +109,12 @@ fn current_version(machine: &Machine) -> String {
 async fn vault_folders_outside_the_repo_are_refused_at_init_import_and_load() {
     // `init --vault-folder=` that climbs out or is absolute.
     let machine = Machine::new();
-    for folder in ["../victim", "/tmp/victim", "infra/../../victim", ".git/hooks"] {
+    for folder in [
+        "../victim",
+        "/tmp/victim",
+        "infra/../../victim",
+        ".git/hooks",
+    ] {
         let stderr = machine
             .fails(
                 &[
@@ -227,7 +232,11 @@ async fn routing_from_a_share_is_shown_and_kept_only_when_accepted() {
         .await
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("--vault-addr"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--vault-addr"),
+        "{}",
+        stderr(&output)
+    );
 
     let carol = Machine::new();
     let output = import(&carol, &share, &["--accept-routing"]).await;
@@ -316,7 +325,11 @@ async fn pull_removes_the_files_a_teammate_deleted() {
     alice.ok(&["push", "dev"]).await;
     let output = bob.run(&["pull", "dev"]).await;
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("removed old.pem"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("removed old.pem"),
+        "{}",
+        stderr(&output)
+    );
     assert!(!bob.vault().join("old.pem").exists());
     assert!(!bob.vault().join("tls").exists());
     assert!(bob.vault().join(".env.dev").exists());
@@ -339,14 +352,14 @@ async fn the_high_water_mark_never_goes_down() {
     machine
         .ok(&["pull", "dev", &format!("--at={first}"), "--force"])
         .await;
-    machine.ok(&["pull", "dev", "--accept-rollback", "--force"]).await;
+    machine
+        .ok(&["pull", "dev", "--accept-rollback", "--force"])
+        .await;
     // Someone with write access to the bucket points it back.
     std::fs::write(store_object(&machine, "latest"), &first).unwrap();
     let stderr = machine.fails(&["pull", "dev"], 4).await;
     assert!(stderr.contains("rollback"), "{stderr}");
-    let status = machine
-        .ok(&["status", "--check-remote", "--json"])
-        .await;
+    let status = machine.ok(&["status", "--check-remote", "--json"]).await;
     let status: Value = serde_json::from_str(&status).unwrap();
     assert_ne!(status["envs"][0]["remote"]["state"], "in-sync", "{status}");
 }
@@ -389,7 +402,11 @@ async fn plaintext_and_shares_are_kept_out_of_git() {
             .output()
             .unwrap()
     };
-    assert!(git(&["check-ignore", "-q", "infra/vault/dev/.env.dev"]).status.success());
+    assert!(
+        git(&["check-ignore", "-q", "infra/vault/dev/.env.dev"])
+            .status
+            .success()
+    );
     let untracked = String::from_utf8(git(&["status", "--porcelain"]).stdout).unwrap();
     assert!(!untracked.contains("infra/"), "{untracked}");
 
@@ -427,7 +444,11 @@ async fn a_pointer_in_the_far_future_yields_to_push_force() {
     assert!(stderr.contains("--force"), "{stderr}");
     let output = machine.run(&["push", "dev", "--force"]).await;
     assert!(output.status.success(), "{}", self::stderr(&output));
-    assert!(self::stderr(&output).contains(future), "{}", self::stderr(&output));
+    assert!(
+        self::stderr(&output).contains(future),
+        "{}",
+        self::stderr(&output)
+    );
     assert_eq!(current_version(&machine), "21000101-000000");
     machine.ok(&["pull", "dev"]).await;
 }

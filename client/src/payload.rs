@@ -24,6 +24,11 @@
 //! the deepest directory holding every file. Files outside the vault folder
 //! are ignored; absolute names, `..` components and symlink entries make the
 //! whole bundle corrupt, as they do for `vsync pull`.
+//!
+//! A zip is bounded by the limits `vsync pull` uses
+//! ([`vsync_engine::bundle::Limits`], from the environment): entries, bytes
+//! per file and bytes in total, judged before each buffer is allocated and
+//! again on the bytes that actually inflate.
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
@@ -34,6 +39,9 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use vsync_crypto::Zeroizing;
+use vsync_engine::bundle::{
+    Limits, MAX_BUNDLE_BYTES_VAR, MAX_BUNDLE_ENTRIES_VAR, MAX_ENTRY_BYTES_VAR,
+};
 use vsync_engine::dotenv;
 use zip::ZipArchive;
 
@@ -42,10 +50,6 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
     &STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
-
-/// An entry claiming more than this is not a secret file; it also bounds
-/// the buffer reserved up front from the (authenticated) zip header.
-const MAX_RESERVE: u64 = 256 << 20;
 
 /// The decoded vault, values wiped on drop.
 #[derive(Default)]
@@ -80,8 +84,20 @@ struct ZipFile {
 }
 
 fn decode_zip(payload: &[u8], env: &str) -> Result<Contents, String> {
+    let limits = Limits::from_env().map_err(|err| err.to_string())?;
+    decode_zip_within(payload, env, &limits)
+}
+
+fn decode_zip_within(payload: &[u8], env: &str, limits: &Limits) -> Result<Contents, String> {
     let damaged = |err: zip::result::ZipError| format!("the bundle's zip is damaged: {err}");
     let mut archive = ZipArchive::new(Cursor::new(payload)).map_err(damaged)?;
+    if archive.len() as u64 > limits.max_entries {
+        return Err(format!(
+            "the bundle holds {} entries, more than the limit of {} ({MAX_BUNDLE_ENTRIES_VAR})",
+            archive.len(),
+            limits.max_entries
+        ));
+    }
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     for index in 0..archive.len() {
@@ -113,18 +129,29 @@ fn decode_zip(payload: &[u8], env: &str) -> Result<Contents, String> {
     let env_file = format!(".env.{env}");
     let (folder, env_index) = locate_vault_folder(&files, &dirs, &env_file, env)?;
     let mut contents = Contents::default();
+    let mut total = 0u64;
     for file in &files {
         let Some(relative) = file.name.strip_prefix(folder.as_str()) else {
             continue;
         };
         let mut entry = archive.by_index(file.index).map_err(damaged)?;
-        let reserve = entry.size().min(MAX_RESERVE);
-        let mut bytes = Zeroizing::new(Vec::with_capacity(
-            usize::try_from(reserve).unwrap_or(usize::MAX),
-        ));
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|err| format!("bundle entry {:?} is damaged: {err}", file.name))?;
+        // Judged before allocating: the declared size is the attacker's
+        // word, so it only bounds the buffer; the bytes must then match it.
+        let declared = entry.size();
+        if declared > limits.max_entry_bytes {
+            return Err(format!(
+                "bundle entry {:?} is larger than the limit of {} bytes per file ({MAX_ENTRY_BYTES_VAR})",
+                file.name, limits.max_entry_bytes
+            ));
+        }
+        if declared > limits.max_total_bytes - total {
+            return Err(format!(
+                "the bundle is larger than the limit of {} bytes in total ({MAX_BUNDLE_BYTES_VAR})",
+                limits.max_total_bytes
+            ));
+        }
+        total += declared;
+        let bytes = read_entry(&mut entry, declared, &file.name)?;
         if Some(file.index) == env_index {
             let text = std::str::from_utf8(&bytes)
                 .map_err(|_| format!("{} in the bundle is not UTF-8 text", file.name))?;
@@ -136,6 +163,49 @@ fn decode_zip(payload: &[u8], env: &str) -> Result<Contents, String> {
         }
     }
     Ok(contents)
+}
+
+/// Reads one entry, which must inflate to exactly `declared` bytes. The
+/// buffer grows with the bytes that actually arrive, never to the declared
+/// size up front (a few hundred bytes of zip could otherwise make every
+/// reader reserve and wipe the whole bundle limit), and by hand: a `Vec`
+/// that reallocates leaves the old buffer's secret bytes behind, unwiped.
+fn read_entry(
+    entry: &mut impl Read,
+    declared: u64,
+    name: &str,
+) -> Result<Zeroizing<Vec<u8>>, String> {
+    let damaged = |err: std::io::Error| format!("bundle entry {name:?} is damaged: {err}");
+    let declared =
+        usize::try_from(declared).map_err(|_| format!("bundle entry {name:?} is too large"))?;
+    let mut bytes = Zeroizing::new(Vec::new());
+    let mut chunk = Zeroizing::new([0u8; 8192]);
+    loop {
+        // Reading to the end also makes the zip reader check the CRC.
+        let read = entry.read(chunk.as_mut()).map_err(damaged)?;
+        if read == 0 {
+            break;
+        }
+        if read > declared - bytes.len() {
+            return Err(format!(
+                "bundle entry {name:?} inflates past the size its header declares; refusing the bundle"
+            ));
+        }
+        if bytes.len() + read > bytes.capacity() {
+            let capacity = (bytes.len() + read).max(2 * bytes.capacity()).min(declared);
+            let mut bigger = Zeroizing::new(Vec::with_capacity(capacity));
+            bigger.extend_from_slice(&bytes);
+            bytes = bigger;
+        }
+        bytes.extend_from_slice(&chunk[..read]);
+    }
+    if bytes.len() != declared {
+        return Err(format!(
+            "bundle entry {name:?} is damaged: it inflates to {} bytes, its header declares {declared}",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
 }
 
 fn depth(name: &str) -> usize {
@@ -377,6 +447,95 @@ mod tests {
         truncated.truncate(truncated.len() - 10);
         assert!(decode(&truncated, "dev").is_err());
         assert!(decode(b"RQEM garbage", "dev").is_err());
+    }
+
+    /// A deflated zip whose every size field is rewritten to claim
+    /// `declared` bytes.
+    fn lying_zip(entries: &[(&str, &[u8])], declared: u32) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, contents) in entries {
+            zip.start_file(*name, options).unwrap();
+            zip.write_all(contents).unwrap();
+        }
+        let mut bytes = zip.finish().unwrap().into_inner();
+        // Local header: uncompressed size at 22; central directory: at 24.
+        for (signature, offset) in [(b"PK\x03\x04", 22), (b"PK\x01\x02", 24)] {
+            let mut at = 0;
+            while let Some(found) = bytes[at..].windows(4).position(|w| w == signature) {
+                let field = at + found + offset;
+                bytes[field..field + 4].copy_from_slice(&declared.to_le_bytes());
+                at += found + 4;
+            }
+        }
+        bytes
+    }
+
+    fn limits(entry: u64, total: u64, entries: u64) -> Limits {
+        Limits {
+            max_entry_bytes: entry,
+            max_total_bytes: total,
+            max_entries: entries,
+        }
+    }
+
+    #[test]
+    fn a_bomb_lying_about_its_size_is_refused() {
+        let bomb = vec![0u8; 1 << 20];
+        let zip = lying_zip(&[("v/.env.dev", b"A=1"), ("v/bomb", &bomb)], 3);
+        // Within every limit by its header, far past the per-file limit once
+        // inflated.
+        let err = decode_zip_within(&zip, "dev", &limits(64 << 10, 1 << 30, 10)).unwrap_err();
+        assert!(err.contains("inflates past"), "{err}");
+        // The defaults refuse it the same way.
+        let err = decode(&zip, "dev").unwrap_err();
+        assert!(err.contains("inflates past"), "{err}");
+    }
+
+    #[test]
+    fn a_declared_size_past_the_content_is_refused() {
+        // 60 MiB claimed, within every limit, by a 3-byte entry: refused
+        // once the entry ends short (the buffer only ever held 3 bytes).
+        let zip = lying_zip(&[("v/.env.dev", b"A=1")], 60 << 20);
+        let err = decode(&zip, "dev").unwrap_err();
+        assert!(err.contains("damaged"), "{err}");
+    }
+
+    #[test]
+    fn a_declared_size_over_a_limit_is_refused_before_allocating() {
+        // 1 GiB claimed by a few bytes: refused on the header, nothing
+        // reserved.
+        let zip = lying_zip(&[("v/.env.dev", b"A=1")], 1 << 30);
+        let err = decode(&zip, "dev").unwrap_err();
+        assert!(err.contains("per file"), "{err}");
+        assert!(err.contains("VSYNC_MAX_ENTRY_BYTES"), "{err}");
+    }
+
+    #[test]
+    fn a_total_over_the_limit_is_refused() {
+        let part = vec![9u8; 40 << 10];
+        let zip = zip_of(&[
+            ("v/.env.dev", b"A=1"),
+            ("v/a", &part),
+            ("v/b", &part),
+            ("v/c", &part),
+        ]);
+        let err = decode_zip_within(&zip, "dev", &limits(64 << 10, 100 << 10, 10)).unwrap_err();
+        assert!(err.contains("in total"), "{err}");
+        assert!(err.contains("VSYNC_MAX_BUNDLE_BYTES"), "{err}");
+        let contents = decode_zip_within(&zip, "dev", &limits(64 << 10, 130 << 10, 10)).unwrap();
+        assert_eq!(asset_names(&contents), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn too_many_entries_are_refused() {
+        let names: Vec<String> = (0..30).map(|i| format!("v/f{i}")).collect();
+        let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
+        let zip = zip_of(&entries);
+        let err = decode_zip_within(&zip, "dev", &limits(1 << 20, 1 << 20, 29)).unwrap_err();
+        assert!(err.contains("30 entries"), "{err}");
+        assert!(decode_zip_within(&zip, "dev", &limits(1 << 20, 1 << 20, 30)).is_ok());
     }
 
     #[test]

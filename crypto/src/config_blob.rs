@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::gzip;
+use crate::kdf::MAX_ITERATIONS;
 
 /// The ASCII prefix every v1 blob starts with.
 pub const PREFIX: &str = "vsync-cfg-v1:";
@@ -140,8 +141,8 @@ impl RuntimeConfig {
     /// 2. `+`, `/` or `=` in the body → `ConfigUnsupportedVersion`
     /// 3. base64url, gzip or JSON failure, root not an object → `BundleCorrupt`
     /// 4. `v` ≠ 1 (judged before any other field) → `ConfigUnsupportedVersion`
-    /// 5. a missing or mistyped field, `iterations` not a positive integer →
-    ///    `BundleCorrupt`
+    /// 5. a missing or mistyped field, `iterations` not a positive integer
+    ///    or above [`MAX_ITERATIONS`] → `BundleCorrupt`
     /// 6. salt shorter than 16 characters → `ConfigUnsupportedVersion`
     ///
     /// Unknown fields are ignored. ASCII whitespace around and inside the body
@@ -194,6 +195,14 @@ impl RuntimeConfig {
             .and_then(|n| u32::try_from(n).ok())
             .and_then(NonZeroU32::new)
             .ok_or_else(|| corrupt("field `iterations` must be a positive integer"))?;
+        // Judged before anything derives a key: the count is not
+        // authenticated, and PBKDF2 at billions of iterations never ends.
+        if iterations.get() > MAX_ITERATIONS {
+            return Err(Error::ConfigCorrupt(format!(
+                "field `iterations` is {iterations}, above the {MAX_ITERATIONS} a reader accepts (vsync writes {}); regenerate the blob with `vsync runtime-token`",
+                crate::kdf::DEFAULT_ITERATIONS
+            )));
+        }
         let salt = required(raw.salt, "salt")?;
         let salt_chars = salt.chars().count();
         if salt_chars < MIN_SALT_LEN {
@@ -365,6 +374,21 @@ mod tests {
         );
         let decoded = RuntimeConfig::decode(&with_field("unknownField", json!(true))).unwrap();
         assert_eq!(decoded, sample());
+    }
+
+    #[test]
+    fn iterations_past_the_cap_are_refused_without_deriving() {
+        use serde_json::json;
+        let started = std::time::Instant::now();
+        for n in [4_000_000_000u64, u64::from(u32::MAX), 10_000_001] {
+            let err = RuntimeConfig::decode(&with_field("iterations", json!(n))).unwrap_err();
+            assert_eq!(err.class(), ErrorClass::BundleCorrupt, "{n}");
+            assert!(err.to_string().contains("10000000"), "{err}");
+        }
+        // Refused on sight: nothing derived a key.
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let at_cap = RuntimeConfig::decode(&with_field("iterations", json!(MAX_ITERATIONS)));
+        assert_eq!(at_cap.unwrap().iterations.get(), MAX_ITERATIONS);
     }
 
     #[test]

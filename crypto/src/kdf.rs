@@ -9,6 +9,12 @@ use zeroize::Zeroizing;
 /// The iteration count upstream vsync writes and every reader defaults to.
 pub const DEFAULT_ITERATIONS: NonZeroU32 = NonZeroU32::new(600_000).unwrap();
 
+/// The most PBKDF2 iterations a reader accepts from data it is handed (a
+/// `vsync-cfg-v1:` blob): about 17 times the default, a second or so on a
+/// current core. An attacker-supplied blob asking for billions would make
+/// `open()` spin for hours.
+pub const MAX_ITERATIONS: u32 = 10_000_000;
+
 /// Length of the derived AES-256 key.
 pub const KEY_LEN: usize = 32;
 

@@ -2,7 +2,8 @@
 //! `.env.<env>` line rules ([`dotenv`]), where encrypted bundles live ([`store`]), how a vault is
 //! published to and fetched from a store without ever losing a version or
 //! accepting a rollback ([`vault`]), and the timestamps that name versions
-//! ([`timestamp`]).
+//! ([`timestamp`]). [`vault_fs`] reads and writes the vault folder without
+//! following a symlink anywhere below the repository root.
 //!
 //! [`sink`] is the trait every platform the vault fans out to implements,
 //! and [`sync`] plans and applies a sync onto one sink: preflight, a diff
@@ -20,3 +21,4 @@ pub mod store;
 pub mod sync;
 pub mod timestamp;
 pub mod vault;
+pub mod vault_fs;

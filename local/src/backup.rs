@@ -6,8 +6,12 @@
 //!   newest per env; [`restore_encrypted`] proves it usable;
 //! - the **plain `pull --backup` copy** to
 //!   `<base>/backups/<repo>/<env>.backup-<ISO>/` (directories 0700, files
-//!   0600, timestamps kept), refused before anything is copied when the
-//!   vault holds a symlink.
+//!   0600, timestamps kept), refused before anything is copied when a
+//!   symlink sits on the way from the repo root to the vault folder or
+//!   inside it.
+//!
+//! Both read the vault folder through [`vault_fs`]: no symlink is followed,
+//! files are opened with `O_NOFOLLOW`.
 
 use std::fs;
 use std::io;
@@ -17,6 +21,7 @@ use std::time::SystemTime;
 
 use vsync_crypto::{DEFAULT_ITERATIONS, rqe1};
 use vsync_engine::bundle::{self, BundleError};
+use vsync_engine::vault_fs::{self, EntryKind, VaultPathError};
 
 use crate::fsutil;
 use crate::paths::{ConfigBase, PathsError};
@@ -42,11 +47,10 @@ pub enum BackupError {
         /// Why.
         source: vsync_crypto::Error,
     },
-    /// A symlink in the vault; nothing was copied.
-    #[error(
-        "{0} is a symlink; vsync refuses symlinks inside the vault folder — replace it with the file itself, then retry the backup"
-    )]
-    SymlinkInVault(PathBuf),
+    /// A symlink on the way to or inside the vault folder; nothing was
+    /// read or copied.
+    #[error(transparent)]
+    Path(#[from] VaultPathError),
     /// The backup destination already exists.
     #[error("backup folder {0} already exists; wait a second and retry, or move it away")]
     Exists(PathBuf),
@@ -92,7 +96,8 @@ pub fn create_encrypted(
     salt: &str,
     now: SystemTime,
 ) -> Result<Option<PathBuf>, BackupError> {
-    if !vault_root.join(vault_folder).is_dir() {
+    // Judged without following: `is_dir` would follow a symlinked folder.
+    if !vault_fs::check_folder(vault_root, vault_folder)? {
         return Ok(None);
     }
     let zip = bundle::pack(vault_root, vault_folder)?;
@@ -174,57 +179,25 @@ pub fn restore_encrypted(
     Ok(bundle::unpack(&zip, vault_root, vault_folder)?)
 }
 
-/// One entry of the vault, planned before any copy.
-enum Item {
-    Dir(PathBuf),
-    File(PathBuf),
-}
-
-fn plan(dir: &Path, relative: &Path, items: &mut Vec<Item>) -> Result<(), BackupError> {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(io_at(dir))?
-        .collect::<Result<_, _>>()
-        .map_err(io_at(dir))?;
-    entries.sort_by_key(fs::DirEntry::file_name);
-    for entry in entries {
-        let path = entry.path();
-        let rel = relative.join(entry.file_name());
-        let file_type = entry.file_type().map_err(io_at(&path))?;
-        if file_type.is_symlink() {
-            return Err(BackupError::SymlinkInVault(path));
-        } else if file_type.is_dir() {
-            items.push(Item::Dir(rel.clone()));
-            plan(&path, &rel, items)?;
-        } else if file_type.is_file() {
-            items.push(Item::File(rel));
-        }
-    }
-    Ok(())
-}
-
-/// Copies `vault_dir` to `<base>/backups/<repo>/<env-lower>.backup-<ISO>/`
-/// (ISO = `toISOString()` with `:` → `-`, no milliseconds), keeping file
-/// timestamps. Every entry is checked first: a symlink aborts before
-/// anything is copied. `Ok(None)` when the vault folder does not exist.
+/// Copies `vault_root/vault_folder` to
+/// `<base>/backups/<repo>/<env-lower>.backup-<ISO>/` (ISO = `toISOString()`
+/// with `:` → `-`, no milliseconds), keeping file timestamps. Every entry is
+/// checked first ([`vault_fs::walk`]): a symlink on the way from the repo
+/// root or inside the folder aborts before anything is copied. `Ok(None)`
+/// when the vault folder does not exist.
 pub fn copy_plain(
     base: &ConfigBase,
     repo: &str,
     env: &str,
-    vault_dir: &Path,
+    vault_root: &Path,
+    vault_folder: &Path,
     now: SystemTime,
 ) -> Result<Option<PathBuf>, BackupError> {
     let parent = base.plain_backups_dir(repo)?;
-    match fs::symlink_metadata(vault_dir) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            return Err(BackupError::SymlinkInVault(vault_dir.to_path_buf()));
-        }
-        Ok(meta) if meta.is_dir() => {}
-        Ok(_) => return Ok(None),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(io_at(vault_dir)(err)),
-    }
-    let mut items = Vec::new();
-    plan(vault_dir, Path::new(""), &mut items)?;
+    let Some(items) = vault_fs::walk(vault_root, vault_folder)? else {
+        return Ok(None);
+    };
+    let vault_dir = vault_root.join(vault_folder);
 
     fsutil::create_private_dir_all(&parent).map_err(io_at(&parent))?;
     let dest = parent.join(format!(
@@ -240,22 +213,23 @@ pub fn copy_plain(
         Err(err) => return Err(io_at(&dest)(err)),
     }
     for item in &items {
-        match item {
-            Item::Dir(rel) => {
+        let rel = &item.relative;
+        match item.kind {
+            EntryKind::Dir => {
                 let target = dest.join(rel);
                 fs::DirBuilder::new()
                     .mode(0o700)
                     .create(&target)
                     .map_err(io_at(&target))?;
             }
-            Item::File(rel) => copy_file(&vault_dir.join(rel), &dest.join(rel))?,
+            EntryKind::File => copy_file(&vault_dir.join(rel), &dest.join(rel))?,
         }
     }
     Ok(Some(dest))
 }
 
 fn copy_file(from: &Path, to: &Path) -> Result<(), BackupError> {
-    let mut source = fs::File::open(from).map_err(io_at(from))?;
+    let mut source = vault_fs::open_file(from)?;
     let meta = source.metadata().map_err(io_at(from))?;
     let mut target = fs::OpenOptions::new()
         .write(true)
@@ -392,7 +366,8 @@ mod tests {
             .set_modified(stamp)
             .unwrap();
         let base = ConfigBase::at(tmp.path().join("vsync"));
-        let dest = copy_plain(&base, "acme_web", "dev", &vault_dir, at(1_779_719_020))
+        let folder = Path::new("infra/vault/dev");
+        let dest = copy_plain(&base, "acme_web", "dev", &root, folder, at(1_779_719_020))
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -417,10 +392,11 @@ mod tests {
             stamp
         );
         assert_eq!(list_plain(&base, "acme_web").unwrap(), [dest]);
-        let err = copy_plain(&base, "acme_web", "dev", &vault_dir, at(1_779_719_020)).unwrap_err();
+        let err =
+            copy_plain(&base, "acme_web", "dev", &root, folder, at(1_779_719_020)).unwrap_err();
         assert!(matches!(err, BackupError::Exists(_)), "{err}");
         assert_eq!(
-            copy_plain(&base, "acme_web", "dev", &root.join("absent"), at(1)).unwrap(),
+            copy_plain(&base, "acme_web", "dev", &root, Path::new("absent"), at(1)).unwrap(),
             None
         );
     }
@@ -431,8 +407,85 @@ mod tests {
         let vault_dir = root.join("infra/vault/dev");
         std::os::unix::fs::symlink("/etc/passwd", vault_dir.join("tls/zz-link")).unwrap();
         let base = ConfigBase::at(tmp.path().join("vsync"));
-        let err = copy_plain(&base, "acme_web", "dev", &vault_dir, at(1)).unwrap_err();
-        assert!(matches!(err, BackupError::SymlinkInVault(_)), "{err}");
+        let folder = Path::new("infra/vault/dev");
+        let err = copy_plain(&base, "acme_web", "dev", &root, folder, at(1)).unwrap_err();
+        assert!(
+            matches!(err, BackupError::Path(VaultPathError::Symlink(_))),
+            "{err}"
+        );
         assert!(!tmp.path().join("vsync/backups").exists());
+    }
+
+    /// `repo/infra` replaced by a symlink to a tree outside the repository
+    /// that holds `vault/dev/.env.dev`.
+    fn symlinked_infra() -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(outside.join("vault/dev")).unwrap();
+        fs::write(outside.join("vault/dev/.env.dev"), "OUTSIDE=1\n").unwrap();
+        let root = tmp.path().join("repo");
+        fs::create_dir_all(&root).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("infra")).unwrap();
+        (tmp, root)
+    }
+
+    #[test]
+    fn backups_refuse_a_symlinked_directory_on_the_way_to_the_vault() {
+        // Before: the plain copy judged only the vault folder itself and the
+        // encrypted backup `is_dir()`-followed the path, so both read files
+        // from outside the repository through `infra`.
+        let (tmp, root) = symlinked_infra();
+        let folder = Path::new("infra/vault/dev");
+        let base = ConfigBase::at(tmp.path().join("vsync"));
+        let err = copy_plain(&base, "acme_web", "dev", &root, folder, at(1)).unwrap_err();
+        assert!(
+            matches!(&err, BackupError::Path(VaultPathError::Symlink(p)) if p == &root.join("infra")),
+            "{err}"
+        );
+        assert!(!tmp.path().join("vsync/backups").exists());
+
+        let dir = tmp.path().join("backups");
+        let err = create_encrypted(&dir, &root, folder, "dev", KEY, SALT, at(1)).unwrap_err();
+        assert!(
+            matches!(&err, BackupError::Path(VaultPathError::Symlink(p)) if p == &root.join("infra")),
+            "{err}"
+        );
+        assert!(!dir.exists());
+
+        // The vault folder itself a symlink.
+        fs::remove_file(root.join("infra")).unwrap();
+        fs::create_dir_all(root.join("infra/vault")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("outside/vault/dev"), root.join(folder))
+            .unwrap();
+        let err = create_encrypted(&dir, &root, folder, "dev", KEY, SALT, at(1)).unwrap_err();
+        assert!(
+            matches!(&err, BackupError::Path(VaultPathError::Symlink(p)) if p == &root.join(folder)),
+            "{err}"
+        );
+        let err = copy_plain(&base, "acme_web", "dev", &root, folder, at(1)).unwrap_err();
+        assert!(matches!(err, BackupError::Path(_)), "{err}");
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn restore_refuses_to_write_through_a_symlinked_directory() {
+        let (tmp, root) = vault();
+        let folder = Path::new("infra/vault/dev");
+        let dir = tmp.path().join("backups");
+        let backup = create_encrypted(&dir, &root, folder, "dev", KEY, SALT, at(1))
+            .unwrap()
+            .unwrap();
+        let (_other, target) = symlinked_infra();
+        let err = restore_encrypted(&backup, &target, folder, KEY, SALT).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BackupError::Bundle(BundleError::Path(VaultPathError::Symlink(_)))
+            ),
+            "{err}"
+        );
+        let outside = target.parent().unwrap().join("outside/vault/dev");
+        assert_eq!(fs::read(outside.join(".env.dev")).unwrap(), b"OUTSIDE=1\n");
+        assert!(!outside.join("tls").exists());
     }
 }

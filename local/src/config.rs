@@ -348,7 +348,9 @@ pub fn check_vault_folder(folder: &str) -> Result<(), &'static str> {
     }
     for component in folder.split('/') {
         match component {
-            "" => return Err("must not contain empty components (`//`, a leading or trailing `/`)"),
+            "" => {
+                return Err("must not contain empty components (`//`, a leading or trailing `/`)");
+            }
             "." | ".." => {
                 return Err("must name plain folders inside the repo (no `.` or `..` components)");
             }
@@ -430,7 +432,8 @@ impl EnvConfig {
     /// it; the `files` block is dropped when `folder` is the default, as
     /// upstream writes it only when it differs.
     pub fn set_vault_folder(&mut self, env: &str, folder: &str) -> Result<(), ConfigError> {
-        check_vault_folder(folder).map_err(|problem| ConfigError::InvalidVaultFolder { problem })?;
+        check_vault_folder(folder)
+            .map_err(|problem| ConfigError::InvalidVaultFolder { problem })?;
         let extra = self
             .files
             .take()
@@ -793,7 +796,10 @@ mod tests {
             // `init --vault-folder=`
             let mut cfg = sample();
             let err = cfg.set_vault_folder("dev", folder).unwrap_err();
-            assert!(matches!(err, ConfigError::InvalidVaultFolder { .. }), "{err}");
+            assert!(
+                matches!(err, ConfigError::InvalidVaultFolder { .. }),
+                "{err}"
+            );
             assert!(cfg.files.is_none());
             // a `.share`/`.keytree` payload or a config file on disk
             let mut value: Value =

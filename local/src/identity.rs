@@ -319,7 +319,10 @@ mod tests {
             without_userinfo("git@github.com:acme/web.git"),
             "git@github.com:acme/web.git"
         );
-        assert_eq!(name_from_origin(&without_userinfo("https://t:s@github.com/Acme/Web.git")).as_deref(), Some("acme_web"));
+        assert_eq!(
+            name_from_origin(&without_userinfo("https://t:s@github.com/Acme/Web.git")).as_deref(),
+            Some("acme_web")
+        );
     }
 
     #[test]

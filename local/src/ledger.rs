@@ -20,6 +20,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use vsync_engine::timestamp::Timestamp;
+use vsync_engine::vault_fs::{self, EntryKind, VaultPathError};
 
 use crate::fsutil;
 
@@ -43,11 +44,11 @@ pub enum LedgerError {
         /// What is wrong.
         reason: String,
     },
-    /// A symlink inside the vault (upstream's `SymlinkInVaultError`).
-    #[error(
-        "{0} is a symlink; vsync refuses symlinks inside the vault folder — replace it with the file itself"
-    )]
-    SymlinkInVault(PathBuf),
+    /// A symlink on the way to or inside the vault folder (upstream's
+    /// `SymlinkInVaultError`, extended to every component below the repo
+    /// root).
+    #[error(transparent)]
+    Path(#[from] VaultPathError),
     /// A vault file name that is not UTF-8.
     #[error("{0} has a name that is not UTF-8; rename it")]
     NonUtf8Name(PathBuf),
@@ -187,14 +188,16 @@ impl Ledger {
         }
     }
 
-    /// Snapshots `vault_dir` and records a sync of `ts` by `op` at `at`.
+    /// Snapshots `vault_root/vault_folder` and records a sync of `ts` by
+    /// `op` at `at`.
     pub fn record(
-        vault_dir: &Path,
+        vault_root: &Path,
+        vault_folder: &Path,
         op: SyncOp,
         ts: Timestamp,
         at: SystemTime,
     ) -> Result<Self, LedgerError> {
-        Ok(Self::new(op, ts, at, snapshot(vault_dir)?))
+        Ok(Self::new(op, ts, at, snapshot(vault_root, vault_folder)?))
     }
 
     /// Pretty JSON (2-space indentation), no trailing newline.
@@ -273,48 +276,44 @@ fn validate(value: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Every regular file under `vault_dir` (dotfiles included) by POSIX path
-/// relative to it. A symlink anywhere is an error; a missing folder is
-/// empty.
-pub fn snapshot(vault_dir: &Path) -> Result<BTreeMap<String, FileStamp>, LedgerError> {
+/// Every regular file under `vault_root/vault_folder` (dotfiles included)
+/// by POSIX path relative to the folder. A symlink on the way from the repo
+/// root or anywhere inside is an error ([`vault_fs::walk`]); a missing
+/// folder is empty.
+pub fn snapshot(
+    vault_root: &Path,
+    vault_folder: &Path,
+) -> Result<BTreeMap<String, FileStamp>, LedgerError> {
     let mut files = BTreeMap::new();
-    walk(vault_dir, "", &mut files)?;
+    let folder = vault_root.join(vault_folder);
+    for entry in vault_fs::walk(vault_root, vault_folder)?.unwrap_or_default() {
+        if entry.kind != EntryKind::File {
+            continue;
+        }
+        let mut name = String::new();
+        for part in entry.relative.components() {
+            let part = part
+                .as_os_str()
+                .to_str()
+                .ok_or_else(|| LedgerError::NonUtf8Name(folder.join(&entry.relative)))?;
+            if !name.is_empty() {
+                name.push('/');
+            }
+            name.push_str(part);
+        }
+        files.insert(name, FileStamp::of(&entry.metadata));
+    }
     Ok(files)
 }
 
-fn walk(
-    dir: &Path,
-    prefix: &str,
-    files: &mut BTreeMap<String, FileStamp>,
-) -> Result<(), LedgerError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == io::ErrorKind::NotFound && prefix.is_empty() => return Ok(()),
-        Err(err) => return Err(io_at(dir)(err)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(io_at(dir))?;
-        let path = entry.path();
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|_| LedgerError::NonUtf8Name(path.clone()))?;
-        let meta = fs::symlink_metadata(&path).map_err(io_at(&path))?;
-        let relative = format!("{prefix}{name}");
-        if meta.file_type().is_symlink() {
-            return Err(LedgerError::SymlinkInVault(path));
-        } else if meta.is_dir() {
-            walk(&path, &format!("{relative}/"), files)?;
-        } else if meta.is_file() {
-            files.insert(relative, FileStamp::of(&meta));
-        }
-    }
-    Ok(())
-}
-
-/// Compares `vault_dir` with `ledger` (exact `mtime_ms` and `size`).
-pub fn dirty(vault_dir: &Path, ledger: &Ledger) -> Result<DirtyReport, LedgerError> {
-    let now = snapshot(vault_dir)?;
+/// Compares `vault_root/vault_folder` with `ledger` (exact `mtime_ms` and
+/// `size`).
+pub fn dirty(
+    vault_root: &Path,
+    vault_folder: &Path,
+    ledger: &Ledger,
+) -> Result<DirtyReport, LedgerError> {
+    let now = snapshot(vault_root, vault_folder)?;
     let mut report = DirtyReport::default();
     for (name, stamp) in &now {
         match ledger.files.get(name) {
@@ -332,11 +331,20 @@ pub fn dirty(vault_dir: &Path, ledger: &Ledger) -> Result<DirtyReport, LedgerErr
     Ok(report)
 }
 
-/// Loads the ledger at `ledger_path` and compares `vault_dir` with it.
-pub fn check(vault_dir: &Path, ledger_path: &Path) -> Result<DirtyStatus, LedgerError> {
+/// Loads the ledger at `ledger_path` and compares `vault_root/vault_folder`
+/// with it.
+pub fn check(
+    vault_root: &Path,
+    vault_folder: &Path,
+    ledger_path: &Path,
+) -> Result<DirtyStatus, LedgerError> {
     match Ledger::load(ledger_path)? {
         None => Ok(DirtyStatus::Untracked),
-        Some(ledger) => Ok(DirtyStatus::Tracked(dirty(vault_dir, &ledger)?)),
+        Some(ledger) => Ok(DirtyStatus::Tracked(dirty(
+            vault_root,
+            vault_folder,
+            &ledger,
+        )?)),
     }
 }
 
@@ -462,17 +470,22 @@ mod tests {
     #[test]
     fn dirty_check_finds_modified_added_deleted_sorted() {
         let tmp = tempfile::tempdir().unwrap();
-        let vault = tmp.path().join("infra/vault/dev");
+        let folder = Path::new("infra/vault/dev");
+        let vault = tmp.path().join(folder);
         fs::create_dir_all(vault.join("tls")).unwrap();
         fs::write(vault.join(".env.dev"), "A=1\n").unwrap();
         fs::write(vault.join("tls/b.crt"), "b").unwrap();
         fs::write(vault.join("tls/a.crt"), "a").unwrap();
         fs::write(vault.join("gone"), "g").unwrap();
         let ledger_path = tmp.path().join("env_dev.ledger.json");
-        assert_eq!(check(&vault, &ledger_path).unwrap(), DirtyStatus::Untracked);
+        assert_eq!(
+            check(tmp.path(), folder, &ledger_path).unwrap(),
+            DirtyStatus::Untracked
+        );
 
         let ledger = Ledger::record(
-            &vault,
+            tmp.path(),
+            folder,
             SyncOp::Pull,
             ts("20260101-000000"),
             SystemTime::now(),
@@ -489,7 +502,7 @@ mod tests {
         assert!((stamp.mtime_ms - modified.as_secs_f64() * 1e3).abs() < 1.0);
         ledger.save(&ledger_path).unwrap();
         assert_eq!(
-            check(&vault, &ledger_path).unwrap(),
+            check(tmp.path(), folder, &ledger_path).unwrap(),
             DirtyStatus::Tracked(DirtyReport::default())
         );
 
@@ -504,7 +517,7 @@ mod tests {
         fs::remove_file(vault.join("gone")).unwrap();
         fs::write(vault.join("z-new"), "n").unwrap();
         fs::write(vault.join(".hidden"), "h").unwrap();
-        let DirtyStatus::Tracked(report) = check(&vault, &ledger_path).unwrap() else {
+        let DirtyStatus::Tracked(report) = check(tmp.path(), folder, &ledger_path).unwrap() else {
             panic!("tracked");
         };
         assert!(!report.is_clean());
@@ -516,11 +529,55 @@ mod tests {
     #[test]
     fn symlinks_in_the_vault_are_refused_and_missing_vault_is_empty() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(snapshot(&tmp.path().join("absent")).unwrap().is_empty());
+        assert!(
+            snapshot(tmp.path(), Path::new("absent"))
+                .unwrap()
+                .is_empty()
+        );
         let vault = tmp.path().join("v");
         fs::create_dir_all(vault.join("d")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", vault.join("d/link")).unwrap();
-        let err = snapshot(&vault).unwrap_err();
-        assert!(matches!(err, LedgerError::SymlinkInVault(_)), "{err}");
+        let err = snapshot(tmp.path(), Path::new("v")).unwrap_err();
+        assert!(
+            matches!(err, LedgerError::Path(VaultPathError::Symlink(_))),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_symlinked_directory_on_the_way_to_the_vault_is_refused() {
+        // Before: only entries inside the folder were judged, so a
+        // symlinked `infra` (or vault folder) was walked into and files
+        // outside the repository were stamped as vault files.
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(outside.join("vault/dev")).unwrap();
+        fs::write(outside.join("vault/dev/.env.dev"), "X=1").unwrap();
+        let repo = tmp.path().join("repo");
+        fs::create_dir_all(repo.join("infra/vault")).unwrap();
+        let folder = Path::new("infra/vault/dev");
+        std::os::unix::fs::symlink(outside.join("vault/dev"), repo.join(folder)).unwrap();
+        let err = snapshot(&repo, folder).unwrap_err();
+        assert!(
+            matches!(&err, LedgerError::Path(VaultPathError::Symlink(p)) if p == &repo.join(folder)),
+            "{err}"
+        );
+        fs::remove_file(repo.join(folder)).unwrap();
+        fs::remove_dir_all(repo.join("infra")).unwrap();
+        std::os::unix::fs::symlink(&outside, repo.join("infra")).unwrap();
+        let ledger_path = tmp.path().join("l.json");
+        Ledger::new(
+            SyncOp::Pull,
+            ts("20260101-000000"),
+            UNIX_EPOCH,
+            BTreeMap::new(),
+        )
+        .save(&ledger_path)
+        .unwrap();
+        let err = check(&repo, folder, &ledger_path).unwrap_err();
+        assert!(
+            matches!(&err, LedgerError::Path(VaultPathError::Symlink(p)) if p == &repo.join("infra")),
+            "{err}"
+        );
     }
 }

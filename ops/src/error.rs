@@ -8,15 +8,16 @@ use vsync_engine::sink::SinkError;
 use vsync_engine::store::StoreError;
 use vsync_engine::sync::SyncError;
 use vsync_engine::vault::{InvalidPrefix, VaultError};
+use vsync_engine::vault_fs::VaultPathError;
 use vsync_local::backup::BackupError;
 use vsync_local::config::ConfigError;
 use vsync_local::identity::IdentityError;
 use vsync_local::keystore::KeystoreError;
 use vsync_local::ledger::{DirtyReport, LedgerError};
 use vsync_local::paths::PathsError;
-use zeroize::Zeroizing;
 use vsync_local::pin::PinError;
 use vsync_local::profile::ProfileError;
+use zeroize::Zeroizing;
 
 /// Why an operation failed. Messages name what to fix and never carry a
 /// secret value.
@@ -76,7 +77,8 @@ pub enum OpsError {
     /// The `.vsync` pin could not be read or written.
     #[error(transparent)]
     Pin(#[from] PinError),
-    /// The ledger is unreadable, or the vault holds a symlink.
+    /// The ledger is unreadable, or a symlink sits on the way to or inside
+    /// the vault folder.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     /// A backup failed, so nothing was overwritten.
@@ -85,6 +87,10 @@ pub enum OpsError {
     /// Zipping or unzipping the vault folder failed.
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// A symlink or a non-directory on the way from the repo root to the
+    /// vault folder, or a vault folder outside the repository.
+    #[error(transparent)]
+    VaultPath(#[from] VaultPathError),
     /// The vault operation on the store failed.
     #[error(transparent)]
     Vault(#[from] VaultError),
@@ -252,12 +258,20 @@ pub const EXIT_SYNC_REFUSED: i32 = 12;
 
 impl OpsError {
     /// The process exit code for this failure (documented in the README):
-    /// 2 usage or local setup, 3 the store (unreachable, denied,
-    /// misconfigured), 4 a conflict another writer or the local state
-    /// caused, 5 a bundle that does not decrypt or verify, 12 a sync refused
-    /// before any write, 1 anything else.
+    /// 2 usage or local setup (a symlink on the way to or inside the vault
+    /// folder included), 3 the store (unreachable, denied, misconfigured),
+    /// 4 a conflict another writer or the local state caused, 5 a bundle
+    /// that does not decrypt, verify or unpack safely (hostile entries,
+    /// past the size limits), 12 a sync refused before any write, 1
+    /// anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
+            OpsError::VaultPath(_)
+            | OpsError::Ledger(LedgerError::Path(_))
+            | OpsError::Backup(BackupError::Path(_)) => 2,
+            OpsError::Bundle(err) | OpsError::Backup(BackupError::Bundle(err)) => {
+                bundle_exit_code(err)
+            }
             OpsError::NoHome
             | OpsError::Paths(_)
             | OpsError::Identity(_)
@@ -298,9 +312,25 @@ impl OpsError {
             OpsError::Share(_) | OpsError::Keytree(_) => 5,
             OpsError::Keystore(_)
             | OpsError::Backup(_)
-            | OpsError::Bundle(_)
             | OpsError::Incomplete { .. }
             | OpsError::Io { .. } => 1,
         }
+    }
+}
+
+/// A bundle that is damaged or hostile is a bundle that does not verify
+/// (5), like one that does not decrypt; a local path or limit setting the
+/// user fixes is setup (2).
+fn bundle_exit_code(err: &BundleError) -> i32 {
+    match err {
+        BundleError::UnsafeEntry(_)
+        | BundleError::Corrupt(_)
+        | BundleError::EntryTooLarge { .. }
+        | BundleError::TooLarge { .. }
+        | BundleError::TooManyEntries { .. } => 5,
+        BundleError::Path(_)
+        | BundleError::FolderTooLarge { .. }
+        | BundleError::InvalidLimit { .. } => 2,
+        _ => 1,
     }
 }

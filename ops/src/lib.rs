@@ -29,8 +29,8 @@ pub use audit::{
     parse_log as parse_audit_log, parse_meta_pair, render_csv,
 };
 pub use context::{Context, Repo};
-pub use error::{OpsError, UnsavedPassphrase};
 pub use error::{EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED};
+pub use error::{OpsError, UnsavedPassphrase};
 pub use keystore::{
     ImportOutcome, KeystoreEntry, KeystoreListing, KeytreeExportReport, KeytreeFilter,
     KeytreeImportReport, keystore_export, keystore_import, keystore_list,

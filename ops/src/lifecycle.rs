@@ -8,6 +8,7 @@ use vsync_engine::bundle;
 use vsync_engine::store::Store;
 use vsync_engine::timestamp::Timestamp;
 use vsync_engine::vault::{self, Layout, RemoteHead};
+use vsync_engine::vault_fs::{self, EntryKind};
 use vsync_local::config::generate_salt;
 use vsync_local::keystore::generate_key;
 use vsync_local::ledger::{self, DirtyStatus, Ledger, SyncOp};
@@ -117,8 +118,9 @@ pub fn init(ctx: &Context, env: &str, options: &InitOptions) -> Result<InitRepor
     let key = generate_key();
     ctx.keystore.set(name, env, &key)?;
     let config_path = config.save_for(&ctx.base, name, env)?;
-    let vault_dir = repo.vault_root.join(config.vault_folder(env));
-    create_private_dir(&vault_dir)?;
+    let vault_folder = PathBuf::from(config.vault_folder(env));
+    let vault_dir = repo.vault_root.join(&vault_folder);
+    vault_fs::create_dirs(&repo.vault_root, &vault_folder)?;
     ignore_in_git(&vault_dir)?;
     let pin_written = pin::write(&repo.toplevel, name)? == WriteOutcome::Created;
     Ok(InitReport {
@@ -132,7 +134,7 @@ pub fn init(ctx: &Context, env: &str, options: &InitOptions) -> Result<InitRepor
     })
 }
 
-/// What `init` writes to `<vault folder>/.gitignore`.
+/// What `init` and `pull` write to `<vault folder>/.gitignore`.
 const VAULT_GITIGNORE: &str =
     "# Written by `vsync init`: this folder holds decrypted secrets. Never commit it.\n*\n";
 
@@ -174,18 +176,6 @@ pub(crate) fn check_new_env_name(env: &str) -> Result<(), OpsError> {
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), OpsError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| OpsError::Io {
-            path: dir.to_owned(),
-            source,
-        })
-}
-
 /// An env ready to work on: its config, key and paths.
 pub(crate) struct Env {
     pub(crate) repo: Repo,
@@ -223,6 +213,15 @@ impl Env {
         })
     }
 
+    /// Checks every component from the repo root to the vault folder
+    /// without following any: `Ok(true)` when the folder exists.
+    pub(crate) fn check_vault_path(&self) -> Result<bool, OpsError> {
+        Ok(vault_fs::check_folder(
+            &self.repo.vault_root,
+            &self.vault_folder,
+        )?)
+    }
+
     /// Records a finished push or pull of version `ts`: this machine's
     /// ledger (what `status` compares against), then the shared audit log.
     #[allow(clippy::too_many_arguments)] // the parts of one finished transfer
@@ -243,8 +242,14 @@ impl Env {
             Some(previous) if previous.last_sync_ts > *ts => previous.last_sync_ts,
             _ => ts.clone(),
         };
-        Ledger::record(&self.vault_dir, op, high_water, SystemTime::now())?
-            .save(&self.ledger_path)?;
+        Ledger::record(
+            &self.repo.vault_root,
+            &self.vault_folder,
+            op,
+            high_water,
+            SystemTime::now(),
+        )?
+        .save(&self.ledger_path)?;
         let action = match op {
             SyncOp::Push => AuditAction::Push,
             SyncOp::Pull => AuditAction::Pull,
@@ -315,7 +320,9 @@ pub async fn push(
     progress: &dyn Progress,
 ) -> Result<PushReport, OpsError> {
     let env = Env::load(ctx, env)?;
-    if !env.vault_dir.is_dir() {
+    // Judged without following: a symlinked `infra`, `infra/vault` or
+    // vault folder would pack files from outside the repository.
+    if !env.check_vault_path()? {
         return Err(OpsError::NoVaultFolder(env.vault_dir.clone()));
     }
     let store = open_store(&env.config)?;
@@ -332,7 +339,7 @@ pub async fn push(
 
     progress.step(2, 4, &format!("zipping {}", env.vault_folder.display()));
     let payload = bundle::pack(&env.repo.vault_root, &env.vault_folder)?;
-    let files = ledger::snapshot(&env.vault_dir)?.len();
+    let files = ledger::snapshot(&env.repo.vault_root, &env.vault_folder)?.len();
 
     progress.step(3, 4, "encrypting and uploading");
     let mut now = next_timestamp(head.as_ref()).await;
@@ -456,11 +463,14 @@ pub async fn pull(
         ));
     }
     let env = Env::load(ctx, env)?;
+    // Before anything is read or written: a symlink on the way to the vault
+    // folder would make the pull write through it.
+    env.check_vault_path()?;
     let ledger = Ledger::load(&env.ledger_path)?;
     let replace = options.backup || options.force;
     // Whether the folder ends up holding exactly the bundle: always, except
     // for a folder never synced here, whose own files are kept beside it.
-    let mirror = match ledger::check(&env.vault_dir, &env.ledger_path)? {
+    let mirror = match ledger::check(&env.repo.vault_root, &env.vault_folder, &env.ledger_path)? {
         DirtyStatus::Tracked(report) if !report.is_clean() && !replace => {
             return Err(OpsError::LocalChanges {
                 env: env.name.clone(),
@@ -525,7 +535,8 @@ pub async fn pull(
             &ctx.base,
             env.repo.name(),
             &env.name,
-            &env.vault_dir,
+            &env.repo.vault_root,
+            &env.vault_folder,
             SystemTime::now(),
         )?
     } else {
@@ -537,13 +548,16 @@ pub async fn pull(
     // encrypted backup made in step 1. Removed only after the unpack
     // succeeded, so a refused bundle leaves the folder as it was.
     let removed = if mirror {
-        remove_files_not_in(&env.vault_dir, &files)?
+        remove_files_not_in(&env, &files)?
     } else {
         Vec::new()
     };
 
     progress.step(5, 5, "recording the sync ledger");
-    create_private_dir(&env.vault_dir)?;
+    vault_fs::create_dirs(&env.repo.vault_root, &env.vault_folder)?;
+    // A bundle pushed without one (by upstream vsync, say) must not leave
+    // the decrypted folder committable.
+    ignore_in_git(&env.vault_dir)?;
     env.record_transfer(
         ctx,
         store.as_ref(),
@@ -568,44 +582,28 @@ pub async fn pull(
 /// Deletes every file (or symlink, never followed) under `vault_dir` whose
 /// path relative to it is not in `keep`, then the directories left empty;
 /// returns the deleted files' relative paths, sorted.
-fn remove_files_not_in(vault_dir: &Path, keep: &[String]) -> Result<Vec<String>, OpsError> {
-    let keep: std::collections::HashSet<&str> = keep.iter().map(String::as_str).collect();
-    let io_error = |path: &Path| {
-        let path = path.to_owned();
-        move |source| OpsError::Io { path, source }
+fn remove_files_not_in(env: &Env, keep: &[String]) -> Result<Vec<String>, OpsError> {
+    let Some(entries) = vault_fs::walk(&env.repo.vault_root, &env.vault_folder)? else {
+        return Ok(Vec::new());
     };
+    let keep: std::collections::HashSet<&str> = keep.iter().map(String::as_str).collect();
     let mut removed = Vec::new();
-    let mut dirs = vec![vault_dir.to_owned()];
-    let mut visited = Vec::new();
-    while let Some(dir) = dirs.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(io_error(&dir)(err)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(io_error(&dir))?;
-            let path = entry.path();
-            // `DirEntry::file_type` does not follow symlinks.
-            if entry.file_type().map_err(io_error(&path))?.is_dir() {
-                dirs.push(path);
-                continue;
-            }
-            let relative = path
-                .strip_prefix(vault_dir)
-                .expect("walked below the vault folder")
-                .to_string_lossy()
-                .into_owned();
-            if !keep.contains(relative.as_str()) {
-                std::fs::remove_file(&path).map_err(io_error(&path))?;
-                removed.push(relative);
-            }
+    for entry in entries.iter().filter(|entry| entry.kind == EntryKind::File) {
+        let relative = entry.relative.to_string_lossy();
+        if !keep.contains(relative.as_ref()) {
+            let path = env.vault_dir.join(&entry.relative);
+            std::fs::remove_file(&path).map_err(|source| OpsError::Io { path, source })?;
+            removed.push(relative.into_owned());
         }
-        visited.push(dir);
     }
-    // Deepest first; a directory that still holds something stays.
-    for dir in visited.iter().rev().filter(|dir| dir.as_path() != vault_dir) {
-        let _ = std::fs::remove_dir(dir);
+    // Deepest first (a directory is listed before its contents); one that
+    // still holds something stays.
+    for entry in entries
+        .iter()
+        .rev()
+        .filter(|entry| entry.kind == EntryKind::Dir)
+    {
+        let _ = std::fs::remove_dir(env.vault_dir.join(&entry.relative));
     }
     removed.sort();
     Ok(removed)

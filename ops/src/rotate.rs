@@ -23,8 +23,8 @@ use vsync_local::ledger::Ledger;
 use zeroize::Zeroizing;
 
 use crate::audit::{self, AuditAction, AuditOptions};
-use crate::lifecycle::{Env, check_new_env_name, next_timestamp};
 use crate::error::UnsavedPassphrase;
+use crate::lifecycle::{Env, check_new_env_name, next_timestamp};
 use crate::{Context, OpsError, Progress, layout, open_store};
 
 /// Upstream's floor for a new passphrase.
@@ -405,7 +405,11 @@ mod tests {
             },
         )
         .unwrap();
-        std::fs::write(report.vault_dir.join(".env.dev"), "API_KEY=before-rotation\n").unwrap();
+        std::fs::write(
+            report.vault_dir.join(".env.dev"),
+            "API_KEY=before-rotation\n",
+        )
+        .unwrap();
         push(&ctx, "dev", &PushOptions::default(), &Quiet)
             .await
             .unwrap();
@@ -468,9 +472,12 @@ mod tests {
             pull_works(&machine).await;
             // No orphan bundle is left beside the one version.
             let store = FsStore::open(&machine.store_dir).unwrap();
-            let versions = vault::versions(&store, &vsync_engine::vault::Layout::for_repo_env("acme", "dev"))
-                .await
-                .unwrap();
+            let versions = vault::versions(
+                &store,
+                &vsync_engine::vault::Layout::for_repo_env("acme", "dev"),
+            )
+            .await
+            .unwrap();
             assert_eq!(versions.len(), 1, "{fault:?}");
         }
     }
@@ -479,7 +486,10 @@ mod tests {
     async fn once_the_pointer_has_moved_the_new_key_is_kept_whatever_fails_next() {
         // The pointer write applied but its answer lost, and the meta write
         // failing: both are published rotations.
-        for fault in [Fault::ApplyThenFail("/latest"), Fault::Refuse("/latest.meta")] {
+        for fault in [
+            Fault::ApplyThenFail("/latest"),
+            Fault::Refuse("/latest.meta"),
+        ] {
             let machine = pushed_machine().await;
             let old_key = stored_key(&machine);
             let report = rotate_with(&machine, fault).await.unwrap();
@@ -498,9 +508,12 @@ mod tests {
             .await
             .unwrap();
         assert!(report.key_not_stored.is_some());
-        let new_key = report.passphrase.expect("the only copy of the key is shown");
+        let new_key = report
+            .passphrase
+            .expect("the only copy of the key is shown");
         // The bucket opens with the key that was shown.
-        let env_config = vsync_local::EnvConfig::load_for(&machine.ctx.base, "acme", "dev").unwrap();
+        let env_config =
+            vsync_local::EnvConfig::load_for(&machine.ctx.base, "acme", "dev").unwrap();
         let store = FsStore::open(&machine.store_dir).unwrap();
         let layout = vsync_engine::vault::Layout::for_repo_env("acme", "dev");
         let head = vault::remote_head(&store, &layout).await.unwrap().unwrap();
@@ -509,7 +522,9 @@ mod tests {
             env_config.encryption.salt.as_bytes(),
             vsync_crypto::kdf::DEFAULT_ITERATIONS,
         );
-        vault::fetch(&store, &layout, &key, &head, None).await.unwrap();
+        vault::fetch(&store, &layout, &key, &head, None)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

@@ -106,7 +106,13 @@ pub async fn export_share(
     // with the repo and the passphrase.
     let inside_working_tree = path
         .parent()
-        .map(|dir| if dir.as_os_str().is_empty() { ctx.cwd.as_path() } else { dir })
+        .map(|dir| {
+            if dir.as_os_str().is_empty() {
+                ctx.cwd.as_path()
+            } else {
+                dir
+            }
+        })
         .and_then(|dir| vsync_local::identity::toplevel(dir).ok());
     Ok(ExportReport {
         path,
@@ -311,9 +317,7 @@ pub async fn import_share(
     };
     let outcome = match import_pair(ctx, &pair, options.force, !options.accept_routing)? {
         ImportOutcome::Skipped(why) => {
-            return Err(OpsError::WouldReplace(format!(
-                "{repo}/{env}: {why}"
-            )));
+            return Err(OpsError::WouldReplace(format!("{repo}/{env}: {why}")));
         }
         outcome => outcome,
     };

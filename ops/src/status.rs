@@ -386,9 +386,9 @@ async fn try_check_remote(
     let layout = layout(&config, repo.name(), env)?;
     let head = vault::remote_head(store.as_ref(), &layout).await?;
     let ledger_path = ctx.base.ledger_path(repo.name(), env)?;
-    let vault_dir = repo.vault_root.join(config.vault_folder(env));
+    let vault_folder = PathBuf::from(config.vault_folder(env));
     let ledger = Ledger::load(&ledger_path)?;
-    let dirty = ledger::check(&vault_dir, &ledger_path)?;
+    let dirty = ledger::check(&repo.vault_root, &vault_folder, &ledger_path)?;
     let local_changes = match &dirty {
         DirtyStatus::Tracked(report) => {
             report.modified.len() + report.added.len() + report.deleted.len()

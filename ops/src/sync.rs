@@ -181,6 +181,9 @@ pub async fn sync(
     if remember_routing(&mut env.config.sync, target, &request.routing) {
         env.config.save_for(&ctx.base, env.repo.name(), &env.name)?;
     }
+    // The vault folder is read through no symlink (a symlinked `infra`
+    // would sync another tree's `.env`).
+    env.check_vault_path()?;
     let env_file = env.vault_dir.join(format!(".env.{}", env.name));
     progress.step(1, 3, &format!("reading {}", env_file.display()));
     let home = std::env::var_os("HOME")
