@@ -178,6 +178,71 @@ async fn a_collision_is_refused_before_any_write_with_exit_12() {
     assert!(fake.names(&env_scope()).is_empty());
 }
 
+const PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7
+q0B8mH+/abc=
+-----END PRIVATE KEY-----";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multiline_pem_and_a_value_with_equals_hash_and_quotes_arrive_byte_for_byte() {
+    let fake = GithubFake::start().await.unwrap();
+    let machine = machine_with_vault().await;
+    // CRLF line ends, as an editor on Windows saves them: the value's lines
+    // are joined with `\n`.
+    let env_file =
+        format!("TLS_KEY=\"{PEM}\"\nQUERY=\"a=b # not a comment \"quoted\" 'too'\"\nAFTER=1\n")
+            .replace('\n', "\r\n");
+    std::fs::write(machine.vault().join(".env.dev"), env_file).unwrap();
+
+    let (code, stdout, stderr) = sync(&machine, &fake, &["--gh-repo=acme/api"]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(value(&fake, "TLS_KEY").as_deref(), Some(PEM));
+    assert_eq!(
+        value(&fake, "QUERY").as_deref(),
+        Some("a=b # not a comment \"quoted\" 'too'")
+    );
+    assert_eq!(value(&fake, "AFTER").as_deref(), Some("1"));
+    let mut names = fake.names(&env_scope());
+    names.sort();
+    assert_eq!(
+        names,
+        ["AFTER", "QUERY", "TLS_KEY"],
+        "no line of the PEM became a secret of its own"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unclosed_quote_refuses_the_sync_with_exit_12_naming_the_line() {
+    let fake = GithubFake::start().await.unwrap();
+    let machine = machine_with_vault().await;
+    // The closing quote forgotten: upstream synced `"-----BEGIN…` alone.
+    let broken = PEM.replace(
+        "-----END PRIVATE KEY-----",
+        "-----END PRIVATE KEY-----\nB=2",
+    );
+    std::fs::write(
+        machine.vault().join(".env.dev"),
+        format!("A=1\n\nTLS_KEY=\"{broken}\n"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = sync(&machine, &fake, &["--gh-repo=acme/api"]).await;
+    assert_eq!(code, Some(12), "{stdout}\n{stderr}");
+    assert!(stderr.contains(".env.dev line 3: "), "{stderr}");
+    assert!(stderr.contains("close the quote"), "{stderr}");
+    assert!(
+        stderr.contains(".env.dev lines 4, 6: "),
+        "the PEM lines without `=` are named too: {stderr}"
+    );
+    for secret in ["BEGIN PRIVATE", "MIIEvQ", "END PRIVATE"] {
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "{stderr}"
+        );
+    }
+    assert_eq!(fake.counts().puts, 0, "nothing written, not even A");
+    assert!(fake.names(&env_scope()).is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_halfway_exits_11_and_a_rerun_finishes_the_rest() {
     let fake = GithubFake::start().await.unwrap();

@@ -193,8 +193,8 @@ struct Remote {
 /// An open vault: the decrypted KV pairs and assets of one env, in memory.
 ///
 /// - **KV pairs** come from the bundle's `.env.<env>` (upstream's dotenv line
-///   rules: values verbatim after stripping one pair of surrounding quotes;
-///   no `${VAULT_ROOT}`/`${HOME}`/`~/` expansion and no `_PATH`/`_FILE`
+///   rules plus double-quoted values spanning lines, e.g. a PEM: values
+///   verbatim after stripping one pair of surrounding quotes; no `${VAULT_ROOT}`/`${HOME}`/`~/` expansion and no `_PATH`/`_FILE`
 ///   references, which are `vsync sync` features tied to the pusher's
 ///   machine), or from a JSON payload's `kv`.
 /// - **Assets** are every other file of the vault folder, named by their

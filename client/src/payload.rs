@@ -5,8 +5,9 @@
 //!
 //! - **a zip of the vault folder**, as `vsync push` writes it (entry names
 //!   relative to the repository root, e.g. `infra/vault/dev/.env.dev`). The
-//!   KV pairs come from `.env.<env>` parsed with upstream's dotenv line rules
-//!   ([`vsync_engine::dotenv`]): values verbatim after quote stripping, with
+//!   KV pairs come from `.env.<env>` parsed with the one dotenv grammar
+//!   ([`vsync_engine::dotenv`]: upstream's line rules plus double-quoted
+//!   values spanning lines): values verbatim after quote stripping, with
 //!   **no** placeholder expansion and **no** file references (those name
 //!   paths on the pusher's machine and are `sync` features; a referenced
 //!   file that lives in the vault folder is available as an asset). Every
@@ -155,7 +156,11 @@ fn decode_zip_within(payload: &[u8], env: &str, limits: &Limits) -> Result<Conte
         if Some(file.index) == env_index {
             let text = std::str::from_utf8(&bytes)
                 .map_err(|_| format!("{} in the bundle is not UTF-8 text", file.name))?;
-            for entry in dotenv::parse(text) {
+            // Problems are ignored here: `sync` and import refuse them where
+            // the file is written, and the reader must keep reading every
+            // bundle upstream's libraries read (an unclosed quote stays a
+            // value starting with `"`, as upstream reads it).
+            for entry in dotenv::parse(text).entries {
                 contents.kv.insert(entry.key, entry.value);
             }
         } else {
@@ -380,6 +385,26 @@ mod tests {
             [".env.prod", "gcp-sa.json", "tls/server.crt"]
         );
         assert_eq!(contents.assets["tls/server.crt"].as_slice(), b"CERT");
+    }
+
+    #[test]
+    fn a_double_quoted_multiline_value_is_read_whole_and_problems_do_not_fail_the_reader() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nq0B8mH+/abc=\n-----END PRIVATE KEY-----";
+        let env_file = format!(
+            "PEM=\"{}\"\r\nJSON=\"{{\n  \"a\": \"b=c # d\",\n  \"n\": 1\n}}\"\nstray line\nOPEN=\"never closed\n",
+            pem.replace('\n', "\r\n")
+        );
+        let zip = zip_of(&[("infra/vault/dev/.env.dev", env_file.as_bytes())]);
+        let contents = decode(&zip, "dev").unwrap();
+        assert_eq!(
+            kv(&contents),
+            [
+                pair("JSON", "{\n  \"a\": \"b=c # d\",\n  \"n\": 1\n}"),
+                // Read as upstream reads it; `sync` is where it is refused.
+                pair("OPEN", "\"never closed"),
+                pair("PEM", pem),
+            ]
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `vsync sync <env> <target>`: the env's `.env.<env>` onto one platform.
 //!
-//! Reading follows upstream (§3.3, §5.10): the line rules of
-//! [`vsync_engine::dotenv`], placeholder expansion, file references only for
+//! Reading follows upstream (§3.3, §5.10): the grammar of
+//! [`vsync_engine::dotenv`] (upstream's line rules, plus double-quoted
+//! values spanning lines; a line the grammar cannot read as written refuses
+//! the sync with its line number), placeholder expansion, file references only for
 //! the suffixes passed with `--inline-file-suffix`, and only the keys passed
 //! with `--exclude-property` skipped. Routing flags are saved into the env
 //! config's `sync.<target>` block, as upstream does, so the next run needs
@@ -15,7 +17,7 @@ use serde::Serialize;
 use vsync_crypto::fingerprint::FingerprintKey;
 use vsync_engine::dotenv::{self, Placeholders};
 use vsync_engine::sink::SecretValue;
-use vsync_engine::sync::{Desired, RecordStore, SyncOptions, SyncReport};
+use vsync_engine::sync::{Desired, RecordStore, Refusal, SyncError, SyncOptions, SyncReport};
 use vsync_local::config::{AwsSync, AzureSync, GcpSync, GhSync, SyncTargets, VaultSync};
 
 use crate::lifecycle::Env;
@@ -310,7 +312,10 @@ fn remember_routing(sync: &mut Option<SyncTargets>, target: Target, flags: &Rout
 /// Reads `.env.<env>` into the secrets to sync, with upstream's rules:
 /// placeholders expanded, file references resolved (all or none: every
 /// unreadable file is named in one error and nothing is synced), excluded
-/// keys skipped.
+/// keys skipped. A line the grammar cannot read as written (an unclosed
+/// quote, a line without `=`) refuses the sync before any write (exit 12),
+/// naming the file and every such line, never a value: upstream would have
+/// synced a truncated or shifted value without a word.
 pub fn read_env_file(
     path: &Path,
     policy: &ParserPolicy,
@@ -335,7 +340,19 @@ pub fn read_env_file(
     let mut desired = Vec::new();
     let mut skipped = Vec::new();
     let mut unresolved = Vec::new();
-    for entry in dotenv::parse(&text) {
+    let parsed = dotenv::parse(&text);
+    if !parsed.problems.is_empty() {
+        let refusals = dotenv::summarize(&parsed.problems)
+            .into_iter()
+            .map(|problem| Refusal {
+                key: None,
+                name: None,
+                problem: format!("{} {problem}", path.display()),
+            })
+            .collect();
+        return Err(OpsError::Sync(SyncError::Preflight(refusals)));
+    }
+    for entry in parsed.entries {
         if policy.exclude.contains(&entry.key) {
             skipped.push(Skipped {
                 key: entry.key,
@@ -421,6 +438,35 @@ mod tests {
             ]
         );
         assert!(skipped.is_empty());
+    }
+
+    const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nq0B8mH+/abc=\n-----END PRIVATE KEY-----";
+
+    #[test]
+    fn a_double_quoted_multiline_value_is_read_whole() {
+        let text = format!(
+            "A=1\r\nPEM=\"{}\"\r\nB=\"x=y # z \"q\"\"\r\n",
+            PEM.replace('\n', "\r\n")
+        );
+        let (pairs, _) = read(&text, &ParserPolicy::default(), &[]).unwrap();
+        assert_eq!(
+            pairs,
+            [pair("A", "1"), pair("PEM", PEM), pair("B", "x=y # z \"q\"")]
+        );
+    }
+
+    #[test]
+    fn an_unclosed_quote_or_a_stray_line_refuses_the_sync_by_line_number() {
+        let text = "A=1\nPEM=\"-----BEGIN KEY-----\nMIIBsecretbase64\n-----END KEY-----\nB=2\n";
+        let error = read(text, &ParserPolicy::default(), &[]).unwrap_err();
+        assert_eq!(error.exit_code(), crate::error::EXIT_SYNC_REFUSED);
+        let message = error.to_string();
+        assert!(message.contains(".env.dev line 2: "), "{message}");
+        assert!(message.contains(".env.dev lines 3–4: "), "{message}");
+        assert!(message.contains("close the quote"), "{message}");
+        for secret in ["BEGIN", "MIIBsecretbase64", "END"] {
+            assert!(!message.contains(secret), "{message}");
+        }
     }
 
     #[test]
