@@ -223,6 +223,7 @@ async fn routing_from_a_share_is_shown_and_kept_only_when_accepted() {
         stderr(&output)
     );
     assert_eq!(read_sync(&bob), Value::Null);
+    bob.ok(&["pull", "dev"]).await;
     // A sync without routing of Bob's own names what is missing instead of
     // sending his token to the share's address.
     let output = bob
@@ -471,4 +472,34 @@ async fn secrets_given_as_flag_values_are_warned_about() {
         stderr(&output)
     );
     assert!(!String::from_utf8_lossy(&output.stdout).contains("correct-horse-battery"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_pull_waits_for_the_first_instead_of_interleaving() {
+    use tokio::io::AsyncBufReadExt;
+
+    let machine = pushed().await;
+    // Another vsync holding the env's lock, as a running pull would.
+    let held = std::fs::File::open(config_path(&machine).with_file_name(".env_dev.lock"))
+        .expect("push left the env's lock file");
+    held.lock().unwrap();
+    let mut pull = machine
+        .command(&["pull", "dev", "--force"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(pull.stderr.take().unwrap()).lines();
+    let mut before_release = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let waiting = line.contains("another vsync is working on acme_web/dev");
+        before_release.push(line);
+        if waiting {
+            break;
+        }
+    }
+    // Nothing was touched while it waited.
+    assert_eq!(before_release.len(), 1, "{before_release:?}");
+    drop(held);
+    while lines.next_line().await.unwrap().is_some() {}
+    assert!(pull.wait().await.unwrap().success());
 }

@@ -139,6 +139,14 @@ impl ConfigBase {
         Ok(self.repo_dir(repo)?.join(format!("env_{env}.ledger.json")))
     }
 
+    /// `<base>/<repo>/.env_<env>.lock`: held while a push, pull or rotation
+    /// of the env runs, so two of them never interleave in one vault folder.
+    /// A dotfile, so upstream's `list` (which walks `env_*`) never shows it.
+    pub fn lock_path(&self, repo: &str, env: &str) -> Result<PathBuf, PathsError> {
+        check_env_name(env)?;
+        Ok(self.repo_dir(repo)?.join(format!(".env_{env}.lock")))
+    }
+
     /// `<base>/profiles`.
     pub fn profiles_dir(&self) -> PathBuf {
         self.dir.join("profiles")

@@ -213,6 +213,44 @@ impl Env {
         })
     }
 
+    /// Takes this machine's lock on the env, waiting (and saying so) while
+    /// another vsync holds it: two pulls interleaving in one folder would
+    /// delete each other's freshly written files. Released when the
+    /// returned file is dropped, or when the process dies.
+    pub(crate) fn lock(
+        &self,
+        ctx: &Context,
+        progress: &dyn Progress,
+    ) -> Result<std::fs::File, OpsError> {
+        use std::os::unix::fs::OpenOptionsExt;
+
+        let path = ctx.base.lock_path(self.repo.name(), &self.name)?;
+        let io = |source| OpsError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                progress.warn(&format!(
+                    "another vsync is working on {}/{}; waiting for it to finish",
+                    self.repo.name(),
+                    self.name
+                ));
+                file.lock().map_err(io)?;
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(io(source)),
+        }
+        Ok(file)
+    }
+
     /// Checks every component from the repo root to the vault folder
     /// without following any: `Ok(true)` when the folder exists.
     pub(crate) fn check_vault_path(&self) -> Result<bool, OpsError> {
@@ -320,6 +358,7 @@ pub async fn push(
     progress: &dyn Progress,
 ) -> Result<PushReport, OpsError> {
     let env = Env::load(ctx, env)?;
+    let _lock = env.lock(ctx, progress)?;
     // Judged without following: a symlinked `infra`, `infra/vault` or
     // vault folder would pack files from outside the repository.
     if !env.check_vault_path()? {
@@ -463,6 +502,7 @@ pub async fn pull(
         ));
     }
     let env = Env::load(ctx, env)?;
+    let _lock = env.lock(ctx, progress)?;
     // Before anything is read or written: a symlink on the way to the vault
     // folder would make the pull write through it.
     env.check_vault_path()?;

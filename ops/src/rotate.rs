@@ -117,6 +117,7 @@ pub async fn rotate_passphrase(
 ) -> Result<RotateReport, OpsError> {
     check_new_env_name(env)?;
     let env = Env::load(ctx, env)?;
+    let _lock = env.lock(ctx, progress)?;
     let store = open_store(&env.config)?;
     rotate_on(ctx, env, store.as_ref(), options, progress).await
 }
