@@ -168,9 +168,20 @@ async fn concurrent_pushes_one_wins_and_the_bucket_stays_consistent() {
     alice.init_on(&server).await;
     write_vault(&alice.vault(), "postgres://base");
     alice.ok(&["push", "dev"]).await;
+    // A second machine in the same state: on one machine the env's lock
+    // would make the second push wait for the first.
+    let bob = Machine::new();
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(alice.home.join("."))
+        .arg(&bob.home)
+        .status()
+        .unwrap();
+    assert!(copied.success());
 
-    let pushes: Vec<_> = (0..2)
-        .map(|_| alice.command(&["push", "dev"]).output())
+    let pushes: Vec<_> = [&alice, &bob]
+        .into_iter()
+        .map(|machine| machine.command(&["push", "dev"]).output())
         .collect();
     let mut outputs = Vec::new();
     for push in pushes {
