@@ -12,7 +12,7 @@ mod sync;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// One encrypted, versioned vault on object storage as the source of truth for
 /// a team's secrets.
@@ -393,7 +393,15 @@ fn parse_on_off(value: &str) -> Result<bool, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command()
+        .mut_subcommand("sync", sync::with_platform_flags)
+        .get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    if let (Command::Sync(args), Some(("sync", sync_matches))) =
+        (&mut cli.command, matches.subcommand())
+    {
+        args.flags = sync::platform_flags(sync_matches);
+    }
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

@@ -1,10 +1,10 @@
 //! `vsync sync <env> <target>`: flags in, report out.
 
-use clap::{Args, ValueEnum};
+use clap::{Arg, ArgAction, ArgMatches, Args, Command};
 use vsync_engine::sync::{Action, Drift, Outcome, SyncOptions, SyncStatus};
+use vsync_ops::platforms::{self, SettingKind};
 use vsync_ops::{
-    Context, EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, GithubScope, ParserPolicy, RoutingFlags,
-    SinkSettings, SyncOutcome, SyncRequest, Target,
+    Context, EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, ParserPolicy, SyncOutcome, SyncRequest,
 };
 
 use crate::commands::Failure;
@@ -14,8 +14,7 @@ use crate::progress::StderrProgress;
 pub struct SyncArgs {
     /// The env whose `.env.<env>` is synced.
     env: String,
-    /// gh | gcp | aws | azure | vault (or github-actions, gcp-secret-manager,
-    /// aws-secrets-manager, azure-key-vault, vault-kv).
+    /// The platform (the list comes from the registry).
     target: String,
     /// Show the plan; write nothing.
     #[arg(long)]
@@ -39,54 +38,57 @@ pub struct SyncArgs {
     /// A key not to sync (repeatable).
     #[arg(long = "exclude-property", value_name = "KEY")]
     exclude: Vec<String>,
-    /// GitHub repository `owner/name` (saved for next time).
-    #[arg(long)]
-    gh_repo: Option<String>,
-    /// Which GitHub secrets: environment (named after the env), repository,
-    /// or organization (with --gh-org).
-    #[arg(long, value_enum, default_value_t = GhScope::Environment)]
-    gh_scope: GhScope,
-    /// The GitHub organisation, for --gh-scope=organization.
-    #[arg(long, required_if_eq("gh_scope", "organization"))]
-    gh_org: Option<String>,
-    /// The GitHub environment, when not named after the vsync env.
-    #[arg(long)]
-    gh_environment: Option<String>,
-    /// Read the GitHub token from this file (`-`: standard input) instead
-    /// of GITHUB_TOKEN / GH_TOKEN / `gh auth token`.
-    #[arg(long, value_name = "PATH")]
-    gh_token_file: Option<String>,
-    /// GCP project id (saved).
-    #[arg(long)]
-    gcp_project: Option<String>,
-    /// AWS region (saved).
-    #[arg(long)]
-    aws_region: Option<String>,
-    /// Prefix of the AWS secret names (saved).
-    #[arg(long)]
-    aws_secret_prefix: Option<String>,
-    /// Prune AWS secrets without the recovery window.
-    #[arg(long)]
-    aws_force_delete: bool,
-    /// Azure Key Vault name (saved).
-    #[arg(long)]
-    azure_vault: Option<String>,
-    /// HashiCorp Vault address (saved).
-    #[arg(long)]
-    vault_addr: Option<String>,
-    /// HashiCorp Vault KV v2 mount (saved).
-    #[arg(long)]
-    vault_mount: Option<String>,
-    /// Secret path under the mount (saved).
-    #[arg(long)]
-    vault_path: Option<String>,
+    /// A setting of the target platform as `field=value` (repeatable),
+    /// e.g. `--set repo=acme/api`; every field also has the flag listed
+    /// under the platform's heading.
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    sets: Vec<String>,
+    /// The platform flags given, filled from the registry's arguments by
+    /// [`platform_flags`].
+    #[arg(skip)]
+    pub flags: Vec<(String, String)>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum GhScope {
-    Environment,
-    Repository,
-    Organization,
+/// `vsync sync` with every platform's flags and target names, from the
+/// registry: a platform compiled out is absent from `--help` too.
+pub fn with_platform_flags(command: Command) -> Command {
+    let targets: Vec<String> = platforms::REGISTRY
+        .iter()
+        .map(|platform| format!("{} ({}, {})", platform.short, platform.name, platform.about))
+        .collect();
+    let mut command = command.mut_arg("target", |arg| {
+        arg.help(format!("The platform: {}", targets.join("; ")))
+    });
+    for platform in platforms::REGISTRY {
+        for setting in platform.settings {
+            let arg = Arg::new(setting.flag)
+                .long(setting.flag)
+                .help(setting.help)
+                .help_heading(platform.about);
+            command = command.arg(match setting.kind {
+                SettingKind::Text => arg.value_name("VALUE").action(ArgAction::Set),
+                SettingKind::Switch => arg.action(ArgAction::SetTrue),
+            });
+        }
+    }
+    command
+}
+
+/// The platform flags given to `vsync sync`, as `(flag, value)`.
+pub fn platform_flags(matches: &ArgMatches) -> Vec<(String, String)> {
+    let mut given = Vec::new();
+    for platform in platforms::REGISTRY {
+        for setting in platform.settings {
+            let value = match setting.kind {
+                SettingKind::Text => matches.get_one::<String>(setting.flag).cloned(),
+                SettingKind::Switch => matches.get_flag(setting.flag).then(|| "true".to_owned()),
+            };
+            if let Some(value) = value {
+                given.push((setting.flag.to_owned(), value));
+            }
+        }
+    }
+    given
 }
 
 pub fn run(
@@ -94,29 +96,9 @@ pub fn run(
     runtime: &tokio::runtime::Runtime,
     args: SyncArgs,
 ) -> Result<(), Failure> {
-    let target: Target = args.target.parse()?;
-    let mut settings = SinkSettings::from_env();
-    settings.github_scope = match args.gh_scope {
-        GhScope::Environment => GithubScope::Environment,
-        GhScope::Repository => GithubScope::Repository,
-        GhScope::Organization => GithubScope::Organization(args.gh_org.clone().unwrap_or_default()),
-    };
-    settings.github_environment = args.gh_environment.clone();
-    if let Some(path) = &args.gh_token_file {
-        settings.github_token = Some(SinkSettings::read_token_file(path)?);
-    }
-    settings.aws_force_delete = args.aws_force_delete;
     let request = SyncRequest {
-        routing: RoutingFlags {
-            gh_repo: args.gh_repo,
-            gcp_project: args.gcp_project,
-            aws_region: args.aws_region,
-            aws_secret_prefix: args.aws_secret_prefix,
-            azure_vault: args.azure_vault,
-            vault_addr: args.vault_addr,
-            vault_mount: args.vault_mount,
-            vault_path: args.vault_path,
-        },
+        flags: args.flags,
+        sets: args.sets,
         parser: ParserPolicy {
             inline_file_suffixes: args.inline_file_suffixes,
             exclude: args.exclude,
@@ -135,8 +117,14 @@ pub fn run(
         }
     }
     let progress = StderrProgress::new();
+    let environment = |name: &str| std::env::var(name).ok();
     let outcome = runtime.block_on(vsync_ops::sync(
-        ctx, &args.env, target, &request, &settings, &progress,
+        ctx,
+        &args.env,
+        &args.target,
+        &request,
+        &environment,
+        &progress,
     ))?;
     drop(progress);
     if args.json {

@@ -601,13 +601,9 @@ async fn azure_target_with_a_client_secret_creates_then_writes_nothing() {
     let base = vsync_local::ConfigBase::at(machine.home.join(".config/vsync"));
     let config = vsync_local::EnvConfig::load_for(&base, "acme_web", "dev").unwrap();
     assert_eq!(
-        config
-            .sync
-            .and_then(|sync| sync.azure)
-            .map(|azure| azure.vault_name)
-            .as_deref(),
-        Some("acme-prod"),
-        "--azure-vault is saved for next time"
+        serde_json::Value::Object(config.sync.unwrap()),
+        serde_json::json!({"azure": {"vaultName": "acme-prod"}}),
+        "--azure-vault is saved for next time, under upstream's field name"
     );
 
     // No --azure-vault this time; nothing changed.

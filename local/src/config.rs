@@ -210,88 +210,11 @@ impl Default for Audit {
     }
 }
 
-/// `sync.gh`: the GitHub repository secrets go to.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct GhSync {
-    /// `owner/name`.
-    pub repo: String,
-    /// Keys this version does not know.
-    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
-    pub extra: Map<String, Value>,
-}
-
-/// `sync.gcp`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct GcpSync {
-    /// The GCP project id.
-    pub project: String,
-    /// Keys this version does not know.
-    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
-    pub extra: Map<String, Value>,
-}
-
-/// `sync.aws`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AwsSync {
-    /// The AWS region.
-    pub region: String,
-    /// Prefix of the secret names.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_prefix: Option<String>,
-    /// Keys this version does not know.
-    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
-    pub extra: Map<String, Value>,
-}
-
-/// `sync.azure`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AzureSync {
-    /// The Key Vault name.
-    pub vault_name: String,
-    /// Keys this version does not know.
-    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
-    pub extra: Map<String, Value>,
-}
-
-/// `sync.vault` (HashiCorp Vault KV v2).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct VaultSync {
-    /// Vault address.
-    pub addr: String,
-    /// KV mount.
-    pub mount: String,
-    /// Secret path under the mount.
-    pub secret_path: String,
-    /// Keys this version does not know.
-    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
-    pub extra: Map<String, Value>,
-}
-
-/// The `sync` block: per-platform targets remembered by `vsync sync`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct SyncTargets {
-    /// GitHub Actions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gh: Option<GhSync>,
-    /// GCP Secret Manager.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gcp: Option<GcpSync>,
-    /// AWS Secrets Manager.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aws: Option<AwsSync>,
-    /// Azure Key Vault.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub azure: Option<AzureSync>,
-    /// HashiCorp Vault.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vault: Option<VaultSync>,
-    /// Keys this version does not know.
-    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
-    pub extra: Map<String, Value>,
-}
+/// The `sync` block: per-platform routing remembered by `vsync sync`, one
+/// object per platform keyed by its short name (`sync.gh`, `sync.aws`). This
+/// crate knows no platform: each block is kept as written and handed to the
+/// platform that owns it (`vsync-platforms`), which reads its fields.
+pub type SyncTargets = Map<String, Value>;
 
 /// One (repo, env) config, upstream's `ConfigFile` v1.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -641,27 +564,11 @@ fn validate(value: &Value) -> Result<(), Violation> {
         let Some(sync) = sync.as_object() else {
             return violation("sync", "must be an object");
         };
-        let blocks: [(&str, &[&str]); 5] = [
-            ("gh", &["repo"]),
-            ("gcp", &["project"]),
-            ("aws", &["region"]),
-            ("azure", &["vaultName"]),
-            ("vault", &["addr", "mount", "secretPath"]),
-        ];
-        for (name, required) in blocks {
-            let Some(block) = sync.get(name) else {
-                continue;
-            };
-            let Some(block) = block.as_object() else {
+        // Each platform checks its own fields when it is used; here only
+        // the shape every block shares.
+        for (name, block) in sync {
+            if !block.is_object() {
                 return violation(&format!("sync.{name}"), "must be an object");
-            };
-            for key in required {
-                if !block.get(*key).is_some_and(Value::is_string) {
-                    return violation(&format!("sync.{name}.{key}"), "must be a string");
-                }
-            }
-            if name == "aws" && block.get("secretPrefix").is_some_and(|v| !v.is_string()) {
-                return violation("sync.aws.secretPrefix", "must be a string");
             }
         }
     }
@@ -718,14 +625,9 @@ mod tests {
         let base = ConfigBase::at(tmp.path().join("vsync"));
         let mut cfg = sample();
         cfg.set_vault_folder("dev", "secrets/dev").unwrap();
-        cfg.sync = Some(SyncTargets {
-            aws: Some(AwsSync {
-                region: "eu-west-1".to_owned(),
-                secret_prefix: Some("acme/".to_owned()),
-                extra: Map::new(),
-            }),
-            ..SyncTargets::default()
-        });
+        cfg.sync = serde_json::json!({"aws": {"region": "eu-west-1", "secretPrefix": "acme/"}})
+            .as_object()
+            .cloned();
         let path = cfg.save_for(&base, "acme_web", "Dev").unwrap();
         assert_eq!(path, tmp.path().join("vsync/acme_web/env_dev"));
         assert_eq!(mode(&path), 0o600);
@@ -867,18 +769,8 @@ mod tests {
             ("prefix", Box::new(|v| v["prefix"] = Value::Null)),
             ("sync", Box::new(|v| v["sync"] = 1.into())),
             (
-                "sync.gh.repo",
-                Box::new(|v| v["sync"] = serde_json::json!({"gh": {}})),
-            ),
-            (
-                "sync.aws.secretPrefix",
-                Box::new(|v| {
-                    v["sync"] = serde_json::json!({"aws": {"region": "r", "secretPrefix": 1}})
-                }),
-            ),
-            (
-                "sync.vault.secretPath",
-                Box::new(|v| v["sync"] = serde_json::json!({"vault": {"addr": "a", "mount": "m"}})),
+                "sync.gh",
+                Box::new(|v| v["sync"] = serde_json::json!({"gh": "o/r"})),
             ),
         ];
         let tmp = tempfile::tempdir().unwrap();
@@ -896,12 +788,16 @@ mod tests {
             assert!(text.contains(&path.display().to_string()), "{text}");
             assert!(!text.contains(SECRET), "{text}");
         }
-        // Sync blocks with their required strings pass.
+        // Sync blocks are kept as written, in their order, for the
+        // platforms to read.
         let mut value = good.clone();
         value["sync"] = serde_json::json!({"gh": {"repo": "o/r"}, "gcp": {"project": "p"},
             "azure": {"vaultName": "v"}, "vault": {"addr": "a", "mount": "m", "secretPath": "s"}});
         let cfg = EnvConfig::from_json(value.to_string().as_bytes(), &path).unwrap();
-        assert_eq!(cfg.sync.unwrap().gh.unwrap().repo, "o/r");
+        assert_eq!(
+            serde_json::to_string(&cfg.sync.unwrap()).unwrap(),
+            r#"{"gh":{"repo":"o/r"},"gcp":{"project":"p"},"azure":{"vaultName":"v"},"vault":{"addr":"a","mount":"m","secretPath":"s"}}"#
+        );
         // Saving an invalid config is refused too, and writes nothing.
         let mut bad = sample();
         bad.encryption.salt.clear();

@@ -17,6 +17,7 @@ use vsync_local::ledger::{DirtyReport, LedgerError};
 use vsync_local::paths::PathsError;
 use vsync_local::pin::PinError;
 use vsync_local::profile::ProfileError;
+use vsync_platforms::PlatformError;
 use zeroize::Zeroizing;
 
 /// Why an operation failed. Messages name what to fix and never carry a
@@ -194,9 +195,11 @@ pub enum OpsError {
     /// sync record could not be read.
     #[error(transparent)]
     Sync(#[from] SyncError),
-    /// A sink could not be set up (a missing token, a bad URL).
-    #[error("{0}")]
-    SinkSetup(String),
+    /// A platform could not be used as asked: an unknown target or
+    /// setting, routing that is missing or malformed, credentials or an
+    /// endpoint that cannot work.
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
     /// Local I/O failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -286,7 +289,7 @@ impl OpsError {
             | OpsError::NoVaultFolder(_)
             | OpsError::NoEnvFile { .. }
             | OpsError::Usage(_)
-            | OpsError::SinkSetup(_) => 2,
+            | OpsError::Platform(_) => 2,
             OpsError::Sync(err) => match err {
                 SyncError::Preflight(_) | SyncError::TooManyDeletes { .. } => EXIT_SYNC_REFUSED,
                 SyncError::Inventory(

@@ -16,7 +16,6 @@ mod lifecycle;
 mod link;
 mod rotate;
 mod share;
-mod sinks;
 mod status;
 mod store;
 mod sync;
@@ -46,18 +45,17 @@ pub use rotate::{
 pub use share::{
     ExportReport, ImportReport, ShareImportOptions, export_share, generate_passphrase, import_share,
 };
-pub use sinks::{GithubScope, SinkSettings};
 pub use status::{
     EnvCode, EnvStatus, LastSync, ProfileSummary, RemoteState, RemoteStatus, StatusOptions,
     StatusReport, status,
 };
 pub use store::{layout, open_store};
-pub use sync::{
-    ParserPolicy, RoutingFlags, Skipped, SyncOutcome, SyncRequest, Target, read_env_file, sync,
-};
+pub use sync::{ParserPolicy, Skipped, SyncOutcome, SyncRequest, read_env_file, sync};
 pub use token::{RuntimeToken, TokenOverrides, runtime_token};
 /// The S3 provider presets, for `--provider` flags.
 pub use vsync_backends::s3::Provider;
+/// The platform registry the CLI builds its sync flags and help from.
+pub use vsync_platforms as platforms;
 
 /// Where an operation reports its numbered steps (`[k/n] …` on stderr in
 /// the CLI) and its warnings.

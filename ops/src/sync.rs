@@ -5,104 +5,24 @@
 //! values spanning lines; a line the grammar cannot read as written refuses
 //! the sync with its line number), placeholder expansion, file references only for
 //! the suffixes passed with `--inline-file-suffix`, and only the keys passed
-//! with `--exclude-property` skipped. Routing flags are saved into the env
-//! config's `sync.<target>` block, as upstream does, so the next run needs
-//! none. Planning, pacing and the record of what was applied are the
-//! engine's ([`vsync_engine::sync`]).
+//! with `--exclude-property` skipped. The platform, its routing (saved into
+//! the env config's `sync.<short>` block, as upstream does, so the next run
+//! needs no flags), its credentials and its sink come from the registry
+//! ([`vsync_platforms`]). Planning, pacing and the record of what was
+//! applied are the engine's ([`vsync_engine::sync`]).
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::Serialize;
 use vsync_crypto::fingerprint::FingerprintKey;
 use vsync_engine::dotenv::{self, Placeholders};
 use vsync_engine::sink::SecretValue;
 use vsync_engine::sync::{Desired, RecordStore, Refusal, SyncError, SyncOptions, SyncReport};
-use vsync_local::config::{AwsSync, AzureSync, GcpSync, GhSync, SyncTargets, VaultSync};
+use vsync_platforms::{self as platforms, Environment, SinkRequest};
 
 use crate::lifecycle::Env;
-use crate::sinks::{SinkSettings, build_sink};
 use crate::store::{layout, open_store};
 use crate::{Context, OpsError, Progress};
-
-/// The platforms `vsync sync` writes to, by upstream's short names and the
-/// long ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Target {
-    /// GitHub Actions secrets (`gh`).
-    GithubActions,
-    /// GCP Secret Manager (`gcp`).
-    GcpSecretManager,
-    /// AWS Secrets Manager (`aws`).
-    AwsSecretsManager,
-    /// Azure Key Vault (`azure`).
-    AzureKeyVault,
-    /// HashiCorp Vault KV v2 (`vault`).
-    VaultKv,
-}
-
-impl Target {
-    /// Every target with its short and long names.
-    pub const ALL: [(Target, &'static str, &'static str); 5] = [
-        (Target::GithubActions, "gh", "github-actions"),
-        (Target::GcpSecretManager, "gcp", "gcp-secret-manager"),
-        (Target::AwsSecretsManager, "aws", "aws-secrets-manager"),
-        (Target::AzureKeyVault, "azure", "azure-key-vault"),
-        (Target::VaultKv, "vault", "vault-kv"),
-    ];
-
-    /// The long name.
-    pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(target, ..)| *target == self)
-            .map(|(_, _, long)| *long)
-            .expect("listed")
-    }
-}
-
-impl FromStr for Target {
-    type Err = OpsError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .iter()
-            .find(|(_, short, long)| text == *short || text == *long)
-            .map(|(target, ..)| *target)
-            .ok_or_else(|| {
-                let names: Vec<String> = Self::ALL
-                    .iter()
-                    .map(|(_, short, long)| format!("{short} ({long})"))
-                    .collect();
-                OpsError::Usage(format!(
-                    "unknown sync target {text:?}; use one of {}",
-                    names.join(", ")
-                ))
-            })
-    }
-}
-
-/// Upstream's routing flags; each one given is saved into the config.
-#[derive(Debug, Clone, Default)]
-pub struct RoutingFlags {
-    /// `--gh-repo=<owner/name>`.
-    pub gh_repo: Option<String>,
-    /// `--gcp-project=<id>`.
-    pub gcp_project: Option<String>,
-    /// `--aws-region=<region>`.
-    pub aws_region: Option<String>,
-    /// `--aws-secret-prefix=<prefix>`.
-    pub aws_secret_prefix: Option<String>,
-    /// `--azure-vault=<name>`.
-    pub azure_vault: Option<String>,
-    /// `--vault-addr=<url>`.
-    pub vault_addr: Option<String>,
-    /// `--vault-mount=<mount>`.
-    pub vault_mount: Option<String>,
-    /// `--vault-path=<path>`.
-    pub vault_path: Option<String>,
-}
 
 /// How `.env.<env>` is read (upstream's parser flags).
 #[derive(Debug, Clone, Default)]
@@ -139,8 +59,13 @@ impl ParserPolicy {
 /// What `vsync sync` should do.
 #[derive(Debug, Clone, Default)]
 pub struct SyncRequest {
-    /// Routing flags.
-    pub routing: RoutingFlags,
+    /// The platform's upstream-style flags given (`("gh-repo",
+    /// "acme/api")`; a switch's value is `true`). Saved settings are
+    /// remembered in the env config, as upstream does.
+    pub flags: Vec<(String, String)>,
+    /// Generic `field=value` settings (`--set`), checked against the
+    /// platform's routing struct.
+    pub sets: Vec<String>,
     /// Parser flags.
     pub parser: ParserPolicy,
     /// Engine options: dry run, prune, the deletion cap, retries, rate.
@@ -159,8 +84,8 @@ pub struct Skipped {
 /// What `vsync sync` did.
 #[derive(Debug, Serialize)]
 pub struct SyncOutcome {
-    /// The platform.
-    pub platform: Target,
+    /// The platform's long name.
+    pub platform: &'static str,
     /// The file read.
     pub env_file: PathBuf,
     /// Keys not synced.
@@ -170,17 +95,32 @@ pub struct SyncOutcome {
     pub report: SyncReport,
 }
 
-/// Syncs env `env` of the current repo to `target`.
+/// Syncs env `env` of the current repo to the platform named `target`
+/// (short or long name), with credentials from `environment`.
 pub async fn sync(
     ctx: &Context,
     env: &str,
-    target: Target,
+    target: &str,
     request: &SyncRequest,
-    settings: &SinkSettings,
+    environment: Environment<'_>,
     progress: &dyn Progress,
 ) -> Result<SyncOutcome, OpsError> {
+    let platform = platforms::find(target)?;
+    let given = platform.given(&request.flags, &request.sets)?;
     let mut env = Env::load(ctx, env)?;
-    if remember_routing(&mut env.config.sync, target, &request.routing) {
+    let saved = env
+        .config
+        .sync
+        .as_ref()
+        .and_then(|blocks| blocks.get(platform.short));
+    // Checked before anything is written: a setting the platform does not
+    // have, or a saved block it cannot read, changes nothing.
+    let routing = platform.routing(saved, &given)?;
+    if let Some(block) = platform.remember(saved, &given) {
+        env.config
+            .sync
+            .get_or_insert_default()
+            .insert(platform.short.to_owned(), block);
         env.config.save_for(&ctx.base, env.repo.name(), &env.name)?;
     }
     // The vault folder is read through no symlink (a symlinked `infra`
@@ -200,7 +140,11 @@ pub async fn sync(
         )));
     }
 
-    let sink = build_sink(target, &env.name, env.config.sync.as_ref(), settings)?;
+    let sink = (platform.sink)(&SinkRequest {
+        env: &env.name,
+        routing: &routing,
+        environment,
+    })?;
     progress.step(
         2,
         3,
@@ -230,83 +174,11 @@ pub async fn sync(
         progress.warn(warning);
     }
     Ok(SyncOutcome {
-        platform: target,
+        platform: platform.name,
         env_file,
         skipped,
         report,
     })
-}
-
-/// Saves every routing flag given into the config's `sync` block; answers
-/// whether anything changed.
-fn remember_routing(sync: &mut Option<SyncTargets>, target: Target, flags: &RoutingFlags) -> bool {
-    let before = sync.clone();
-    let block = sync.get_or_insert_with(SyncTargets::default);
-    match target {
-        Target::GithubActions => {
-            if let Some(repo) = &flags.gh_repo {
-                let gh = block.gh.get_or_insert_with(|| GhSync {
-                    repo: repo.clone(),
-                    extra: Default::default(),
-                });
-                gh.repo = repo.clone();
-            }
-        }
-        Target::GcpSecretManager => {
-            if let Some(project) = &flags.gcp_project {
-                let gcp = block.gcp.get_or_insert_with(|| GcpSync {
-                    project: project.clone(),
-                    extra: Default::default(),
-                });
-                gcp.project = project.clone();
-            }
-        }
-        Target::AwsSecretsManager => {
-            if let Some(region) = &flags.aws_region {
-                let aws = block.aws.get_or_insert_with(|| AwsSync {
-                    region: region.clone(),
-                    secret_prefix: None,
-                    extra: Default::default(),
-                });
-                aws.region = region.clone();
-            }
-            if let (Some(prefix), Some(aws)) = (&flags.aws_secret_prefix, block.aws.as_mut()) {
-                aws.secret_prefix = Some(prefix.clone());
-            }
-        }
-        Target::AzureKeyVault => {
-            if let Some(name) = &flags.azure_vault {
-                let azure = block.azure.get_or_insert_with(|| AzureSync {
-                    vault_name: name.clone(),
-                    extra: Default::default(),
-                });
-                azure.vault_name = name.clone();
-            }
-        }
-        Target::VaultKv => {
-            if let Some(addr) = &flags.vault_addr {
-                let vault = block.vault.get_or_insert_with(|| VaultSync {
-                    addr: addr.clone(),
-                    mount: "secret".to_owned(),
-                    secret_path: String::new(),
-                    extra: Default::default(),
-                });
-                vault.addr = addr.clone();
-            }
-            if let Some(vault) = block.vault.as_mut() {
-                if let Some(mount) = &flags.vault_mount {
-                    vault.mount = mount.clone();
-                }
-                if let Some(path) = &flags.vault_path {
-                    vault.secret_path = path.clone();
-                }
-            }
-        }
-    }
-    if *block == SyncTargets::default() && before.is_none() {
-        *sync = None;
-    }
-    *sync != before
 }
 
 /// Reads `.env.<env>` into the secrets to sync, with upstream's rules:
@@ -524,50 +396,5 @@ mod tests {
                 reason: "excluded"
             }]
         );
-    }
-
-    #[test]
-    fn short_and_long_target_names_parse() {
-        for (target, short, long) in Target::ALL {
-            assert_eq!(short.parse::<Target>().unwrap(), target);
-            assert_eq!(long.parse::<Target>().unwrap(), target);
-            assert_eq!(target.name(), long);
-        }
-        assert!(
-            "github"
-                .parse::<Target>()
-                .unwrap_err()
-                .to_string()
-                .contains("gh (github-actions)")
-        );
-    }
-
-    #[test]
-    fn routing_flags_are_saved_and_kept() {
-        let mut sync = None;
-        let flags = RoutingFlags {
-            gh_repo: Some("acme/api".into()),
-            ..RoutingFlags::default()
-        };
-        assert!(remember_routing(&mut sync, Target::GithubActions, &flags));
-        assert_eq!(sync.as_ref().unwrap().gh.as_ref().unwrap().repo, "acme/api");
-        assert!(
-            !remember_routing(&mut sync, Target::GithubActions, &flags),
-            "same flags: no rewrite"
-        );
-        assert!(!remember_routing(
-            &mut sync,
-            Target::GithubActions,
-            &RoutingFlags::default()
-        ));
-        assert_eq!(sync.as_ref().unwrap().gh.as_ref().unwrap().repo, "acme/api");
-
-        let mut empty = None;
-        assert!(!remember_routing(
-            &mut empty,
-            Target::VaultKv,
-            &RoutingFlags::default()
-        ));
-        assert!(empty.is_none(), "no flags, no sync block written");
     }
 }
