@@ -106,8 +106,7 @@ enum Command {
         #[command(flatten)]
         audit: AuditArgs,
     },
-    /// Write the env's `.env.<env>` to a platform: GitHub Actions, GCP Secret
-    /// Manager, AWS Secrets Manager, Azure Key Vault or Vault KV v2. Checks
+    /// Write the env's `.env.<env>` to a secret platform (TARGET). Checks
     /// everything before the first write and writes only what changed.
     Sync(sync::SyncArgs),
     /// Re-key the env's current version under a new passphrase (the

@@ -297,6 +297,61 @@ async fn missing_routing_and_token_name_the_fix() {
     assert!(stderr.contains("not found"), "{stderr}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_works_like_the_flags_and_a_wrong_setting_changes_nothing() {
+    let fake = GithubFake::start().await.unwrap();
+    let machine = machine_with_vault().await;
+    let (code, stdout, stderr) = sync(
+        &machine,
+        &fake,
+        &["--set", "repo=acme/api", "--inline-file-suffix=_PATH"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("3 created"), "{stdout}");
+    let config_path = machine.home.join(".config/vsync/acme_web/env_dev");
+    let base = vsync_local::ConfigBase::at(machine.home.join(".config/vsync"));
+    let config = vsync_local::EnvConfig::load_for(&base, "acme_web", "dev").unwrap();
+    assert_eq!(
+        serde_json::Value::Object(config.sync.unwrap()),
+        serde_json::json!({"gh": {"repo": "acme/api"}}),
+        "--set saves what the flag saves"
+    );
+    let saved = std::fs::read(&config_path).unwrap();
+
+    for (args, expected) in [
+        (
+            &["--vault-addr=https://vault.example"][..],
+            "--vault-addr is a setting of vault-kv, not of github-actions",
+        ),
+        (
+            &["--set", "colour=red"][..],
+            "github-actions has no setting \"colour\"; its settings are repo, scope, org, environment, tokenFile",
+        ),
+        (
+            &["--gh-scope=team"][..],
+            "unknown variant `team`, expected one of `environment`, `repository`, `organization`",
+        ),
+    ] {
+        let (code, _, stderr) = sync(&machine, &fake, args).await;
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_eq!(
+            std::fs::read(&config_path).unwrap(),
+            saved,
+            "{args:?} wrote"
+        );
+    }
+
+    let output = machine.run(&["sync", "dev", "github"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown sync target \"github\"") && stderr.contains("gh (github-actions)"),
+        "{stderr}"
+    );
+}
+
 /// Runs `vsync sync dev <target> <args>` with `envs` set.
 async fn sync_to(
     machine: &Machine,
