@@ -144,11 +144,7 @@ fn print_text(report: &StatusReport) {
                 env.last_sync
                     .as_ref()
                     .map_or_else(dash, |s| format!("{} {}", s.op, s.ts)),
-                if env.keystore.starts_with("OS keychain") {
-                    "keychain".to_owned()
-                } else {
-                    "file".to_owned()
-                },
+                env.keystore_kind.to_owned(),
                 status,
             ]
         })

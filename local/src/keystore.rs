@@ -157,6 +157,14 @@ impl Keystore {
         }
     }
 
+    /// Which kind of keystore, one word for tables: `keychain` or `file`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Keystore::Keyring => "keychain",
+            Keystore::File(_) => "file",
+        }
+    }
+
     /// The key file of a (repo, env) in the file keystore; `None` for the
     /// keychain.
     pub fn key_path(&self, repo: &str, env: &str) -> Result<Option<PathBuf>, KeystoreError> {
@@ -423,6 +431,8 @@ mod tests {
             Keystore::File(PathBuf::from("/b/.keystore")).describe(),
             "file keystore at /b/.keystore"
         );
+        assert_eq!(Keystore::Keyring.kind(), "keychain");
+        assert_eq!(Keystore::File(PathBuf::from("/b/.keystore")).kind(), "file");
     }
 
     #[test]

@@ -133,6 +133,8 @@ pub struct EnvStatus {
     pub store: Option<String>,
     /// The keystore holding (or searched for) the key: `Keystore::describe`.
     pub keystore: String,
+    /// Its kind, one word: `Keystore::kind`.
+    pub keystore_kind: &'static str,
     /// The ledger's last sync.
     pub last_sync: Option<LastSync>,
     /// The code.
@@ -289,6 +291,7 @@ fn env_status(
         prefix: None,
         store: None,
         keystore: ctx.keystore.describe(),
+        keystore_kind: ctx.keystore.kind(),
         last_sync: None,
         code: EnvCode::Ok,
         message: "ready".to_owned(),
