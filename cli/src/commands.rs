@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use vsync_local::profile::{self, Profile};
 use vsync_ops::{
     Context, ImportOutcome, InitOptions, OpsError, PullOptions, PushOptions, ShareImportOptions,
     TokenOverrides, VersionsReport, export_share, import_share,
@@ -26,12 +25,6 @@ impl From<OpsError> for Failure {
             message: err.to_string(),
             code: u8::try_from(err.exit_code()).unwrap_or(1),
         }
-    }
-}
-
-impl From<profile::ProfileError> for Failure {
-    fn from(err: profile::ProfileError) -> Self {
-        OpsError::from(err).into()
     }
 }
 
@@ -248,7 +241,7 @@ pub fn read_passphrase(args: &PassphraseArgs) -> Result<Zeroizing<String>, Failu
 fn run_profile(ctx: &Context, command: ProfileCommand) -> Result<(), Failure> {
     match command {
         ProfileCommand::List => {
-            let profiles = profile::list(&ctx.base)?;
+            let profiles = vsync_ops::list_profiles(ctx)?;
             if profiles.is_empty() {
                 println!(
                     "no profiles yet; add one with `vsync profile add <name> --endpoint=… --bucket=… --access-key=…`"
@@ -265,17 +258,14 @@ fn run_profile(ctx: &Context, command: ProfileCommand) -> Result<(), Failure> {
                 "{} profile{} at {}/",
                 profiles.len(),
                 if profiles.len() == 1 { "" } else { "s" },
-                ctx.base.profiles_dir().display()
+                vsync_ops::profiles_dir(ctx).display()
             );
             Ok(())
         }
         ProfileCommand::Show { name } => {
-            let profile = profile::get(&ctx.base, &name)?;
+            let (profile, path) = vsync_ops::show_profile(ctx, &name)?;
             println!("profile:         {name}");
-            println!(
-                "path:            {}",
-                profile::profile_path(&ctx.base, &name)?.display()
-            );
+            println!("path:            {}", path.display());
             println!("endpoint:        {}", profile.endpoint);
             println!("region:          {}", profile.region);
             println!("bucket:          {}", profile.bucket);
@@ -289,9 +279,9 @@ fn run_profile(ctx: &Context, command: ProfileCommand) -> Result<(), Failure> {
             );
             println!(
                 "accessKeyId:     {}",
-                profile::mask_access_key(&profile.access_key_id)
+                vsync_ops::mask_access_key(&profile.access_key_id)
             );
-            println!("secretAccessKey: {}", profile::SECRET_MASK);
+            println!("secretAccessKey: {}", vsync_ops::SECRET_MASK);
             Ok(())
         }
         ProfileCommand::Add(args) => profile_add(ctx, args),
@@ -312,7 +302,7 @@ fn run_profile(ctx: &Context, command: ProfileCommand) -> Result<(), Failure> {
                     return Ok(());
                 }
             }
-            profile::remove(&ctx.base, &name)?;
+            vsync_ops::remove_profile(ctx, &name)?;
             println!("removed profile {name}");
             Ok(())
         }
@@ -327,7 +317,7 @@ fn profile_add(ctx: &Context, args: ProfileAddArgs) -> Result<(), Failure> {
         "pass --secret-key-file=<file> or set VSYNC_SECRET_ACCESS_KEY",
     )
     .map_err(usage)?;
-    let mut profile = Profile::new(
+    let mut profile = vsync_ops::Profile::new(
         &args.endpoint,
         &args.region,
         &args.bucket,
@@ -336,7 +326,7 @@ fn profile_add(ctx: &Context, args: ProfileAddArgs) -> Result<(), Failure> {
         args.prefix.as_deref(),
     );
     profile.set_provider(args.provider.map(vsync_ops::Provider::name));
-    profile::add(&ctx.base, &args.name, &profile, args.force)?;
+    vsync_ops::add_profile(ctx, &args.name, &profile, args.force)?;
     println!("added profile {}", args.name);
     Ok(())
 }

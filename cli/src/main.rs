@@ -1,5 +1,5 @@
-//! The `vsync` binary: parses the command line, calls `vsync-ops` and
-//! `vsync-local`, and prints. Results go to stdout, progress and warnings
+//! The `vsync` binary: parses the command line, calls `vsync-ops`, and
+//! prints. Results go to stdout, progress and warnings
 //! to stderr; failures exit with the code `OpsError::exit_code` gives.
 
 mod commands;

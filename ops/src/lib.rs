@@ -14,6 +14,7 @@ mod error;
 mod keystore;
 mod lifecycle;
 mod link;
+mod profile;
 mod rotate;
 mod share;
 mod status;
@@ -39,6 +40,10 @@ pub use lifecycle::{
     VersionsReport, init, pull, push, versions,
 };
 pub use link::{LinkState, LinkStatus, UseReport, link_status, use_env};
+pub use profile::{
+    Profile, SECRET_MASK, add_profile, list_profiles, mask_access_key, profiles_dir,
+    remove_profile, show_profile,
+};
 pub use rotate::{
     MIN_NEW_PASSPHRASE_LEN, NewPassphrase, RotateOptions, RotateReport, rotate_passphrase,
 };
