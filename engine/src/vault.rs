@@ -496,7 +496,10 @@ async fn pointer_after_failed_write(
     let lost_race = matches!(source, StoreError::PreconditionFailed { .. });
     if !lost_race {
         match store.get(&layout.latest_key()).await {
-            Ok(Some(object)) if object.body.trim_ascii() == ts.as_str().as_bytes() => {
+            Ok(Some(object))
+                if parse_pointer(layout.latest_key(), &object.body)
+                    .is_ok_and(|named| named == *ts) =>
+            {
                 return Ok(());
             }
             Ok(_) => {}

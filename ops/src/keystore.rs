@@ -20,7 +20,7 @@ use vsync_local::profile::{self, Profile, ProfileError};
 use vsync_local::{ConfigBase, EnvConfig};
 use zeroize::Zeroizing;
 
-use crate::share::{checked_passphrase, generate_passphrase, json_string};
+use crate::share::{chosen_passphrase, json_string};
 use crate::{Context, OpsError};
 
 /// The only `.keytree` payload version.
@@ -243,10 +243,7 @@ pub fn keystore_export(
             "say what to export: --all, or --repo=<name> / --env=<env> (repeatable; --profiles adds the profiles)".into(),
         ));
     }
-    let (passphrase, generated) = match passphrase {
-        Some(given) => (checked_passphrase(given)?, false),
-        None => (generate_passphrase(), true),
-    };
+    let (passphrase, generated) = chosen_passphrase(passphrase)?;
     let mut entries_json = Vec::new();
     let mut entries = Vec::new();
     let mut skipped = Vec::new();
@@ -566,24 +563,18 @@ pub(crate) fn import_pair(
         // Unreadable: present but different from anything we could write.
         Err(_) => Some(None),
     };
-    let mut incoming = pair.config.clone();
+    let mut config = pair.config.clone();
     if keep_local_routing {
-        incoming.sync = existing_config
+        config.sync = existing_config
             .as_ref()
             .and_then(|config| config.as_ref())
             .and_then(|config| config.sync.clone());
     }
-    let pair = &Pair {
-        repo: pair.repo.clone(),
-        env: pair.env.clone(),
-        config: incoming,
-        key: pair.key.clone(),
-    };
     let existing_key = ctx.keystore.get(&pair.repo, &pair.env)?;
     let key_differs = existing_key.as_ref().is_some_and(|key| **key != *pair.key);
     let config_differs = existing_config
         .as_ref()
-        .is_some_and(|config| config.as_ref() != Some(&pair.config));
+        .is_some_and(|existing| existing.as_ref() != Some(&config));
     if key_differs || config_differs {
         if !force {
             let what = match (key_differs, config_differs) {
@@ -604,7 +595,7 @@ pub(crate) fn import_pair(
         ctx.keystore.set(&pair.repo, &pair.env, &pair.key)?;
     }
     if existing_config.is_none() || config_differs {
-        pair.config.save_for(&ctx.base, &pair.repo, &pair.env)?;
+        config.save_for(&ctx.base, &pair.repo, &pair.env)?;
     }
     Ok(if key_differs || config_differs {
         ImportOutcome::Replaced

@@ -68,10 +68,7 @@ pub async fn export_share(
             env: env.to_owned(),
             keystore: ctx.keystore.describe(),
         })?;
-    let (passphrase, generated) = match passphrase {
-        Some(given) => (checked_passphrase(given)?, false),
-        None => (generate_passphrase(), true),
-    };
+    let (passphrase, generated) = chosen_passphrase(passphrase)?;
     let config_path = ctx.base.env_config_path(name, env)?;
     let config_json = config.to_json(&config_path)?;
     let config_json = std::str::from_utf8(&config_json).expect("serde_json writes UTF-8");
@@ -184,7 +181,19 @@ pub fn generate_passphrase() -> Zeroizing<String> {
     passphrase
 }
 
-pub(crate) fn checked_passphrase(given: Zeroizing<String>) -> Result<Zeroizing<String>, OpsError> {
+/// The passphrase a `.share` or `.keytree` is sealed with: the one given
+/// (checked), or a generated one; the flag says which, since only a
+/// generated passphrase is ever shown.
+pub(crate) fn chosen_passphrase(
+    given: Option<Zeroizing<String>>,
+) -> Result<(Zeroizing<String>, bool), OpsError> {
+    Ok(match given {
+        Some(given) => (checked_passphrase(given)?, false),
+        None => (generate_passphrase(), true),
+    })
+}
+
+fn checked_passphrase(given: Zeroizing<String>) -> Result<Zeroizing<String>, OpsError> {
     let trimmed = Zeroizing::new(given.trim().to_owned());
     if trimmed.chars().count() < MIN_PASSPHRASE_LEN {
         return Err(OpsError::Usage(format!(
