@@ -405,6 +405,37 @@ pub fn require_secure_transport(what: &str, url: &str) -> Result<(), SinkError> 
     }
 }
 
+/// The label (a tag, on some platforms) vsync puts on the secrets it writes
+/// wherever the platform has labels, so prune can tell its own secrets from
+/// those another tool or a person made.
+pub const MANAGED_BY: (&str, &str) = ("managed-by", "vsync");
+
+/// The most characters of a platform's message an error keeps.
+pub const MAX_MESSAGE_CHARS: usize = 300;
+
+/// A platform's message as an error carries it: on one line (whitespace
+/// runs folded to a space, control characters dropped) and at most
+/// [`MAX_MESSAGE_CHARS`] characters, a cut marked with `…`. Platforms name
+/// the secret in their messages, not its value, but some echo whole
+/// request bodies back: the cap keeps an error readable either way.
+pub fn one_line_message(text: &str) -> String {
+    let mut line = String::with_capacity(text.len().min(MAX_MESSAGE_CHARS + 4));
+    for (count, word) in text
+        .split_whitespace()
+        .map(|word| word.chars().filter(|c| !c.is_control()))
+        .enumerate()
+    {
+        if count > 0 {
+            line.push(' ');
+        }
+        line.extend(word);
+    }
+    match line.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
 impl SinkError {
     /// Whether trying again later can succeed.
     pub fn is_retryable(&self) -> bool {
@@ -438,14 +469,42 @@ pub trait Sink: Send + Sync {
     /// [`SinkError::Rejected`].
     async fn read(&self, name: &str) -> Result<Option<SecretValue>, SinkError>;
 
+    /// Applies one change.
+    async fn apply_one(&self, change: &Change<'_>) -> Result<Applied, SinkError>;
+
     /// Applies `changes` (one, or all of them, per [`Capabilities::batch`])
-    /// and answers one result per change, in order.
-    async fn apply(&self, changes: &[Change<'_>]) -> Vec<Result<Applied, SinkError>>;
+    /// and answers one result per change, in order. Applying them one by one
+    /// is right for [`Batch::One`] platforms; a [`Batch::All`] platform
+    /// overrides this to write them together.
+    async fn apply(&self, changes: &[Change<'_>]) -> Vec<Result<Applied, SinkError>> {
+        let mut results = Vec::with_capacity(changes.len());
+        for change in changes {
+            results.push(self.apply_one(change).await);
+        }
+        results
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_messages_are_one_bounded_line() {
+        assert_eq!(
+            one_line_message("  1 error occurred:\n\t* permission\u{7}  denied\n\n"),
+            "1 error occurred: * permission denied"
+        );
+        let long = one_line_message(&"é".repeat(1000));
+        assert_eq!(long.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(long.ends_with('…'));
+        assert_eq!(
+            one_line_message(&"x".repeat(MAX_MESSAGE_CHARS))
+                .chars()
+                .count(),
+            MAX_MESSAGE_CHARS
+        );
+    }
 
     #[test]
     fn credentials_go_over_tls_or_stay_on_this_machine() {

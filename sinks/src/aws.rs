@@ -64,13 +64,10 @@ use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::{Builder as HttpClientBuilder, ConnectorBuilder, tls};
 use vsync_crypto::Zeroizing;
 use vsync_engine::sink::{
-    Alphabet, Applied, Batch, Capabilities, Change, Deletion, NameRules, RateBudget, RemoteSecret,
-    SecretValue, Sink, SinkError, WriteLimit,
+    Alphabet, Applied, Batch, Capabilities, Change, Deletion, MANAGED_BY, NameRules, RateBudget,
+    RemoteSecret, SecretValue, Sink, SinkError, WriteLimit,
 };
 
-/// The tag every secret vsync creates carries, so prune can check
-/// ownership on the platform as well as in the sync record.
-const MANAGED_TAG: (&str, &str) = ("managed-by", "vsync");
 /// The staging label of the version applications read.
 const CURRENT: &str = "AWSCURRENT";
 /// `ListSecrets` answers at most 100 secrets per page.
@@ -403,10 +400,7 @@ impl AwsSecretsManagerSink {
     }
 
     async fn create(&self, name: &str, value: &SecretValue) -> Result<Applied, Failure> {
-        let tag = Tag::builder()
-            .key(MANAGED_TAG.0)
-            .value(MANAGED_TAG.1)
-            .build();
+        let tag = Tag::builder().key(MANAGED_BY.0).value(MANAGED_BY.1).build();
         let request = self.client.create_secret().name(name).tags(tag);
         let request = match value.as_text() {
             Some(text) => request.secret_string(text),
@@ -444,10 +438,7 @@ impl AwsSecretsManagerSink {
             Err(Failure::NotFound(_)) => return self.create(name, value).await,
             Err(other) => return Err(other),
         }
-        let tag = Tag::builder()
-            .key(MANAGED_TAG.0)
-            .value(MANAGED_TAG.1)
-            .build();
+        let tag = Tag::builder().key(MANAGED_BY.0).value(MANAGED_BY.1).build();
         self.client
             .tag_resource()
             .secret_id(name)
@@ -566,7 +557,7 @@ impl Sink for AwsSecretsManagerSink {
                         .map(|(version, _)| version.clone())
                 });
                 let managed = entry.tags().iter().any(|tag| {
-                    tag.key() == Some(MANAGED_TAG.0) && tag.value() == Some(MANAGED_TAG.1)
+                    tag.key() == Some(MANAGED_BY.0) && tag.value() == Some(MANAGED_BY.1)
                 });
                 found.push(RemoteSecret {
                     name: name.to_owned(),
@@ -601,25 +592,21 @@ impl Sink for AwsSecretsManagerSink {
         }
     }
 
-    async fn apply(&self, changes: &[Change<'_>]) -> Vec<Result<Applied, SinkError>> {
-        let mut results = Vec::with_capacity(changes.len());
-        for change in changes {
-            let result = match change {
-                Change::Put {
-                    name,
-                    value,
-                    exists: false,
-                } => self.create_or_put(name, value).await,
-                Change::Put {
-                    name,
-                    value,
-                    exists: true,
-                } => self.put_or_create(name, value).await,
-                Change::Delete { name } => self.delete(name).await,
-            };
-            results.push(result.map_err(Failure::into_error));
+    async fn apply_one(&self, change: &Change<'_>) -> Result<Applied, SinkError> {
+        match change {
+            Change::Put {
+                name,
+                value,
+                exists: false,
+            } => self.create_or_put(name, value).await,
+            Change::Put {
+                name,
+                value,
+                exists: true,
+            } => self.put_or_create(name, value).await,
+            Change::Delete { name } => self.delete(name).await,
         }
-        results
+        .map_err(Failure::into_error)
     }
 }
 

@@ -92,15 +92,12 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 use vsync_crypto::Zeroizing;
 use vsync_engine::sink::{
-    Alphabet, Applied, Batch, Capabilities, Change, Deletion, NameRules, RateBudget, RemoteSecret,
-    SecretValue, Sink, SinkError, WriteLimit,
+    Alphabet, Applied, Batch, Capabilities, Change, Deletion, MANAGED_BY, NameRules, RateBudget,
+    RemoteSecret, SecretValue, Sink, SinkError, WriteLimit, one_line_message,
 };
 
 pub use azure_core::credentials::TokenCredential;
 
-/// The tag every write carries, so prune can check ownership on the vault.
-const TAG_KEY: &str = "managed-by";
-const TAG_VALUE: &str = "vsync";
 /// The newest GA REST version; the SDK's default is a preview.
 const API_VERSION: &str = "7.6";
 /// Key Vault answers at most 25 secrets per page (`maxresults` 1–25).
@@ -691,7 +688,7 @@ impl KeyVaultSink {
         let kept = self.kept().get(&name.to_ascii_lowercase()).cloned();
         let kept = kept.unwrap_or_default();
         let mut tags = kept.tags;
-        tags.insert(TAG_KEY.to_owned(), TAG_VALUE.to_owned());
+        tags.insert(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned());
         let mut parameters = SetSecretParameters {
             value: Some(text.to_owned()),
             tags: Some(tags),
@@ -895,21 +892,17 @@ impl Sink for KeyVaultSink {
         }
     }
 
-    async fn apply(&self, changes: &[Change<'_>]) -> Vec<Result<Applied, SinkError>> {
-        let mut results = Vec::with_capacity(changes.len());
-        for change in changes {
-            results.push(match change {
-                Change::Put { name, value, .. } => self.put(name, value).await,
-                Change::Delete { name } => self.delete(name).await,
-            });
+    async fn apply_one(&self, change: &Change<'_>) -> Result<Applied, SinkError> {
+        match change {
+            Change::Put { name, value, .. } => self.put(name, value).await,
+            Change::Delete { name } => self.delete(name).await,
         }
-        results
     }
 }
 
 fn is_managed(tags: Option<&HashMap<String, String>>) -> bool {
-    tags.and_then(|tags| tags.get(TAG_KEY))
-        .is_some_and(|value| value == TAG_VALUE)
+    tags.and_then(|tags| tags.get(MANAGED_BY.0))
+        .is_some_and(|value| value == MANAGED_BY.1)
 }
 
 fn revision(updated: OffsetDateTime, managed: bool) -> String {
@@ -996,11 +989,9 @@ impl Failure {
                         .as_ref()
                         .and_then(|detail| detail.inner_error.as_ref())
                         .and_then(|inner| inner.code.clone()),
-                    message: details.and_then(|detail| detail.message).map(|message| {
-                        // Key Vault's messages name the secret, not its value;
-                        // cut long ones anyway.
-                        message.chars().take(300).collect()
-                    }),
+                    message: details
+                        .and_then(|detail| detail.message)
+                        .map(|message| one_line_message(&message)),
                     retry_after: raw_response
                         .as_ref()
                         .and_then(|raw| retry_after(raw.headers())),

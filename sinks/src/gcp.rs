@@ -122,20 +122,17 @@ use google_cloud_wkt::FieldMask;
 use http::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use tokio::sync::OnceCell;
 use vsync_engine::sink::{
-    Alphabet, Applied, Batch, Capabilities, Change, Deletion, NameRules, RateBudget, RemoteSecret,
-    SecretValue, Sink, SinkError, WriteLimit,
+    Alphabet, Applied, Batch, Capabilities, Change, Deletion, MANAGED_BY, NameRules, RateBudget,
+    RemoteSecret, SecretValue, Sink, SinkError, WriteLimit, one_line_message,
 };
 use zeroize::Zeroizing;
 
 /// Google's public endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://secretmanager.googleapis.com";
-const LABEL_KEY: &str = "managed-by";
-const LABEL_VALUE: &str = "vsync";
 const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// `secrets.list`'s largest page: fewer pages, fewer calls.
 const DEFAULT_PAGE_SIZE: i32 = 25_000;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-const MAX_MESSAGE: usize = 300;
 /// How long the first token may take when it comes from the metadata
 /// server (which answers in milliseconds where it exists).
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -659,12 +656,7 @@ fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
     while let Some(cause) = last.source() {
         last = cause;
     }
-    let text = last.to_string();
-    let text = text.trim();
-    match text.char_indices().nth(MAX_MESSAGE) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
+    one_line_message(&last.to_string())
 }
 
 /// The `error` code of an OAuth error body quoted in a library message
@@ -909,7 +901,7 @@ impl GcpSecretManagerSink {
     async fn create(&self, id: &str) -> Result<(), SinkError> {
         let secret = Secret::new()
             .set_replication(Replication::new().set_automatic(replication::Automatic::new()))
-            .set_labels([(LABEL_KEY, LABEL_VALUE)]);
+            .set_labels([MANAGED_BY]);
         match self
             .client()
             .await?
@@ -932,9 +924,9 @@ impl GcpSecretManagerSink {
         let (labels, etag) = {
             let listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());
             match listed.get(id) {
-                Some(found) if !found.labels.contains_key(LABEL_KEY) => {
+                Some(found) if !found.labels.contains_key(MANAGED_BY.0) => {
                     let mut labels = found.labels.clone();
-                    labels.insert(LABEL_KEY.to_owned(), LABEL_VALUE.to_owned());
+                    labels.insert(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned());
                     (labels, found.etag.clone())
                 }
                 // Labelled already, or not listed by this sink.
@@ -985,7 +977,7 @@ impl GcpSecretManagerSink {
     ) -> Result<String, GaxError> {
         let payload = SecretPayload::new()
             .set_data(value.as_bytes().to_vec())
-            .set_data_crc32c(i64::from(crc32c(value.as_bytes())));
+            .set_data_crc32c(crc32c(value.as_bytes()));
         let version = client
             .add_secret_version()
             .set_parent(self.secret_name(id))
@@ -1152,28 +1144,15 @@ fn sanitize(message: &str) -> String {
             (c, false) => out.push(c),
         }
     }
-    let out = out.trim().to_owned();
-    match out.char_indices().nth(MAX_MESSAGE) {
-        Some((cut, _)) => format!("{}…", &out[..cut]),
-        None => out,
-    }
+    one_line_message(&out)
 }
 
-/// CRC32C (Castagnoli), which Secret Manager checks on every version sent
-/// with one and returns with every payload.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+/// CRC32C (Castagnoli, `CRC-32/ISCSI`), which Secret Manager checks on
+/// every version sent with one and returns with every payload, as the API's
+/// `int64` field carries it.
+fn crc32c(data: &[u8]) -> i64 {
+    // A CRC-32 is below 2^32, so it always fits.
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as i64
 }
 
 #[async_trait::async_trait]
@@ -1219,7 +1198,8 @@ impl Sink for GcpSecretManagerSink {
                     .next()
                     .unwrap_or_default()
                     .to_owned();
-                let managed = secret.labels.get(LABEL_KEY).map(String::as_str) == Some(LABEL_VALUE);
+                let managed =
+                    secret.labels.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1);
                 found.push(RemoteSecret {
                     name: id.clone(),
                     revision: None,
@@ -1268,7 +1248,7 @@ impl Sink for GcpSecretManagerSink {
         };
         let value = SecretValue::new(Zeroizing::new(payload.data.to_vec()));
         if let Some(expected) = payload.data_crc32c
-            && expected != i64::from(crc32c(value.as_bytes()))
+            && expected != crc32c(value.as_bytes())
         {
             return Err(SinkError::Unavailable(format!(
                 "{name}: the value read does not match its CRC32C (corrupted in transit)"
@@ -1277,28 +1257,25 @@ impl Sink for GcpSecretManagerSink {
         Ok(Some(value))
     }
 
-    async fn apply(&self, changes: &[Change<'_>]) -> Vec<Result<Applied, SinkError>> {
-        let mut results = Vec::with_capacity(changes.len());
-        for change in changes {
-            results.push(match change {
-                Change::Put {
-                    name,
-                    value,
-                    exists,
-                } => self.put(name, value, *exists).await,
-                Change::Delete { name } => self.delete(name).await,
-            });
+    async fn apply_one(&self, change: &Change<'_>) -> Result<Applied, SinkError> {
+        match change {
+            Change::Put {
+                name,
+                value,
+                exists,
+            } => self.put(name, value, *exists).await,
+            Change::Delete { name } => self.delete(name).await,
         }
-        results
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vsync_engine::sink::MAX_MESSAGE_CHARS;
 
     #[test]
-    fn crc32c_matches_the_standard_check_value() {
+    fn crc32c_is_castagnoli() {
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);
     }
 
@@ -1314,7 +1291,10 @@ mod tests {
             sanitize("Secret [projects/p/secrets/A]\n  not found."),
             "Secret [projects/p/secrets/A] not found."
         );
-        assert_eq!(sanitize(&"x".repeat(1000)).chars().count(), MAX_MESSAGE + 1);
+        assert_eq!(
+            sanitize(&"x".repeat(1000)).chars().count(),
+            MAX_MESSAGE_CHARS + 1
+        );
     }
 
     #[test]

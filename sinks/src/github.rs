@@ -64,7 +64,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use vsync_engine::sink::{
     Alphabet, Applied, Batch, Capabilities, Change, Deletion, NameRules, RateBudget, RemoteSecret,
-    SecretValue, Sink, SinkError, WriteLimit,
+    SecretValue, Sink, SinkError, WriteLimit, one_line_message,
 };
 use zeroize::Zeroizing;
 
@@ -78,8 +78,6 @@ const MAX_PAGE_SIZE: u8 = 100;
 /// How long GitHub asks a client to wait on a rate limit that names no
 /// time ("wait for at least one minute before retrying").
 const UNNAMED_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
-/// How much of GitHub's `message` an error keeps.
-const MAX_MESSAGE_CHARS: usize = 300;
 
 /// Which repositories may use an organisation secret vsync creates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -730,14 +728,7 @@ fn github_message(body: &[u8]) -> Option<String> {
         message: Option<String>,
     }
     let message = serde_json::from_slice::<ErrorBody>(body).ok()?.message?;
-    let one_line: String = message
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_MESSAGE_CHARS)
-        .collect();
+    let one_line = one_line_message(&message);
     (!one_line.is_empty()).then_some(one_line)
 }
 
@@ -808,19 +799,15 @@ impl Sink for GithubSink {
         ))
     }
 
-    async fn apply(&self, changes: &[Change<'_>]) -> Vec<Result<Applied, SinkError>> {
-        let mut results = Vec::with_capacity(changes.len());
-        for change in changes {
-            results.push(match change {
-                Change::Put {
-                    name,
-                    value,
-                    exists,
-                } => self.put(name, value, *exists).await,
-                Change::Delete { name } => self.delete(name).await,
-            });
+    async fn apply_one(&self, change: &Change<'_>) -> Result<Applied, SinkError> {
+        match change {
+            Change::Put {
+                name,
+                value,
+                exists,
+            } => self.put(name, value, *exists).await,
+            Change::Delete { name } => self.delete(name).await,
         }
-        results
     }
 }
 

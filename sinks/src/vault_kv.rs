@@ -91,21 +91,16 @@ use vaultrs::api::kv2::requests::{
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 use vsync_engine::sink::{
-    Alphabet, Applied, Batch, Capabilities, Change, Deletion, NameRules, RateBudget, RemoteSecret,
-    SecretValue, Sink, SinkError,
+    Alphabet, Applied, Batch, Capabilities, Change, Deletion, MANAGED_BY, NameRules, RateBudget,
+    RemoteSecret, SecretValue, Sink, SinkError, one_line_message,
 };
 use zeroize::{Zeroize, Zeroizing};
 
-/// The label vsync puts in the secret's `custom_metadata`.
-const LABEL_KEY: &str = "managed-by";
-const LABEL_VALUE: &str = "vsync";
 /// The largest value that fits one storage entry on integrated storage and
 /// on Consul (512 KiB), less room for the JSON around it.
 const MAX_VALUE_BYTES: usize = 512 * 1024 - 1024;
 /// How long one request may take before it counts as unavailable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Error messages from Vault are kept up to this many characters.
-const MAX_MESSAGE: usize = 300;
 
 /// Builds a [`VaultKvSink`]; see the module documentation.
 #[derive(Default)]
@@ -287,7 +282,7 @@ struct Snapshot {
 
 impl Snapshot {
     fn label(&self) -> Option<&str> {
-        self.custom_metadata.get(LABEL_KEY).map(String::as_str)
+        self.custom_metadata.get(MANAGED_BY.0).map(String::as_str)
     }
 }
 
@@ -371,7 +366,7 @@ impl VaultKvSink {
             return Ok(());
         }
         let mut labels = snapshot.custom_metadata.clone();
-        labels.insert(LABEL_KEY.to_owned(), LABEL_VALUE.to_owned());
+        labels.insert(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned());
         let mut request = SetSecretMetadataRequest::builder();
         request.custom_metadata(labels.clone());
         vaultrs::kv2::set_metadata(&self.client, &self.mount, &self.path, Some(&mut request))
@@ -553,13 +548,10 @@ fn by_status(code: u16, detail: String) -> SinkError {
 fn vault_messages(errors: &[String]) -> String {
     let joined = errors
         .iter()
-        .map(|error| error.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(|error| one_line_message(error))
         .collect::<Vec<_>>()
         .join("; ");
-    match joined.char_indices().nth(MAX_MESSAGE) {
-        Some((cut, _)) => format!("{}…", &joined[..cut]),
-        None => joined,
-    }
+    one_line_message(&joined)
 }
 
 fn listed_value(value: &Value) -> SecretValue {
@@ -598,7 +590,7 @@ impl Sink for VaultKvSink {
     async fn inventory(&self) -> Result<Vec<RemoteSecret>, SinkError> {
         let snapshot = self.fetch().await?;
         let revision = snapshot.version.to_string();
-        let managed = snapshot.label() == Some(LABEL_VALUE);
+        let managed = snapshot.label() == Some(MANAGED_BY.1);
         let listed = snapshot
             .data
             .0
@@ -619,6 +611,14 @@ impl Sink for VaultKvSink {
         // must still check-and-set against what the plan was made from.
         let snapshot = self.fetch().await?;
         Ok(snapshot.data.0.get(name).map(listed_value))
+    }
+
+    async fn apply_one(&self, change: &Change<'_>) -> Result<Applied, SinkError> {
+        // One change is a batch of one: the same check-and-set write.
+        self.apply(std::slice::from_ref(change))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(SinkError::Unavailable("no result for the write".into())))
     }
 
     async fn apply(&self, changes: &[Change<'_>]) -> Vec<Result<Applied, SinkError>> {
@@ -727,6 +727,7 @@ impl VaultKvSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vsync_engine::sink::MAX_MESSAGE_CHARS;
 
     #[test]
     fn statuses_map_to_the_taxonomy() {
@@ -764,7 +765,7 @@ mod tests {
             "1 error occurred: * permission denied"
         );
         let long = vec!["x".repeat(1000)];
-        assert_eq!(vault_messages(&long).chars().count(), MAX_MESSAGE + 1);
+        assert_eq!(vault_messages(&long).chars().count(), MAX_MESSAGE_CHARS + 1);
     }
 
     #[test]

@@ -302,11 +302,8 @@ mod tests {
         async fn read(&self, _: &str) -> Result<Option<SecretValue>, SinkError> {
             Err(SinkError::Rejected("preflight reads nothing".into()))
         }
-        async fn apply(&self, changes: &[Change<'_>]) -> Vec<Result<Applied, SinkError>> {
-            changes
-                .iter()
-                .map(|_| Err(SinkError::Rejected("preflight writes nothing".into())))
-                .collect()
+        async fn apply_one(&self, _: &Change<'_>) -> Result<Applied, SinkError> {
+            Err(SinkError::Rejected("preflight writes nothing".into()))
         }
     }
 
