@@ -20,12 +20,11 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_http_client::proxy::ProxyConfig;
-use aws_smithy_http_client::{Builder as HttpClientBuilder, ConnectorBuilder, tls};
 use vsync_engine::store::{
     ETag, ListedObject, Object, ObjectInfo, PutCondition, Store, StoreError,
 };
@@ -162,13 +161,7 @@ impl S3StoreBuilder {
                 })?
             }
         };
-        let credentials = Credentials::new(
-            self.access_key_id.as_str(),
-            self.secret_access_key.as_str(),
-            None,
-            None,
-            "vsync",
-        );
+        let credentials = vsync_aws::static_key(&self.access_key_id, &self.secret_access_key, None);
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(&endpoint.url)
@@ -187,7 +180,7 @@ impl S3StoreBuilder {
                     .operation_timeout(Duration::from_secs(300))
                     .build(),
             )
-            .http_client(http_client(proxy))
+            .http_client(vsync_aws::https_client(proxy))
             .build();
         Ok(S3Store {
             client: Client::from_conf(config),
@@ -197,22 +190,6 @@ impl S3StoreBuilder {
             list_page_size: self.list_page_size,
         })
     }
-}
-
-/// The SDK's default HTTPS client, with our proxy choice instead of its
-/// environment-only one.
-fn http_client(proxy: ProxyConfig) -> aws_sdk_s3::config::SharedHttpClient {
-    HttpClientBuilder::new().build_with_connector_fn(move |settings, components| {
-        let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ));
-        connector.set_connector_settings(settings.cloned());
-        if let Some(components) = components {
-            connector.set_sleep_impl(components.sleep_impl());
-        }
-        connector.set_proxy_config(Some(proxy.clone()));
-        connector.build()
-    })
 }
 
 /// A bucket on an S3-compatible object store.

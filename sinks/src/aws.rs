@@ -47,21 +47,15 @@
 use std::fmt;
 use std::time::Duration;
 
-use aws_config::default_provider::credentials::DefaultCredentialsChain;
-use aws_credential_types::provider::error::CredentialsError;
-use aws_credential_types::provider::{ProvideCredentials, future};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
-use aws_sdk_secretsmanager::config::{
-    BehaviorVersion, Credentials, Region, SharedCredentialsProvider, SharedHttpClient,
-};
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Region};
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use aws_smithy_http_client::proxy::ProxyConfig;
-use aws_smithy_http_client::{Builder as HttpClientBuilder, ConnectorBuilder, tls};
 use vsync_crypto::Zeroizing;
 use vsync_engine::sink::{
     Alphabet, Applied, Batch, Capabilities, Change, Deletion, MANAGED_BY, NameRules, RateBudget,
@@ -237,15 +231,13 @@ impl AwsSecretsManagerSinkBuilder {
 
         let region = Region::new(self.region.clone());
         let credentials = if self.access_key_id.is_empty() {
-            SharedCredentialsProvider::new(StandardChain::new(region.clone()))
+            vsync_aws::standard_chain(region.clone())
         } else {
-            SharedCredentialsProvider::new(Credentials::new(
-                self.access_key_id.as_str(),
-                self.secret_access_key.as_str(),
-                self.session_token.as_ref().map(|token| token.to_string()),
-                None,
-                "vsync",
-            ))
+            vsync_aws::static_key(
+                &self.access_key_id,
+                &self.secret_access_key,
+                self.session_token.as_ref().map(|token| token.as_str()),
+            )
         };
         let mut config = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -260,7 +252,8 @@ impl AwsSecretsManagerSinkBuilder {
                     .operation_timeout(Duration::from_secs(60))
                     .build(),
             )
-            .http_client(http_client());
+            // HTTPS_PROXY / NO_PROXY, like every other vsync client.
+            .http_client(vsync_aws::https_client(ProxyConfig::from_env()));
         if let Some(endpoint) = &self.endpoint {
             config = config.endpoint_url(endpoint.trim_end_matches('/'));
         }
@@ -278,67 +271,6 @@ impl AwsSecretsManagerSinkBuilder {
             page_size,
         })
     }
-}
-
-/// AWS's standard credential chain, as the AWS CLI resolves it: the
-/// environment, `AWS_PROFILE` / the default profile of `~/.aws/config` and
-/// `~/.aws/credentials` (static keys, SSO, `credential_process`, assumed
-/// roles), web identity, then container and instance roles. Built on the
-/// first request, because building it is async and reads files; the SDK
-/// caches what it resolves until it expires.
-#[derive(Debug)]
-struct StandardChain {
-    region: Region,
-    chain: tokio::sync::OnceCell<DefaultCredentialsChain>,
-}
-
-impl StandardChain {
-    fn new(region: Region) -> Self {
-        StandardChain {
-            region,
-            chain: tokio::sync::OnceCell::new(),
-        }
-    }
-}
-
-impl ProvideCredentials for StandardChain {
-    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        future::ProvideCredentials::new(async move {
-            let chain = self
-                .chain
-                .get_or_init(|| {
-                    DefaultCredentialsChain::builder()
-                        .region(self.region.clone())
-                        .build()
-                })
-                .await;
-            chain.provide_credentials().await.map_err(|error| {
-                CredentialsError::not_loaded(format!(
-                    "no AWS credentials found ({}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE to a profile of ~/.aws/config (after `aws sso login` for SSO), or run with a role",
-                    DisplayErrorContext(&error)
-                ))
-            })
-        })
-    }
-}
-
-/// The SDK's HTTPS client (rustls with aws-lc, the S3 store's stack),
-/// honouring `HTTPS_PROXY` / `NO_PROXY` like every other vsync client.
-fn http_client() -> SharedHttpClient {
-    HttpClientBuilder::new().build_with_connector_fn(|settings, components| {
-        let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ));
-        connector.set_connector_settings(settings.cloned());
-        if let Some(components) = components {
-            connector.set_sleep_impl(components.sleep_impl());
-        }
-        connector.set_proxy_config(Some(ProxyConfig::from_env()));
-        connector.build()
-    })
 }
 
 /// What AWS Secrets Manager accepts (peers.md §3).
