@@ -589,7 +589,7 @@ async fn handle(state: &Shared, base: &str, req: Request<Incoming>) -> Response<
     }
     if is_write && let Some(fault) = state.faults.on_write(name) {
         return match fault {
-            Fault::Throttle => {
+            Fault::Throttle { .. } => {
                 let mut response = error(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Throttled",
@@ -601,6 +601,12 @@ async fn handle(state: &Shared, base: &str, req: Request<Incoming>) -> Response<
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 response
             }
+            Fault::Unavailable => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                None,
+                "The service is unavailable (fault injected by the test).",
+            ),
             Fault::Break => error(
                 StatusCode::BAD_REQUEST,
                 "BadParameter",

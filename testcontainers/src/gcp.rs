@@ -620,7 +620,7 @@ fn update_labels(state: &Shared, parent: &str, id: &str, uri: &Uri, body: &[u8])
 
 fn write_fault(state: &Shared, id: &str) -> Option<Response> {
     match state.faults.on_write(id)? {
-        Fault::Throttle => {
+        Fault::Throttle { .. } => {
             let mut response = error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "RESOURCE_EXHAUSTED",
@@ -631,6 +631,11 @@ fn write_fault(state: &Shared, id: &str) -> Option<Response> {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             Some(response)
         }
+        Fault::Unavailable => Some(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "The service is currently unavailable.",
+        )),
         Fault::Break => Some(error(
             StatusCode::BAD_REQUEST,
             "FAILED_PRECONDITION",

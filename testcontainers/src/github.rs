@@ -918,7 +918,7 @@ fn put_secret(shared: &Shared, scope: &GithubScope, name: &str, body: &[u8]) -> 
         ));
     }
     match shared.faults.on_write(&upper) {
-        Some(Fault::Throttle) => {
+        Some(Fault::Throttle { .. }) => {
             let mut response = error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
@@ -928,6 +928,7 @@ fn put_secret(shared: &Shared, scope: &GithubScope, name: &str, body: &[u8]) -> 
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return response;
         }
+        Some(Fault::Unavailable) => return error(StatusCode::BAD_GATEWAY, "Server Error"),
         Some(Fault::Break) => return unprocessable("the secret could not be saved."),
         None => {}
     }
@@ -967,7 +968,7 @@ fn delete_secret(shared: &Shared, scope: &GithubScope, name: &str) -> Response {
         return not_found();
     }
     match shared.faults.on_write(&upper) {
-        Some(Fault::Throttle) => {
+        Some(Fault::Throttle { .. }) => {
             let mut response = error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
@@ -977,6 +978,7 @@ fn delete_secret(shared: &Shared, scope: &GithubScope, name: &str) -> Response {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return response;
         }
+        Some(Fault::Unavailable) => return error(StatusCode::BAD_GATEWAY, "Server Error"),
         Some(Fault::Break) => return unprocessable("the secret could not be deleted."),
         None => {}
     }

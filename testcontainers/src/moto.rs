@@ -191,7 +191,7 @@ async fn front(
     let secret = written_secret(&action).and_then(field).map(str::to_owned);
     if let Some(secret) = &secret {
         match faults.on_write(secret) {
-            Some(Fault::Throttle) => {
+            Some(Fault::Throttle { .. }) => {
                 let mut response = aws_error(
                     StatusCode::TOO_MANY_REQUESTS,
                     "ThrottlingException",
@@ -201,6 +201,13 @@ async fn front(
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return response;
+            }
+            Some(Fault::Unavailable) => {
+                return aws_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "Service is unavailable",
+                );
             }
             Some(Fault::Break) => {
                 return aws_error(

@@ -446,7 +446,7 @@ fn write_data(
     for key in changed {
         match faults.on_write(key) {
             None => {}
-            Some(Fault::Throttle) => {
+            Some(Fault::Throttle { .. }) => {
                 let mut response = errors(
                     StatusCode::TOO_MANY_REQUESTS,
                     &[&format!(
@@ -457,6 +457,9 @@ fn write_data(
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return response;
+            }
+            Some(Fault::Unavailable) => {
+                return errors(StatusCode::SERVICE_UNAVAILABLE, &["Vault is sealed"]);
             }
             Some(Fault::Break) => {
                 return errors(
