@@ -461,6 +461,12 @@ pub trait Sink: Send + Sync {
     /// (and prefix, where it has one).
     fn map_name(&self, key: &str) -> String;
 
+    /// What comparing revisions cannot see on this platform, if anything:
+    /// stated in every plan that vouches for a value by its revision.
+    fn drift_blind_spot(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Every secret at the target, without values unless the listing
     /// carries them.
     async fn inventory(&self) -> Result<Vec<RemoteSecret>, SinkError>;

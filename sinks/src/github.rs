@@ -32,7 +32,8 @@
 //! compares through its fingerprints, using `updated_at` as the revision
 //! that reveals edits made elsewhere. GitHub's timestamps have one-second
 //! precision, so an edit in the same second as vsync's write goes
-//! unnoticed. An empty value is stored (the API accepts a sealed empty
+//! unnoticed; every plan that vouches for a value by its revision says so
+//! ([`Sink::drift_blind_spot`]). An empty value is stored (the API accepts a sealed empty
 //! string, as `gh secret set` sends one), though a workflow cannot tell it
 //! from an unset secret.
 //!
@@ -736,6 +737,12 @@ fn github_message(body: &[u8]) -> Option<String> {
 impl Sink for GithubSink {
     fn capabilities(&self) -> &Capabilities {
         &self.capabilities
+    }
+
+    fn drift_blind_spot(&self) -> Option<&'static str> {
+        Some(
+            "GitHub records when a secret changed to the second: an edit made on GitHub in the same second as vsync's last write to it does not show as drift",
+        )
     }
 
     /// `github-actions:[host=HOST,]repo=owner/name[,environment=env]` or

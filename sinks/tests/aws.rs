@@ -11,7 +11,7 @@ mod suite;
 
 use vsync_testcontainers::faults::Faults;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
@@ -258,8 +258,9 @@ async fn a_name_scheduled_for_deletion_is_restored_on_resync() {
         (Action::Create, &Outcome::Applied)
     );
     assert_eq!(report.count(Action::Unchanged), 2);
-    // The refused create, RestoreSecret, TagResource, PutSecretValue.
-    assert_eq!(aws.faults().writes(), before + 4);
+    // RestoreSecret, TagResource, PutSecretValue (the create AWS refused
+    // wrote nothing).
+    assert_eq!(aws.faults().writes(), before + 3);
     let (deleted, tags) = aws.describe(&pruned).await.expect("restored");
     assert_eq!(deleted, None, "no longer scheduled for deletion");
     assert!(
@@ -562,11 +563,9 @@ async fn throttling_and_refusals_map_to_the_engines_errors() {
     aws.faults().throttle_next_writes(1);
     match &sink.apply(&put).await[0] {
         Err(SinkError::RateLimited { retry_after }) => {
-            assert_eq!(
-                *retry_after,
-                Some(Duration::from_secs(1)),
-                "Retry-After is honoured"
-            );
+            // AWS's ThrottlingException (HTTP 400) names no time: the
+            // engine's backoff decides.
+            assert_eq!(*retry_after, None);
         }
         other => panic!("expected RateLimited, got {other:?}"),
     }

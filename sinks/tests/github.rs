@@ -89,6 +89,9 @@ impl Platform for Github {
     }
 
     async fn edit_outside(&self, name: &str, value: &str) {
+        // A person's edit comes at least a second after vsync's write; the
+        // same-second case is `a_same_second_edit_is_the_stated_blind_spot`.
+        self.fake.advance_clock(1);
         self.fake.edit_outside(&self.scope, name, value);
     }
 
@@ -154,6 +157,50 @@ async fn the_public_key_is_fetched_once_per_sync() {
     assert_eq!(counts.unversioned, 0, "every request names the API version");
     // One (empty) page before applying; 60 secrets at 25 a page after.
     assert_eq!(counts.lists, 1 + 3, "{counts:?}");
+}
+
+/// GitHub keeps `updated_at` to the second, so an edit in the second of
+/// vsync's own write leaves the revision where vsync recorded it: the plan
+/// cannot see it, and says so rather than vouching silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_second_edit_is_the_stated_blind_spot() {
+    let github = Github::start(repository()).await;
+    github.fake.freeze_clock();
+    let vault = Vault::new();
+    let desired = [("API_TOKEN", "tok_live_0123456789"), ("SHORT", "x")];
+    vault
+        .sync(&github.github_sink(), &desired, options())
+        .await
+        .unwrap();
+    github
+        .fake
+        .edit_outside(&github.scope, "API_TOKEN", "someone else's");
+
+    let dry_run = SyncOptions {
+        dry_run: true,
+        ..options()
+    };
+    let plan = vault
+        .sync(&github.github_sink(), &desired, dry_run.clone())
+        .await
+        .unwrap();
+    assert_eq!(plan.count(Action::Unchanged), 2, "the edit is invisible");
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|warning| warning.contains("same second")),
+        "the plan states the limit: {:?}",
+        plan.warnings
+    );
+
+    // A second later, the same kind of edit shows.
+    github.fake.advance_clock(1);
+    github.fake.edit_outside(&github.scope, "SHORT", "y");
+    let plan = vault
+        .sync(&github.github_sink(), &desired, dry_run)
+        .await
+        .unwrap();
+    assert_eq!(plan.count(Action::Update), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,16 +15,19 @@
 //!   or secret (404), a `key_id` that is not the target's current key, an
 //!   invalid name, an oversized value, a missing or invalid organisation
 //!   `visibility`, a 101st repository secret (422), malformed JSON (400);
-//! - stores names upper-case (GitHub folds case) and moves `updated_at` on
-//!   every write, strictly increasing even within one second, so an edit
-//!   made right after vsync's write still shows as a new revision;
+//! - stores names upper-case (GitHub folds case) and sets `updated_at` on
+//!   every write to the second it happened, GitHub's precision: two writes
+//!   in one second share a revision. Tests move the fake's clock on
+//!   ([`GithubFake::advance_clock`]) or stop it ([`GithubFake::freeze_clock`])
+//!   instead of sleeping;
 //! - pages lists with GitHub's `per_page` (default 30, at most 100) and
 //!   `page` parameters, `total_count`, and a `Link` header;
 //! - clears the repository list of a `selected`-visibility organisation
 //!   secret that is updated without `selected_repository_ids`, as GitHub
 //!   does — the trap the sink must avoid;
-//! - serves [`Faults`] on every create, update and delete (429 with
-//!   `Retry-After: 1`, or a 422 for a broken name), and can answer the next
+//! - serves [`Faults`] on every listing page, public-key fetch, create,
+//!   update and delete (a secondary rate limit, 403 with or without
+//!   `Retry-After`; a 502; a 422 for a broken name), and can answer the next
 //!   requests with a secondary rate limit (403), an exhausted primary rate
 //!   limit (403, `x-ratelimit-remaining: 0`) or a server error (502);
 //! - counts requests by kind, for the benchmark and the "one public-key
@@ -55,7 +58,7 @@ use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
 use crate::HarnessError;
-use crate::faults::{Fault, Faults};
+use crate::faults::{Call, Fault, Faults};
 
 /// The REST API version the fake serves (and GitHub's current one).
 pub const GITHUB_API_VERSION: &str = "2022-11-28";
@@ -174,8 +177,10 @@ struct Counters {
 
 #[derive(Debug, Default)]
 struct Data {
-    /// The last `updated_at` handed out, in Unix seconds.
-    clock: u64,
+    /// Seconds added to the wall clock ([`GithubFake::advance_clock`]).
+    clock_offset: u64,
+    /// The second every write gets while the clock is frozen.
+    frozen_at: Option<u64>,
     /// Key ids handed out so far.
     keys_issued: u64,
     /// Repository ids by lower-case `owner/name`.
@@ -321,6 +326,25 @@ impl GithubFake {
         Some(iso8601(stored.updated_at))
     }
 
+    /// Moves the fake's clock `seconds` on (and unfreezes it): the next
+    /// write happens that much later, as an edit made by a person would.
+    pub fn advance_clock(&self, seconds: u64) {
+        let mut data = self.data();
+        let later = data.tick() + seconds;
+        data.frozen_at = None;
+        data.clock_offset = data
+            .clock_offset
+            .max(later.saturating_sub(wall_clock_seconds()));
+    }
+
+    /// Stops the fake's clock at the current second: every write from now
+    /// on (until [`GithubFake::advance_clock`]) lands in that one second.
+    pub fn freeze_clock(&self) {
+        let mut data = self.data();
+        let now = data.tick();
+        data.frozen_at = Some(now);
+    }
+
     /// Writes `name` the way a person in GitHub's settings page would: not
     /// through the API (no fault, no count), moving `updated_at`. A new
     /// organisation secret gets `private` visibility, the page's default.
@@ -449,15 +473,18 @@ impl Data {
         self.targets.get_mut(&scope.normalized())
     }
 
-    /// The next `updated_at`: now, or one second after the previous one if
-    /// that is not later, so every write moves the revision.
+    /// The `updated_at` of a write now: the fake's clock, in whole
+    /// seconds as GitHub records them.
     fn tick(&mut self) -> u64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs());
-        self.clock = now.max(self.clock + 1);
-        self.clock
+        self.frozen_at
+            .unwrap_or_else(|| wall_clock_seconds() + self.clock_offset)
     }
+}
+
+fn wall_clock_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 // ---- the HTTP side --------------------------------------------------------
@@ -520,11 +547,17 @@ async fn handle(
     match (&method, rest) {
         (&Method::GET, []) => {
             counts.lists.fetch_add(1, Ordering::SeqCst);
-            list(&shared, &scope, &query, uri.path())
+            match shared.faults.on_call(Call::List) {
+                Some(fault) => fault_response(fault, "the list could not be read."),
+                None => list(&shared, &scope, &query, uri.path()),
+            }
         }
         (&Method::GET, ["public-key"]) => {
             counts.public_key.fetch_add(1, Ordering::SeqCst);
-            public_key(&shared, &scope)
+            match shared.faults.on_call(Call::Read) {
+                Some(fault) => fault_response(fault, "the key could not be read."),
+                None => public_key(&shared, &scope),
+            }
         }
         (&Method::GET, [name]) => {
             counts.reads.fetch_add(1, Ordering::SeqCst);
@@ -627,6 +660,28 @@ fn injected_response(failure: InjectedFailure) -> Response {
             response
         }
         InjectedFailure::ServerError => error(StatusCode::BAD_GATEWAY, "Server Error"),
+    }
+}
+
+/// A [`Fault`] answered the way GitHub does: its secondary rate limit (403,
+/// with `Retry-After` only when the fault asks — GitHub sends it sometimes),
+/// its front's 502, or a 422 refusing the write with `refused`.
+fn fault_response(fault: Fault, refused: &str) -> Response {
+    match fault {
+        Fault::Throttle { retry_after } => {
+            let mut response = error(
+                StatusCode::FORBIDDEN,
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+            );
+            if retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            response
+        }
+        Fault::Unavailable => error(StatusCode::BAD_GATEWAY, "Server Error"),
+        Fault::Break => unprocessable(refused),
     }
 }
 
@@ -917,20 +972,8 @@ fn put_secret(shared: &Shared, scope: &GithubScope, name: &str, body: &[u8]) -> 
             scope.max_secrets()
         ));
     }
-    match shared.faults.on_write(&upper) {
-        Some(Fault::Throttle { .. }) => {
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
-        }
-        Some(Fault::Unavailable) => return error(StatusCode::BAD_GATEWAY, "Server Error"),
-        Some(Fault::Break) => return unprocessable("the secret could not be saved."),
-        None => {}
+    if let Some(fault) = shared.faults.on_write(&upper) {
+        return fault_response(fault, "the secret could not be saved.");
     }
     let now = data.tick();
     let target = data.target_mut(scope).expect("checked above");
@@ -967,20 +1010,8 @@ fn delete_secret(shared: &Shared, scope: &GithubScope, name: &str) -> Response {
     if !exists {
         return not_found();
     }
-    match shared.faults.on_write(&upper) {
-        Some(Fault::Throttle { .. }) => {
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
-        }
-        Some(Fault::Unavailable) => return error(StatusCode::BAD_GATEWAY, "Server Error"),
-        Some(Fault::Break) => return unprocessable("the secret could not be deleted."),
-        None => {}
+    if let Some(fault) = shared.faults.on_write(&upper) {
+        return fault_response(fault, "the secret could not be deleted.");
     }
     data.target_mut(scope)
         .expect("checked above")

@@ -35,7 +35,7 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use crate::HarnessError;
-use crate::faults::{Fault, Faults};
+use crate::faults::{Call, Fault, Faults};
 use crate::proxy::{ProxyBody, ProxyServer, error_response, full, strip_hop_by_hop_headers};
 use crate::service::{Log, Service, snapshot};
 
@@ -188,36 +188,17 @@ async fn front(
         );
     }
 
+    let read_kind = match action.as_str() {
+        "ListSecrets" => Some(Call::List),
+        "GetSecretValue" | "BatchGetSecretValue" | "DescribeSecret" => Some(Call::Read),
+        _ => None,
+    };
+    if let Some(fault) = read_kind.and_then(|call| faults.on_call(call)) {
+        return fault_response(fault);
+    }
+
     let secret = written_secret(&action).and_then(field).map(str::to_owned);
     if let Some(secret) = &secret {
-        match faults.on_write(secret) {
-            Some(Fault::Throttle { .. }) => {
-                let mut response = aws_error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "ThrottlingException",
-                    "Rate exceeded",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return response;
-            }
-            Some(Fault::Unavailable) => {
-                return aws_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailable",
-                    "Service is unavailable",
-                );
-            }
-            Some(Fault::Break) => {
-                return aws_error(
-                    StatusCode::BAD_REQUEST,
-                    "ValidationException",
-                    "the harness refuses writes of this secret",
-                );
-            }
-            None => {}
-        }
         let is_scheduled = lock(&scheduled).contains(secret);
         if is_scheduled && action == "CreateSecret" {
             return aws_error(
@@ -232,6 +213,10 @@ async fn front(
                 "InvalidRequestException",
                 "You can't perform this operation on the secret because it was marked for deletion.",
             );
+        }
+        // Counted only once the request passed the checks AWS makes.
+        if let Some(fault) = faults.on_write(secret) {
+            return fault_response(fault);
         }
     }
 
@@ -300,6 +285,29 @@ async fn refused_as_aws_does(response: Response<Incoming>) -> Response<ProxyBody
 }
 
 /// An error in the shape of AWS's JSON 1.1 protocol.
+/// A [`Fault`] answered the way Secrets Manager does: throttling is HTTP 400
+/// `ThrottlingException` with no `Retry-After` (AWS never names a time),
+/// an outage a 503, a refused write a `ValidationException`.
+fn fault_response(fault: Fault) -> Response<ProxyBody> {
+    match fault {
+        Fault::Throttle { .. } => aws_error(
+            StatusCode::BAD_REQUEST,
+            "ThrottlingException",
+            "Rate exceeded",
+        ),
+        Fault::Unavailable => aws_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "Service is unavailable",
+        ),
+        Fault::Break => aws_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "the harness refuses writes of this secret",
+        ),
+    }
+}
+
 fn aws_error(status: StatusCode, code: &str, message: &str) -> Response<ProxyBody> {
     let body = serde_json::json!({ "__type": code, "message": message }).to_string();
     let mut response = Response::new(full(Bytes::from(body)));

@@ -405,6 +405,11 @@ pub async fn sync(
         warnings,
     };
     if options.dry_run {
+        if let Some(blind_spot) = sink.drift_blind_spot()
+            && report.count(Action::Unchanged) > 0
+        {
+            report.warnings.push(blind_spot.to_owned());
+        }
         return Ok(report);
     }
 

@@ -22,7 +22,7 @@ use vsync_engine::sync::{
     SyncStatus, sync,
 };
 use vsync_engine::vault::Layout;
-use vsync_testcontainers::faults::Faults;
+use vsync_testcontainers::faults::{Call, Faults};
 
 /// A platform under test: its sink, and the back door a test needs to see
 /// and disturb what the platform holds.
@@ -211,32 +211,58 @@ pub async fn put_read_update_delete(platform: &dyn Platform) {
 pub async fn absent_is_not_empty(platform: &dyn Platform) {
     let sink = platform.sink();
     let caps = sink.capabilities().clone();
-    if !caps.readable {
-        return;
-    }
     let absent = sink.map_name("NEVER_WRITTEN");
-    assert_eq!(
-        sink.read(&absent).await.unwrap(),
-        None,
-        "absent reads as None"
-    );
+    if caps.readable {
+        assert_eq!(
+            sink.read(&absent).await.unwrap(),
+            None,
+            "absent reads as None"
+        );
+    }
+    let empty_name = sink.map_name("EMPTY_VALUE");
+    let empty = SecretValue::from_text("");
     if caps.empty_values {
-        let name = sink.map_name("EMPTY_VALUE");
-        let empty = SecretValue::from_text("");
         let results = sink
             .apply(&[Change::Put {
-                name: &name,
+                name: &empty_name,
                 value: &empty,
                 exists: false,
             }])
             .await;
         assert!(results[0].is_ok(), "{:?}", results[0]);
+        if caps.readable {
+            assert_eq!(
+                sink.read(&empty_name).await.unwrap(),
+                Some(empty),
+                "empty reads as Some(\"\")"
+            );
+        }
         assert_eq!(
-            sink.read(&name).await.unwrap(),
-            Some(empty),
-            "empty reads as Some(\"\")"
+            platform.value(&empty_name).await.as_deref(),
+            Some(""),
+            "the platform holds an empty value"
         );
+    } else {
+        // A platform without empty values refuses one before any write.
+        let before = platform.faults().writes();
+        let refused = Vault::new()
+            .sync(sink.as_ref(), &[("EMPTY_VALUE", "")], options())
+            .await;
+        assert!(
+            matches!(refused, Err(SyncError::Preflight(_))),
+            "{refused:?}"
+        );
+        assert_eq!(platform.faults().writes(), before, "nothing written");
     }
+    // Read-only or not, the listing tells absent from empty.
+    let listed = sink.inventory().await.unwrap();
+    assert!(listed.iter().all(|found| found.name != absent));
+    assert_eq!(
+        listed.iter().any(|found| found.name == empty_name),
+        caps.empty_values,
+        "an empty value is listed where the platform stores one"
+    );
+    assert_eq!(platform.value(&absent).await, None);
 }
 
 pub async fn inventory_pages_past_100(platform: &dyn Platform) {
@@ -264,6 +290,23 @@ pub async fn inventory_pages_past_100(platform: &dyn Platform) {
         );
     }
     assert_eq!(listed.len(), count, "nothing listed twice");
+
+    // A platform that caps a target below 120 secrets (GitHub: 100 per
+    // repository or environment) cannot be paged past it; the cap itself is
+    // what must hold: one more secret is refused before any write.
+    if count < 120 {
+        let extra = format!("PAGED_{count:03}");
+        let mut over = desired.clone();
+        over.push((extra.as_str(), "one too many"));
+        let before = platform.faults().writes();
+        let refused = vault.sync(sink.as_ref(), &over, options()).await;
+        assert!(
+            matches!(&refused, Err(SyncError::Preflight(refusals))
+                if refusals.iter().any(|refusal| refusal.problem.contains("limit"))),
+            "{refused:?}"
+        );
+        assert_eq!(platform.faults().writes(), before, "nothing written");
+    }
 }
 
 // ---- sync scenarios ------------------------------------------------------
@@ -366,12 +409,19 @@ pub async fn an_edit_on_the_platform_is_drift(platform: &dyn Platform) {
 
 pub async fn a_collision_is_refused_before_any_write(platform: &dyn Platform) {
     let sink = platform.sink();
-    let mut cases = Vec::new();
+    // Values that cannot appear in a message by chance.
+    const FIRST: &str = "collides-first-Qz7";
+    const SECOND: &str = "collides-second-Qz7";
+    const REJECTED: &str = "rejected-name-value-Qz7";
+    let oversized = "oversized-Qz7,".repeat(sink.capabilities().max_value_bytes / 14 + 1);
+    // Every platform caps a value's size; not every one has colliding or
+    // refused names.
+    let mut cases = vec![vec![("FIRST_OK", "1"), ("OVERSIZED", oversized.as_str())]];
     if let Some((a, b)) = platform.colliding_keys() {
-        cases.push(vec![("FIRST_OK", "1"), (a, "one"), (b, "two")]);
+        cases.push(vec![("FIRST_OK", "1"), (a, FIRST), (b, SECOND)]);
     }
     if let Some(rejected) = platform.rejected_key() {
-        cases.push(vec![("FIRST_OK", "1"), (rejected, "value")]);
+        cases.push(vec![("FIRST_OK", "1"), (rejected, REJECTED)]);
     }
     for desired in cases {
         let before = platform.faults().writes();
@@ -380,10 +430,9 @@ pub async fn a_collision_is_refused_before_any_write(platform: &dyn Platform) {
             Err(SyncError::Preflight(refusals)) => {
                 assert!(!refusals.is_empty());
                 let message = SyncError::Preflight(refusals).to_string();
-                assert!(
-                    !message.contains("one") || !message.contains("two"),
-                    "no values: {message}"
-                );
+                for value in [FIRST, SECOND, REJECTED, "oversized-Qz7"] {
+                    assert!(!message.contains(value), "no values: {message}");
+                }
             }
             other => panic!("expected a preflight refusal, got {other:?}"),
         }
@@ -394,6 +443,40 @@ pub async fn a_collision_is_refused_before_any_write(platform: &dyn Platform) {
             "not even the valid key"
         );
     }
+}
+
+/// Throttles without `Retry-After` and 5xx answers while listing and
+/// reading (each fake answers them as its platform does) are retried by
+/// the engine's backoff, and the sync completes.
+pub async fn throttles_and_outages_while_listing_and_reading_are_retried(platform: &dyn Platform) {
+    let faults = platform.faults();
+    faults.throttle_without_retry_after();
+    let (throttled, failed) = (faults.throttled(), faults.failed());
+    for call in [Call::List, Call::Read] {
+        faults.throttle_next(call, 1);
+        faults.fail_next(call, 1);
+    }
+    let report = Vault::new()
+        .sync(platform.sink().as_ref(), BASE, options())
+        .await
+        .unwrap();
+    assert_eq!(report.status, SyncStatus::Applied, "{report:?}");
+    // A new vault has no record: the second sync lists again and reads (or,
+    // write-only, seals again) what the first one wrote.
+    let sink = platform.sink();
+    let report = Vault::new()
+        .sync(sink.as_ref(), BASE, options())
+        .await
+        .unwrap();
+    assert_eq!(report.failures(), 0, "{report:?}");
+    assert!(
+        faults.throttled() > throttled && faults.failed() > failed,
+        "the platform was throttled and failed on the way: {} throttles, {} 5xx",
+        faults.throttled() - throttled,
+        faults.failed() - failed
+    );
+    faults.heal();
+    assert_platform_holds(platform, sink.as_ref(), BASE).await;
 }
 
 pub async fn a_429_burst_is_paced_and_completes(platform: &dyn Platform) {
@@ -503,6 +586,7 @@ macro_rules! sink_suite {
             one_changed_value_is_one_write,
             an_edit_on_the_platform_is_drift,
             a_collision_is_refused_before_any_write,
+            throttles_and_outages_while_listing_and_reading_are_retried,
             a_429_burst_is_paced_and_completes,
             a_failure_halfway_is_partial_and_a_rerun_finishes,
             prune_removes_only_owned_names
