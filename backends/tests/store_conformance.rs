@@ -385,12 +385,11 @@ async fn s3_failures_are_classified_with_the_fix() {
         "{err}"
     );
 
-    // Nothing listens on a port just released.
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_endpoint = format!("http://{}", free.local_addr().unwrap());
-    drop(free);
+    // Nothing listens on a port held (never listening) for the rest of the
+    // test, so no other process can start answering on it.
+    let refusing = vsync_testcontainers::unreachable::RefusingAddr::bind().unwrap();
     let store = S3Store::builder()
-        .endpoint(dead_endpoint)
+        .endpoint(refusing.http_url())
         .region("us-east-1")
         .bucket("errors")
         .credentials("a", "b")

@@ -55,6 +55,52 @@ async fn sync(
     )
 }
 
+/// An endpoint or login of whoever runs the tests (a poisoned
+/// `GITHUB_API_URL`, `VAULT_NAMESPACE`, …) never reaches the `vsync` child:
+/// the helper's command removes each one (`get_envs` reports a removal as
+/// `None`), and each test sets exactly the endpoint it means to test.
+#[test]
+fn the_vsync_command_removes_platform_endpoints_and_credentials() {
+    use std::ffi::{OsStr, OsString};
+
+    let machine = Machine::new();
+    let command = machine.command(&["sync", "dev", "gh"]);
+    let envs: std::collections::HashMap<&OsStr, Option<&OsStr>> =
+        command.as_std().get_envs().collect();
+    for name in [
+        "GITHUB_API_URL",
+        "GH_HOST",
+        "GH_CONFIG_DIR",
+        "VAULT_NAMESPACE",
+        "VAULT_ADDR",
+        "VSYNC_GCP_ENDPOINT",
+        "AWS_ENDPOINT_URL",
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "VAULT_TOKEN",
+    ] {
+        assert_eq!(
+            envs.get(OsStr::new(name)),
+            Some(&None),
+            "{name} is removed from the child's environment"
+        );
+    }
+
+    // Service-specific AWS endpoints are found by prefix in the environment
+    // (the test process's in `Machine::command`; a given one here, since
+    // setting variables on this process would race the other tests).
+    let pair = |name: &str, value: &str| (OsString::from(name), OsString::from(value));
+    let removed = common::variables_removed_from_child([
+        pair("AWS_ENDPOINT_URL_SECRETS_MANAGER", "https://real.example"),
+        pair("AWS_ENDPOINT_URL_S3", "https://real.example"),
+        pair("PATH", "/usr/bin"),
+    ]);
+    for name in ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_S3"] {
+        assert!(removed.contains(&OsString::from(name)), "{name}");
+    }
+    assert!(!removed.contains(&OsString::from("PATH")));
+}
+
 fn env_scope() -> GithubScope {
     GithubScope::Environment("acme/api".into(), "dev".into())
 }
@@ -727,18 +773,6 @@ async fn azure_refusals_name_the_fix_and_never_show_the_secret() {
     assert!(server.names().is_empty(), "nothing was written");
 }
 
-/// [`sync_to`], also answering how long it took.
-async fn sync_gcp(
-    machine: &Machine,
-    target: &str,
-    args: &[&str],
-    envs: &[(&str, String)],
-) -> (Option<i32>, String, String, std::time::Duration) {
-    let started = std::time::Instant::now();
-    let (code, stdout, stderr) = sync_to(machine, target, args, envs).await;
-    (code, stdout, stderr, started.elapsed())
-}
-
 /// `contents` written as a 0600 file at `path`.
 fn write_private(path: &std::path::Path, contents: &str) {
     use std::io::Write as _;
@@ -765,8 +799,8 @@ async fn gcp_target_uses_application_default_credentials_one_token_per_sync() {
     ];
     let never_printed = [Gcp::REFRESH_TOKEN, Gcp::OAUTH_CLIENT_SECRET, "ya29."];
 
-    let (code, stdout, stderr, _) =
-        sync_gcp(&machine, "gcp", &["--gcp-project=acme-prod"], &envs).await;
+    let (code, stdout, stderr) =
+        sync_to(&machine, "gcp", &["--gcp-project=acme-prod"], &envs).await;
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("3 created"), "{stdout}");
     assert_eq!(gcp.value("API_KEY").as_deref(), Some(&b"k-123"[..]));
@@ -775,7 +809,7 @@ async fn gcp_target_uses_application_default_credentials_one_token_per_sync() {
         assert!(!stdout.contains(secret) && !stderr.contains(secret));
     }
 
-    let (code, stdout, _, _) = sync_gcp(
+    let (code, stdout, _) = sync_to(
         &machine,
         "gcp-secret-manager",
         &["--detailed-exitcode"],
@@ -794,7 +828,7 @@ async fn gcp_target_uses_application_default_credentials_one_token_per_sync() {
             .join(".config/gcloud/application_default_credentials.json"),
         &gcp.authorized_user_json(),
     );
-    let (code, stdout, stderr, _) = sync_gcp(
+    let (code, stdout, stderr) = sync_to(
         &machine,
         "gcp",
         &["--detailed-exitcode"],
@@ -805,39 +839,33 @@ async fn gcp_target_uses_application_default_credentials_one_token_per_sync() {
     assert_eq!(gcp.token_requests(), 3);
 }
 
+/// No credentials anywhere and no metadata server: the probe gives up (after
+/// its configured 5s for a silent server, at once for a refused one) with a
+/// message naming what to set. No wall-clock bound is asserted: "gives up"
+/// is the exit code plus the timeout the message reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gcp_target_without_any_credentials_fails_fast_and_names_what_to_set() {
+async fn gcp_target_without_any_credentials_gives_up_and_names_what_to_set() {
     let gcp = vsync_testcontainers::GcpSecretManagerServer::start("acme-prod")
         .await
         .unwrap();
     let machine = machine_with_vault().await;
     // A "metadata server" that accepts connections and never answers, as a
-    // network that black-holes metadata.google.internal would.
+    // network that black-holes metadata.google.internal would: the kernel
+    // completes the handshake into the backlog; nothing ever reads it.
     let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    for (metadata_host, what_happened, limit) in [
-        (
-            black_hole.local_addr().unwrap(),
-            "did not answer within 5s",
-            std::time::Duration::from_secs(20),
-        ),
-        (
-            closed,
-            "could not be reached (Connection refused",
-            std::time::Duration::from_secs(10),
-        ),
+    // Held for the whole test, so no other process can answer on it.
+    let refusing = vsync_testcontainers::unreachable::RefusingAddr::bind().unwrap();
+    for (metadata_host, what_happened) in [
+        (black_hole.local_addr().unwrap(), "did not answer within 5s"),
+        (refusing.addr(), "could not be reached (Connection refused"),
     ] {
         let envs = [
             ("VSYNC_GCP_ENDPOINT", gcp.endpoint()),
             ("GCE_METADATA_HOST", metadata_host.to_string()),
         ];
-        let (code, stdout, stderr, took) =
-            sync_gcp(&machine, "gcp", &["--gcp-project=acme-prod"], &envs).await;
+        let (code, stdout, stderr) =
+            sync_to(&machine, "gcp", &["--gcp-project=acme-prod"], &envs).await;
         assert_eq!(code, Some(2), "{stdout}\n{stderr}");
-        assert!(took < limit, "took {took:?}: {stderr}");
         for needed in [
             "no Google credentials found",
             what_happened,
@@ -849,6 +877,13 @@ async fn gcp_target_without_any_credentials_fails_fast_and_names_what_to_set() {
             assert!(stderr.contains(needed), "{needed:?} missing from {stderr}");
         }
     }
+    // The timeout came from waiting on the black hole, not from failing to
+    // reach it: the probe's connection is still queued there.
+    black_hole.set_nonblocking(true).unwrap();
+    assert!(
+        black_hole.accept().is_ok(),
+        "the metadata probe connected to the silent server"
+    );
     assert_eq!(gcp.list_calls(), 0, "Secret Manager was never called");
     assert!(gcp.names().is_empty());
 }

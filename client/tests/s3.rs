@@ -342,14 +342,11 @@ async fn access_denied_and_dead_endpoints_are_s3_unreachable() {
     assert_eq!(err.class(), Some(ErrorClass::S3Unreachable), "{err}");
     assert!(err.message().contains("access key"), "{err}");
 
-    // Nothing listening at all.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Nothing listening at all: a port held, never listening, for the rest
+    // of the test, so no other process can start answering on it.
+    let refusing = vsync_testcontainers::unreachable::RefusingAddr::bind().unwrap();
     let mut config = bucket.config("acme/dev/", "dev");
-    config.endpoint = format!("http://127.0.0.1:{port}");
+    config.endpoint = refusing.http_url();
     let err = open_with(&config.encode(), PASSPHRASE, Options::new())
         .await
         .unwrap_err();

@@ -360,15 +360,19 @@ fn check_config_missing(vector: &Vector) -> Result<(), String> {
     judge_client(vector, blocking::open(vector_environment(vector)?)).map(drop)
 }
 
+/// An endpoint where nothing can ever listen: port 0 is not a port a server
+/// can bind (binding 0 asks for any free port), so every connection fails
+/// at once (Linux: connection refused), and no other process can take it
+/// the way it could take a port found free and released. (This crate has no
+/// socket API that binds without listening, which is what
+/// `vsync_testcontainers::unreachable` uses elsewhere.)
+const UNREACHABLE_ENDPOINT: &str = "http://127.0.0.1:0";
+
 /// `s3-unreachable` (network-error half): `open_with` a blob whose endpoint
-/// is a closed port on 127.0.0.1, through the real S3 store. The IAM-403
-/// half needs a server; `client/tests/s3.rs` runs it against s3s-fs.
+/// is unreachable ([`UNREACHABLE_ENDPOINT`]), through the real S3 store. The
+/// IAM-403 half needs a server; `client/tests/s3.rs` runs it against s3s-fs.
 fn check_s3_unreachable(vector: &Vector) -> Result<(), String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map_err(|err| format!("finding a free port: {err}"))?
-        .port();
-    let blob = blob(&format!("http://127.0.0.1:{port}"));
+    let blob = blob(UNREACHABLE_ENDPOINT);
     judge_client(
         vector,
         blocking::open_with(&blob, PASSPHRASE, Options::new()),
@@ -399,6 +403,7 @@ mod tests {
     fn own_vector(id: &str) -> Vector {
         load(&own_corpus_dir())
             .unwrap()
+            .vectors
             .into_iter()
             .find(|vector| vector.id() == id)
             .unwrap_or_else(|| panic!("{id} is in the corpus"))
@@ -451,6 +456,7 @@ mod tests {
             "asset-path/pem-key",
             "asset-path/service-account-json",
             "error-taxonomy/config-missing",
+            "error-taxonomy/s3-unreachable",
             "error-taxonomy/manifest-not-found",
         ] {
             assert_eq!(check(&own_vector(id)), Outcome::Passed, "{id}");
@@ -479,11 +485,14 @@ mod tests {
         let mut vector = own_vector("error-taxonomy/config-missing");
         // With both variables set, open() gets past the bootstrap and fails
         // on the (unreachable) bucket instead.
-        let blob = blob("http://127.0.0.1:9");
+        let blob = blob(UNREACHABLE_ENDPOINT);
         vector.doc["inputs"]["env"] = serde_json::json!({
             "VSYNC_CONFIG": blob.as_str(),
             "VSYNC_PASSPHRASE": "p",
         });
-        assert!(matches!(check(&vector), Outcome::Failed(_)));
+        match check(&vector) {
+            Outcome::Failed(why) => assert!(why.contains("got S3UnreachableError"), "{why}"),
+            Outcome::Passed => panic!("a present bootstrap passed as config-missing"),
+        }
     }
 }

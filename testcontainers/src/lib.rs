@@ -39,6 +39,7 @@ mod moto;
 mod proxy;
 mod s3;
 mod service;
+pub mod unreachable;
 mod vault;
 
 use std::path::PathBuf;

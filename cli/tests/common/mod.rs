@@ -35,6 +35,51 @@ const PLATFORM_CREDENTIALS: &[&str] = &[
     "VAULT_TOKEN",
 ];
 
+/// Variables that point a platform client at a server (or at a login that
+/// does: the GitHub CLI's config and host): one leaking in from whoever runs
+/// the tests would send a test's writes, with the test's credentials, to a
+/// real service. Every `AWS_ENDPOINT_URL_<SERVICE>` goes too; see
+/// [`AWS_ENDPOINT_PREFIX`].
+pub const PLATFORM_ENDPOINTS: &[&str] = &[
+    "GITHUB_API_URL",
+    "GH_HOST",
+    "GH_CONFIG_DIR",
+    "VSYNC_GCP_ENDPOINT",
+    "VAULT_ADDR",
+    "VAULT_NAMESPACE",
+];
+
+/// `AWS_ENDPOINT_URL` and its service-specific forms
+/// (`AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL_S3`, …), which the
+/// AWS SDK honours for any service, so they are removed by prefix.
+pub const AWS_ENDPOINT_PREFIX: &str = "AWS_ENDPOINT_URL";
+
+/// Every variable [`Machine::command`] removes from the child's
+/// environment: the fixed lists plus whatever `AWS_ENDPOINT_URL*` names are
+/// set in `environment` (this process's, in [`Machine::command`]).
+pub fn variables_removed_from_child(
+    environment: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<std::ffi::OsString> {
+    let mut removed: Vec<std::ffi::OsString> = PLATFORM_CREDENTIALS
+        .iter()
+        .chain(PLATFORM_ENDPOINTS)
+        .map(std::ffi::OsString::from)
+        .collect();
+    // Always AWS_ENDPOINT_URL itself, even if unset here: removing an unset
+    // variable is harmless and keeps the list independent of the caller.
+    removed.push(AWS_ENDPOINT_PREFIX.into());
+    for (name, _) in environment {
+        if name
+            .to_str()
+            .is_some_and(|name| name.starts_with(AWS_ENDPOINT_PREFIX))
+            && !removed.contains(&name)
+        {
+            removed.push(name);
+        }
+    }
+    removed
+}
+
 /// One developer machine: its own HOME (config, file keystore, local store)
 /// and its own checkout of the repo.
 pub struct Machine {
@@ -79,9 +124,9 @@ impl Machine {
             .env_remove("http_proxy")
             .env_remove("https_proxy")
             .stdin(std::process::Stdio::null());
-        // Platform credentials of whoever runs the tests must not leak in:
-        // each test sets exactly what it means to test.
-        for name in PLATFORM_CREDENTIALS {
+        // Platform credentials and endpoints of whoever runs the tests must
+        // not leak in: each test sets exactly what it means to test.
+        for name in variables_removed_from_child(std::env::vars_os()) {
             command.env_remove(name);
         }
         // No probing for an EC2 instance role from a test.
