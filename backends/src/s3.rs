@@ -161,7 +161,8 @@ impl S3StoreBuilder {
                 })?
             }
         };
-        let credentials = vsync_aws::static_key(&self.access_key_id, &self.secret_access_key, None);
+        let credentials =
+            vsync_connections::aws::static_key(&self.access_key_id, &self.secret_access_key, None);
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(&endpoint.url)
@@ -180,7 +181,7 @@ impl S3StoreBuilder {
                     .operation_timeout(Duration::from_secs(300))
                     .build(),
             )
-            .http_client(vsync_aws::https_client(proxy))
+            .http_client(vsync_connections::aws::https_client(proxy))
             .build();
         Ok(S3Store {
             client: Client::from_conf(config),

@@ -231,9 +231,9 @@ impl AwsSecretsManagerSinkBuilder {
 
         let region = Region::new(self.region.clone());
         let credentials = if self.access_key_id.is_empty() {
-            vsync_aws::standard_chain(region.clone())
+            vsync_connections::aws::standard_chain(region.clone())
         } else {
-            vsync_aws::static_key(
+            vsync_connections::aws::static_key(
                 &self.access_key_id,
                 &self.secret_access_key,
                 self.session_token.as_ref().map(|token| token.as_str()),
@@ -253,7 +253,7 @@ impl AwsSecretsManagerSinkBuilder {
                     .build(),
             )
             // HTTPS_PROXY / NO_PROXY, like every other vsync client.
-            .http_client(vsync_aws::https_client(ProxyConfig::from_env()));
+            .http_client(vsync_connections::aws::https_client(ProxyConfig::from_env()));
         if let Some(endpoint) = &self.endpoint {
             config = config.endpoint_url(endpoint.trim_end_matches('/'));
         }

@@ -1,9 +1,7 @@
-//! The AWS SDK setup every AWS client of vsync shares — the S3 store, the
-//! Secrets Manager sink and, next, the AWS sources — so each is written
-//! once: the HTTPS client (rustls on aws-lc, with the caller's proxy
-//! choice) and the credentials (a static key, or AWS's standard chain).
-
-#![forbid(unsafe_code)]
+//! AWS: the SDK setup the S3 store, the Secrets Manager sink and the AWS
+//! source share — the HTTPS client (rustls on aws-lc, with the caller's
+//! proxy choice) and the credentials (a static key, or AWS's standard
+//! chain).
 
 use aws_config::Region;
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
