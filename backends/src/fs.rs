@@ -11,7 +11,7 @@
 //! - Directories are 0700 and files 0600.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,7 +104,8 @@ impl FsStore {
     ) -> Result<ETag, StoreError> {
         let path = self.path_for(key)?;
         let _lock = self.lock()?;
-        let current = read_if_exists(&path).map_err(io_error(key))?;
+        // The whole current object: its tag decides the condition.
+        let current = read_if_exists(&path, u64::MAX).map_err(io_error(key))?;
         let holds = match (condition, &current) {
             (PutCondition::IfAbsent, current) => current.is_none(),
             (PutCondition::IfMatch(_), None) => false,
@@ -165,16 +166,23 @@ impl Store for FsStore {
         format!("local directory {}", self.root.display())
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+    async fn get_limited(&self, key: &str, max_bytes: u64) -> Result<Option<Object>, StoreError> {
         let path = self.path_for(key)?;
         let key = key.to_owned();
         self.blocking(move |_| {
-            Ok(read_if_exists(&path)
-                .map_err(io_error(&key))?
-                .map(|body| Object {
-                    etag: etag_of(&body),
-                    body,
-                }))
+            let Some(body) = read_if_exists(&path, max_bytes).map_err(io_error(&key))? else {
+                return Ok(None);
+            };
+            if body.len() as u64 > max_bytes {
+                return Err(StoreError::TooLarge {
+                    key,
+                    limit: max_bytes,
+                });
+            }
+            Ok(Some(Object {
+                etag: etag_of(&body),
+                body,
+            }))
         })
         .await
     }
@@ -231,12 +239,21 @@ fn io_error(key: &str) -> impl FnOnce(io::Error) -> StoreError + '_ {
 
 /// The object's bytes; `None` when the key does not exist (or names a
 /// directory, which is a prefix, not an object).
-fn read_if_exists(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(body) => Ok(Some(body)),
-        Err(err) if err.kind() == io::ErrorKind::NotFound || path.is_dir() => Ok(None),
-        Err(err) => Err(err),
+/// The file's bytes, at most `max_bytes + 1` of them (one more than allowed
+/// tells the caller it is too large without reading the rest).
+fn read_if_exists(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
+    let file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    if file.metadata()?.is_dir() {
+        return Ok(None);
     }
+    let mut body = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut body)?;
+    Ok(Some(body))
 }
 
 fn object_key(root: &Path, path: &Path) -> String {

@@ -357,7 +357,7 @@ impl Store for S3Store {
         )
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+    async fn get_limited(&self, key: &str, max_bytes: u64) -> Result<Option<Object>, StoreError> {
         let output = match self
             .client
             .get_object()
@@ -378,16 +378,31 @@ impl Store for S3Store {
             .e_tag()
             .map(ETag::new)
             .ok_or_else(|| missing_etag(key))?;
-        let body = output.body.collect().await.map_err(|err| {
+        let too_large = || StoreError::TooLarge {
+            key: key.to_owned(),
+            limit: max_bytes,
+        };
+        if output
+            .content_length()
+            .is_some_and(|length| u64::try_from(length).map_or(true, |length| length > max_bytes))
+        {
+            return Err(too_large());
+        }
+        // The declared length may be missing or wrong: count what arrives.
+        let mut body = Vec::new();
+        let mut stream = output.body;
+        while let Some(chunk) = stream.try_next().await.map_err(|err| {
             StoreError::Unreachable(format!(
                 "s3://{}/{key}: the download broke off: {err}",
                 self.bucket
             ))
-        })?;
-        Ok(Some(Object {
-            body: body.into_bytes().to_vec(),
-            etag,
-        }))
+        })? {
+            if (body.len() + chunk.len()) as u64 > max_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some(Object { body, etag }))
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {

@@ -31,6 +31,22 @@ async fn store_conformance(store: Arc<dyn Store>, prefix: &str) {
         (key.as_str(), 5, &etag)
     );
 
+    // A reader's limit: exactly the size passes, one byte less is refused
+    // (an object the bucket serves may be hostile and huge).
+    let object = store.get_limited(&key, 5).await.unwrap().unwrap();
+    assert_eq!(object.body, b"first");
+    assert!(matches!(
+        store.get_limited(&key, 4).await,
+        Err(StoreError::TooLarge { limit: 4, .. })
+    ));
+    assert!(
+        store
+            .get_limited(&format!("{key}-absent"), 0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
     // IfAbsent never overwrites.
     let err = store
         .put(&key, b"clobber", PutCondition::IfAbsent)

@@ -367,14 +367,15 @@ impl Store for FailingStep {
     fn describe(&self) -> String {
         self.inner.describe()
     }
-    async fn get(
+    async fn get_limited(
         &self,
         key: &str,
+        max_bytes: u64,
     ) -> Result<Option<vsync_engine::store::Object>, vsync_engine::store::StoreError> {
         if self.blind.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(connection_reset());
         }
-        self.inner.get(key).await
+        self.inner.get_limited(key, max_bytes).await
     }
     async fn head(
         &self,

@@ -6,7 +6,9 @@
 //!   `infra/vault`, the folder itself) or a symlinked directory inside it is
 //!   refused by both commands before anything is read or written;
 //! - a bundle that inflates past the size limits, or holds too many entries,
-//!   is refused as a bad bundle (exit 5) and writes nothing.
+//!   is refused as a bad bundle (exit 5) and writes nothing;
+//! - an encrypted bundle larger than any the limits allow is refused while
+//!   it downloads, before it is held in memory.
 
 mod common;
 
@@ -197,4 +199,43 @@ async fn a_bundle_past_the_limits_is_refused_with_exit_5_and_writes_nothing() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("big.bin"), "{stderr}");
     assert_eq!(published_versions(&machine).await, 1);
+}
+
+/// Every file below `dir` whose name ends with `suffix`.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_ending(&path, suffix));
+        } else if path.to_string_lossy().ends_with(suffix) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_encrypted_bundle_is_refused_before_it_is_read_whole() {
+    let machine = machine().await;
+    machine.ok(&["push", "dev"]).await;
+    let bundles = files_ending(&machine.home, ".enc");
+    assert_eq!(bundles.len(), 1, "{bundles:?}");
+    // Larger than the inflated limit plus the 16 MiB allowed for headers.
+    std::fs::write(&bundles[0], vec![0u8; (1 << 20) + (16 << 20) + 1]).unwrap();
+    std::fs::remove_dir_all(machine.vault()).unwrap();
+
+    let output = machine
+        .command(&["pull", "dev", "--force"])
+        .env("VSYNC_MAX_BUNDLE_BYTES", (1u32 << 20).to_string())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "a bad bundle: {stderr}");
+    assert!(
+        stderr.contains("larger than") && stderr.contains("refusing to download"),
+        "{stderr}"
+    );
+    assert!(!machine.vault().exists(), "nothing was written");
 }

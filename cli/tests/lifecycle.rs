@@ -286,8 +286,12 @@ impl Store for DiesAfterFirstWrite {
     fn describe(&self) -> String {
         self.inner.describe()
     }
-    async fn get(&self, key: &str) -> Result<Option<vsync_engine::store::Object>, StoreError> {
-        self.inner.get(key).await
+    async fn get_limited(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<vsync_engine::store::Object>, StoreError> {
+        self.inner.get_limited(key, max_bytes).await
     }
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
         self.inner.head(key).await

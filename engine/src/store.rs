@@ -132,10 +132,23 @@ pub enum StoreError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The object is larger than the reader accepts.
+    #[error("{key} is larger than {limit} bytes; refusing to download it")]
+    TooLarge {
+        /// The key read.
+        key: String,
+        /// The most bytes the reader accepts.
+        limit: u64,
+    },
     /// The store misbehaved in a way none of the above describes.
     #[error("{0}")]
     Other(String),
 }
+
+/// The largest object [`Store::get`] reads: a bucket's answer is hostile
+/// input, and an object too large for memory must fail, not exhaust it.
+/// Bundles are bounded tighter, by their inflated limit ([`crate::bundle::Limits`]).
+pub const MAX_OBJECT_BYTES: u64 = 1 << 30;
 
 /// Where encrypted bundles live: S3-compatible buckets or a local directory.
 ///
@@ -148,8 +161,15 @@ pub trait Store: Send + Sync {
     /// `local directory /home/me/.local/share/vsync/store`.
     fn describe(&self) -> String;
 
-    /// Reads an object.
-    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError>;
+    /// Reads an object of at most `max_bytes`; a larger one is
+    /// [`StoreError::TooLarge`], refused before its body is held in memory
+    /// (whatever size the store claims, the body is read no further).
+    async fn get_limited(&self, key: &str, max_bytes: u64) -> Result<Option<Object>, StoreError>;
+
+    /// Reads an object of at most [`MAX_OBJECT_BYTES`].
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        self.get_limited(key, MAX_OBJECT_BYTES).await
+    }
 
     /// Reads an object's metadata.
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;

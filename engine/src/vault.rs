@@ -13,6 +13,7 @@
 use vsync_crypto::rqem::{self, ManifestMeta};
 use vsync_crypto::{ErrorClass, Key, Zeroizing, rqe1};
 
+use crate::bundle::Limits;
 use crate::store::{ETag, PutCondition, Store, StoreError};
 use crate::timestamp::Timestamp;
 
@@ -301,6 +302,19 @@ impl VaultError {
     }
 }
 
+/// The most a pointer, manifest or meta object may hold: a timestamp, a
+/// sealed one, a generation count. Anything bigger is not one of them.
+const MAX_POINTER_BYTES: u64 = 1 << 20;
+
+/// The most an encrypted bundle may hold: its inflated limit (a bundle
+/// stored without compression is that size) plus room for the zip and
+/// encryption headers. An invalid limit variable is reported by the unpack
+/// that follows; the download falls back to the default meanwhile.
+fn max_bundle_download_bytes() -> u64 {
+    let inflated = Limits::from_env().unwrap_or_default().max_total_bytes;
+    inflated.saturating_add(16 << 20)
+}
+
 fn store_error(store: &dyn Store) -> impl FnOnce(StoreError) -> VaultError + '_ {
     move |source| VaultError::Store {
         store: store.describe(),
@@ -322,14 +336,22 @@ pub async fn remote_head(
     layout: &Layout,
 ) -> Result<Option<RemoteHead>, VaultError> {
     let latest_key = layout.latest_key();
-    let (ts, pointer) = match store.get(&latest_key).await.map_err(store_error(store))? {
+    let (ts, pointer) = match store
+        .get_limited(&latest_key, MAX_POINTER_BYTES)
+        .await
+        .map_err(store_error(store))?
+    {
         Some(latest) => (
             parse_pointer(latest_key, &latest.body)?,
             PointerKind::Cli(latest.etag),
         ),
         None => {
             let manifest_key = layout.manifest_key();
-            let Some(manifest) = store.get(&manifest_key).await.map_err(store_error(store))? else {
+            let Some(manifest) = store
+                .get_limited(&manifest_key, MAX_POINTER_BYTES)
+                .await
+                .map_err(store_error(store))?
+            else {
                 return Ok(None);
             };
             let ts = rqem::unwrap(&manifest.body)
@@ -340,7 +362,11 @@ pub async fn remote_head(
         }
     };
     let meta_key = layout.meta_key();
-    let (generation, meta_etag) = match store.get(&meta_key).await.map_err(store_error(store))? {
+    let (generation, meta_etag) = match store
+        .get_limited(&meta_key, MAX_POINTER_BYTES)
+        .await
+        .map_err(store_error(store))?
+    {
         // Readers treat an unparseable cell as generation 0, as upstream's do.
         Some(meta) => (
             std::str::from_utf8(&meta.body)
@@ -495,7 +521,10 @@ async fn pointer_after_failed_write(
 ) -> Result<(), VaultError> {
     let lost_race = matches!(source, StoreError::PreconditionFailed { .. });
     if !lost_race {
-        match store.get(&layout.latest_key()).await {
+        match store
+            .get_limited(&layout.latest_key(), MAX_POINTER_BYTES)
+            .await
+        {
             Ok(Some(object))
                 if parse_pointer(layout.latest_key(), &object.body)
                     .is_ok_and(|named| named == *ts) =>
@@ -535,7 +564,11 @@ pub async fn fetch(
         PointerKind::Cli(_) => layout.bundle_key(&ts),
         PointerKind::Library => layout.library_bundle_key(&ts),
     };
-    let Some(object) = store.get(&bundle_key).await.map_err(store_error(store))? else {
+    let Some(object) = store
+        .get_limited(&bundle_key, max_bundle_download_bytes())
+        .await
+        .map_err(store_error(store))?
+    else {
         return Err(VaultError::BundleMissing { ts });
     };
     let crypto = |source| VaultError::Crypto {

@@ -722,8 +722,12 @@ mod tests {
         fn describe(&self) -> String {
             self.0.describe()
         }
-        async fn get(&self, key: &str) -> Result<Option<vsync_engine::store::Object>, StoreError> {
-            let read = self.0.get(key).await?;
+        async fn get_limited(
+            &self,
+            key: &str,
+            max_bytes: u64,
+        ) -> Result<Option<vsync_engine::store::Object>, StoreError> {
+            let read = self.0.get_limited(key, max_bytes).await?;
             let mut body = read.as_ref().map_or_else(Vec::new, |o| o.body.clone());
             body.extend_from_slice(b"other writer\n");
             let condition = match &read {

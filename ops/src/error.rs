@@ -300,6 +300,12 @@ impl OpsError {
             },
             OpsError::Store(_) | OpsError::RotationUnconfirmed { .. } => 3,
             OpsError::Vault(err) => match err {
+                // An object too large to be a pointer or a bundle is a bad
+                // bundle, not an unreachable store.
+                VaultError::Store {
+                    source: StoreError::TooLarge { .. },
+                    ..
+                } => 5,
                 VaultError::Store { .. } | VaultError::PublishUncertain { .. } => 3,
                 VaultError::Crypto { .. }
                 | VaultError::BundleMissing { .. }

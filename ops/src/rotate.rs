@@ -322,11 +322,15 @@ mod tests {
         fn describe(&self) -> String {
             self.inner.describe()
         }
-        async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        async fn get_limited(
+            &self,
+            key: &str,
+            max_bytes: u64,
+        ) -> Result<Option<Object>, StoreError> {
             if *self.blind.lock().unwrap() {
                 return Err(unreachable_error());
             }
-            self.inner.get(key).await
+            self.inner.get_limited(key, max_bytes).await
         }
         async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
             self.inner.head(key).await
