@@ -44,6 +44,7 @@ use vsync_engine::bundle::{
     Limits, MAX_BUNDLE_BYTES_VAR, MAX_BUNDLE_ENTRIES_VAR, MAX_ENTRY_BYTES_VAR,
 };
 use vsync_engine::dotenv;
+use vsync_engine::vault_fs::check_plain_relative;
 use zip::ZipArchive;
 
 /// Standard alphabet, padding optional (upstream's decoders accept both).
@@ -104,12 +105,11 @@ fn decode_zip_within(payload: &[u8], env: &str, limits: &Limits) -> Result<Conte
     for index in 0..archive.len() {
         let entry = archive.by_index_raw(index).map_err(damaged)?;
         let name = entry.name().to_owned();
-        let unsafe_name = name.starts_with('/')
-            || name.contains('\\')
-            || name.split('/').any(|part| part == ".." || part == ".");
+        // A directory entry's name ends with `/`.
+        let unsafe_name = check_plain_relative(name.strip_suffix('/').unwrap_or(&name)).is_err();
         if unsafe_name {
             return Err(format!(
-                "bundle entry {name:?} has an absolute or climbing path; refusing the bundle"
+                "bundle entry {name:?} is not a plain relative path; refusing the bundle"
             ));
         }
         if entry
@@ -456,7 +456,7 @@ mod tests {
 
     #[test]
     fn hostile_or_broken_zips_are_corrupt() {
-        for name in ["/etc/passwd", "infra/../x", "a\\b"] {
+        for name in ["/etc/passwd", "infra/../x", "a\\b", "v//x", "v/./x", ""] {
             let zip = zip_of(&[(name, b"x")]);
             assert!(decode(&zip, "dev").is_err(), "{name}");
         }

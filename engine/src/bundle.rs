@@ -356,20 +356,10 @@ pub fn unpack_with(
             continue;
         }
         let path = Path::new(&name);
-        // Judged on the raw name, not `Path::components`, which quietly
-        // drops `.` and empty components (`a/./b`, `a//b`): a name must be
-        // exactly the plain path it will be written at.
-        let plain = name
-            .strip_suffix('/')
-            .unwrap_or(&name)
-            .split('/')
-            .all(|part| !part.is_empty() && part != "." && part != "..");
-        if is_symlink
-            || !plain
-            || name.contains('\\')
-            || !name.starts_with(&vault_prefix)
-            || name == vault_prefix
-        {
+        // A name must be exactly the plain path it will be written at (a
+        // directory's ends with `/`).
+        let plain = vault_fs::check_plain_relative(name.strip_suffix('/').unwrap_or(&name)).is_ok();
+        if is_symlink || !plain || !name.starts_with(&vault_prefix) || name == vault_prefix {
             return Err(unsafe_entry());
         }
         // The header's size is only a hint for an early refusal; the bytes

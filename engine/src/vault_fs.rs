@@ -22,6 +22,52 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+/// Why a `/`-separated path is not a plain relative path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotPlain {
+    /// The path is empty.
+    #[error("must not be empty")]
+    Empty,
+    /// The path starts at the root.
+    #[error("must be relative, not absolute")]
+    Absolute,
+    /// A `\` or a NUL: another platform's separator, or a C string's end.
+    #[error("must use `/` as separator and contain no NUL")]
+    Separator,
+    /// `//`, or a leading or trailing `/`.
+    #[error("must not contain empty components (`//`, a leading or trailing `/`)")]
+    EmptyComponent,
+    /// A `.` or `..` component.
+    #[error("must name plain folders and files (no `.` or `..` components)")]
+    Dot,
+}
+
+/// Checks that `path` is a plain relative path: `/`-separated components,
+/// none empty, `.` or `..`, no `\` or NUL — judged on the text, since
+/// `Path::components` quietly drops `.` and empty components (`a/./b`,
+/// `a//b`). Every path that arrives from elsewhere (a config's vault
+/// folder, a bundle's entry names) is checked with this one rule before it
+/// is joined to a directory.
+pub fn check_plain_relative(path: &str) -> Result<(), NotPlain> {
+    if path.is_empty() {
+        return Err(NotPlain::Empty);
+    }
+    if path.starts_with('/') {
+        return Err(NotPlain::Absolute);
+    }
+    if path.contains(['\\', '\0']) {
+        return Err(NotPlain::Separator);
+    }
+    for component in path.split('/') {
+        match component {
+            "" => return Err(NotPlain::EmptyComponent),
+            "." | ".." => return Err(NotPlain::Dot),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Why a path on the way to or inside the vault folder is refused. Messages
 /// name the path and the fix, never file contents.
 #[derive(Debug, thiserror::Error)]
@@ -245,6 +291,32 @@ pub fn create_dirs(root: &Path, folder: &Path) -> Result<(), VaultPathError> {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_relative_paths_pass() {
+        for plain in [
+            "a",
+            "infra/vault/dev",
+            "v/tls/server.key",
+            "..a/b..",
+            ".env.dev",
+        ] {
+            assert_eq!(check_plain_relative(plain), Ok(()), "{plain}");
+        }
+        for (path, problem) in [
+            ("", NotPlain::Empty),
+            ("/etc", NotPlain::Absolute),
+            ("a\\b", NotPlain::Separator),
+            ("a\0b", NotPlain::Separator),
+            ("v//x", NotPlain::EmptyComponent),
+            ("v/", NotPlain::EmptyComponent),
+            ("v/./x", NotPlain::Dot),
+            ("v/../x", NotPlain::Dot),
+            ("..", NotPlain::Dot),
+        ] {
+            assert_eq!(check_plain_relative(path), Err(problem), "{path:?}");
+        }
+    }
     use std::os::unix::fs::symlink;
 
     #[test]

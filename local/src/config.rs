@@ -19,6 +19,7 @@ use flate2::read::GzDecoder;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use vsync_crypto::Zeroizing;
+use vsync_engine::vault_fs::{NotPlain, check_plain_relative};
 
 use crate::fsutil;
 use crate::paths::{ConfigBase, PathsError};
@@ -260,28 +261,22 @@ pub fn generate_salt() -> String {
 /// absolute paths, `\`, NUL and a `.git` component (a pull would write git
 /// hooks) are refused; the problem is returned without the value.
 pub fn check_vault_folder(folder: &str) -> Result<(), &'static str> {
-    if folder.is_empty() {
-        return Err("must not be empty");
-    }
-    if folder.starts_with('/') {
-        return Err("must be relative to the repo root (e.g. infra/vault/dev), not absolute");
-    }
-    if folder.contains(['\\', '\0']) {
-        return Err("must use `/` as separator and contain no NUL");
-    }
-    for component in folder.split('/') {
-        match component {
-            "" => {
-                return Err("must not contain empty components (`//`, a leading or trailing `/`)");
-            }
-            "." | ".." => {
-                return Err("must name plain folders inside the repo (no `.` or `..` components)");
-            }
-            git if git.eq_ignore_ascii_case(".git") => {
-                return Err("must not be inside the `.git` directory");
-            }
-            _ => {}
+    check_plain_relative(folder).map_err(|problem| match problem {
+        NotPlain::Empty => "must not be empty",
+        NotPlain::Absolute => {
+            "must be relative to the repo root (e.g. infra/vault/dev), not absolute"
         }
+        NotPlain::Separator => "must use `/` as separator and contain no NUL",
+        NotPlain::EmptyComponent => {
+            "must not contain empty components (`//`, a leading or trailing `/`)"
+        }
+        NotPlain::Dot => "must name plain folders inside the repo (no `.` or `..` components)",
+    })?;
+    if folder
+        .split('/')
+        .any(|component| component.eq_ignore_ascii_case(".git"))
+    {
+        return Err("must not be inside the `.git` directory");
     }
     Ok(())
 }
