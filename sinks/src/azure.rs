@@ -25,10 +25,14 @@
 //! (tags belong to a version in Key Vault: a set without them drops them).
 //! The revision is `attributes.updated` (Unix seconds, what the list
 //! returns without reading any value), suffixed with `/unlabelled` when the
-//! current version lacks vsync's tag: a portal edit creates an untagged
-//! version, so it moves the revision even within the second of vsync's own
-//! write. Values are text (JSON strings) of at most 25,600 characters; empty
-//! values are stored.
+//! current version lacks vsync's tag and `/disabled` when it is disabled: a
+//! portal edit creates an untagged version, and disabling a version (`az
+//! keyvault secret set-attributes --enabled false`) moves `updated` by whole
+//! seconds only, so either moves the revision even within the second of
+//! vsync's own write. A disabled secret is listed but cannot be read (403
+//! `SecretDisabled`): the engine then reports it unreadable and leaves it
+//! alone rather than vouching for it from its record. Values are text (JSON
+//! strings) of at most 25,600 characters; empty values are stored.
 //!
 //! # Soft delete
 //!
@@ -85,7 +89,7 @@ use azure_core::http::{
 use azure_core::time::OffsetDateTime;
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use azure_security_keyvault_secrets::models::{
-    KeyVaultError, SecretClientListSecretPropertiesOptions, SetSecretParameters,
+    KeyVaultError, SecretAttributes, SecretClientListSecretPropertiesOptions, SetSecretParameters,
 };
 use azure_security_keyvault_secrets::{ResourceExt, SecretClient, SecretClientOptions};
 use futures_util::StreamExt;
@@ -706,12 +710,7 @@ impl KeyVaultSink {
             .map_err(|error| Failure::of(&error))?;
         let mut secret = response.into_model().map_err(|error| Failure::of(&error))?;
         drop(Zeroizing::new(secret.value.take()));
-        let managed = is_managed(secret.tags.as_ref());
-        let revision = secret
-            .attributes
-            .as_ref()
-            .and_then(|attributes| attributes.updated)
-            .map(|updated| revision(updated, managed));
+        let revision = revision(secret.attributes.as_ref(), secret.tags.as_ref());
         Ok(Applied { revision })
     }
 
@@ -745,6 +744,12 @@ impl KeyVaultSink {
                 }
                 Err(error) => {
                     let failure = Failure::of(&error);
+                    // Recovered with its current version disabled (it was
+                    // disabled before it was deleted): it exists, and the
+                    // set that follows adds an enabled version.
+                    if failure.inner_code() == Some("SecretDisabled") {
+                        return Ok(());
+                    }
                     if failure.status() != Some(404) {
                         return Err(failure.into_sink_error(&context));
                     }
@@ -845,11 +850,7 @@ impl Sink for KeyVaultSink {
                 })?
                 .name;
             let managed = is_managed(item.tags.as_ref());
-            let revision = item
-                .attributes
-                .as_ref()
-                .and_then(|attributes| attributes.updated)
-                .map(|updated| revision(updated, managed));
+            let revision = revision(item.attributes.as_ref(), item.tags.as_ref());
             kept.insert(
                 name.to_ascii_lowercase(),
                 Kept {
@@ -905,13 +906,21 @@ fn is_managed(tags: Option<&HashMap<String, String>>) -> bool {
         .is_some_and(|value| value == MANAGED_BY.1)
 }
 
-fn revision(updated: OffsetDateTime, managed: bool) -> String {
-    let seconds = updated.unix_timestamp();
-    if managed {
-        seconds.to_string()
-    } else {
-        format!("{seconds}/unlabelled")
+/// The current version's revision (see the module documentation), if Key
+/// Vault said when it was updated.
+fn revision(
+    attributes: Option<&SecretAttributes>,
+    tags: Option<&HashMap<String, String>>,
+) -> Option<String> {
+    let attributes = attributes?;
+    let mut revision = attributes.updated?.unix_timestamp().to_string();
+    if !is_managed(tags) {
+        revision.push_str("/unlabelled");
     }
+    if attributes.enabled == Some(false) {
+        revision.push_str("/disabled");
+    }
+    Some(revision)
 }
 
 /// A bounded exponential backoff while Key Vault finishes a state change.
@@ -1263,10 +1272,26 @@ mod tests {
     }
 
     #[test]
-    fn revisions_move_when_the_label_goes() {
-        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-        assert_eq!(revision(at, true), "1700000000");
-        assert_eq!(revision(at, false), "1700000000/unlabelled");
+    fn revisions_move_when_the_label_goes_or_the_version_is_disabled() {
+        let attributes = |enabled| SecretAttributes {
+            updated: Some(OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()),
+            enabled,
+            ..SecretAttributes::default()
+        };
+        let labelled = HashMap::from([(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned())]);
+        let at = |enabled, tags| revision(Some(&attributes(enabled)), tags);
+        assert_eq!(at(Some(true), Some(&labelled)).unwrap(), "1700000000");
+        assert_eq!(at(None, Some(&labelled)).unwrap(), "1700000000");
+        assert_eq!(at(Some(true), None).unwrap(), "1700000000/unlabelled");
+        assert_eq!(
+            at(Some(false), Some(&labelled)).unwrap(),
+            "1700000000/disabled"
+        );
+        assert_eq!(
+            at(Some(false), None).unwrap(),
+            "1700000000/unlabelled/disabled"
+        );
+        assert_eq!(revision(None, Some(&labelled)), None);
     }
 
     #[test]

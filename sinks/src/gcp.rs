@@ -38,9 +38,14 @@
 //! read quota), and secrets the vault does not hold are never read. An
 //! unchanged vault of N existing secrets costs one list call per page plus N
 //! access calls, and no write. A `404` on access (no secret, or no version
-//! yet) and a `FAILED_PRECONDITION` (the latest version is disabled or
-//! destroyed) both read as absent, so the sync adds a fresh version. A write
-//! reports the new version number as its revision.
+//! yet) reads as absent. So does a `FAILED_PRECONDITION`: someone disabled
+//! or destroyed the newest version, `latest` does not fall back to an older
+//! one, and applications reading it get nothing. The engine plans a listed
+//! secret that reads as absent as a create, whatever its record says, so
+//! the sync adds a fresh version. The secret itself still exists, so that
+//! create answers `ALREADY_EXISTS`, and the sink labels it first if it was
+//! listed without a `managed-by` label. A write reports the new version
+//! number as its revision.
 //!
 //! # Why the Google SDK, and how it is set up
 //!
@@ -315,7 +320,9 @@ impl GcpSecretManagerSink {
         format!("projects/{}/secrets/{id}", self.project)
     }
 
-    /// Creates the empty secret `id`, labelled; `Ok` when it exists already.
+    /// Creates the empty secret `id`, labelled; `Ok` when it exists already
+    /// (after labelling it, if it was listed without a label: the engine
+    /// plans a listed secret whose newest version is disabled as absent).
     async fn create(&self, id: &str) -> Result<(), SinkError> {
         let secret = Secret::new()
             .set_replication(Replication::new().set_automatic(replication::Automatic::new()))
@@ -331,7 +338,7 @@ impl GcpSecretManagerSink {
             .await
         {
             Ok(_) => Ok(()),
-            Err(error) if code(&error) == Some(Code::AlreadyExists) => Ok(()),
+            Err(error) if code(&error) == Some(Code::AlreadyExists) => self.ensure_label(id).await,
             Err(error) => Err(classify(&error, "creating", id)),
         }
     }
@@ -651,6 +658,8 @@ impl Sink for GcpSecretManagerSink {
             .await
         {
             Ok(response) => response,
+            // No secret or no version yet; or the newest version is
+            // disabled or destroyed (`FAILED_PRECONDITION`).
             Err(error)
                 if matches!(
                     code(&error),

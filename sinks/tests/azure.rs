@@ -1,13 +1,14 @@
 //! The Azure Key Vault sink against the harness's Key Vault fake (TLS with
 //! a generated CA, challenge-based auth, soft delete): the shared suite,
-//! then what only Key Vault has — recovering soft-deleted names, lossy
-//! name collisions, tag ownership, purge, and authentication.
+//! then what only Key Vault has — recovering soft-deleted names, disabled
+//! secrets, lossy name collisions, tag ownership, purge, which writes are
+//! counted, throttling on lists and reads, and authentication.
 #![cfg(feature = "azure")]
 
 #[macro_use]
 mod suite;
 
-use vsync_testcontainers::faults::Faults;
+use vsync_testcontainers::faults::{Call, Faults};
 
 use std::time::Duration;
 
@@ -186,6 +187,177 @@ async fn a_disabled_secret_fails_alone_and_the_rest_is_synced() {
         (Action::Create, None, Outcome::Applied)
     );
     assert_eq!(azure.server.value("SHORT").as_deref(), Some("x"));
+}
+
+/// A secret vsync wrote, disabled afterwards in the portal: listed (with
+/// its tags), unreadable (403 `SecretDisabled`). Disabling moves
+/// `attributes.updated` by whole seconds only, so the sink's revision must
+/// move on the disabled flag itself: otherwise, within the second of
+/// vsync's write, the record vouches for the value and the sync reports it
+/// unchanged while every application reading it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owned_secret_disabled_in_the_portal_is_unreadable_and_left_alone() {
+    let azure = start().await;
+    let vault = Vault::new();
+    vault
+        .sync(azure.sink().as_ref(), SECRETS, options())
+        .await
+        .unwrap();
+    azure.server.disable_outside("API-TOKEN");
+
+    let before = azure.server.faults().writes();
+    let report = vault
+        .sync(azure.sink().as_ref(), SECRETS, options())
+        .await
+        .expect("one unreadable secret does not stop the sync");
+    assert_eq!(report.status, SyncStatus::Partial, "{report:?}");
+    match line(&report, "API-TOKEN") {
+        (Action::Unreadable, None, Outcome::Failed(message)) => {
+            assert!(message.contains("SecretDisabled"), "{message}");
+        }
+        other => panic!("expected an unreadable secret, got {other:?}"),
+    }
+    assert_eq!(report.count(Action::Unchanged), SECRETS.len() - 1);
+    assert_eq!(azure.server.faults().writes(), before, "nothing written");
+    assert_eq!(azure.server.versions("API-TOKEN"), 1, "not overwritten");
+
+    // Dropped from the vault, it is still ours: prune deletes it (Key Vault
+    // deletes disabled secrets like any other).
+    let report = vault
+        .sync(azure.sink().as_ref(), &[SECRETS[0], SECRETS[2]], pruning())
+        .await
+        .unwrap();
+    assert_eq!(
+        line(&report, "API-TOKEN"),
+        (Action::Prune, None, Outcome::Applied)
+    );
+    assert_eq!(azure.server.deleted_names(), ["API-TOKEN"]);
+}
+
+/// A secret disabled and then soft-deleted in the portal: recovering it
+/// brings it back disabled (a get answers 403 `SecretDisabled`, not the 404
+/// of a recovery still running), and the sink must take that as recovered
+/// and set the vault's value as a new, enabled version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soft_deleted_secret_that_was_disabled_is_recovered_and_set() {
+    let azure = start().await;
+    let vault = Vault::new();
+    vault
+        .sync(azure.sink().as_ref(), SECRETS, options())
+        .await
+        .unwrap();
+    azure.server.disable_outside("DATABASE-URL");
+    azure.server.delete_outside("DATABASE-URL");
+
+    let report = vault
+        .sync(azure.sink().as_ref(), SECRETS, options())
+        .await
+        .unwrap();
+    assert_eq!(report.status, SyncStatus::Applied, "{report:?}");
+    assert_eq!(
+        line(&report, "DATABASE-URL"),
+        (Action::Create, Some(Drift::Deleted), Outcome::Applied)
+    );
+    assert_eq!(
+        azure.server.value("DATABASE-URL").as_deref(),
+        Some(SECRETS[0].1)
+    );
+    assert_eq!(
+        azure.server.versions("DATABASE-URL"),
+        2,
+        "recovered with its disabled version, then set"
+    );
+    assert!(azure.server.deleted_names().is_empty());
+}
+
+/// The write counter sees only the writes Key Vault accepts: a set it
+/// refuses (too long, or on a soft-deleted name) or a delete of a missing
+/// name costs nothing; a recovery is a write of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_writes_key_vault_accepts_are_counted() {
+    let azure = start().await;
+    let sink = azure.sink();
+    let writes = || azure.server.faults().writes();
+    let too_long = SecretValue::from_text(&"x".repeat(25_601));
+    let results = sink
+        .apply(&[Change::Put {
+            name: "DB-PASS",
+            value: &too_long,
+            exists: false,
+        }])
+        .await;
+    match &results[0] {
+        Err(SinkError::Rejected(message)) => assert!(message.contains("400"), "{message}"),
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    assert_eq!(writes(), 0, "a refused set is not a write");
+
+    let value = SecretValue::from_text("v");
+    let put = [Change::Put {
+        name: "DB-PASS",
+        value: &value,
+        exists: false,
+    }];
+    let delete = [Change::Delete { name: "DB-PASS" }];
+    assert!(sink.apply(&put).await[0].is_ok());
+    assert_eq!(writes(), 1);
+    assert!(sink.apply(&delete).await[0].is_ok());
+    assert_eq!(writes(), 2);
+    assert!(sink.apply(&delete).await[0].is_ok(), "already gone is fine");
+    assert_eq!(writes(), 2, "a delete answered 404 is not a write");
+    // The name is soft-deleted: the set is refused (409), the recovery and
+    // the set after it are written.
+    assert!(sink.apply(&put).await[0].is_ok());
+    assert_eq!(writes(), 4, "a recovery and a set");
+    assert_eq!(azure.server.versions("DB-PASS"), 2);
+}
+
+/// Listing pages and reads answer Key Vault's throttle (429 `Throttled`,
+/// `Retry-After` in seconds unless the harness asks for none) and outages
+/// (503), and the sink hands the engine the hint it got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_and_failed_lists_and_reads_are_answered_as_key_vault_does() {
+    let azure = start().await;
+    azure.server.set_outside("DB-PASS", "v");
+    let sink = azure.sink();
+    let faults = azure.server.faults();
+
+    faults.throttle_next(Call::List, 1);
+    match sink.inventory().await {
+        Err(SinkError::RateLimited { retry_after }) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(1)));
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    faults.fail_next(Call::List, 1);
+    match sink.inventory().await {
+        Err(error @ SinkError::Unavailable(_)) => {
+            assert!(
+                error.to_string().contains("503 ServiceUnavailable"),
+                "{error}"
+            );
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert_eq!(azure.server.list_pages(), 0, "faulted pages are not served");
+
+    faults.throttle_without_retry_after();
+    faults.throttle_next(Call::Read, 1);
+    assert!(matches!(
+        sink.read("DB-PASS").await,
+        Err(SinkError::RateLimited { retry_after: None })
+    ));
+    faults.fail_next(Call::Read, 1);
+    assert!(matches!(
+        sink.read("DB-PASS").await,
+        Err(SinkError::Unavailable(_))
+    ));
+    assert_eq!((faults.throttled(), faults.failed()), (2, 2));
+    assert_eq!(sink.inventory().await.unwrap().len(), 1);
+    assert_eq!(
+        sink.read("DB-PASS").await.unwrap(),
+        Some(SecretValue::from_text("v"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,6 +633,11 @@ async fn the_listing_follows_next_links_page_by_page() {
 /// What the sink's SDK relies on, checked on the wire: a request without a
 /// token is challenged, `api-version` and the name grammar are enforced,
 /// pages hold at most 25 secrets.
+///
+/// Key Vault refuses an api-version it never published; it still serves
+/// its older published ones (2016-10-01, 7.0–7.4), which this fake does
+/// not speak, so the fake refuses those in words of its own rather than
+/// posing as Key Vault.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_answers_like_key_vault_on_the_wire() {
     let azure = start().await;
@@ -498,7 +675,7 @@ async fn the_fake_answers_like_key_vault_on_the_wire() {
 
     for (path, status, code) in [
         ("/secrets", 400, "BadParameter"),
-        ("/secrets?api-version=2016-10-01", 400, "BadParameter"),
+        ("/secrets?api-version=7.99", 400, "BadParameter"),
         (
             "/secrets?api-version=7.6&maxresults=26",
             400,
@@ -521,6 +698,29 @@ async fn the_fake_answers_like_key_vault_on_the_wire() {
         assert_eq!(response.status(), status, "{path}");
         assert_eq!(error_code(&response.text().await.unwrap()), code, "{path}");
     }
+    let unpublished = http
+        .get(url("/secrets?api-version=7.99"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    let message = unpublished.text().await.unwrap();
+    assert!(
+        message.contains("The specified version (7.99) is not recognized."),
+        "{message}"
+    );
+    let older = http
+        .get(url("/secrets?api-version=2016-10-01"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(older.status(), 400);
+    let message = older.text().await.unwrap();
+    assert!(
+        message.contains("published Key Vault version") && message.contains("test fake"),
+        "the fake owns up to its narrowing: {message}"
+    );
     assert_eq!(azure.server.faults().writes(), 0, "reads are not writes");
 }
 

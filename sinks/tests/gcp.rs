@@ -1,18 +1,20 @@
 //! The GCP Secret Manager sink against the harness's Secret Manager fake:
 //! the shared sink suite, then what the suite cannot see (versions added
 //! only for changed values, the calls an unchanged sync makes, re-creating
-//! a secret deleted elsewhere, labels, auth).
+//! a secret deleted elsewhere, disabled and destroyed versions, the write
+//! requests each change costs, Google's throttling without a hint, labels,
+//! auth).
 
 #![cfg(feature = "gcp")]
 
 #[macro_use]
 mod suite;
 
-use vsync_testcontainers::faults::Faults;
+use vsync_testcontainers::faults::{Call, Faults};
 
 use suite::{Platform, Vault, options};
 use vsync_engine::sink::{Change, SecretValue, Sink, SinkError};
-use vsync_engine::sync::{Action, Drift, Outcome, SyncError, SyncStatus};
+use vsync_engine::sync::{Action, Drift, Outcome, SyncError, SyncOptions, SyncStatus};
 use vsync_sinks::gcp::GcpSecretManagerSink;
 use vsync_testcontainers::GcpSecretManagerServer;
 
@@ -74,6 +76,11 @@ impl Platform for Gcp {
 
     fn rejected_key(&self) -> Option<&'static str> {
         Some("DB.PASSWORD") // `.` is not allowed in a secret id
+    }
+
+    fn writes_per_create(&self) -> usize {
+        // `secrets.create`, then `addVersion` with the value.
+        2
     }
 }
 
@@ -369,6 +376,193 @@ async fn the_listing_pages_with_the_configured_size() {
     assert_eq!(platform.server.access_calls(), 0, "listing reads no value");
 }
 
+/// The write requests each kind of change costs, as Google bills them
+/// against the 600-a-minute write quota: the fake counts creates and label
+/// patches too, not only versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_request_is_counted() {
+    let platform = start().await;
+    let vault = Vault::new();
+    vault
+        .sync(platform.sink().as_ref(), &APP[..1], options())
+        .await
+        .unwrap();
+    assert_eq!(
+        platform.faults().writes(),
+        2,
+        "a new secret is a create and its first version"
+    );
+
+    // Made by hand, without a label: adopting it is a label patch and then
+    // a version.
+    platform.edit_outside("API_TOKEN", "made by hand").await;
+    vault
+        .sync(platform.sink().as_ref(), &APP[..2], options())
+        .await
+        .unwrap();
+    assert_eq!(platform.faults().writes(), 4, "a label patch and a version");
+
+    vault
+        .sync(platform.sink().as_ref(), &APP[..2], options())
+        .await
+        .unwrap();
+    assert_eq!(platform.faults().writes(), 4, "unchanged: nothing written");
+
+    let mut rotated = APP[..2].to_vec();
+    rotated[1].1 = "tok_live_rotated";
+    vault
+        .sync(platform.sink().as_ref(), &rotated, options())
+        .await
+        .unwrap();
+    assert_eq!(platform.faults().writes(), 5, "an update is one version");
+
+    let report = vault
+        .sync(
+            platform.sink().as_ref(),
+            &rotated[..1],
+            SyncOptions {
+                prune: true,
+                ..options()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.count(Action::Prune), 1);
+    assert_eq!(platform.faults().writes(), 6, "a prune is one delete");
+}
+
+/// Google answers a throttled list or read with `429 RESOURCE_EXHAUSTED`
+/// and no `Retry-After`, and an outage with `503 UNAVAILABLE`: the sink must
+/// hand the engine a rate limit with no hint (so it backs off on its own)
+/// and a retryable outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_and_failed_lists_and_reads_carry_no_retry_hint() {
+    let platform = start().await;
+    platform.edit_outside("API_TOKEN", "v").await;
+    let sink = platform.sink();
+
+    // The harness would allow a hint; Google never sends one.
+    platform.faults().throttle_next(Call::List, 1);
+    match sink.inventory().await {
+        Err(SinkError::RateLimited { retry_after }) => assert_eq!(retry_after, None),
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    platform.faults().throttle_next(Call::Read, 1);
+    match sink.read("API_TOKEN").await {
+        Err(SinkError::RateLimited { retry_after }) => assert_eq!(retry_after, None),
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    platform.faults().fail_next(Call::List, 1);
+    match sink.inventory().await {
+        Err(error @ SinkError::Unavailable(_)) => {
+            assert!(error.is_retryable());
+            assert!(error.to_string().contains("503 UNAVAILABLE"), "{error}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    platform.faults().fail_next(Call::Read, 1);
+    assert!(matches!(
+        sink.read("API_TOKEN").await,
+        Err(SinkError::Unavailable(_))
+    ));
+    assert_eq!(
+        (platform.server.list_calls(), platform.server.access_calls()),
+        (0, 0),
+        "faulted calls are not served"
+    );
+    assert_eq!(
+        (platform.faults().throttled(), platform.faults().failed()),
+        (2, 2)
+    );
+    assert_eq!(sink.inventory().await.unwrap().len(), 1);
+    assert_eq!(
+        sink.read("API_TOKEN").await.unwrap(),
+        Some(SecretValue::from_text("v"))
+    );
+}
+
+/// A person disables or destroys the newest version of a secret vsync
+/// wrote. `versions/latest` then answers `400 FAILED_PRECONDITION` (Google
+/// does not fall back to an older version), so applications reading
+/// `latest` get nothing: the sink reads it as absent and the sync adds a
+/// fresh version, even though the record says the value was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_or_destroyed_latest_version_gets_a_fresh_version() {
+    let platform = start().await;
+    let vault = Vault::new();
+    vault
+        .sync(platform.sink().as_ref(), APP, options())
+        .await
+        .unwrap();
+    platform.server.disable_version_outside("API_TOKEN", 1);
+    platform.server.destroy_version_outside("SESSION_KEY", 1);
+    assert_eq!(platform.value("API_TOKEN").await, None);
+    let sink = platform.sink();
+    // `latest` does not fall back to an older version: nothing to read.
+    for name in ["API_TOKEN", "SESSION_KEY"] {
+        assert_eq!(sink.read(name).await.unwrap(), None, "{name}");
+    }
+
+    let before = platform.faults().writes();
+    let report = vault
+        .sync(platform.sink().as_ref(), APP, options())
+        .await
+        .unwrap();
+    assert_eq!(report.status, SyncStatus::Applied, "{report:?}");
+    for name in ["API_TOKEN", "SESSION_KEY"] {
+        let line = report
+            .secrets
+            .iter()
+            .find(|line| line.plan.name == name)
+            .unwrap();
+        assert_eq!(
+            (line.plan.action, line.plan.drift, &line.outcome),
+            (Action::Create, Some(Drift::Deleted), &Outcome::Applied),
+            "{name}: its value is gone from `latest`"
+        );
+    }
+    assert_eq!(report.count(Action::Unchanged), 1);
+    assert_eq!(versions(&platform), [1, 2, 2], "one fresh version each");
+    assert_eq!(
+        platform.faults().writes() - before,
+        2,
+        "one version each: no second create, no relabel"
+    );
+    for (key, value) in &APP[1..] {
+        assert_eq!(platform.value(key).await.as_deref(), Some(*value));
+    }
+
+    let report = vault
+        .sync(platform.sink().as_ref(), APP, options())
+        .await
+        .unwrap();
+    assert_eq!(report.status, SyncStatus::NoOp, "{report:?}");
+}
+
+/// A secret made by hand (no `managed-by` label) whose newest version is
+/// disabled is planned as absent; writing it finds the secret existing and
+/// still labels it before adding the version, as any adopted secret is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_made_secret_with_a_disabled_latest_version_is_labelled_when_written() {
+    let platform = start().await;
+    platform.edit_outside("API_TOKEN", "made by hand").await;
+    platform
+        .server
+        .set_labels("API_TOKEN", &[("team", "payments")]);
+    platform.server.disable_version_outside("API_TOKEN", 1);
+
+    let report = Vault::new()
+        .sync(platform.sink().as_ref(), &APP[1..2], options())
+        .await
+        .unwrap();
+    assert_eq!(report.failures(), 0, "{report:?}");
+    assert_eq!(platform.value("API_TOKEN").await.as_deref(), Some(APP[1].1));
+    assert_eq!(platform.server.version_count("API_TOKEN"), 2);
+    let labels = platform.server.labels("API_TOKEN");
+    assert_eq!(labels.get("managed-by").map(String::as_str), Some("vsync"));
+    assert_eq!(labels.get("team").map(String::as_str), Some("payments"));
+}
+
 /// Credentials files, built the way Application Default Credentials build
 /// the file they find (`GOOGLE_APPLICATION_CREDENTIALS` itself is read by
 /// the binary's end-to-end test, which owns its process environment).
@@ -452,13 +646,12 @@ mod credentials_files {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_unreachable_token_endpoint_is_unavailable() {
         let platform = start().await;
-        let closed = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap()
-        };
+        // Held (never listening) for the whole test: refused, and no other
+        // process can start answering on it.
+        let refusing = vsync_testcontainers::unreachable::RefusingAddr::bind().unwrap();
         let json = platform.server.authorized_user_json().replace(
             &platform.server.token_uri(),
-            &format!("http://{closed}/token"),
+            &format!("{}/token", refusing.http_url()),
         );
         let (_dir, path) = credentials_file(&json);
         match sink_with_file(&platform, &path).inventory().await {

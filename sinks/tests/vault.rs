@@ -1,17 +1,19 @@
 //! The Vault KV v2 sink against the harness's KV v2 fake: the shared sink
 //! suite, then what the suite cannot see (check-and-set conflicts, keys of
-//! the map vsync does not own, the ownership label, auth, mounts and
-//! namespaces).
+//! the map vsync does not own, the ownership label, deleted and destroyed
+//! versions, throttling and a sealed Vault, auth, mounts and namespaces).
 
 #![cfg(feature = "vault")]
 
 #[macro_use]
 mod suite;
 
-use vsync_testcontainers::faults::Faults;
+use vsync_testcontainers::faults::{Call, Faults};
 
 use serde_json::{Value, json};
 use suite::{Platform, Vault, options};
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+use vaultrs::error::ClientError;
 use vsync_engine::sink::{Change, SecretValue, Sink, SinkError};
 use vsync_engine::sync::{Action, Drift, Outcome, SyncOptions, SyncStatus};
 use vsync_sinks::vault_kv::VaultKvSink;
@@ -47,6 +49,18 @@ impl VaultKv {
 
     fn version(&self) -> u64 {
         self.server.current_version(MOUNT, PATH)
+    }
+
+    /// A plain Vault client, for what a person does with the `vault` CLI
+    /// (`vault kv delete`, `vault kv destroy`): the real endpoints, not a
+    /// back door into the harness.
+    fn vault_cli(&self) -> VaultClient {
+        let settings = VaultClientSettingsBuilder::default()
+            .address(self.server.address())
+            .token(VaultServer::ROOT_TOKEN)
+            .build()
+            .expect("valid settings");
+        VaultClient::new(settings).expect("a client")
     }
 }
 
@@ -126,8 +140,179 @@ async fn a_sync_is_one_map_write() {
     assert_eq!(platform.version(), 2, "two changes, one version");
     assert_eq!(
         platform.faults().writes(),
-        APP.len() + 2,
-        "one count per changed key"
+        1 + APP.len() + 2,
+        "the label once, then one count per changed key"
+    );
+}
+
+/// `vault kv delete` (soft delete) or `vault kv destroy` of the current
+/// version: Vault then answers the data read with the version's metadata
+/// under a 404, the sink lists nothing, and the next sync writes every key
+/// again with check-and-set naming the deleted version (still the current
+/// one, so `cas=0` would be refused), keeping the label it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_or_destroyed_current_version_is_written_again() {
+    for destroy in [false, true] {
+        let platform = start().await;
+        let vault = Vault::new();
+        vault
+            .sync(platform.sink().as_ref(), APP, options())
+            .await
+            .unwrap();
+        let cli = platform.vault_cli();
+        if destroy {
+            vaultrs::kv2::destroy_versions(&cli, MOUNT, PATH, vec![1])
+                .await
+                .unwrap();
+        } else {
+            vaultrs::kv2::delete_latest(&cli, MOUNT, PATH)
+                .await
+                .unwrap();
+        }
+        match vaultrs::kv2::read::<Value>(&cli, MOUNT, PATH).await {
+            Err(ClientError::RestClientError {
+                source:
+                    rustify::errors::ClientError::ServerResponseError {
+                        code: 404,
+                        content: Some(body),
+                    },
+            }) => {
+                let body: Value = serde_json::from_str(&body).unwrap();
+                let metadata = &body["data"]["metadata"];
+                assert!(body["data"]["data"].is_null(), "{body}");
+                assert_eq!(metadata["version"], 1, "{body}");
+                assert_eq!(metadata["destroyed"], destroy, "{body}");
+                assert_eq!(
+                    metadata["deletion_time"] != "",
+                    !destroy,
+                    "a soft delete sets deletion_time: {body}"
+                );
+            }
+            other => panic!("expected a 404 carrying the version's metadata, got {other:?}"),
+        }
+        assert!(
+            platform.sink().inventory().await.unwrap().is_empty(),
+            "a deleted version lists nothing"
+        );
+
+        let before = platform.faults().writes();
+        let report = vault
+            .sync(platform.sink().as_ref(), APP, options())
+            .await
+            .unwrap();
+        assert_eq!(report.status, SyncStatus::Applied, "{report:?}");
+        for (key, value) in APP {
+            let line = report
+                .secrets
+                .iter()
+                .find(|line| line.plan.name == *key)
+                .unwrap();
+            assert_eq!(
+                (line.plan.action, line.plan.drift, &line.outcome),
+                (Action::Create, Some(Drift::Deleted), &Outcome::Applied),
+                "{key}"
+            );
+            assert_eq!(platform.value(key).await.as_deref(), Some(*value));
+        }
+        assert_eq!(platform.version(), 2, "one write after the deleted version");
+        assert_eq!(
+            platform.faults().writes() - before,
+            APP.len(),
+            "the keys only: the label survived the delete"
+        );
+        let metadata = vaultrs::kv2::read_metadata(&cli, MOUNT, PATH)
+            .await
+            .unwrap();
+        assert_eq!(metadata.versions["1"].destroyed, destroy);
+        assert_eq!(
+            platform
+                .server
+                .custom_metadata(MOUNT, PATH)
+                .get("managed-by")
+                .map(String::as_str),
+            Some("vsync")
+        );
+    }
+}
+
+/// `vault kv delete -versions=1`, then `vault kv undelete -versions=1`: the
+/// version is served again, and the sync finds nothing to write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeleted_version_is_listed_again_and_left_alone() {
+    let platform = start().await;
+    let vault = Vault::new();
+    vault
+        .sync(platform.sink().as_ref(), APP, options())
+        .await
+        .unwrap();
+    let cli = platform.vault_cli();
+    vaultrs::kv2::delete_versions(&cli, MOUNT, PATH, vec![1])
+        .await
+        .unwrap();
+    assert!(platform.sink().inventory().await.unwrap().is_empty());
+    vaultrs::kv2::undelete_versions(&cli, MOUNT, PATH, vec![1])
+        .await
+        .unwrap();
+    assert_eq!(platform.sink().inventory().await.unwrap().len(), APP.len());
+
+    let before = platform.faults().writes();
+    let report = vault
+        .sync(platform.sink().as_ref(), APP, options())
+        .await
+        .unwrap();
+    assert_eq!(report.status, SyncStatus::NoOp, "{report:?}");
+    assert_eq!(platform.faults().writes(), before);
+    assert_eq!(platform.version(), 1);
+}
+
+/// Vault answers a read under a rate-limit quota with `429` and
+/// `Retry-After` (which `vaultrs` does not expose, so the engine backs off
+/// on its own), and a sealed Vault with `503`: both reach the engine as
+/// retryable, and a label write is throttled like any other write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_and_sealed_answers_are_retryable() {
+    let platform = start().await;
+    let sink = platform.sink();
+    platform.faults().throttle_next(Call::Read, 1);
+    assert!(matches!(
+        sink.inventory().await,
+        Err(SinkError::RateLimited { retry_after: None })
+    ));
+    platform.faults().fail_next(Call::Read, 1);
+    match sink.read("API_TOKEN").await {
+        Err(error @ SinkError::Unavailable(_)) => {
+            let message = error.to_string();
+            assert!(
+                message.contains("503") && message.contains("sealed"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+
+    // The first write of a new secret is its label, in the metadata.
+    platform.faults().throttle_next_writes(1);
+    let value = SecretValue::from_text("v");
+    let put = [Change::Put {
+        name: "KEY",
+        value: &value,
+        exists: false,
+    }];
+    assert!(matches!(
+        sink.apply(&put).await[0],
+        Err(SinkError::RateLimited { .. })
+    ));
+    assert!(platform.server.custom_metadata(MOUNT, PATH).is_empty());
+    assert_eq!(
+        platform.faults().writes(),
+        0,
+        "a throttled write is not counted"
+    );
+    assert!(sink.apply(&put).await[0].is_ok());
+    assert_eq!(platform.faults().writes(), 2, "the label, then the key");
+    assert_eq!(
+        (platform.faults().throttled(), platform.faults().failed()),
+        (2, 1)
     );
 }
 

@@ -13,7 +13,12 @@
 //!   resource="https://vault.azure.net"` (the SDK sends its first request
 //!   without a token, and without its body, to discover the scope); a token
 //!   without write permission gets 403 `Forbidden` / `AccessDenied` on writes.
-//! - `api-version` required and checked; names `[0-9A-Za-z-]{1,127}`,
+//! - `api-version` required and checked: an unpublished one answers Key
+//!   Vault's "The specified version (…) is not recognized."; the published
+//!   versions older than 7.5 (2015-06-01, 2016-10-01, 7.0–7.4), which the
+//!   service still serves, are refused by this fake only, with a message
+//!   saying so, because it speaks only the 7.5/7.6 shapes the sink sends;
+//!   names `[0-9A-Za-z-]{1,127}`,
 //!   compared case-insensitively, stored with the case of their creation;
 //!   values up to 25,600 characters; at most 15 tags.
 //! - Every set adds a version; `attributes.updated` is in **seconds**, as
@@ -27,8 +32,16 @@
 //!   [`KeyVaultServer::set_transition_delay`] the fake does too (409
 //!   `ObjectIsBeingDeleted` / `ObjectIsBeingRecovered`, 404 on a secret
 //!   being recovered), so a test can prove the sink waits.
-//! - [`Faults`]: 429 with `Retry-After: 1` (`Throttled`) and 400
-//!   `BadParameter` for a broken name, checked after authentication.
+//! - [`Faults`], checked after authentication, the api-version, the name
+//!   grammar and the caller's permissions: every listing page (of secrets or
+//!   of deleted secrets) calls [`Faults::on_call`] with [`Call::List`],
+//!   every get of a secret or a deleted secret with [`Call::Read`]; a set,
+//!   delete, recover or purge calls [`Faults::on_write`] only once it has
+//!   passed its own checks (value size, tags, soft-delete state, existence),
+//!   so a write Key Vault refuses is never counted. One function,
+//!   `fault_response`, answers them all: 429 `Throttled` with
+//!   `Retry-After: 1` (unless the harness asks for none), 503
+//!   `ServiceUnavailable`, and 400 `BadParameter` for a broken name.
 //!
 //! It also plays **Microsoft Entra ID's token endpoint** for the
 //! client-credentials grant (`POST /{tenant}/oauth2/v2.0/token`, the path
@@ -68,10 +81,21 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
 use crate::HarnessError;
-use crate::faults::{Fault, Faults};
+use crate::faults::{Call, Fault, Faults};
 
 /// The api-versions the fake accepts (the GA versions the sink may send).
 const API_VERSIONS: &[&str] = &["7.5", "7.6"];
+/// Older GA api-versions Key Vault publishes and still serves, which this
+/// fake does not speak.
+const OLDER_PUBLISHED_API_VERSIONS: &[&str] = &[
+    "2015-06-01",
+    "2016-10-01",
+    "7.0",
+    "7.1",
+    "7.2",
+    "7.3",
+    "7.4",
+];
 /// Key Vault's largest page.
 const MAX_PAGE: usize = 25;
 /// "Secret is beyond the maximum permitted length of 25600 characters."
@@ -553,12 +577,25 @@ async fn handle(state: &Shared, base: &str, req: Request<Incoming>) -> Response<
                 "The api-version query parameter (?api-version=) is required for all requests.",
             );
         }
+        Some(version) if OLDER_PUBLISHED_API_VERSIONS.contains(&version.as_str()) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BadParameter",
+                None,
+                &format!(
+                    "api-version {version} is a published Key Vault version, but this test fake serves only {}.",
+                    API_VERSIONS.join(" and ")
+                ),
+            );
+        }
         Some(version) if !API_VERSIONS.contains(&version.as_str()) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "BadParameter",
                 None,
-                &format!("The specified version ({version}) is not recognized."),
+                &format!(
+                    "The specified version ({version}) is not recognized. Consider using the latest supported version (7.6)."
+                ),
             );
         }
         Some(_) => {}
@@ -587,33 +624,13 @@ async fn handle(state: &Shared, base: &str, req: Request<Incoming>) -> Response<
             "The user, group or application does not have the secrets permission needed for this operation.",
         );
     }
-    if is_write && let Some(fault) = state.faults.on_write(name) {
-        return match fault {
-            Fault::Throttle { .. } => {
-                let mut response = error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Throttled",
-                    None,
-                    "Request was not processed because too many requests were received.",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                response
-            }
-            Fault::Unavailable => error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                None,
-                "The service is unavailable (fault injected by the test).",
-            ),
-            Fault::Break => error(
-                StatusCode::BAD_REQUEST,
-                "BadParameter",
-                None,
-                "The request was refused (fault injected by the test).",
-            ),
-        };
+    let read = match route {
+        ("GET", ["secrets" | "deletedsecrets"]) => Some(Call::List),
+        ("GET", ["secrets" | "deletedsecrets", ..]) => Some(Call::Read),
+        _ => None,
+    };
+    if let Some(fault) = read.and_then(|call| state.faults.on_call(call)) {
+        return fault_response(fault);
     }
 
     let body = if method == Method::PUT {
@@ -632,6 +649,7 @@ async fn handle(state: &Shared, base: &str, req: Request<Incoming>) -> Response<
         Bytes::new()
     };
 
+    let faults = &state.faults;
     let mut vault = state.vault.lock().expect("vault lock");
     vault.settle();
     match route {
@@ -639,11 +657,11 @@ async fn handle(state: &Shared, base: &str, req: Request<Incoming>) -> Response<
         ("GET", ["deletedsecrets"]) => list_deleted(&vault, base, &query),
         ("GET", ["secrets", name]) => get(&vault, base, name, None),
         ("GET", ["secrets", name, version]) => get(&vault, base, name, Some(version)),
-        ("PUT", ["secrets", name]) => set(&mut vault, base, name, &body),
-        ("DELETE", ["secrets", name]) => delete(&mut vault, base, name),
+        ("PUT", ["secrets", name]) => set(faults, &mut vault, base, name, &body),
+        ("DELETE", ["secrets", name]) => delete(faults, &mut vault, base, name),
         ("GET", ["deletedsecrets", name]) => get_deleted(&vault, base, name),
-        ("DELETE", ["deletedsecrets", name]) => purge(&mut vault, name),
-        ("POST", ["deletedsecrets", name, "recover"]) => recover(&mut vault, base, name),
+        ("DELETE", ["deletedsecrets", name]) => purge(faults, &mut vault, name),
+        ("POST", ["deletedsecrets", name, "recover"]) => recover(faults, &mut vault, base, name),
         _ => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "BadParameter",
@@ -891,6 +909,41 @@ fn error(status: StatusCode, code: &str, inner: Option<&str>, message: &str) -> 
         detail["innererror"] = json!({ "code": inner });
     }
     json_response(status, &json!({ "error": detail }))
+}
+
+/// A [`Fault`] answered the way Key Vault does: 429 `Throttled` (with
+/// `Retry-After` in seconds unless the harness asks for none), 503
+/// `ServiceUnavailable`, or 400 `BadParameter` for a write the harness
+/// refuses.
+fn fault_response(fault: Fault) -> Response<FakeBody> {
+    match fault {
+        Fault::Throttle { retry_after } => {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Throttled",
+                None,
+                "Request was not processed because too many requests were received.",
+            );
+            if retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            response
+        }
+        Fault::Unavailable => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            None,
+            "The service is unavailable (fault injected by the test).",
+        ),
+        Fault::Break => error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            None,
+            "The request was refused (fault injected by the test).",
+        ),
+    }
 }
 
 fn not_found(name: &str) -> Response<FakeBody> {
@@ -1146,7 +1199,13 @@ fn get(vault: &Vault, base: &str, name: &str, version: Option<&str>) -> Response
     }
 }
 
-fn set(vault: &mut Vault, base: &str, name: &str, body: &[u8]) -> Response<FakeBody> {
+fn set(
+    faults: &Faults,
+    vault: &mut Vault,
+    base: &str,
+    name: &str,
+    body: &[u8],
+) -> Response<FakeBody> {
     let folded = fold(name);
     match vault.pending.get(&folded).map(|pending| pending.kind) {
         Some(Transition::Deleting | Transition::Purging) => {
@@ -1206,17 +1265,26 @@ fn set(vault: &mut Vault, base: &str, name: &str, body: &[u8]) -> Response<FakeB
         }
         Some(_) => return bad("tags must be an object."),
     };
+    if let Some(fault) = faults.on_write(name) {
+        return fault_response(fault);
+    }
     let secret = vault.set(name, value, content_type, tags);
     json_response(StatusCode::OK, &bundle(base, secret, true))
 }
 
-fn delete(vault: &mut Vault, base: &str, name: &str) -> Response<FakeBody> {
+fn delete(faults: &Faults, vault: &mut Vault, base: &str, name: &str) -> Response<FakeBody> {
     let folded = fold(name);
     if vault.is_pending(&folded, Transition::Recovering) {
         return conflict(
             "ObjectIsBeingRecovered",
             format!("Secret {name} is currently being recovered."),
         );
+    }
+    if !vault.live.contains_key(&folded) {
+        return not_found(name);
+    }
+    if let Some(fault) = faults.on_write(name) {
+        return fault_response(fault);
     }
     match vault.delete(&folded) {
         Some(deleted) => json_response(StatusCode::OK, &deleted_bundle(base, deleted)),
@@ -1234,7 +1302,7 @@ fn get_deleted(vault: &Vault, base: &str, name: &str) -> Response<FakeBody> {
     }
 }
 
-fn purge(vault: &mut Vault, name: &str) -> Response<FakeBody> {
+fn purge(faults: &Faults, vault: &mut Vault, name: &str) -> Response<FakeBody> {
     let folded = fold(name);
     if vault.is_pending(&folded, Transition::Deleting) {
         return conflict(
@@ -1242,22 +1310,32 @@ fn purge(vault: &mut Vault, name: &str) -> Response<FakeBody> {
             format!("Secret {name} is currently being deleted."),
         );
     }
-    if vault.deleted.remove(&folded).is_none() {
+    if !vault.deleted.contains_key(&folded) {
         return deleted_not_found(name);
     }
+    if let Some(fault) = faults.on_write(name) {
+        return fault_response(fault);
+    }
+    vault.deleted.remove(&folded);
     vault.start(&folded, Transition::Purging);
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::NO_CONTENT;
     response
 }
 
-fn recover(vault: &mut Vault, base: &str, name: &str) -> Response<FakeBody> {
+fn recover(faults: &Faults, vault: &mut Vault, base: &str, name: &str) -> Response<FakeBody> {
     let folded = fold(name);
     if vault.is_pending(&folded, Transition::Deleting) {
         return conflict(
             "ObjectIsBeingDeleted",
             format!("Secret {name} is currently being deleted."),
         );
+    }
+    if !vault.deleted.contains_key(&folded) {
+        return deleted_not_found(name);
+    }
+    if let Some(fault) = faults.on_write(name) {
+        return fault_response(fault);
     }
     let Some(deleted) = vault.deleted.remove(&folded) else {
         return deleted_not_found(name);

@@ -19,7 +19,12 @@
 //!   does not exist; a `dataCrc32c` that does not match the data is
 //!   `400 INVALID_ARGUMENT`.
 //! - `GET …/secrets/{s}/versions/{latest|N}:access`: the payload, base64, with
-//!   its CRC32C; `404 NOT_FOUND` when there is no such version.
+//!   its CRC32C; `404 NOT_FOUND` when there is no such version. `latest` is
+//!   the newest version whatever its state, so when a person has disabled or
+//!   destroyed it ([`GcpSecretManagerServer::disable_version_outside`],
+//!   [`GcpSecretManagerServer::destroy_version_outside`]) the access answers
+//!   `400 FAILED_PRECONDITION` "Secret Version […] is in DISABLED state."
+//!   (or `DESTROYED`), as Google does, rather than an older version.
 //! - `Authorization: Bearer` must carry a known token, else
 //!   `401 UNAUTHENTICATED`; the read-only token (a viewer and accessor) gets
 //!   `403 PERMISSION_DENIED` on writes, and any token gets 403 on another
@@ -34,12 +39,17 @@
 //!   [`GcpSecretManagerServer::service_account_key_json`] write credentials
 //!   files whose `token_uri` is the fake.
 //!
-//! Faults ([`Faults`]): `addVersion` and `DELETE` call
-//! [`Faults::on_write`] with the secret id, so one value write is one
-//! counted write. Creating the empty secret that a first value needs is
-//! not counted: it stores no value, and counting it would make one vault
-//! change two writes. A throttled write answers `429 RESOURCE_EXHAUSTED`
-//! with `Retry-After: 1`, a broken one `400 FAILED_PRECONDITION`.
+//! Faults ([`Faults`]), once a request has passed the authentication,
+//! permission and validation checks Google makes: every `secrets.list` page
+//! calls [`Faults::on_call`] with [`Call::List`], every secret `GET` and
+//! version access with [`Call::Read`]; every write (create, label patch,
+//! `addVersion`, `DELETE`) calls [`Faults::on_write`] with the secret id,
+//! so the counter sees every write request Google would bill against the
+//! 600-a-minute write quota (a new secret with its first value is two). One
+//! function, `fault_response`, answers them all: a throttle is
+//! `429 RESOURCE_EXHAUSTED` with no `Retry-After` (Google never sends one,
+//! whatever the harness allows), an outage `503 UNAVAILABLE`, a broken
+//! write `400 FAILED_PRECONDITION`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,7 +66,7 @@ use serde_json::{Map, Value, json};
 
 use crate::HarnessError;
 use crate::fake_http::{FakeServer, rfc3339_now};
-use crate::faults::{Fault, Faults};
+use crate::faults::{Call, Fault, Faults};
 
 mod oauth;
 
@@ -89,7 +99,32 @@ struct Secret {
     labels: BTreeMap<String, String>,
     etag: String,
     /// Version `n` is `versions[n - 1]`.
-    versions: Vec<Vec<u8>>,
+    versions: Vec<Version>,
+}
+
+#[derive(Debug)]
+struct Version {
+    /// Empty once destroyed: Google wipes the payload.
+    data: Vec<u8>,
+    state: VersionState,
+}
+
+/// A version's `state`, as Google names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VersionState {
+    Enabled,
+    Disabled,
+    Destroyed,
+}
+
+impl VersionState {
+    fn name(self) -> &'static str {
+        match self {
+            VersionState::Enabled => "ENABLED",
+            VersionState::Disabled => "DISABLED",
+            VersionState::Destroyed => "DESTROYED",
+        }
+    }
 }
 
 impl GcpSecretManagerServer {
@@ -184,13 +219,15 @@ impl GcpSecretManagerServer {
         &self.state.faults
     }
 
-    /// The latest version's bytes of `secret`, if it has one.
+    /// The bytes `versions/latest:access` answers for `secret`: none when
+    /// it has no version or its newest one is disabled or destroyed.
     pub fn value(&self, secret: &str) -> Option<Vec<u8>> {
         self.state
             .secrets()
             .get(secret)
             .and_then(|s| s.versions.last())
-            .cloned()
+            .filter(|v| v.state == VersionState::Enabled)
+            .map(|v| v.data.clone())
     }
 
     /// Every secret id in the project.
@@ -223,7 +260,37 @@ impl GcpSecretManagerServer {
         let entry = secrets
             .entry(secret.to_owned())
             .or_insert_with(|| Secret::new(BTreeMap::new(), etag));
-        entry.versions.push(data.to_vec());
+        entry.versions.push(Version {
+            data: data.to_vec(),
+            state: VersionState::Enabled,
+        });
+    }
+
+    /// Disables version `version` (1-based) of `secret`, as `gcloud secrets
+    /// versions disable` does: it stays listed, its payload is kept, and
+    /// accessing it (or `latest`, when it is the newest) is refused. Not
+    /// counted, never faulted.
+    pub fn disable_version_outside(&self, secret: &str, version: usize) {
+        self.set_version_state(secret, version, VersionState::Disabled);
+    }
+
+    /// Destroys version `version` (1-based) of `secret`, as `gcloud secrets
+    /// versions destroy` does: its payload is wiped for good. Not counted,
+    /// never faulted.
+    pub fn destroy_version_outside(&self, secret: &str, version: usize) {
+        self.set_version_state(secret, version, VersionState::Destroyed);
+    }
+
+    fn set_version_state(&self, secret: &str, version: usize, state: VersionState) {
+        let mut secrets = self.state.secrets();
+        let found = secrets
+            .get_mut(secret)
+            .and_then(|s| s.versions.get_mut(version.checked_sub(1)?))
+            .unwrap_or_else(|| panic!("{secret} has a version {version}"));
+        found.state = state;
+        if state == VersionState::Destroyed {
+            found.data.clear();
+        }
     }
 
     /// Replaces the labels of `secret` (which must exist), as
@@ -244,12 +311,12 @@ impl GcpSecretManagerServer {
         self.state.secrets().remove(secret);
     }
 
-    /// `secrets.list` calls served (one per page).
+    /// `secrets.list` calls served (one per page; faulted ones excluded).
     pub fn list_calls(&self) -> usize {
         self.state.list_calls.load(Ordering::SeqCst)
     }
 
-    /// `versions.access` calls served.
+    /// `versions.access` calls served (faulted ones excluded).
     pub fn access_calls(&self) -> usize {
         self.state.access_calls.load(Ordering::SeqCst)
     }
@@ -424,12 +491,7 @@ async fn handle(
     match (route, method) {
         (Route::Secrets, Method::GET) => list(&state, &parent, &uri),
         (Route::Secrets, Method::POST) => create(&state, &parent, &uri, &body),
-        (Route::Secret(id), Method::GET) => match state.secrets().get(id) {
-            Some(secret) => {
-                axum::Json(secret.json(&format!("{parent}/secrets/{id}"))).into_response()
-            }
-            None => not_found(&format!("Secret [{parent}/secrets/{id}]")),
-        },
+        (Route::Secret(id), Method::GET) => get_secret(&state, &parent, id),
         (Route::Secret(id), Method::PATCH) => update_labels(&state, &parent, id, &uri, &body),
         (Route::Secret(id), Method::DELETE) => delete(&state, &parent, id, &uri),
         (Route::AddVersion(id), Method::POST) => add_version(&state, &parent, id, &body),
@@ -443,6 +505,9 @@ async fn handle(
 }
 
 fn list(state: &Shared, parent: &str, uri: &Uri) -> Response {
+    if let Some(fault) = state.faults.on_call(Call::List) {
+        return fault_response(fault, Quota::Read, parent);
+    }
     state.list_calls.fetch_add(1, Ordering::SeqCst);
     let size = match query_param(uri, "pageSize").map(str::parse::<i64>) {
         None => DEFAULT_PAGE_SIZE,
@@ -490,6 +555,17 @@ fn list(state: &Shared, parent: &str, uri: &Uri) -> Response {
             .remove("secrets");
     }
     axum::Json(response).into_response()
+}
+
+fn get_secret(state: &Shared, parent: &str, id: &str) -> Response {
+    let name = format!("{parent}/secrets/{id}");
+    if let Some(fault) = state.faults.on_call(Call::Read) {
+        return fault_response(fault, Quota::Read, &name);
+    }
+    match state.secrets().get(id) {
+        Some(secret) => axum::Json(secret.json(&name)).into_response(),
+        None => not_found(&format!("Secret [{name}]")),
+    }
 }
 
 fn valid_id(id: &str) -> bool {
@@ -572,6 +648,11 @@ fn create(state: &Shared, parent: &str, uri: &Uri, body: &[u8]) -> Response {
             &format!("Secret [{name}] already exists."),
         );
     }
+    // A create is a write request of its own (it counts against the write
+    // quota), even though it stores no value yet.
+    if let Some(fault) = state.faults.on_write(id) {
+        return fault_response(fault, Quota::Write, &name);
+    }
     let secret = Secret::new(labels, etag);
     let response = secret.json(&name);
     secrets.insert(id.to_owned(), secret);
@@ -613,64 +694,82 @@ fn update_labels(state: &Shared, parent: &str, id: &str, uri: &Uri, body: &[u8])
             ),
         );
     }
+    if let Some(fault) = state.faults.on_write(id) {
+        return fault_response(fault, Quota::Write, &name);
+    }
     secret.labels = labels;
     secret.etag = etag;
     axum::Json(secret.json(&name)).into_response()
 }
 
-fn write_fault(state: &Shared, id: &str) -> Option<Response> {
-    match state.faults.on_write(id)? {
-        Fault::Throttle { .. } => {
-            let mut response = error(
+/// The quota a faulted call draws on, named in Google's throttling message.
+#[derive(Debug, Clone, Copy)]
+enum Quota {
+    Read,
+    Access,
+    Write,
+}
+
+/// A [`Fault`] answered the way Secret Manager does. Throttling is
+/// `429 RESOURCE_EXHAUSTED` naming the exhausted quota and, unlike GitHub or
+/// Key Vault, no `Retry-After` even when the harness would allow one: Google
+/// never says when to come back, so the caller's own backoff must cope. An
+/// outage is `503 UNAVAILABLE`; a write the harness refuses is
+/// `400 FAILED_PRECONDITION`.
+fn fault_response(fault: Fault, quota: Quota, resource: &str) -> Response {
+    match fault {
+        Fault::Throttle { retry_after: _ } => {
+            let metric = match quota {
+                Quota::Read => "Read requests",
+                Quota::Access => "Access requests",
+                Quota::Write => "Write requests",
+            };
+            error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "RESOURCE_EXHAUSTED",
-                "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per minute'.",
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            Some(response)
+                &format!(
+                    "Quota exceeded for quota metric '{metric}' and limit '{metric} per minute' of service 'secretmanager.googleapis.com'."
+                ),
+            )
         }
-        Fault::Unavailable => Some(error(
+        Fault::Unavailable => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "UNAVAILABLE",
             "The service is currently unavailable.",
-        )),
-        Fault::Break => Some(error(
+        ),
+        Fault::Break => error(
             StatusCode::BAD_REQUEST,
             "FAILED_PRECONDITION",
-            &format!("The harness refuses writes of [{id}]."),
-        )),
+            &format!("The harness refuses writes of [{resource}]."),
+        ),
     }
 }
 
 fn delete(state: &Shared, parent: &str, id: &str, uri: &Uri) -> Response {
     let name = format!("{parent}/secrets/{id}");
-    if !state.secrets().contains_key(id) {
-        return not_found(&format!("Secret [{name}]"));
-    }
-    if let Some(response) = write_fault(state, id) {
-        return response;
-    }
-    let mut secrets = state.secrets();
     // An empty etag (clients send `etag=`) means "no condition".
     let etag = query_param(uri, "etag")
         .filter(|e| !e.is_empty())
         .map(|e| e.replace("%22", "\""));
+    let mut secrets = state.secrets();
     match secrets.get(id) {
-        None => not_found(&format!("Secret [{name}]")),
-        Some(secret) if etag.as_ref().is_some_and(|e| *e != secret.etag) => error(
-            StatusCode::BAD_REQUEST,
-            "FAILED_PRECONDITION",
-            &format!(
-                "The etag provided in the request does not match the etag of Secret [{name}]."
-            ),
-        ),
-        Some(_) => {
-            secrets.remove(id);
-            axum::Json(json!({})).into_response()
+        None => return not_found(&format!("Secret [{name}]")),
+        Some(secret) if etag.as_ref().is_some_and(|e| *e != secret.etag) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "FAILED_PRECONDITION",
+                &format!(
+                    "The etag provided in the request does not match the etag of Secret [{name}]."
+                ),
+            );
         }
+        Some(_) => {}
     }
+    if let Some(fault) = state.faults.on_write(id) {
+        return fault_response(fault, Quota::Write, &name);
+    }
+    secrets.remove(id);
+    axum::Json(json!({})).into_response()
 }
 
 fn add_version(state: &Shared, parent: &str, id: &str, body: &[u8]) -> Response {
@@ -708,18 +807,18 @@ fn add_version(state: &Shared, parent: &str, id: &str, body: &[u8]) -> Response 
             "Secret Payload cannot be larger than {MAX_PAYLOAD} bytes."
         ));
     }
-    if !state.secrets().contains_key(id) {
-        return not_found(&format!("Secret [{name}]"));
-    }
-    if let Some(response) = write_fault(state, id) {
-        return response;
-    }
     let etag = state.next_etag();
     let mut secrets = state.secrets();
     let Some(secret) = secrets.get_mut(id) else {
         return not_found(&format!("Secret [{name}]"));
     };
-    secret.versions.push(data);
+    if let Some(fault) = state.faults.on_write(id) {
+        return fault_response(fault, Quota::Write, &name);
+    }
+    secret.versions.push(Version {
+        data,
+        state: VersionState::Enabled,
+    });
     axum::Json(json!({
         "name": format!("{name}/versions/{}", secret.versions.len()),
         "createTime": rfc3339_now(),
@@ -732,9 +831,13 @@ fn add_version(state: &Shared, parent: &str, id: &str, body: &[u8]) -> Response 
 }
 
 fn access(state: &Shared, parent: &str, id: &str, version: &str) -> Response {
+    let requested = format!("{parent}/secrets/{id}/versions/{version}");
+    if let Some(fault) = state.faults.on_call(Call::Read) {
+        return fault_response(fault, Quota::Access, &requested);
+    }
     state.access_calls.fetch_add(1, Ordering::SeqCst);
     let secrets = state.secrets();
-    let versions: &[Vec<u8>] = secrets.get(id).map_or(&[], |s| &s.versions);
+    let versions: &[Version] = secrets.get(id).map_or(&[], |s| &s.versions);
     let number = match version {
         "latest" => versions.len(),
         number => match number.parse::<usize>() {
@@ -742,18 +845,28 @@ fn access(state: &Shared, parent: &str, id: &str, version: &str) -> Response {
             _ => return invalid(&format!("Invalid secret version [{version}].")),
         },
     };
+    let name = format!("{parent}/secrets/{id}/versions/{number}");
     match number.checked_sub(1).and_then(|index| versions.get(index)) {
-        Some(found) => axum::Json(json!({
-            "name": format!("{parent}/secrets/{id}/versions/{number}"),
+        Some(found) if found.state == VersionState::Enabled => axum::Json(json!({
+            "name": name,
             "payload": {
-                "data": STANDARD.encode(found),
-                "dataCrc32c": crc32c(found).to_string(),
+                "data": STANDARD.encode(&found.data),
+                "dataCrc32c": crc32c(&found.data).to_string(),
             },
         }))
         .into_response(),
-        None => not_found(&format!(
-            "Secret Version [{parent}/secrets/{id}/versions/{version}]"
-        )),
+        // `latest` names the newest version whatever its state: Google
+        // refuses it rather than falling back to an older one, and names
+        // the version it resolved to.
+        Some(found) => error(
+            StatusCode::BAD_REQUEST,
+            "FAILED_PRECONDITION",
+            &format!(
+                "Secret Version [{name}] is in {} state.",
+                found.state.name()
+            ),
+        ),
+        None => not_found(&format!("Secret Version [{requested}]")),
     }
 }
 

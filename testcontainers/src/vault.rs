@@ -14,7 +14,17 @@
 //!   Old versions beyond `max_versions` (10 when unset) are dropped.
 //! - `GET`/`POST /v1/<mount>/metadata/<path>`: the secret's metadata,
 //!   including `custom_metadata` (at most 64 keys, keys ≤ 128 bytes, values
-//!   ≤ 512 bytes, as Vault checks).
+//!   ≤ 512 bytes, as Vault checks) and each version's `deletion_time` and
+//!   `destroyed`.
+//! - `DELETE /v1/<mount>/data/<path>` (`vault kv delete`: a soft delete of
+//!   the current version), `POST /v1/<mount>/delete/<path>` and
+//!   `/undelete/<path>` with `{"versions":[…]}`, and `POST
+//!   /v1/<mount>/destroy/<path>` (`vault kv destroy`: the data is wiped for
+//!   good); each answers `204`. Reading a deleted or destroyed version
+//!   answers `404` with Vault's whole response envelope, `data.data` null
+//!   and `data.metadata` naming the version with its `deletion_time` or
+//!   `destroyed: true`, not `{"errors":[]}`. The secret's current version
+//!   stays the deleted one, so a check-and-set write must still name it.
 //! - `X-Vault-Token` (or `Authorization: Bearer`) must be a known token, else
 //!   `403 permission denied`; the read-only token gets the same 403 on
 //!   writes. A path under no mount answers `404 no handler for route`, the
@@ -22,12 +32,19 @@
 //!   [`VaultServer::mount_kv2`]). When started in a namespace, only requests
 //!   carrying that `X-Vault-Namespace` see its mounts.
 //!
-//! Faults ([`Faults`]): a data write calls [`Faults::on_write`] once per key
-//! whose value it adds, changes or removes (once with the path when it
-//! changes none), stopping at the first fault: a throttled write answers
-//! `429` with `Retry-After: 1`, and a write touching a broken key is refused
-//! whole with a `400`, because Vault applies a map write all or nothing.
-//! Metadata writes are not counted: they are not secret writes.
+//! Faults ([`Faults`]), checked once the token, namespace, mount and
+//! request have passed Vault's checks: every data or metadata read calls
+//! [`Faults::on_call`] with [`Call::Read`] (the sink's inventory is one data
+//! read; this fake serves no `LIST`). A data write calls
+//! [`Faults::on_write`] once per key whose value it adds, changes or removes
+//! (once with the path when it changes none), stopping at the first fault;
+//! a metadata write (the sink's `managed-by` label), a delete, undelete or
+//! destroy calls it once with the path, so the counter sees every write
+//! request. One function, `fault_response`, answers them all as Vault
+//! does: a throttle is the rate-limit quota's `429`, with `Retry-After`
+//! unless the harness asks for none; an outage `503` "Vault is sealed"; a
+//! write touching a broken key is refused whole with a `400`, because Vault
+//! applies a map write all or nothing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,7 +58,7 @@ use serde_json::{Map, Value, json};
 
 use crate::HarnessError;
 use crate::fake_http::{FakeServer, rfc3339_now};
-use crate::faults::{Fault, Faults};
+use crate::faults::{Call, Fault, Faults};
 
 /// Vault's default for a secret whose `max_versions` is 0.
 const DEFAULT_MAX_VERSIONS: u64 = 10;
@@ -77,6 +94,16 @@ struct Secret {
 struct Version {
     data: Map<String, Value>,
     created_time: String,
+    /// RFC 3339 once soft-deleted, else empty (as Vault prints it).
+    deletion_time: String,
+    destroyed: bool,
+}
+
+impl Version {
+    /// Neither soft-deleted nor destroyed: a read serves its data.
+    fn is_live(&self) -> bool {
+        self.deletion_time.is_empty() && !self.destroyed
+    }
 }
 
 impl Secret {
@@ -94,8 +121,11 @@ impl Secret {
         }
     }
 
+    /// The current version, unless it is deleted or destroyed.
     fn current(&self) -> Option<&Version> {
-        self.versions.get(&self.current_version)
+        self.versions
+            .get(&self.current_version)
+            .filter(|v| v.is_live())
     }
 
     /// Stores `data` as the next version and drops versions past
@@ -108,6 +138,8 @@ impl Secret {
             Version {
                 data,
                 created_time: now.clone(),
+                deletion_time: String::new(),
+                destroyed: false,
             },
         );
         self.updated_time = now;
@@ -131,13 +163,13 @@ impl Secret {
         }
     }
 
-    fn version_metadata(&self, version: u64, created_time: &str) -> Value {
+    fn version_metadata(&self, number: u64, version: &Version) -> Value {
         json!({
-            "created_time": created_time,
+            "created_time": version.created_time,
             "custom_metadata": self.custom_metadata_json(),
-            "deletion_time": "",
-            "destroyed": false,
-            "version": version,
+            "deletion_time": version.deletion_time,
+            "destroyed": version.destroyed,
+            "version": number,
         })
     }
 }
@@ -190,7 +222,8 @@ impl VaultServer {
             .or_default();
     }
 
-    /// The current version's map at `mount`/`path`, if the secret exists.
+    /// The current version's map at `mount`/`path`, if the secret exists and
+    /// that version is neither deleted nor destroyed.
     pub fn data(&self, mount: &str, path: &str) -> Option<Map<String, Value>> {
         self.with_secret(mount, path, |secret| {
             secret.and_then(|s| s.current().map(|v| v.data.clone()))
@@ -266,7 +299,11 @@ fn errors(status: StatusCode, messages: &[&str]) -> Response {
 
 /// Vault's response envelope around `data`.
 fn ok(data: Value) -> Response {
-    axum::Json(json!({
+    axum::Json(envelope(data)).into_response()
+}
+
+fn envelope(data: Value) -> Value {
+    json!({
         "request_id": "00000000-0000-0000-0000-000000000000",
         "lease_id": "",
         "renewable": false,
@@ -276,8 +313,7 @@ fn ok(data: Value) -> Response {
         "warnings": null,
         "auth": null,
         "mount_type": "kv",
-    }))
-    .into_response()
+    })
 }
 
 fn permission_denied() -> Response {
@@ -338,7 +374,11 @@ async fn handle(
     };
     let rest = &route[mount.len() + 1..];
     let (kind, path) = match rest.split_once('/') {
-        Some((kind @ ("data" | "metadata"), path)) if !path.is_empty() => (kind, path.to_owned()),
+        Some((kind @ ("data" | "metadata" | "delete" | "undelete" | "destroy"), path))
+            if !path.is_empty() =>
+        {
+            (kind, path.to_owned())
+        }
         _ => {
             return errors(
                 StatusCode::NOT_FOUND,
@@ -350,14 +390,61 @@ async fn handle(
     if method != Method::GET && !writable {
         return permission_denied();
     }
+    let faults = &state.faults;
+    if method == Method::GET
+        && matches!(kind, "data" | "metadata")
+        && let Some(fault) = faults.on_call(Call::Read)
+    {
+        return fault_response(fault, route, &path);
+    }
     match (kind, method) {
         ("data", Method::GET) => read_data(secrets.get(&path), uri.query()),
-        ("data", Method::POST | Method::PUT) => {
-            write_data(&state.faults, secrets, &mount, &path, &body)
-        }
+        ("data", Method::POST | Method::PUT) => write_data(faults, secrets, route, &path, &body),
+        ("data", Method::DELETE) => delete_latest(faults, secrets, route, &path),
         ("metadata", Method::GET) => read_metadata(secrets.get(&path)),
-        ("metadata", Method::POST | Method::PUT) => write_metadata(secrets, &path, &body),
+        ("metadata", Method::POST | Method::PUT) => {
+            write_metadata(faults, secrets, route, &path, &body)
+        }
+        (kind @ ("delete" | "undelete" | "destroy"), Method::POST | Method::PUT) => {
+            let change = match kind {
+                "delete" => VersionChange::Delete,
+                "undelete" => VersionChange::Undelete,
+                _ => VersionChange::Destroy,
+            };
+            change_versions(faults, secrets, route, &path, &body, change)
+        }
         _ => errors(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]),
+    }
+}
+
+/// A [`Fault`] answered the way Vault does: a rate-limit quota's `429`
+/// naming the request path (with `Retry-After` when the harness allows it:
+/// Vault sends one with its rate-limit response headers), a sealed Vault's
+/// `503`, or a `400` for a write the harness refuses (`name` is the key or
+/// path refused).
+fn fault_response(fault: Fault, route: &str, name: &str) -> Response {
+    match fault {
+        Fault::Throttle { retry_after } => {
+            let mut response = errors(
+                StatusCode::TOO_MANY_REQUESTS,
+                &[&format!(
+                    "request path \"{route}\": rate limit quota exceeded"
+                )],
+            );
+            if retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            response
+        }
+        Fault::Unavailable => errors(StatusCode::SERVICE_UNAVAILABLE, &["Vault is sealed"]),
+        Fault::Break => errors(
+            StatusCode::BAD_REQUEST,
+            &[&format!(
+                "1 error occurred:\n\t* the harness refuses writes of {name:?}\n\n"
+            )],
+        ),
     }
 }
 
@@ -373,10 +460,20 @@ fn read_data(secret: Option<&Secret>, query: Option<&str>) -> Response {
         .filter(|&v| v != 0)
         .unwrap_or(secret.current_version);
     match secret.versions.get(&requested) {
-        Some(version) => ok(json!({
+        Some(version) if version.is_live() => ok(json!({
             "data": version.data,
-            "metadata": secret.version_metadata(requested, &version.created_time),
+            "metadata": secret.version_metadata(requested, version),
         })),
+        // Vault answers a deleted or destroyed version with its metadata
+        // (and null data) under a 404, not with `{"errors":[]}`.
+        Some(version) => (
+            StatusCode::NOT_FOUND,
+            axum::Json(envelope(json!({
+                "data": null,
+                "metadata": secret.version_metadata(requested, version),
+            }))),
+        )
+            .into_response(),
         None => errors(StatusCode::NOT_FOUND, &[]),
     }
 }
@@ -384,7 +481,7 @@ fn read_data(secret: Option<&Secret>, query: Option<&str>) -> Response {
 fn write_data(
     faults: &Faults,
     secrets: &mut HashMap<String, Secret>,
-    mount: &str,
+    route: &str,
     path: &str,
     body: &[u8],
 ) -> Response {
@@ -444,38 +541,14 @@ fn write_data(
         changed.push(path);
     }
     for key in changed {
-        match faults.on_write(key) {
-            None => {}
-            Some(Fault::Throttle { .. }) => {
-                let mut response = errors(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &[&format!(
-                        "request path \"{mount}/data/{path}\": rate limit quota exceeded"
-                    )],
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return response;
-            }
-            Some(Fault::Unavailable) => {
-                return errors(StatusCode::SERVICE_UNAVAILABLE, &["Vault is sealed"]);
-            }
-            Some(Fault::Break) => {
-                return errors(
-                    StatusCode::BAD_REQUEST,
-                    &[&format!(
-                        "1 error occurred:\n\t* the harness refuses writes of {key:?}\n\n"
-                    )],
-                );
-            }
+        if let Some(fault) = faults.on_write(key) {
+            return fault_response(fault, route, key);
         }
     }
 
     let secret = secrets.entry(path.to_owned()).or_insert_with(Secret::new);
     let version = secret.push(data);
-    let created = secret.versions[&version].created_time.clone();
-    ok(secret.version_metadata(version, &created))
+    ok(secret.version_metadata(version, &secret.versions[&version]))
 }
 
 fn read_metadata(secret: Option<&Secret>) -> Response {
@@ -490,8 +563,8 @@ fn read_metadata(secret: Option<&Secret>) -> Response {
                 number.to_string(),
                 json!({
                     "created_time": version.created_time,
-                    "deletion_time": "",
-                    "destroyed": false,
+                    "deletion_time": version.deletion_time,
+                    "destroyed": version.destroyed,
                 }),
             )
         })
@@ -509,7 +582,13 @@ fn read_metadata(secret: Option<&Secret>) -> Response {
     }))
 }
 
-fn write_metadata(secrets: &mut HashMap<String, Secret>, path: &str, body: &[u8]) -> Response {
+fn write_metadata(
+    faults: &Faults,
+    secrets: &mut HashMap<String, Secret>,
+    route: &str,
+    path: &str,
+    body: &[u8],
+) -> Response {
     let request = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(request)) => request,
         // An empty body is a valid (no-op) metadata write.
@@ -541,6 +620,9 @@ fn write_metadata(secrets: &mut HashMap<String, Secret>, path: &str, body: &[u8]
             );
         }
     };
+    if let Some(fault) = faults.on_write(path) {
+        return fault_response(fault, route, path);
+    }
     let secret = secrets.entry(path.to_owned()).or_insert_with(Secret::new);
     if let Some(custom) = custom {
         secret.custom_metadata = custom;
@@ -552,6 +634,85 @@ fn write_metadata(secrets: &mut HashMap<String, Secret>, path: &str, body: &[u8]
         secret.cas_required = required;
     }
     secret.updated_time = rfc3339_now();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `vault kv delete`: soft-deletes the current version. Vault answers 204
+/// whether or not there was anything to delete.
+fn delete_latest(
+    faults: &Faults,
+    secrets: &mut HashMap<String, Secret>,
+    route: &str,
+    path: &str,
+) -> Response {
+    let Some(secret) = secrets.get_mut(path) else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    if let Some(fault) = faults.on_write(path) {
+        return fault_response(fault, route, path);
+    }
+    let current = secret.current_version;
+    if let Some(version) = secret.versions.get_mut(&current)
+        && version.is_live()
+    {
+        version.deletion_time = rfc3339_now();
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// What `POST <mount>/{delete,undelete,destroy}/<path>` does to each
+/// version it names.
+#[derive(Debug, Clone, Copy)]
+enum VersionChange {
+    Delete,
+    Undelete,
+    Destroy,
+}
+
+fn change_versions(
+    faults: &Faults,
+    secrets: &mut HashMap<String, Secret>,
+    route: &str,
+    path: &str,
+    body: &[u8],
+    change: VersionChange,
+) -> Response {
+    let numbers: Option<Vec<u64>> =
+        serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|request| {
+                request
+                    .get("versions")?
+                    .as_array()?
+                    .iter()
+                    .map(Value::as_u64)
+                    .collect()
+            });
+    let numbers = match numbers {
+        Some(numbers) if !numbers.is_empty() => numbers,
+        _ => return errors(StatusCode::BAD_REQUEST, &["no version number provided"]),
+    };
+    let Some(secret) = secrets.get_mut(path) else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    if let Some(fault) = faults.on_write(path) {
+        return fault_response(fault, route, path);
+    }
+    for number in numbers {
+        let Some(version) = secret.versions.get_mut(&number) else {
+            continue;
+        };
+        match change {
+            VersionChange::Delete if version.is_live() => version.deletion_time = rfc3339_now(),
+            // A destroyed version stays destroyed.
+            VersionChange::Undelete if !version.destroyed => version.deletion_time.clear(),
+            VersionChange::Destroy => {
+                version.destroyed = true;
+                version.data = Map::new();
+            }
+            _ => {}
+        }
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 

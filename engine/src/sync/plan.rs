@@ -158,11 +158,13 @@ pub(super) async fn diff(
         .await;
     for (name, result) in results {
         match result {
-            Ok(value) => {
-                reads.insert(name, value);
+            Ok(Some(value)) => {
+                reads.insert(name, Some(value));
             }
-            // Deleted between the listing and the read: plan it as absent.
-            Err(SinkError::NotFound(_)) => {
+            // Listed, yet nothing to read (deleted between the listing and
+            // the read; GCP: its newest version disabled or destroyed): plan
+            // it as absent, whatever the record says vsync wrote there.
+            Ok(None) | Err(SinkError::NotFound(_)) => {
                 gone.insert(name);
             }
             // This one secret is closed to us (Azure: disabled; a policy on
