@@ -13,6 +13,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
+use vsync_testcontainers::faults::Call;
 use vsync_testcontainers::{GITHUB_API_VERSION, GithubFake, GithubScope};
 
 const REPO_SECRETS: &str = "/repos/acme/api/actions/secrets";
@@ -318,20 +319,25 @@ async fn lists_page_with_githubs_parameters() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_write_moves_updated_at_even_within_a_second() {
+async fn updated_at_has_githubs_whole_second_precision() {
     let fake = GithubFake::start().await.unwrap();
+    fake.freeze_clock();
     fake.edit_outside(&repo(), "X", "one");
     let first = fake.updated_at(&repo(), "X").unwrap();
     fake.edit_outside(&repo(), "X", "two");
-    let second = fake.updated_at(&repo(), "X").unwrap();
-    assert!(second > first, "{first} then {second}");
+    let same_second = fake.updated_at(&repo(), "X").unwrap();
+    assert_eq!(first, same_second, "two writes in one second share it");
+    fake.advance_clock(1);
+    fake.edit_outside(&repo(), "X", "three");
+    let later = fake.updated_at(&repo(), "X").unwrap();
+    assert!(later > first, "{first} then {later}");
     let answer = call(&fake, "GET", &format!("{REPO_SECRETS}/X"), None).await;
-    assert_eq!(answer.body["updated_at"], second.as_str());
-    assert!(second.ends_with('Z') && second.len() == 20, "{second}");
+    assert_eq!(answer.body["updated_at"], later.as_str());
+    assert!(later.ends_with('Z') && later.len() == 20, "{later}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn faults_answer_429_and_a_refusal() {
+async fn faults_answer_the_secondary_limit_and_a_refusal() {
     let fake = GithubFake::start().await.unwrap();
     let (key_id, key) = public_key(&fake, REPO_SECRETS).await;
     let body = json!({ "encrypted_value": sealed(&key, "v"), "key_id": key_id });
@@ -343,8 +349,14 @@ async fn faults_answer_429_and_a_refusal() {
         Some(body.clone()),
     )
     .await;
-    assert_eq!(answer.status, 429);
+    // GitHub's secondary rate limit: 403, with `Retry-After` or without.
+    assert_eq!(answer.status, 403);
     assert_eq!(answer.headers["retry-after"], "1");
+    fake.faults().throttle_without_retry_after();
+    fake.faults().throttle_next(Call::List, 1);
+    let answer = call(&fake, "GET", REPO_SECRETS, None).await;
+    assert_eq!(answer.status, 403);
+    assert!(answer.headers.get("retry-after").is_none());
     fake.faults().break_writes_of("B");
     let answer = call(
         &fake,
@@ -363,6 +375,6 @@ async fn faults_answer_429_and_a_refusal() {
             .status,
         201
     );
-    assert_eq!((fake.faults().throttled(), fake.faults().writes()), (1, 1));
+    assert_eq!((fake.faults().throttled(), fake.faults().writes()), (2, 1));
     assert_eq!(fake.names(&repo()), ["A"]);
 }
