@@ -24,8 +24,11 @@
 //! - [`VaultServer`]: a protocol-faithful fake of HashiCorp Vault's KV v2
 //!   HTTP API (no Vault server installs from the registries used here).
 //!
-//! - [`faults`]: the fault injection (429 bursts, broken writes) and write
-//!   counters every platform fake shares, for the sink suite.
+//! - [`faults`]: the fault injection (throttles with or without
+//!   `Retry-After` and 5xx answers on lists, reads and writes; broken writes)
+//!   and write counters every platform fake shares, for the sink suite.
+//! - [`unreachable`]: a loopback address that refuses connections and that
+//!   no other process can take while a test holds it.
 //!
 //! Every handle stops its service when dropped.
 #![forbid(unsafe_code)]
