@@ -126,9 +126,7 @@ use vsync_engine::sink::{
 };
 use zeroize::Zeroizing;
 
-mod credentials;
-
-use credentials::{Auth, CredentialProblem};
+use vsync_connections::gcp::{Auth, CredentialProblem};
 
 /// Google's public endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://secretmanager.googleapis.com";

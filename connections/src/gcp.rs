@@ -1,7 +1,8 @@
-//! The GCP sink's credentials: which Google credentials to use (given,
-//! from the environment, Application Default Credentials, the metadata
-//! server), built with bounded token fetches, and their failures turned
-//! into messages that say what to fix without quoting a body or a key.
+//! GCP: the credentials Secret Manager's sink and source share — which
+//! Google credentials to use (given, from the environment, Application
+//! Default Credentials, the metadata server), built with bounded token
+//! fetches, and their failures turned into messages that say what to fix
+//! without quoting a body or a key.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +24,7 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 const METADATA_HOST: &str = "metadata.google.internal";
 /// Where the sink's credentials come from.
-pub(super) enum Auth {
+pub enum Auth {
     /// `Bearer <token>`, marked sensitive.
     Token(HeaderValue),
     /// Google's credentials, through `google-cloud-auth`.
@@ -33,7 +34,7 @@ pub(super) enum Auth {
 impl Auth {
     /// The credentials the builder was given: an access token before a
     /// credentials file, else Application Default Credentials.
-    pub(super) fn choose(
+    pub fn choose(
         access_token: Option<Zeroizing<String>>,
         credentials_file: Option<PathBuf>,
     ) -> Result<Auth, SinkError> {
@@ -63,7 +64,7 @@ impl Auth {
     }
 
     /// The credentials for the SDK client.
-    pub(super) fn credentials(&self) -> Result<Credentials, SinkError> {
+    pub fn credentials(&self) -> Result<Credentials, SinkError> {
         match self {
             Auth::Token(header) => Ok(Credentials::from(StaticToken {
                 header: header.clone(),
@@ -76,7 +77,7 @@ impl Auth {
 /// Which Google credentials, for building them and for naming them in
 /// messages.
 #[derive(Debug, Clone)]
-pub(super) enum Source {
+pub enum Source {
     /// A file given to the builder.
     File(PathBuf),
     /// The file `GOOGLE_APPLICATION_CREDENTIALS` names.
@@ -435,7 +436,7 @@ impl Found {
                     found.transport.get_or_insert_with(|| innermost(cause));
                 }
             }
-            if let Some(gax) = cause.downcast_ref::<super::GaxError>()
+            if let Some(gax) = cause.downcast_ref::<google_cloud_gax::error::Error>()
                 && let Some(status) = gax.http_status_code()
             {
                 found.status.get_or_insert(status);
@@ -489,7 +490,7 @@ enum ProblemKind {
 /// A credentials failure as the sink reports it: the error `Bounded`
 /// hands the SDK, found again by [`classify`].
 #[derive(Debug, Clone)]
-pub(super) struct CredentialProblem {
+pub struct CredentialProblem {
     kind: ProblemKind,
     message: String,
 }
@@ -502,7 +503,10 @@ impl CredentialProblem {
         }
     }
 
-    pub(super) fn to_sink_error(&self) -> SinkError {
+    /// The problem in the engine's taxonomy: what to fix (`Misconfigured`),
+    /// refused credentials (`Denied`), or a token endpoint that may answer
+    /// later (`Unavailable`).
+    pub fn to_sink_error(&self) -> SinkError {
         let message = self.message.clone();
         match self.kind {
             ProblemKind::Misconfigured => SinkError::Misconfigured(message),
