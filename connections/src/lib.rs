@@ -9,3 +9,5 @@
 pub mod aws;
 #[cfg(feature = "gcp")]
 pub mod gcp;
+#[cfg(feature = "vault")]
+pub mod vault;

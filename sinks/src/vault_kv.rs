@@ -82,14 +82,14 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 use vaultrs::api::kv2::requests::{
     ReadSecretRequest, SetSecretMetadataRequest, SetSecretRequestOptions,
 };
-use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+use vaultrs::client::VaultClient;
 use vaultrs::error::ClientError;
+use vsync_connections::vault::Connection;
 use vsync_engine::sink::{
     Alphabet, Applied, Batch, Capabilities, Change, Deletion, MANAGED_BY, NameRules, RateBudget,
     RemoteSecret, SecretValue, Sink, SinkError, one_line_message,
@@ -99,8 +99,6 @@ use zeroize::{Zeroize, Zeroizing};
 /// The largest value that fits one storage entry on integrated storage and
 /// on Consul (512 KiB), less room for the JSON around it.
 const MAX_VALUE_BYTES: usize = 512 * 1024 - 1024;
-/// How long one request may take before it counts as unavailable.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Builds a [`VaultKvSink`]; see the module documentation.
 #[derive(Default)]
@@ -155,19 +153,6 @@ impl VaultKvSinkBuilder {
 
     /// Checks the settings and builds the sink. Nothing is sent yet.
     pub fn build(self) -> Result<VaultKvSink, SinkError> {
-        let address = self
-            .address
-            .ok_or_else(|| SinkError::Misconfigured("the Vault address is not set".into()))?;
-        let address = address.trim_end_matches('/').to_owned();
-        match url::Url::parse(&address) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
-            _ => {
-                return Err(SinkError::Misconfigured(format!(
-                    "the Vault address {address:?} is not an http:// or https:// URL"
-                )));
-            }
-        }
-        vsync_engine::sink::require_secure_transport("the Vault address", &address)?;
         let mount = self
             .mount
             .as_deref()
@@ -188,32 +173,16 @@ impl VaultKvSinkBuilder {
                 "the Vault secret path is not set (--vault-path)".into(),
             ));
         }
-        let token = self
-            .token
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                SinkError::Misconfigured("no Vault token (VAULT_TOKEN) is set".into())
-            })?;
-        let namespace = self
-            .namespace
-            .map(|ns| ns.trim_matches('/').to_owned())
-            .filter(|ns| !ns.is_empty());
-
-        // Every setting is given explicitly: left unset, vaultrs reads
-        // VAULT_* environment variables, and a library must not, say,
-        // turn TLS verification off because VAULT_SKIP_VERIFY happens to be set.
-        let settings = VaultClientSettingsBuilder::default()
-            .address(&address)
-            .token(token.as_str())
-            .namespace(namespace.clone())
-            .ca_certs(self.ca_certs)
-            .identity(None)
-            .verify(true)
-            .timeout(Some(REQUEST_TIMEOUT))
-            .build()
-            .map_err(|e| SinkError::Misconfigured(format!("Vault client settings: {e}")))?;
-        let client = VaultClient::new(settings)
-            .map_err(|e| SinkError::Misconfigured(format!("Vault client: {e}")))?;
+        let Connection {
+            client,
+            address,
+            namespace,
+        } = vsync_connections::vault::connect(
+            self.address,
+            self.token,
+            self.namespace,
+            self.ca_certs,
+        )?;
         Ok(VaultKvSink {
             client,
             address,
