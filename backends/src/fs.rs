@@ -237,10 +237,10 @@ fn io_error(key: &str) -> impl FnOnce(io::Error) -> StoreError + '_ {
     }
 }
 
-/// The object's bytes; `None` when the key does not exist (or names a
-/// directory, which is a prefix, not an object).
-/// The file's bytes, at most `max_bytes + 1` of them (one more than allowed
-/// tells the caller it is too large without reading the rest).
+/// The object's bytes, at most `max_bytes + 1` of them (one more than
+/// allowed tells the caller it is too large without reading the rest);
+/// `None` when the key does not exist (or names a directory, which is a
+/// prefix, not an object).
 fn read_if_exists(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
     let file = match fs::File::open(path) {
         Ok(file) => file,

@@ -24,22 +24,34 @@ use std::path::{Component, Path, PathBuf};
 
 /// Why a `/`-separated path is not a plain relative path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.problem())]
 pub enum NotPlain {
     /// The path is empty.
-    #[error("must not be empty")]
     Empty,
     /// The path starts at the root.
-    #[error("must be relative, not absolute")]
     Absolute,
     /// A `\` or a NUL: another platform's separator, or a C string's end.
-    #[error("must use `/` as separator and contain no NUL")]
     Separator,
     /// `//`, or a leading or trailing `/`.
-    #[error("must not contain empty components (`//`, a leading or trailing `/`)")]
     EmptyComponent,
     /// A `.` or `..` component.
-    #[error("must name plain folders and files (no `.` or `..` components)")]
     Dot,
+}
+
+impl NotPlain {
+    /// What the path must be instead, as a message can carry it without
+    /// quoting the path.
+    pub fn problem(self) -> &'static str {
+        match self {
+            NotPlain::Empty => "must not be empty",
+            NotPlain::Absolute => "must be relative, not absolute",
+            NotPlain::Separator => "must use `/` as separator and contain no NUL",
+            NotPlain::EmptyComponent => {
+                "must not contain empty components (`//`, a leading or trailing `/`)"
+            }
+            NotPlain::Dot => "must name plain folders and files (no `.` or `..` components)",
+        }
+    }
 }
 
 /// Checks that `path` is a plain relative path: `/`-separated components,
@@ -291,6 +303,7 @@ pub fn create_dirs(root: &Path, folder: &Path) -> Result<(), VaultPathError> {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use std::os::unix::fs::symlink;
 
     #[test]
     fn only_plain_relative_paths_pass() {
@@ -317,7 +330,6 @@ mod tests {
             assert_eq!(check_plain_relative(path), Err(problem), "{path:?}");
         }
     }
-    use std::os::unix::fs::symlink;
 
     #[test]
     fn every_component_is_checked_not_only_the_last() {

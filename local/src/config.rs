@@ -262,15 +262,11 @@ pub fn generate_salt() -> String {
 /// hooks) are refused; the problem is returned without the value.
 pub fn check_vault_folder(folder: &str) -> Result<(), &'static str> {
     check_plain_relative(folder).map_err(|problem| match problem {
-        NotPlain::Empty => "must not be empty",
         NotPlain::Absolute => {
             "must be relative to the repo root (e.g. infra/vault/dev), not absolute"
         }
-        NotPlain::Separator => "must use `/` as separator and contain no NUL",
-        NotPlain::EmptyComponent => {
-            "must not contain empty components (`//`, a leading or trailing `/`)"
-        }
         NotPlain::Dot => "must name plain folders inside the repo (no `.` or `..` components)",
+        other => other.problem(),
     })?;
     if folder
         .split('/')

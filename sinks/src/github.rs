@@ -33,9 +33,9 @@
 //! that reveals edits made elsewhere. GitHub's timestamps have one-second
 //! precision, so an edit in the same second as vsync's write goes
 //! unnoticed; every plan that vouches for a value by its revision says so
-//! ([`Sink::drift_blind_spot`]). An empty value is stored (the API accepts a sealed empty
-//! string, as `gh secret set` sends one), though a workflow cannot tell it
-//! from an unset secret.
+//! ([`Sink::drift_blind_spot`]). An empty value is stored (the API accepts
+//! a sealed empty string, as `gh secret set` sends one), though a workflow
+//! cannot tell it from an unset secret.
 //!
 //! # Errors
 //!

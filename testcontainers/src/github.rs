@@ -640,15 +640,11 @@ fn write_refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
 
 fn injected_response(failure: InjectedFailure) -> Response {
     match failure {
-        InjectedFailure::SecondaryRateLimit => error(
-            StatusCode::FORBIDDEN,
-            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
-        ),
+        InjectedFailure::SecondaryRateLimit => {
+            fault_response(Fault::Throttle { retry_after: false }, "")
+        }
         InjectedFailure::PrimaryRateLimit => {
-            let reset = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| since.as_secs())
-                + 30;
+            let reset = wall_clock_seconds() + 30;
             let mut response = error(
                 StatusCode::FORBIDDEN,
                 "API rate limit exceeded for user ID 1.",
@@ -659,7 +655,7 @@ fn injected_response(failure: InjectedFailure) -> Response {
             headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
             response
         }
-        InjectedFailure::ServerError => error(StatusCode::BAD_GATEWAY, "Server Error"),
+        InjectedFailure::ServerError => fault_response(Fault::Unavailable, ""),
     }
 }
 

@@ -284,7 +284,6 @@ async fn refused_as_aws_does(response: Response<Incoming>) -> Response<ProxyBody
     aws_error(StatusCode::BAD_REQUEST, code, message)
 }
 
-/// An error in the shape of AWS's JSON 1.1 protocol.
 /// A [`Fault`] answered the way Secrets Manager does: throttling is HTTP 400
 /// `ThrottlingException` with no `Retry-After` (AWS never names a time),
 /// an outage a 503, a refused write a `ValidationException`.
@@ -308,6 +307,7 @@ fn fault_response(fault: Fault) -> Response<ProxyBody> {
     }
 }
 
+/// An error in the shape of AWS's JSON 1.1 protocol.
 fn aws_error(status: StatusCode, code: &str, message: &str) -> Response<ProxyBody> {
     let body = serde_json::json!({ "__type": code, "message": message }).to_string();
     let mut response = Response::new(full(Bytes::from(body)));
