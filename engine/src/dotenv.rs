@@ -404,6 +404,96 @@ pub fn render<'a>(
     Ok(out)
 }
 
+/// Why `key` cannot be written as a `.env` key, if it cannot.
+pub fn check_key(key: &str) -> Result<(), &'static str> {
+    key_problem(key).map_or(Ok(()), Err)
+}
+
+/// Why `value` cannot be carried by the grammar, if it cannot (the reason
+/// names no part of the value).
+pub fn check_value(value: &str) -> Result<(), &'static str> {
+    value_problem(value).map_or(Ok(()), Err)
+}
+
+/// Why [`update`] cannot rewrite a file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateError {
+    /// The file has lines the grammar cannot read as written; rewriting it
+    /// could move or lose them.
+    #[error("{}", summarize(.0).join("; "))]
+    Problems(Vec<Problem>),
+    /// A new value cannot be written.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
+/// `text` with `changes` applied (`Some(value)`: set, `None`: delete), every
+/// other byte kept: comments, blank lines, order and untouched entries stay
+/// as written. A changed key's entry is rewritten in place (its last
+/// occurrence, the one that wins; earlier ones are left, still shadowed), a
+/// deleted key loses every occurrence, and keys the file does not hold are
+/// appended in one block at the end, in the order given. Refuses a file the
+/// grammar cannot read as written, and values it cannot carry, before
+/// producing anything.
+pub fn update<'a>(
+    text: &str,
+    changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<Zeroizing<String>, UpdateError> {
+    let changes: Vec<(&str, Option<&str>)> = changes.into_iter().collect();
+    let parsed = parse(text);
+    if !parsed.problems.is_empty() {
+        return Err(UpdateError::Problems(parsed.problems));
+    }
+    // What happens to each line: replaced by a rendered entry, dropped, or
+    // (absent from both maps) copied.
+    let mut replaced: std::collections::HashMap<usize, Zeroizing<String>> = Default::default();
+    let mut dropped = std::collections::HashSet::new();
+    let mut appended = Vec::new();
+    for &(key, value) in &changes {
+        let occurrences: Vec<&Entry> = parsed.entries.iter().filter(|e| e.key == key).collect();
+        if let Some(value) = value {
+            let rendered = render([(key, value)])?;
+            match occurrences.last() {
+                Some(last) => {
+                    dropped.extend(last.line + 1..=last.last_line);
+                    replaced.insert(last.line, rendered);
+                }
+                None => appended.push((key, value)),
+            }
+        } else {
+            for entry in occurrences {
+                dropped.extend(entry.line..=entry.last_line);
+            }
+        }
+    }
+    let appended = render(appended)?;
+
+    // Reserved up front (the result is never longer), so the buffer that
+    // holds every value never reallocates and leaves a copy behind.
+    let capacity = text.len()
+        + replaced.values().map(|line| line.len()).sum::<usize>()
+        + appended.len()
+        + 1;
+    let mut out = Zeroizing::new(String::with_capacity(capacity));
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let number = index + 1;
+        if let Some(rendered) = replaced.get(&number) {
+            out.push_str(rendered.trim_end_matches('\n'));
+            // Keep the file's own line ending, and a last line without one.
+            out.push_str(&line[line.trim_end_matches(['\r', '\n']).len()..]);
+        } else if !dropped.contains(&number) {
+            out.push_str(line);
+        }
+    }
+    if !appended.is_empty() {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&appended);
+    }
+    Ok(out)
+}
+
 fn key_problem(key: &str) -> Option<&'static str> {
     if key.is_empty() {
         Some("is empty")
@@ -808,6 +898,43 @@ mod tests {
     }
 
     #[test]
+    fn update_rewrites_in_place_and_keeps_everything_else() {
+        let text = "# database\r\nDB_URL=postgres://old\r\n\r\nA=1\nPEM=\"-----BEGIN\nold\n-----END\"\n# tail comment\nA=2\nGONE=x\nLAST=keep";
+        let updated = update(
+            text,
+            [
+                ("DB_URL", Some("postgres://new?a=b#c")),
+                ("PEM", Some(PEM)),
+                ("A", Some("3")),
+                ("GONE", None),
+                ("NEW_ONE", Some(" spaced ")),
+                ("NEW_TWO", Some("")),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            updated.as_str(),
+            format!(
+                "# database\r\nDB_URL=postgres://new?a=b#c\r\n\r\nA=1\nPEM=\"{PEM}\"\n# tail comment\nA=3\nLAST=keep\nNEW_ONE=\" spaced \"\nNEW_TWO=\n"
+            )
+        );
+        // Nothing to change: the same bytes.
+        assert_eq!(update(text, []).unwrap().as_str(), text);
+    }
+
+    #[test]
+    fn update_refuses_a_file_it_cannot_read_as_written_and_values_it_cannot_carry() {
+        let err = update("A=1\nstray line\n", [("A", Some("2"))]).unwrap_err();
+        assert_eq!(
+            err,
+            UpdateError::Problems(vec![problem(2, ProblemKind::NoEquals)])
+        );
+        let err = update("A=1\n", [("SECRET", Some("xyzzy \"plugh\nquux"))]).unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("SECRET") && !shown.contains("plugh"), "{shown}");
+    }
+
+    #[test]
     fn placeholders() {
         let places = Placeholders {
             vault_root: "/repo/infra/vault/dev",
@@ -926,6 +1053,63 @@ mod tests {
                     prop_assert_eq!(pairs_of(&parsed.entries), entries);
                 }
                 Err(err) => prop_assert!(!expected_ok, "render refused a writable entry: {}", err),
+            }
+        }
+
+        #[test]
+        fn updated_files_read_back_with_the_changes_and_nothing_else(
+            existing in prop::collection::vec((key(), text_of(10)), 0..6),
+            comments in prop::collection::vec("# [a-z =\"]{0,6}", 0..4),
+            changes in prop::collection::vec((key(), prop::option::of(text_of(12))), 0..5),
+        ) {
+            let existing: Vec<_> = existing.into_iter().filter(|(k, v)| writable(k, v)).collect();
+            let changes: Vec<_> = changes
+                .into_iter()
+                .filter(|(k, v)| writable(k, v.as_deref().unwrap_or_default()))
+                .collect();
+            // A file of entries with comments and blank lines between them.
+            let mut text = String::new();
+            for (index, (key, value)) in existing.iter().enumerate() {
+                if let Some(comment) = comments.get(index) {
+                    text.push_str(comment);
+                    text.push_str("\n\n");
+                }
+                text.push_str(&render([(key.as_str(), value.as_str())]).unwrap());
+            }
+            let mut expected: Vec<(String, String)> = Vec::new();
+            for (key, value) in &existing {
+                expected.retain(|(k, _)| k != key);
+                expected.push((key.clone(), value.clone()));
+            }
+            for (key, value) in &changes {
+                match value {
+                    Some(value) => match expected.iter_mut().find(|(k, _)| k == key) {
+                        Some(slot) => slot.1 = value.clone(),
+                        None => expected.push((key.clone(), value.clone())),
+                    },
+                    None => expected.retain(|(k, _)| k != key),
+                }
+            }
+            let updated = update(
+                &text,
+                changes.iter().map(|(k, v)| (k.as_str(), v.as_deref())),
+            )
+            .unwrap();
+            let parsed = parse(&updated);
+            prop_assert_eq!(parsed.problems, []);
+            // Last occurrence wins, as every reader applies them.
+            let mut read: Vec<(String, String)> = Vec::new();
+            for (key, value) in pairs_of(&parsed.entries) {
+                read.retain(|(k, _)| *k != key);
+                read.push((key, value));
+            }
+            read.sort();
+            expected.sort();
+            prop_assert_eq!(read, expected);
+            // Every comment survives, in order.
+            let mut lines = updated.split('\n');
+            for comment in text.split('\n').filter(|l| l.starts_with("# ")) {
+                prop_assert!(lines.any(|line| line == comment), "lost {:?}", comment);
             }
         }
 

@@ -9,6 +9,10 @@
 //! and [`sync`] plans and applies a sync onto one sink: preflight, a diff
 //! without plaintext state, paced and retried writes, ownership-safe prune.
 //!
+//! [`source`] is the trait every platform secrets are imported from
+//! implements, and [`import`] plans an import: the source read within its
+//! budget, names turned into keys, a three-way diff against the vault.
+//!
 //! Depends on `vsync-crypto` only; store implementations live in
 //! `vsync-backends`, sinks in `vsync-sinks`.
 
@@ -16,7 +20,9 @@
 
 pub mod bundle;
 pub mod dotenv;
+pub mod import;
 pub mod sink;
+pub mod source;
 pub mod store;
 pub mod sync;
 pub mod timestamp;

@@ -38,7 +38,7 @@ impl Default for RetryPolicy {
 /// hour, which a token bucket's refill would allow). A 429 pauses all
 /// workers, not only the one that got it: the platform throttles the
 /// caller, not the request.
-pub(super) struct Pacer {
+pub(crate) struct Pacer {
     limits: &'static [WriteLimit],
     state: Mutex<PacerState>,
 }
@@ -50,7 +50,7 @@ struct PacerState {
 }
 
 impl Pacer {
-    pub(super) fn new(budget: &RateBudget) -> Self {
+    pub(crate) fn new(budget: &RateBudget) -> Self {
         Pacer {
             limits: budget.limits,
             state: Mutex::new(PacerState {
@@ -110,7 +110,7 @@ impl Pacer {
 /// Runs `call` until it succeeds, fails for good, or runs out of attempts;
 /// waits the platform's `Retry-After` on a 429 (pausing `pacer`, if any)
 /// and an exponential backoff on a 5xx.
-pub(super) async fn with_retries<T, F, Fut>(
+pub(crate) async fn with_retries<T, F, Fut>(
     policy: &RetryPolicy,
     pacer: Option<&Pacer>,
     mut call: F,

@@ -31,7 +31,8 @@ use crate::sink::{Change, RateBudget, SecretValue, Sink, SinkError};
 use crate::store::StoreError;
 
 pub use apply::RetryPolicy;
-use apply::{execute, with_retries};
+use apply::execute;
+pub(crate) use apply::{Pacer, with_retries};
 pub use record::RecordStore;
 use record::{RecordDelta, RecordEntry};
 
