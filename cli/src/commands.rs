@@ -141,12 +141,29 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Import {
             env,
+            from: Some(from),
+            source,
+            ..
+        } => crate::import::run(&ctx, &runtime, &env, &from, source),
+        Command::KvPull { env, source } => {
+            crate::import::run(&ctx, &runtime, &env, "azure", source)
+        }
+        Command::VaultPull { env, source } => {
+            crate::import::run(&ctx, &runtime, &env, "vault", source)
+        }
+        Command::OpPull { env, source } => {
+            crate::import::run(&ctx, &runtime, &env, "1password", source)
+        }
+        Command::Import {
+            env,
             path,
             file,
             force,
             accept_routing,
             passphrase,
             audit,
+            from: None,
+            source: _,
         } => {
             let file = path.or(file).expect("clap requires one of them");
             let passphrase = read_passphrase(&passphrase)?;

@@ -3,6 +3,7 @@
 //! to stderr; failures exit with the code `OpsError::exit_code` gives.
 
 mod commands;
+mod import;
 mod lifecycle;
 mod progress;
 mod secret_input;
@@ -83,16 +84,24 @@ enum Command {
         #[arg(long)]
         no_validate: bool,
     },
-    /// Install an env's config and key from a `.share` file.
+    /// Install an env's config and key from a `.share` file; or, with
+    /// `--from <platform>`, import secrets from a platform into the env's
+    /// `.env.<env>` (a value-blind diff; conflicts refused unless --prefer).
     Import {
-        /// The env to save it as.
+        /// The env (for a `.share`: the env to save it as).
         env: String,
         /// The `.share` file.
-        #[arg(value_name = "FILE", required_unless_present = "file")]
+        #[arg(value_name = "FILE", required_unless_present_any = ["file", "from"])]
         path: Option<PathBuf>,
         /// The `.share` file (upstream's spelling).
         #[arg(long, conflicts_with = "path")]
         file: Option<PathBuf>,
+        /// Import secrets from this platform instead of a `.share` (the
+        /// list and each one's --set fields are below).
+        #[arg(long, value_name = "PLATFORM", conflicts_with_all = ["path", "file", "force", "accept_routing"])]
+        from: Option<String>,
+        #[command(flatten)]
+        source: import::SourceArgs,
         /// Replace a different key or config this machine already holds for
         /// the env (bundles sealed with the current key become unreadable here).
         #[arg(long)]
@@ -105,6 +114,27 @@ enum Command {
         passphrase: PassphraseArgs,
         #[command(flatten)]
         audit: AuditArgs,
+    },
+    /// tsafe's `kv-pull`: `vsync import <env> --from azure`.
+    KvPull {
+        /// The env imported into.
+        env: String,
+        #[command(flatten)]
+        source: import::SourceArgs,
+    },
+    /// tsafe's `vault-pull`: `vsync import <env> --from vault`.
+    VaultPull {
+        /// The env imported into.
+        env: String,
+        #[command(flatten)]
+        source: import::SourceArgs,
+    },
+    /// tsafe's `op-pull`: `vsync import <env> --from 1password`.
+    OpPull {
+        /// The env imported into.
+        env: String,
+        #[command(flatten)]
+        source: import::SourceArgs,
     },
     /// Write the env's `.env.<env>` to a secret platform (TARGET). Checks
     /// everything before the first write and writes only what changed.
@@ -394,6 +424,7 @@ fn parse_on_off(value: &str) -> Result<bool, String> {
 fn main() -> ExitCode {
     let matches = Cli::command()
         .mut_subcommand("sync", sync::with_platform_flags)
+        .mut_subcommand("import", |import| import.after_help(import::sources_help()))
         .get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     if let (Command::Sync(args), Some(("sync", sync_matches))) =

@@ -54,13 +54,14 @@ pub struct SyncArgs {
 pub fn with_platform_flags(command: Command) -> Command {
     let targets: Vec<String> = platforms::REGISTRY
         .iter()
+        .filter(|platform| platform.sink.is_some())
         .map(|platform| format!("{} ({}, {})", platform.short, platform.name, platform.about))
         .collect();
     let mut command = command.mut_arg("target", |arg| {
         arg.help(format!("The platform: {}", targets.join("; ")))
     });
     for platform in platforms::REGISTRY {
-        for setting in platform.settings {
+        for setting in platform.sink_settings() {
             let arg = Arg::new(setting.flag)
                 .long(setting.flag)
                 .help(setting.help)
@@ -78,7 +79,7 @@ pub fn with_platform_flags(command: Command) -> Command {
 pub fn platform_flags(matches: &ArgMatches) -> Vec<(String, String)> {
     let mut given = Vec::new();
     for platform in platforms::REGISTRY {
-        for setting in platform.settings {
+        for setting in platform.sink_settings() {
             let value = match setting.kind {
                 SettingKind::Text => matches.get_one::<String>(setting.flag).cloned(),
                 SettingKind::Switch => matches.get_flag(setting.flag).then(|| "true".to_owned()),

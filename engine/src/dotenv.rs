@@ -70,6 +70,10 @@ use std::fmt;
 
 use vsync_crypto::Zeroizing;
 
+/// The largest `.env` file read: far above any real one, small enough that
+/// a wrong path (a disk image, `/dev/zero`) fails instead of filling memory.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// One `KEY=value` entry.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -470,10 +474,8 @@ pub fn update<'a>(
 
     // Reserved up front (the result is never longer), so the buffer that
     // holds every value never reallocates and leaves a copy behind.
-    let capacity = text.len()
-        + replaced.values().map(|line| line.len()).sum::<usize>()
-        + appended.len()
-        + 1;
+    let capacity =
+        text.len() + replaced.values().map(|line| line.len()).sum::<usize>() + appended.len() + 1;
     let mut out = Zeroizing::new(String::with_capacity(capacity));
     for (index, line) in text.split_inclusive('\n').enumerate() {
         let number = index + 1;
@@ -931,7 +933,10 @@ mod tests {
         );
         let err = update("A=1\n", [("SECRET", Some("xyzzy \"plugh\nquux"))]).unwrap_err();
         let shown = format!("{err} {err:?}");
-        assert!(shown.contains("SECRET") && !shown.contains("plugh"), "{shown}");
+        assert!(
+            shown.contains("SECRET") && !shown.contains("plugh"),
+            "{shown}"
+        );
     }
 
     #[test]

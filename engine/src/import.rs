@@ -6,7 +6,8 @@
 //!    whose listed revision is the one recorded at the last import, and
 //!    whose vault value is still the one imported, is not read again.
 //! 2. **Name** each value: the platform's transform undone
-//!    ([`Source::unmap_name`]), a prefix stripped, `--map OLD=NEW` renames,
+//!    ([`Source::unmap_name`]), only names with the prefix kept and the
+//!    prefix stripped, `--map OLD=NEW` renames,
 //!    then include/exclude globs on the resulting key. A key `.env` cannot
 //!    hold, or two source values landing on one key, refuse the import
 //!    before anything is written.
@@ -30,18 +31,18 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 use vsync_crypto::fingerprint::FingerprintKey;
 
-use crate::{dotenv, vault_fs};
 use crate::sink::{RateBudget, SecretValue, SinkError};
 use crate::source::{ListedSecret, Source, SourceValue};
 use crate::sync::record::{Record, RecordDelta, RecordEntry};
 use crate::sync::{Pacer, RetryPolicy, SyncError, with_retries};
+use crate::{dotenv, vault_fs};
 
 /// How source names become vault keys, applied in this order.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct NameRules {
-    /// Stripped from names that start with it (`--strip-prefix`).
-    pub strip_prefix: Option<String>,
-    /// `--map OLD=NEW`: the name (after the prefix is stripped) `OLD`
+    /// Only names starting with it are imported, without it (`--prefix`).
+    pub prefix: Option<String>,
+    /// `--map OLD=NEW`: the name (once the prefix is stripped) `OLD`
     /// becomes the key `NEW`.
     pub renames: Vec<(String, String)>,
     /// Only keys matching one of these globs are imported (all when empty).
@@ -236,7 +237,10 @@ pub async fn plan(
     // import needs no read: its keys stand as recorded.
     let mut recorded_keys: HashMap<&str, Vec<(&String, &RecordEntry)>> = HashMap::new();
     for (key, entry) in &record.secrets {
-        recorded_keys.entry(&entry.key).or_default().push((key, entry));
+        recorded_keys
+            .entry(&entry.key)
+            .or_default()
+            .push((key, entry));
     }
     let still_imported = |secret: &ListedSecret| {
         let (Some(revision), Some(keys)) = (&secret.revision, recorded_keys.get(&*secret.name))
@@ -274,7 +278,10 @@ pub async fn plan(
     let mut problems = Vec::new();
     let mut incoming: BTreeMap<String, SourceValue> = BTreeMap::new();
     for value in values {
-        let Some(key) = options.names.key_for(&source.unmap_name(&value.name), &globs) else {
+        let Some(key) = options
+            .names
+            .key_for(&source.unmap_name(&value.name), &globs)
+        else {
             continue;
         };
         if let Err(reason) = dotenv::check_key(&key) {
@@ -348,8 +355,7 @@ pub async fn plan(
             Some(current) if current == &incoming.value => ImportAction::Unchanged,
             Some(current) => {
                 let source_changed = recorded != Some(&source_print);
-                let vault_changed =
-                    recorded != Some(&fingerprints.fingerprint(current.as_bytes()));
+                let vault_changed = recorded != Some(&fingerprints.fingerprint(current.as_bytes()));
                 match (source_changed, vault_changed, options.prefer) {
                     (true, false, _) => ImportAction::Change,
                     (false, _, _) => ImportAction::KeepVault,
@@ -508,11 +514,10 @@ impl NameRules {
     /// The vault key for a (transform-undone) source name, or `None` when
     /// the globs leave it out.
     fn key_for(&self, name: &str, globs: &Globs) -> Option<String> {
-        let stripped = self
-            .strip_prefix
-            .as_deref()
-            .and_then(|prefix| name.strip_prefix(prefix))
-            .unwrap_or(name);
+        let stripped = match &self.prefix {
+            Some(prefix) => name.strip_prefix(prefix.as_str())?,
+            None => name,
+        };
         let key = self
             .renames
             .iter()
@@ -541,10 +546,13 @@ mod tests {
         Key::derive(secret, b"salt", std::num::NonZeroU32::MIN)
     }
 
-    /// A source held in memory: name → (value, revision, enabled).
+    /// A held secret: value, revision, enabled.
+    type Held = (Vec<u8>, u32, bool);
+
+    /// A source held in memory, by name.
     struct Memory {
         caps: SourceCapabilities,
-        secrets: Mutex<BTreeMap<String, (Vec<u8>, u32, bool)>>,
+        secrets: Mutex<BTreeMap<String, Held>>,
         reads: AtomicUsize,
         throttle_reads: AtomicUsize,
     }
@@ -662,7 +670,14 @@ mod tests {
                 entries: &self.vault,
                 asset: &no_assets,
             };
-            plan(source, &view, &self.record, &self.fingerprints, &self.options).await
+            plan(
+                source,
+                &view,
+                &self.record,
+                &self.fingerprints,
+                &self.options,
+            )
+            .await
         }
 
         /// Plans, then applies the writes and the record as the caller does.
@@ -722,9 +737,11 @@ mod tests {
         run.import(&source).await;
 
         source.set("A", b"2"); // source only
-        run.vault.insert("B".into(), SecretValue::from_text("vault")); // vault only
+        run.vault
+            .insert("B".into(), SecretValue::from_text("vault")); // vault only
         source.set("C", b"2"); // both
-        run.vault.insert("C".into(), SecretValue::from_text("vault"));
+        run.vault
+            .insert("C".into(), SecretValue::from_text("vault"));
         let plan = run.plan(&source).await.unwrap();
         assert_eq!(
             actions(&plan),
@@ -747,7 +764,8 @@ mod tests {
         assert_eq!(settled.lines[2].action, ImportAction::KeepVault);
 
         source.set("C", b"3");
-        run.vault.insert("C".into(), SecretValue::from_text("vault2"));
+        run.vault
+            .insert("C".into(), SecretValue::from_text("vault2"));
         run.options.prefer = Some(Prefer::Source);
         run.import(&source).await;
         assert_eq!(run.vault["C"].as_text(), Some("3"));
@@ -771,7 +789,7 @@ mod tests {
         ]);
         let mut run = Run::new(&[]);
         run.options.names = NameRules {
-            strip_prefix: Some("APP_".into()),
+            prefix: Some("APP_".into()),
             renames: vec![("TOKEN".into(), "API_TOKEN".into())],
             include: vec![],
             exclude: vec!["DEBUG*".into()],
@@ -783,7 +801,10 @@ mod tests {
         run.options.names.renames = vec![("DB".into(), "OTHER".into())];
         let err = run.plan(&source).await.unwrap_err();
         let shown = err.to_string();
-        assert!(shown.contains("APP_DB and OTHER both become the key OTHER"), "{shown}");
+        assert!(
+            shown.contains("APP_DB and OTHER both become the key OTHER"),
+            "{shown}"
+        );
 
         run.options.names.renames = vec![("DB".into(), "#DB".into())];
         let err = run.plan(&source).await.unwrap_err().to_string();
@@ -794,7 +815,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_value_the_grammar_cannot_carry_is_refused_naming_its_key_and_binary_goes_to_a_file() {
+    async fn a_value_the_grammar_cannot_carry_is_refused_naming_its_key_and_binary_goes_to_a_file()
+    {
         let source = Memory::new(&[("JSONISH", "first \"line\nsecond")]);
         let err = Run::new(&[]).plan(&source).await.unwrap_err().to_string();
         assert!(err.contains("JSONISH") && !err.contains("second"), "{err}");
@@ -804,7 +826,10 @@ mod tests {
         source.set("NUL_TEXT", b"a\0b");
         source.set(".env.dev", &[0xff]);
         let err = Run::new(&[]).plan(&source).await.unwrap_err().to_string();
-        assert!(err.contains(".env.dev") && err.contains("must not start with `.`"), "{err}");
+        assert!(
+            err.contains(".env.dev") && err.contains("must not start with `.`"),
+            "{err}"
+        );
         source.secrets.lock().unwrap().remove(".env.dev");
         let plan = Run::new(&[]).plan(&source).await.unwrap();
         assert!(
@@ -824,7 +849,8 @@ mod tests {
         source.secrets.lock().unwrap().get_mut("B").unwrap().2 = false;
         source.secrets.lock().unwrap().remove("C");
         source.secrets.lock().unwrap().remove("A");
-        run.vault.insert("A".into(), SecretValue::from_text("edited"));
+        run.vault
+            .insert("A".into(), SecretValue::from_text("edited"));
         let plan = run.import(&source).await;
         assert_eq!(
             actions(&plan),
@@ -857,11 +883,14 @@ mod tests {
         let fingerprints = FingerprintKey::derive(&key(b"one"));
         let plain = record_target("aws:region=x", &NameRules::default(), &fingerprints);
         let stripped = NameRules {
-            strip_prefix: Some("APP_".into()),
+            prefix: Some("APP_".into()),
             ..NameRules::default()
         };
         assert!(plain.starts_with("import:aws:region=x:"));
-        assert_ne!(plain, record_target("aws:region=x", &stripped, &fingerprints));
+        assert_ne!(
+            plain,
+            record_target("aws:region=x", &stripped, &fingerprints)
+        );
         assert_eq!(
             plain,
             record_target("aws:region=x", &NameRules::default(), &fingerprints)

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use vsync_backends::s3::S3ConfigError;
 use vsync_engine::bundle::BundleError;
+use vsync_engine::import::ImportError;
 use vsync_engine::sink::SinkError;
 use vsync_engine::store::StoreError;
 use vsync_engine::sync::SyncError;
@@ -208,6 +209,19 @@ pub enum OpsError {
         /// The failure.
         source: std::io::Error,
     },
+    /// Importing from a source failed before anything was written.
+    #[error(transparent)]
+    Import(ImportError),
+    /// Keys changed both at the source and in the vault since the last
+    /// import; nothing was written.
+    #[error(
+        "refused before any write: {} changed both at the source and in the vault since the last import (or differ with no earlier import to tell which side changed); keep one side with --prefer source or --prefer vault",
+        keys.join(", ")
+    )]
+    ImportConflict {
+        /// The keys in conflict.
+        keys: Vec<String>,
+    },
 }
 
 fn summarize(report: &DirtyReport) -> String {
@@ -258,6 +272,9 @@ pub const EXIT_SYNC_NOOP: i32 = 10;
 pub const EXIT_SYNC_PARTIAL: i32 = 11;
 /// Exit code of a sync refused before any write.
 pub const EXIT_SYNC_REFUSED: i32 = 12;
+/// Exit code of an import refused because keys changed both at the source
+/// and in the vault since the last import (`--prefer` settles them).
+pub const EXIT_IMPORT_CONFLICT: i32 = 13;
 
 impl OpsError {
     /// The process exit code for this failure (documented in the README):
@@ -265,8 +282,8 @@ impl OpsError {
     /// folder included), 3 the store (unreachable, denied, misconfigured),
     /// 4 a conflict another writer or the local state caused, 5 a bundle
     /// that does not decrypt, verify or unpack safely (hostile entries,
-    /// past the size limits), 12 a sync refused before any write, 1
-    /// anything else.
+    /// past the size limits), 12 a sync or import refused before any
+    /// write, 13 an import conflict, 1 anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
             OpsError::VaultPath(_)
@@ -298,6 +315,17 @@ impl OpsError {
                 SyncError::RecordUnreadable(_) => 5,
                 _ => 3,
             },
+            OpsError::Import(err) => match err {
+                ImportError::Source(
+                    SinkError::Denied(_) | SinkError::NotFound(_) | SinkError::Misconfigured(_),
+                ) => 2,
+                ImportError::Source(SinkError::Rejected(_))
+                | ImportError::Names(_)
+                | ImportError::Glob { .. } => EXIT_SYNC_REFUSED,
+                ImportError::Record(SyncError::RecordUnreadable(_)) => 5,
+                _ => 3,
+            },
+            OpsError::ImportConflict { .. } => EXIT_IMPORT_CONFLICT,
             OpsError::Store(_) | OpsError::RotationUnconfirmed { .. } => 3,
             OpsError::Vault(err) => match err {
                 // An object too large to be a pointer or a bundle is a bad

@@ -11,6 +11,7 @@
 mod audit;
 mod context;
 mod error;
+mod import;
 mod keystore;
 mod lifecycle;
 mod link;
@@ -29,8 +30,9 @@ pub use audit::{
     parse_log as parse_audit_log, parse_meta_pair, render_csv,
 };
 pub use context::{Context, Repo};
-pub use error::{EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED};
+pub use error::{EXIT_IMPORT_CONFLICT, EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED};
 pub use error::{OpsError, UnsavedPassphrase};
+pub use import::{SourceImportOutcome, SourceImportRequest, import_from};
 pub use keystore::{
     ImportOutcome, KeystoreEntry, KeystoreListing, KeytreeExportReport, KeytreeFilter,
     KeytreeImportReport, keystore_export, keystore_import, keystore_list,

@@ -105,7 +105,7 @@ pub async fn sync(
     environment: Environment<'_>,
     progress: &dyn Progress,
 ) -> Result<SyncOutcome, OpsError> {
-    let platform = platforms::find(target)?;
+    let (platform, sink_side) = platforms::find_sink(target)?;
     let given = platform.given(&request.flags, &request.sets)?;
     let mut env = Env::load(ctx, env)?;
     let saved = env
@@ -140,7 +140,7 @@ pub async fn sync(
         )));
     }
 
-    let sink = (platform.sink)(&SinkRequest {
+    let sink = (sink_side.build)(&SinkRequest {
         env: &env.name,
         routing: &routing,
         environment,

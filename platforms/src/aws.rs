@@ -11,13 +11,22 @@ use serde::Deserialize;
 use vsync_engine::sink::Sink;
 use vsync_sinks::aws::{AwsSecretsManagerSink, DeletePolicy};
 
-use crate::{Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, parse_routing};
+use crate::{
+    Credentials, Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, SinkSide,
+    parse_routing,
+};
 
 /// The registry's entry.
 pub static PLATFORM: Platform = Platform {
     name: "aws-secrets-manager",
     short: "aws",
     about: "AWS Secrets Manager",
+    sink: Some(&SINK),
+    source: None,
+};
+
+/// What syncing to it takes.
+static SINK: SinkSide = SinkSide {
     settings: &[
         Setting {
             field: "region",
@@ -46,7 +55,7 @@ pub static PLATFORM: Platform = Platform {
     ],
     credentials: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), else AWS_PROFILE or a role; AWS_ENDPOINT_URL_SECRETS_MANAGER / AWS_ENDPOINT_URL",
     check: |routing| parse_routing::<AwsRouting>(PLATFORM.short, routing).map(drop),
-    sink,
+    build: sink,
 };
 
 /// `sync.aws` plus this run's settings.

@@ -3,22 +3,36 @@
 //! Credentials: `AZURE_ACCESS_TOKEN` when set, else a service principal's
 //! client secret (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
 //! `AZURE_CLIENT_SECRET`, and `AZURE_AUTHORITY_HOST` outside the public
-//! cloud), the variables Azure's own tools read. `VSYNC_AZURE_VAULT_URL`,
+//! cloud), the variables Azure's own tools read, else App Service's managed
+//! identity (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`), a VM's through IMDS
+//! (`AZURE_USE_MANAGED_IDENTITY=1`), or the `az` CLI's login
+//! (`vsync_connections::azure::Auth::from_env` has the order and why).
+//! `VSYNC_AZURE_VAULT_URL`,
 //! `VSYNC_AZURE_CA_FILE` and
 //! `VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION` reach emulators and
 //! private endpoints.
 
 use serde::Deserialize;
+use vsync_connections::azure::Auth;
 use vsync_engine::sink::Sink;
 use vsync_sinks::azure::KeyVaultSink;
 
-use crate::{Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, parse_routing};
+use crate::{
+    Credentials, Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, SinkSide,
+    parse_routing,
+};
 
 /// The registry's entry.
 pub static PLATFORM: Platform = Platform {
     name: "azure-key-vault",
     short: "azure",
     about: "Azure Key Vault",
+    sink: Some(&SINK),
+    source: None,
+};
+
+/// What syncing to it takes.
+static SINK: SinkSide = SinkSide {
     settings: &[Setting {
         field: "vaultName",
         flag: "azure-vault",
@@ -27,9 +41,9 @@ pub static PLATFORM: Platform = Platform {
         kind: SettingKind::Text,
         help: "Azure Key Vault name (saved)",
     }],
-    credentials: "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or AZURE_ACCESS_TOKEN; VSYNC_AZURE_VAULT_URL for another cloud or an emulator",
+    credentials: "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or AZURE_ACCESS_TOKEN, or a managed identity (App Service's IDENTITY_ENDPOINT, or AZURE_USE_MANAGED_IDENTITY=1 on a VM), or `az login`; VSYNC_AZURE_VAULT_URL for another cloud or an emulator",
     check: |routing| parse_routing::<AzureRouting>(PLATFORM.short, routing).map(drop),
-    sink,
+    build: sink,
 };
 
 /// `sync.azure`.
@@ -52,39 +66,7 @@ fn sink(request: &SinkRequest<'_>) -> Result<Box<dyn Sink>, PlatformError> {
             });
         }
     };
-    let tenant = request.var("AZURE_TENANT_ID");
-    let client = request.var("AZURE_CLIENT_ID");
-    let secret = request.secret("AZURE_CLIENT_SECRET");
-    builder = match (request.secret("AZURE_ACCESS_TOKEN"), tenant, client, secret) {
-        (Some(token), ..) => builder.access_token(token.as_str()),
-        (None, Some(tenant), Some(client), Some(secret)) => {
-            let builder = builder.client_secret(tenant, client, &secret);
-            match request.var("AZURE_AUTHORITY_HOST") {
-                Some(authority) => builder.authority_host(authority),
-                None => builder,
-            }
-        }
-        (None, None, None, None) => {
-            return Err(PlatformError::Setup(
-                "Azure: no credentials; set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a service principal's client secret), or AZURE_ACCESS_TOKEN (e.g. from `az account get-access-token --resource https://vault.azure.net`)".into(),
-            ));
-        }
-        (None, tenant, client, secret) => {
-            let missing: Vec<&str> = [
-                ("AZURE_TENANT_ID", tenant.is_none()),
-                ("AZURE_CLIENT_ID", client.is_none()),
-                ("AZURE_CLIENT_SECRET", secret.is_none()),
-            ]
-            .into_iter()
-            .filter_map(|(name, missing)| missing.then_some(name))
-            .collect();
-            let verb = if missing.len() == 1 { "is" } else { "are" };
-            return Err(PlatformError::Setup(format!(
-                "Azure: the client-secret credential needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET; {} {verb} not set (or set AZURE_ACCESS_TOKEN instead)",
-                missing.join(" and ")
-            )));
-        }
-    };
+    builder = builder.auth(Auth::from_env(&|name| request.var(name))?);
     let verify = !request
         .var("VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION")
         .as_deref()
@@ -167,6 +149,24 @@ mod tests {
             message.contains("AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are not set"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn managed_identities_are_taken_when_present_or_asked_for() {
+        // Nothing is asked until the first request.
+        let app_service = [
+            ("IDENTITY_ENDPOINT", "http://localhost:41741/msi/token"),
+            ("IDENTITY_HEADER", "header"),
+            ("AZURE_CLIENT_ID", "user-assigned"),
+        ];
+        assert!(build(&app_service).is_ok());
+        assert!(build(&[("AZURE_USE_MANAGED_IDENTITY", "1")]).is_ok());
+        // Not on loopback: refused before the header could be sent.
+        let message = refusal(&[
+            ("IDENTITY_ENDPOINT", "http://identity.example/msi/token"),
+            ("IDENTITY_HEADER", "header"),
+        ]);
+        assert!(message.contains("IDENTITY_ENDPOINT"), "{message}");
     }
 
     #[test]

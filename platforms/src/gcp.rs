@@ -10,13 +10,22 @@ use serde::Deserialize;
 use vsync_engine::sink::Sink;
 use vsync_sinks::gcp::GcpSecretManagerSink;
 
-use crate::{Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, parse_routing};
+use crate::{
+    Credentials, Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, SinkSide,
+    parse_routing,
+};
 
 /// The registry's entry.
 pub static PLATFORM: Platform = Platform {
     name: "gcp-secret-manager",
     short: "gcp",
     about: "GCP Secret Manager",
+    sink: Some(&SINK),
+    source: None,
+};
+
+/// What syncing to it takes.
+static SINK: SinkSide = SinkSide {
     settings: &[Setting {
         field: "project",
         flag: "gcp-project",
@@ -27,7 +36,7 @@ pub static PLATFORM: Platform = Platform {
     }],
     credentials: "GOOGLE_OAUTH_ACCESS_TOKEN, else Application Default Credentials; VSYNC_GCP_ENDPOINT",
     check: |routing| parse_routing::<GcpRouting>(PLATFORM.short, routing).map(drop),
-    sink,
+    build: sink,
 };
 
 /// `sync.gcp`.

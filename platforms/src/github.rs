@@ -11,13 +11,22 @@ use vsync_crypto::Zeroizing;
 use vsync_engine::sink::Sink;
 use vsync_sinks::github::GithubSink;
 
-use crate::{Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, parse_routing};
+use crate::{
+    Credentials, Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, SinkSide,
+    parse_routing,
+};
 
 /// The registry's entry.
 pub static PLATFORM: Platform = Platform {
     name: "github-actions",
     short: "gh",
     about: "GitHub Actions secrets",
+    sink: Some(&SINK),
+    source: None,
+};
+
+/// What syncing to it takes.
+static SINK: SinkSide = SinkSide {
     settings: &[
         Setting {
             field: "repo",
@@ -62,7 +71,7 @@ pub static PLATFORM: Platform = Platform {
     ],
     credentials: "GITHUB_TOKEN or GH_TOKEN (or `gh auth login`); GITHUB_API_URL for GitHub Enterprise",
     check: |routing| parse_routing::<GithubRouting>(PLATFORM.short, routing).map(drop),
-    sink,
+    build: sink,
 };
 
 /// `sync.gh` plus this run's settings.

@@ -20,11 +20,14 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use vsync_crypto::Zeroizing;
 use vsync_engine::sink::{Sink, SinkError};
+use vsync_engine::source::Source;
 
 #[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "azure")]
 pub mod azure;
+#[cfg(feature = "dotenv")]
+pub mod dotenv;
 #[cfg(feature = "gcp")]
 pub mod gcp;
 #[cfg(feature = "github")]
@@ -44,9 +47,13 @@ pub static REGISTRY: &[&Platform] = &[
     &azure::PLATFORM,
     #[cfg(feature = "vault")]
     &vault::PLATFORM,
+    #[cfg(feature = "dotenv")]
+    &dotenv::PLATFORM,
 ];
 
-/// One secret platform.
+/// One secret platform: what it is called, and what syncing to it or
+/// importing from it takes (a platform compiled without one side has
+/// `None` there, and is absent from that command's help).
 #[derive(Debug)]
 pub struct Platform {
     /// The long name (`github-actions`), used in reports.
@@ -56,6 +63,15 @@ pub struct Platform {
     pub short: &'static str,
     /// What it is, for help text.
     pub about: &'static str,
+    /// Syncing to it (`vsync sync`).
+    pub sink: Option<&'static SinkSide>,
+    /// Importing from it (`vsync import --from`).
+    pub source: Option<&'static SourceSide>,
+}
+
+/// What syncing to a platform takes.
+#[derive(Debug)]
+pub struct SinkSide {
     /// Every setting its routing struct has.
     pub settings: &'static [Setting],
     /// The variables its credentials come from, for help text.
@@ -63,7 +79,31 @@ pub struct Platform {
     /// Checks a routing object against the platform's struct.
     pub check: fn(&Routing) -> Result<(), PlatformError>,
     /// Builds its sink from the routing and the environment's credentials.
-    pub sink: fn(&SinkRequest<'_>) -> Result<Box<dyn Sink>, PlatformError>,
+    pub build: fn(&SinkRequest<'_>) -> Result<Box<dyn Sink>, PlatformError>,
+}
+
+/// What importing from a platform takes. Its settings are given with
+/// `--set field=value` (in `vsync.toml`, as a table), never saved in the
+/// env config: upstream's config has no place for them.
+#[derive(Debug)]
+pub struct SourceSide {
+    /// Every setting its source struct has.
+    pub settings: &'static [SourceSetting],
+    /// The variables its credentials come from, for help text.
+    pub credentials: &'static str,
+    /// Builds its source from the settings and the environment.
+    pub build: fn(&SourceRequest<'_>) -> Result<Box<dyn Source>, PlatformError>,
+}
+
+/// One field of a platform's source struct.
+#[derive(Debug)]
+pub struct SourceSetting {
+    /// The field's name (`--set <field>=…`).
+    pub field: &'static str,
+    /// Text or switch.
+    pub kind: SettingKind,
+    /// Help text.
+    pub help: &'static str,
 }
 
 /// One field of a platform's routing struct.
@@ -127,15 +167,42 @@ pub struct SinkRequest<'a> {
     pub environment: Environment<'a>,
 }
 
-impl SinkRequest<'_> {
+/// What a platform needs to build its source.
+pub struct SourceRequest<'a> {
+    /// The settings given (`--set`), checked against the source's fields.
+    pub settings: &'a Routing,
+    /// The environment credentials are discovered in.
+    pub environment: Environment<'a>,
+    /// Where another env of this repo keeps its vault folder (dotenv's env
+    /// → env promotion).
+    pub vault_folder_of: &'a dyn Fn(&str) -> Result<std::path::PathBuf, PlatformError>,
+}
+
+/// Looking credentials up in the request's environment.
+pub trait Credentials {
+    /// The environment credentials are discovered in.
+    fn environment(&self) -> Environment<'_>;
+
     /// A variable of the environment, `None` when unset or empty.
-    pub fn var(&self, name: &str) -> Option<String> {
-        (self.environment)(name).filter(|value| !value.is_empty())
+    fn var(&self, name: &str) -> Option<String> {
+        (self.environment())(name).filter(|value| !value.is_empty())
     }
 
     /// A secret variable, zeroized when dropped.
-    pub fn secret(&self, name: &str) -> Option<Zeroizing<String>> {
+    fn secret(&self, name: &str) -> Option<Zeroizing<String>> {
         self.var(name).map(Zeroizing::new)
+    }
+}
+
+impl Credentials for SinkRequest<'_> {
+    fn environment(&self) -> Environment<'_> {
+        self.environment
+    }
+}
+
+impl Credentials for SourceRequest<'_> {
+    fn environment(&self) -> Environment<'_> {
+        self.environment
     }
 }
 
@@ -145,8 +212,10 @@ impl SinkRequest<'_> {
 #[non_exhaustive]
 pub enum PlatformError {
     /// No platform of that name in this build.
-    #[error("unknown sync target {name:?}; use one of {valid}")]
+    #[error("unknown {role} {name:?}; use one of {valid}")]
     UnknownPlatform {
+        /// `sync target` or `import source`.
+        role: &'static str,
         /// What was asked for.
         name: String,
         /// The platforms this build holds.
@@ -210,16 +279,32 @@ impl From<SinkError> for PlatformError {
     }
 }
 
-/// The platform named `name` (short or long).
-pub fn find(name: &str) -> Result<&'static Platform, PlatformError> {
+/// The platform named `name` (short or long) that can be synced to.
+pub fn find_sink(name: &str) -> Result<(&'static Platform, &'static SinkSide), PlatformError> {
+    find(name, "sync target", |platform| platform.sink)
+}
+
+/// The platform named `name` (short or long) that can be imported from.
+pub fn find_source(name: &str) -> Result<(&'static Platform, &'static SourceSide), PlatformError> {
+    find(name, "import source", |platform| platform.source)
+}
+
+fn find<Side>(
+    name: &str,
+    role: &'static str,
+    side: impl Fn(&'static Platform) -> Option<&'static Side>,
+) -> Result<(&'static Platform, &'static Side), PlatformError> {
     REGISTRY
         .iter()
         .copied()
-        .find(|platform| platform.short == name || platform.name == name)
+        .filter_map(|platform| side(platform).map(|side| (platform, side)))
+        .find(|(platform, _)| platform.short == name || platform.name == name)
         .ok_or_else(|| PlatformError::UnknownPlatform {
+            role,
             name: name.to_owned(),
             valid: REGISTRY
                 .iter()
+                .filter(|platform| side(platform).is_some())
                 .map(|platform| format!("{} ({})", platform.short, platform.name))
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -230,7 +315,7 @@ pub fn find(name: &str) -> Result<&'static Platform, PlatformError> {
 pub fn flag_owner(flag: &str) -> Option<(&'static Platform, &'static Setting)> {
     REGISTRY.iter().find_map(|platform| {
         platform
-            .settings
+            .sink_settings()
             .iter()
             .find(|setting| setting.flag == flag)
             .map(|setting| (*platform, setting))
@@ -238,9 +323,14 @@ pub fn flag_owner(flag: &str) -> Option<(&'static Platform, &'static Setting)> {
 }
 
 impl Platform {
+    /// The settings of its sink's routing (none without a sink).
+    pub fn sink_settings(&self) -> &'static [Setting] {
+        self.sink.map_or(&[], |sink| sink.settings)
+    }
+
     /// The setting whose field is `field`, or an error naming the valid ones.
     pub fn setting(&'static self, field: &str) -> Result<&'static Setting, PlatformError> {
-        self.settings
+        self.sink_settings()
             .iter()
             .find(|setting| setting.field == field)
             .ok_or_else(|| PlatformError::UnknownSetting {
@@ -314,7 +404,9 @@ impl Platform {
                 .iter()
                 .map(|(field, value)| (field.clone(), value.clone())),
         );
-        (self.check)(&routing)?;
+        if let Some(sink) = self.sink {
+            (sink.check)(&routing)?;
+        }
         Ok(routing)
     }
 
@@ -329,7 +421,7 @@ impl Platform {
             None => Routing::new(),
         };
         // In the settings' order, so a new block reads as upstream writes it.
-        for setting in self.settings.iter().filter(|s| s.saved != Saved::No) {
+        for setting in self.sink_settings().iter().filter(|s| s.saved != Saved::No) {
             match (given.get(setting.field), setting.default) {
                 (Some(value), _) => {
                     block.insert(setting.field.into(), value.clone());
@@ -341,7 +433,7 @@ impl Platform {
             }
         }
         let complete = self
-            .settings
+            .sink_settings()
             .iter()
             .filter(|setting| setting.saved == Saved::Required)
             .all(|setting| block.contains_key(setting.field));
@@ -350,11 +442,45 @@ impl Platform {
     }
 
     fn field_names(&self) -> String {
-        self.settings
+        self.sink_settings()
             .iter()
             .map(|setting| setting.field)
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// The source settings given as `field=value` pairs (`--set`), each
+    /// checked against the source's fields: an unknown field is refused
+    /// with the valid ones named.
+    pub fn source_settings(&self, sets: &[String]) -> Result<Routing, PlatformError> {
+        let settings = self.source.map_or(&[][..], |source| source.settings);
+        let valid = || {
+            settings
+                .iter()
+                .map(|setting| setting.field)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut given = Routing::new();
+        for pair in sets {
+            let (field, text) = pair.split_once('=').ok_or_else(|| {
+                PlatformError::Setup(format!(
+                    "--set takes field=value, got {pair:?}; the fields of {} are {}",
+                    self.name,
+                    valid()
+                ))
+            })?;
+            let setting = settings
+                .iter()
+                .find(|setting| setting.field == field)
+                .ok_or_else(|| PlatformError::UnknownSetting {
+                    platform: self.name,
+                    field: field.to_owned(),
+                    valid: valid(),
+                })?;
+            given.insert(field.into(), setting.kind.value(field, text)?);
+        }
+        Ok(given)
     }
 }
 
@@ -362,14 +488,20 @@ impl Setting {
     /// The JSON value a textual value gives this setting (`true`/`false`
     /// for a switch).
     pub fn value(&self, text: &str) -> Result<Value, PlatformError> {
-        match self.kind {
+        self.kind.value(self.field, text)
+    }
+}
+
+impl SettingKind {
+    /// The JSON value a textual value gives a setting of this kind.
+    fn value(self, field: &str, text: &str) -> Result<Value, PlatformError> {
+        match self {
             SettingKind::Text => Ok(Value::String(text.to_owned())),
             SettingKind::Switch => match text {
                 "true" => Ok(Value::Bool(true)),
                 "false" => Ok(Value::Bool(false)),
                 _ => Err(PlatformError::Setup(format!(
-                    "{} takes true or false, got {text:?}",
-                    self.field
+                    "{field} takes true or false, got {text:?}"
                 ))),
             },
         }
@@ -433,18 +565,30 @@ mod tests {
     fn every_platform_is_found_by_both_names_and_settings_are_unique() {
         let mut flags = std::collections::HashSet::new();
         for platform in REGISTRY {
-            assert!(std::ptr::eq(find(platform.short).unwrap(), *platform));
-            assert!(std::ptr::eq(find(platform.name).unwrap(), *platform));
-            for setting in platform.settings {
+            for name in [platform.short, platform.name] {
+                if platform.sink.is_some() {
+                    assert!(std::ptr::eq(find_sink(name).unwrap().0, *platform));
+                }
+                if platform.source.is_some() {
+                    assert!(std::ptr::eq(find_source(name).unwrap().0, *platform));
+                }
+            }
+            for setting in platform.sink_settings() {
                 assert!(flags.insert(setting.flag), "--{} twice", setting.flag);
                 assert!(std::ptr::eq(flag_owner(setting.flag).unwrap().1, setting));
             }
         }
-        let error = find("github").unwrap_err().to_string();
+        let error = find_sink("github").unwrap_err().to_string();
         assert!(error.contains("unknown sync target \"github\""), "{error}");
         for platform in REGISTRY {
-            assert!(error.contains(platform.short), "{error}");
+            assert_eq!(
+                error.contains(&format!("{} (", platform.short)),
+                platform.sink.is_some(),
+                "{error}"
+            );
         }
+        let error = find_source("github").unwrap_err().to_string();
+        assert!(error.contains("unknown import source"), "{error}");
     }
 
     #[test]
@@ -452,7 +596,7 @@ mod tests {
         for platform in REGISTRY {
             let error = platform.setting("colour").unwrap_err().to_string();
             assert!(error.contains("\"colour\""), "{error}");
-            for setting in platform.settings {
+            for setting in platform.sink_settings() {
                 assert!(error.contains(setting.field), "{error}");
             }
         }
@@ -463,25 +607,26 @@ mod tests {
         // A field listed in the table but missing from the struct (or the
         // other way round) would make `--set` accept what `check` refuses.
         for platform in REGISTRY {
+            let Some(sink) = platform.sink else { continue };
             let mut routing = Routing::new();
-            for setting in platform.settings {
+            for setting in platform.sink_settings() {
                 let value = match setting.kind {
                     SettingKind::Text => setting.default.unwrap_or("x").into(),
                     SettingKind::Switch => Value::Bool(true),
                 };
                 routing.insert(setting.field.into(), value);
             }
-            if let Err(error) = (platform.check)(&routing) {
+            if let Err(error) = (sink.check)(&routing) {
                 panic!("{}: {error}", platform.name);
             }
             routing.insert("newerField".into(), "x".into());
-            let error = (platform.check)(&routing).unwrap_err().to_string();
+            let error = (sink.check)(&routing).unwrap_err().to_string();
             assert!(error.contains("newerField"), "{error}");
         }
     }
 
     fn platform(short: &str) -> &'static Platform {
-        find(short).unwrap()
+        find_sink(short).unwrap().0
     }
 
     fn flags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

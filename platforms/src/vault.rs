@@ -9,13 +9,22 @@ use vsync_crypto::Zeroizing;
 use vsync_engine::sink::Sink;
 use vsync_sinks::vault_kv::VaultKvSink;
 
-use crate::{Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, parse_routing};
+use crate::{
+    Credentials, Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, SinkSide,
+    parse_routing,
+};
 
 /// The registry's entry.
 pub static PLATFORM: Platform = Platform {
     name: "vault-kv",
     short: "vault",
     about: "HashiCorp Vault KV v2",
+    sink: Some(&SINK),
+    source: None,
+};
+
+/// What syncing to it takes.
+static SINK: SinkSide = SinkSide {
     settings: &[
         Setting {
             field: "addr",
@@ -44,7 +53,7 @@ pub static PLATFORM: Platform = Platform {
     ],
     credentials: "VAULT_TOKEN (or `vault login`); VAULT_NAMESPACE",
     check: |routing| parse_routing::<VaultRouting>(PLATFORM.short, routing).map(drop),
-    sink,
+    build: sink,
 };
 
 /// `sync.vault` (upstream requires all three once the block exists).

@@ -11,14 +11,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use vsync_crypto::Zeroizing;
-use vsync_engine::dotenv;
+use vsync_engine::dotenv::{self, MAX_FILE_BYTES};
 use vsync_engine::sink::{RateBudget, SecretValue, SinkError};
 use vsync_engine::source::{ListedSecret, Source, SourceCapabilities, SourceValue};
 use vsync_engine::vault_fs;
-
-/// The largest file read: far above any real `.env`, small enough that a
-/// wrong path (a disk image, `/dev/zero`) fails instead of filling memory.
-pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// A `.env` file.
 #[derive(Debug)]
@@ -154,12 +150,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".env");
         std::fs::write(&path, "A=1\nhunter2\n").unwrap();
-        let err = DotenvSource::new(&path).list().await.unwrap_err().to_string();
+        let err = DotenvSource::new(&path)
+            .list()
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2") && !err.contains("hunter2"), "{err}");
 
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&path, &link).unwrap();
-        let err = DotenvSource::new(&link).list().await.unwrap_err().to_string();
+        let err = DotenvSource::new(&link)
+            .list()
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("symlink"), "{err}");
         let err = DotenvSource::new(dir.path().join("absent"))
             .list()

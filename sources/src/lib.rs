@@ -6,5 +6,15 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
 #[cfg(feature = "dotenv")]
 pub mod dotenv;
+#[cfg(feature = "gcp")]
+pub mod gcp;
+#[cfg(feature = "onepassword")]
+pub mod onepassword;
+#[cfg(feature = "vault")]
+pub mod vault;

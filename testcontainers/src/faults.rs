@@ -1,7 +1,7 @@
 //! Fault injection and write counting shared by every platform fake (and the
 //! proxy in front of moto): the sink suite throttles or fails the next calls
 //! of a kind (listing, reading, writing), breaks the writes of one name, and
-//! counts the writes a sync made. Each fake answers a fault the way its
+//! counts the calls an import or a sync made. Each fake answers a fault the way its
 //! platform does (status, error code, with or without `Retry-After`).
 
 use std::collections::HashSet;
@@ -12,7 +12,8 @@ use std::sync::Mutex;
 pub enum Call {
     /// A listing (one page of it).
     List,
-    /// A read of one secret's value.
+    /// A read of values: one secret's, or one batch's where the platform
+    /// reads in batches (AWS `BatchGetSecretValue`).
     Read,
     /// A create, update, label edit or delete.
     Write,
@@ -42,6 +43,7 @@ pub struct Faults {
 
 #[derive(Debug, Default)]
 struct State {
+    calls: [usize; 3],
     writes: usize,
     throttle_next: [usize; 3],
     unavailable_next: [usize; 3],
@@ -100,6 +102,12 @@ impl Faults {
         self.lock().writes
     }
 
+    /// Calls of `call`'s kind received so far, answered or faulted: what
+    /// an import or a sync cost in API calls.
+    pub fn calls(&self, call: Call) -> usize {
+        self.lock().calls[slot(call)]
+    }
+
     /// Throttles answered so far.
     pub fn throttled(&self) -> usize {
         self.lock().throttled
@@ -127,6 +135,7 @@ impl Faults {
     fn armed(&self, call: Call, written: Option<&str>) -> Option<Fault> {
         let mut state = self.lock();
         let index = slot(call);
+        state.calls[index] += 1;
         if state.throttle_next[index] > 0 {
             state.throttle_next[index] -= 1;
             state.throttled += 1;

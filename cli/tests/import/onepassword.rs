@@ -1,0 +1,1 @@
+//! onepassword: (being written).

@@ -1,0 +1,312 @@
+//! `vsync import <env> --from <platform>`: a source's secrets into the env's
+//! vault folder (tsafe's `kv-pull`, `vault-pull`, `op-pull`).
+//!
+//! The platform and its source come from the registry; planning — the
+//! reads within the platform's budget, the name rules, the three-way diff
+//! and its conflicts — is the engine's ([`vsync_engine::import`]). This
+//! module reads the vault folder as it is on disk (values as written, no
+//! placeholder expanded), and applies the plan without losing anything: the
+//! folder goes to the encrypted rolling backup first, `.env.<env>` is
+//! rewritten in place ([`dotenv::update`]: comments, order and untouched
+//! lines kept) atomically and 0600, binary values become asset files, and
+//! nothing is written at all when nothing changed (the file keeps its bytes
+//! and its mtime). The import record is saved last, in the env's store.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use vsync_crypto::Zeroizing;
+use vsync_crypto::fingerprint::FingerprintKey;
+use vsync_engine::dotenv;
+use vsync_engine::import::{
+    self, Destination, ImportAction, ImportLine, ImportOptions, VaultView, VaultWrite,
+};
+use vsync_engine::sink::SecretValue;
+use vsync_engine::sync::{RecordStore, Refusal, SyncError};
+use vsync_engine::vault_fs;
+use vsync_local::{EnvConfig, backup, fsutil};
+use vsync_platforms::{self as platforms, Environment, PlatformError, SourceRequest};
+
+use crate::lifecycle::{Env, PushOptions, PushReport, push};
+use crate::store::{layout, open_store};
+use crate::{Context, OpsError, Progress};
+
+/// What `vsync import --from` should do.
+#[derive(Debug, Clone, Default)]
+pub struct SourceImportRequest {
+    /// The source's settings as `field=value` (`--set`).
+    pub sets: Vec<String>,
+    /// Name rules, conflict preference, `--delete-missing`, retries.
+    pub options: ImportOptions,
+    /// Plan only; write nothing, not even the record.
+    pub dry_run: bool,
+    /// Push the env after a successful import that changed it.
+    pub push: bool,
+}
+
+/// What an import did.
+#[derive(Debug, Serialize)]
+pub struct SourceImportOutcome {
+    /// The platform's long name.
+    pub platform: &'static str,
+    /// The source, as it describes itself.
+    pub origin: String,
+    /// The env file.
+    pub env_file: PathBuf,
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// One line per key, never a value.
+    pub lines: Vec<ImportLine>,
+    /// How many secrets were read after the listing.
+    pub read: usize,
+    /// How many keys were written or deleted.
+    pub written: usize,
+    /// The encrypted backup made before writing, if the folder existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<PathBuf>,
+    /// The version pushed (`--push`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<String>,
+}
+
+impl SourceImportOutcome {
+    /// The keys in conflict.
+    pub fn conflicts(&self) -> Vec<&str> {
+        self.lines
+            .iter()
+            .filter(|line| line.action == ImportAction::Conflict)
+            .map(|line| line.key.as_str())
+            .collect()
+    }
+}
+
+/// Imports into env `env` of the current repo from the platform named
+/// `from` (short or long name), with credentials from `environment`.
+pub async fn import_from(
+    ctx: &Context,
+    env: &str,
+    from: &str,
+    request: &SourceImportRequest,
+    environment: Environment<'_>,
+    progress: &dyn Progress,
+) -> Result<SourceImportOutcome, OpsError> {
+    let (platform, side) = platforms::find_source(from)?;
+    let settings = platform.source_settings(&request.sets)?;
+    let env = Env::load(ctx, env)?;
+    let vault_folder_of = |other: &str| -> Result<PathBuf, PlatformError> {
+        let config = EnvConfig::load_for(&ctx.base, env.repo.name(), other)
+            .map_err(|error| PlatformError::Setup(format!("env {other}: {error}")))?;
+        Ok(env.repo.vault_root.join(config.vault_folder(other)))
+    };
+    let source = (side.build)(&SourceRequest {
+        settings: &settings,
+        environment,
+        vault_folder_of: &vault_folder_of,
+    })?;
+    let _lock = env.lock(ctx, progress)?;
+
+    let env_file = env.vault_dir.join(format!(".env.{}", env.name));
+    progress.step(1, 3, &format!("reading {}", env_file.display()));
+    let folder_exists = env.check_vault_path()?;
+    let text = if folder_exists {
+        read_if_exists(&env_file)?
+    } else {
+        Zeroizing::new(String::new())
+    };
+    let entries = current_entries(&env_file, &text)?;
+
+    progress.step(2, 3, &format!("reading {}", source.origin()));
+    let store = open_store(&env.config)?;
+    let layout = layout(&env.config, env.repo.name(), &env.name)?;
+    let key = env.derive_key();
+    let fingerprints = FingerprintKey::derive(&key);
+    let target = import::record_target(&source.origin(), &request.options.names, &fingerprints);
+    let records = RecordStore::new(store.as_ref(), &layout, &target, &key);
+    let record = records.load().await.map_err(OpsError::Sync)?;
+    let asset = |name: &str| read_asset(&env.vault_dir.join(name));
+    let view = VaultView {
+        entries: &entries,
+        asset: &asset,
+    };
+    let plan = import::plan(
+        source.as_ref(),
+        &view,
+        &record,
+        &fingerprints,
+        &request.options,
+    )
+    .await
+    .map_err(OpsError::Import)?;
+
+    let mut outcome = SourceImportOutcome {
+        platform: platform.name,
+        origin: plan.origin.clone(),
+        env_file,
+        dry_run: request.dry_run,
+        lines: plan.lines.clone(),
+        read: plan.read,
+        written: plan.writes.len(),
+        backup: None,
+        pushed: None,
+    };
+    if request.dry_run {
+        return Ok(outcome);
+    }
+    let conflicts = plan.conflicts();
+    if !conflicts.is_empty() {
+        return Err(OpsError::ImportConflict {
+            keys: conflicts.iter().map(|key| (*key).to_owned()).collect(),
+        });
+    }
+
+    progress.step(3, 3, "writing the vault folder");
+    if !plan.writes.is_empty() {
+        if folder_exists {
+            outcome.backup = backup::create_encrypted(
+                &ctx.base.backups_dir(ctx.backup_dir_override.as_deref()),
+                &env.repo.vault_root,
+                &env.vault_folder,
+                &env.name,
+                &env.key,
+                &env.config.encryption.salt,
+                SystemTime::now(),
+            )?;
+        } else {
+            vault_fs::create_dirs(&env.repo.vault_root, &env.vault_folder)?;
+        }
+        write_plan(&env.vault_dir, &outcome.env_file, &text, &plan.writes)?;
+    }
+    records
+        .save(record, &plan.record)
+        .await
+        .map_err(OpsError::Sync)?;
+
+    if request.push && !plan.writes.is_empty() {
+        let report: PushReport = push(ctx, &env.name, &PushOptions::default(), progress).await?;
+        outcome.pushed = Some(report.ts.to_string());
+    }
+    Ok(outcome)
+}
+
+/// The vault's entries as written (last occurrence winning); a file the
+/// grammar cannot read as written refuses the import, naming its lines.
+fn current_entries(path: &Path, text: &str) -> Result<BTreeMap<String, SecretValue>, OpsError> {
+    let parsed = dotenv::parse(text);
+    if !parsed.problems.is_empty() {
+        let refusals = dotenv::summarize(&parsed.problems)
+            .into_iter()
+            .map(|problem| Refusal {
+                key: None,
+                name: None,
+                problem: format!("{} {problem}", path.display()),
+            })
+            .collect();
+        return Err(OpsError::Sync(SyncError::Preflight(refusals)));
+    }
+    Ok(parsed
+        .entries
+        .into_iter()
+        .map(|entry| (entry.key, SecretValue::from_text(&entry.value)))
+        .collect())
+}
+
+/// Applies the writes: `.env.<env>` rewritten in place, asset files
+/// written; each file atomically, 0600, through no symlink.
+fn write_plan(
+    vault_dir: &Path,
+    env_file: &Path,
+    text: &str,
+    writes: &BTreeMap<String, (Destination, VaultWrite)>,
+) -> Result<(), OpsError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| OpsError::Io { path, source }
+    };
+    let mut changes: Vec<(&str, Option<&str>)> = Vec::new();
+    for (key, (destination, write)) in writes {
+        match (destination, write) {
+            (Destination::EnvFile, VaultWrite::Set(value)) => {
+                let text = value.as_text().expect("the plan sends only text to .env");
+                changes.push((key, Some(text)));
+            }
+            (Destination::EnvFile, VaultWrite::Delete) => changes.push((key, None)),
+            (Destination::Asset, VaultWrite::Set(value)) => {
+                let path = vault_dir.join(key);
+                refuse_symlink(&path)?;
+                fsutil::write_private_atomic(&path, value.as_bytes()).map_err(io(&path))?;
+            }
+            (Destination::Asset, VaultWrite::Delete) => {}
+        }
+    }
+    if !changes.is_empty() {
+        let updated = dotenv::update(text, changes).map_err(|error| {
+            OpsError::Sync(SyncError::Preflight(vec![Refusal {
+                key: None,
+                name: None,
+                problem: format!("{}: {error}", env_file.display()),
+            }]))
+        })?;
+        refuse_symlink(env_file)?;
+        fsutil::write_private_atomic(env_file, updated.as_bytes()).map_err(io(env_file))?;
+    }
+    Ok(())
+}
+
+/// A rename would replace a symlink rather than write through it, but a
+/// symlink where a vault file belongs means someone is steering the
+/// folder: refuse, as every other vault write does.
+fn refuse_symlink(path: &Path) -> Result<(), OpsError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(OpsError::VaultPath(
+            vault_fs::VaultPathError::Symlink(path.to_owned()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn read_if_exists(path: &Path) -> Result<Zeroizing<String>, OpsError> {
+    use std::io::Read;
+
+    let file = match vault_fs::open_file(path) {
+        Ok(file) => file,
+        Err(vault_fs::VaultPathError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Ok(Zeroizing::new(String::new()));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let io = |source| OpsError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let length = file.metadata().map_err(io)?.len();
+    if length > dotenv::MAX_FILE_BYTES {
+        return Err(OpsError::Usage(format!(
+            "{}: {length} bytes, over the {}-byte limit for a .env file",
+            path.display(),
+            dotenv::MAX_FILE_BYTES
+        )));
+    }
+    // Sized up front, so reading never reallocates and leaves a copy.
+    let mut text = Zeroizing::new(String::with_capacity(length as usize + 1));
+    file.take(dotenv::MAX_FILE_BYTES)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    Ok(text)
+}
+
+/// An asset file's bytes, if the folder holds one by that name (one larger
+/// than any secret a platform stores counts as different).
+fn read_asset(path: &Path) -> Option<SecretValue> {
+    use std::io::Read;
+
+    const MAX_ASSET_BYTES: u64 = 1024 * 1024;
+    let file = vault_fs::open_file(path).ok()?;
+    let length = file.metadata().ok()?.len().min(MAX_ASSET_BYTES);
+    let mut bytes = Zeroizing::new(Vec::with_capacity(length as usize + 1));
+    file.take(MAX_ASSET_BYTES).read_to_end(&mut bytes).ok()?;
+    Some(SecretValue::new(bytes))
+}

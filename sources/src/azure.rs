@@ -1,0 +1,3 @@
+//! Azure Key Vault: a vault's secrets, disabled ones reported.
+//!
+//! (Being written.)
