@@ -32,7 +32,7 @@ use serde::Serialize;
 use vsync_crypto::fingerprint::FingerprintKey;
 
 use crate::sink::{RateBudget, SecretValue, SinkError};
-use crate::source::{ListedSecret, Source, SourceValue};
+use crate::source::{ListedSecret, ReadBatch, Source, SourceValue};
 use crate::sync::record::{Record, RecordDelta, RecordEntry};
 use crate::sync::{Pacer, RetryPolicy, SyncError, with_retries};
 use crate::{dotenv, vault_fs};
@@ -272,7 +272,18 @@ pub async fn plan(
             to_read.push(secret);
         }
     }
-    let values = read_all(source, &to_read, options).await?;
+    let ReadBatch {
+        values,
+        disabled: found_disabled,
+    } = read_all(source, &to_read, options).await?;
+    for name in found_disabled {
+        lines.push(ImportLine {
+            key: name.clone(),
+            source: Some(name),
+            action: ImportAction::Disabled,
+            destination: Destination::EnvFile,
+        });
+    }
 
     // Name every value; refuse what cannot become a key, and collisions.
     let mut problems = Vec::new();
@@ -465,11 +476,11 @@ async fn read_all(
     source: &dyn Source,
     secrets: &[&ListedSecret],
     options: &ImportOptions,
-) -> Result<Vec<SourceValue>, ImportError> {
+) -> Result<ReadBatch, ImportError> {
     let caps = source.capabilities();
     let budget = options.rate.unwrap_or(caps.rate);
     let pacer = Pacer::new(&budget);
-    let batches: Vec<Vec<SourceValue>> = stream::iter(secrets.chunks(caps.batch.max(1)))
+    let batches: Vec<ReadBatch> = stream::iter(secrets.chunks(caps.batch.max(1)))
         .map(|batch| {
             let pacer = &pacer;
             async move { with_retries(&options.retry, Some(pacer), || source.read(batch)).await }
@@ -478,7 +489,12 @@ async fn read_all(
         .try_collect()
         .await
         .map_err(ImportError::Source)?;
-    Ok(batches.into_iter().flatten().collect())
+    let mut all = ReadBatch::default();
+    for batch in batches {
+        all.values.extend(batch.values);
+        all.disabled.extend(batch.disabled);
+    }
+    Ok(all)
 }
 
 struct Globs {
@@ -611,7 +627,7 @@ mod tests {
                 .collect())
         }
 
-        async fn read(&self, secrets: &[&ListedSecret]) -> Result<Vec<SourceValue>, SinkError> {
+        async fn read(&self, secrets: &[&ListedSecret]) -> Result<ReadBatch, SinkError> {
             assert!(secrets.len() <= self.caps.batch);
             if self
                 .throttle_reads
@@ -633,7 +649,8 @@ mod tests {
                         value: SecretValue::new(value.clone().into()),
                     })
                 })
-                .collect())
+                .collect::<Vec<_>>()
+                .into())
         }
     }
 
@@ -796,13 +813,16 @@ mod tests {
         };
         let plan = run.plan(&source).await.unwrap();
         let keys: Vec<&str> = plan.lines.iter().map(|l| l.key.as_str()).collect();
-        assert_eq!(keys, ["API_TOKEN", "DB", "OTHER"]);
+        assert_eq!(keys, ["API_TOKEN", "DB"], "OTHER lacks the prefix");
 
-        run.options.names.renames = vec![("DB".into(), "OTHER".into())];
+        run.options
+            .names
+            .renames
+            .push(("DB".into(), "API_TOKEN".into()));
         let err = run.plan(&source).await.unwrap_err();
         let shown = err.to_string();
         assert!(
-            shown.contains("APP_DB and OTHER both become the key OTHER"),
+            shown.contains("APP_DB and APP_TOKEN both become the key API_TOKEN"),
             "{shown}"
         );
 

@@ -69,6 +69,26 @@ pub struct SourceValue {
     pub value: SecretValue,
 }
 
+/// What one [`Source::read`] call found.
+#[derive(Debug, Clone, Default)]
+pub struct ReadBatch {
+    /// The values read.
+    pub values: Vec<SourceValue>,
+    /// Secrets the listing showed as enabled whose value turned out to be
+    /// unusable (GCP: no enabled version left): reported like a disabled
+    /// secret, the vault left alone.
+    pub disabled: Vec<String>,
+}
+
+impl From<Vec<SourceValue>> for ReadBatch {
+    fn from(values: Vec<SourceValue>) -> Self {
+        ReadBatch {
+            values,
+            disabled: Vec::new(),
+        }
+    }
+}
+
 /// A platform secrets are read from.
 #[async_trait::async_trait]
 pub trait Source: Send + Sync {
@@ -91,6 +111,7 @@ pub trait Source: Send + Sync {
     async fn list(&self) -> Result<Vec<ListedSecret>, SinkError>;
 
     /// The values of `secrets` (at most [`SourceCapabilities::batch`] of
-    /// them). A secret deleted since the listing is left out, not an error.
-    async fn read(&self, secrets: &[&ListedSecret]) -> Result<Vec<SourceValue>, SinkError>;
+    /// them). A secret deleted since the listing is left out, not an error;
+    /// one found unusable goes to [`ReadBatch::disabled`].
+    async fn read(&self, secrets: &[&ListedSecret]) -> Result<ReadBatch, SinkError>;
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use vsync_crypto::Zeroizing;
 use vsync_engine::dotenv::{self, MAX_FILE_BYTES};
 use vsync_engine::sink::{RateBudget, SecretValue, SinkError};
-use vsync_engine::source::{ListedSecret, Source, SourceCapabilities, SourceValue};
+use vsync_engine::source::{ListedSecret, ReadBatch, Source, SourceCapabilities, SourceValue};
 use vsync_engine::vault_fs;
 
 /// A `.env` file.
@@ -98,7 +98,7 @@ impl Source for DotenvSource {
             .collect())
     }
 
-    async fn read(&self, secrets: &[&ListedSecret]) -> Result<Vec<SourceValue>, SinkError> {
+    async fn read(&self, secrets: &[&ListedSecret]) -> Result<ReadBatch, SinkError> {
         Ok(self
             .entries()?
             .into_iter()
@@ -108,7 +108,8 @@ impl Source for DotenvSource {
                 name: entry.key,
                 value: SecretValue::from_text(&entry.value),
             })
-            .collect())
+            .collect::<Vec<_>>()
+            .into())
     }
 }
 
@@ -130,8 +131,9 @@ mod tests {
         let names: Vec<&str> = listed.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["PEM", "A", "Q"]);
         let all: Vec<&ListedSecret> = listed.iter().collect();
-        let values = source.read(&all).await.unwrap();
-        let read: Vec<(&str, &str)> = values
+        let batch = source.read(&all).await.unwrap();
+        let read: Vec<(&str, &str)> = batch
+            .values
             .iter()
             .map(|v| (v.name.as_str(), v.value.as_text().unwrap()))
             .collect();
