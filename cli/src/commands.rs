@@ -145,14 +145,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             source,
             ..
         } => crate::import::run(&ctx, &runtime, &env, &from, source),
-        Command::KvPull { env, source } => {
-            crate::import::run(&ctx, &runtime, &env, "azure", source)
-        }
-        Command::VaultPull { env, source } => {
-            crate::import::run(&ctx, &runtime, &env, "vault", source)
-        }
-        Command::OpPull { env, source } => {
-            crate::import::run(&ctx, &runtime, &env, "1password", source)
+        Command::ImportAlias { env, from, source } => {
+            crate::import::run(&ctx, &runtime, &env, from, source)
         }
         Command::Import {
             env,

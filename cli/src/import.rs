@@ -1,7 +1,7 @@
 //! `vsync import <env> --from <platform>` and tsafe's aliases (`kv-pull`,
 //! `vault-pull`, `op-pull`): flags in, a value-blind diff out.
 
-use clap::{Args, ValueEnum};
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, ValueEnum};
 use vsync_engine::import::{Destination, ImportAction, ImportOptions, NameRules, Prefer};
 use vsync_ops::{Context, EXIT_IMPORT_CONFLICT, SourceImportOutcome, SourceImportRequest};
 
@@ -12,8 +12,8 @@ use crate::progress::StderrProgress;
 #[derive(Args, Clone, Default)]
 pub struct SourceArgs {
     /// A setting of the source as `field=value` (repeatable), e.g.
-    /// `--set vault=https://myvault.vault.azure.net`; `vsync import --help`
-    /// lists each platform's fields.
+    /// `--set vaultName=acme-prod`; `vsync import --help` lists each
+    /// platform's fields.
     #[arg(long = "set", value_name = "FIELD=VALUE")]
     sets: Vec<String>,
     /// Only names starting with PREFIX are imported, without it.
@@ -71,6 +71,35 @@ pub fn sources_help() -> String {
         help.push_str(&format!("      credentials: {}\n", source.credentials));
     }
     help
+}
+
+/// `vsync` with a command for every tsafe-style alias the registry lists
+/// (`kv-pull`), each taking the env and `import`'s flags.
+pub fn with_aliases(mut command: Command) -> Command {
+    for platform in vsync_ops::platforms::REGISTRY {
+        for alias in platform.source.map_or(&[][..], |source| source.aliases) {
+            let about = format!(
+                "tsafe's `{alias}`: `vsync import <env> --from {}` ({})",
+                platform.short, platform.about
+            );
+            let env = Arg::new("env").required(true).help("The env imported into");
+            command = command
+                .subcommand(SourceArgs::augment_args(Command::new(*alias).arg(env)).about(about));
+        }
+    }
+    command
+}
+
+/// The import an alias command asks for, when the command line is one.
+pub(crate) fn alias_matches(matches: &ArgMatches) -> Option<crate::Command> {
+    let (name, sub) = matches.subcommand()?;
+    let platform = vsync_ops::platforms::source_alias(name)?;
+    let source = SourceArgs::from_arg_matches(sub).unwrap_or_else(|error| error.exit());
+    Some(crate::Command::ImportAlias {
+        env: sub.get_one::<String>("env")?.clone(),
+        from: platform.short,
+        source,
+    })
 }
 
 pub fn run(

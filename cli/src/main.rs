@@ -115,25 +115,15 @@ enum Command {
         #[command(flatten)]
         audit: AuditArgs,
     },
-    /// tsafe's `kv-pull`: `vsync import <env> --from azure`.
-    KvPull {
+    /// A tsafe-style import command (`kv-pull`, …): `vsync import <env>
+    /// --from <platform>`. Built from the registry, not parsed by derive.
+    #[command(skip)]
+    ImportAlias {
         /// The env imported into.
         env: String,
-        #[command(flatten)]
-        source: import::SourceArgs,
-    },
-    /// tsafe's `vault-pull`: `vsync import <env> --from vault`.
-    VaultPull {
-        /// The env imported into.
-        env: String,
-        #[command(flatten)]
-        source: import::SourceArgs,
-    },
-    /// tsafe's `op-pull`: `vsync import <env> --from 1password`.
-    OpPull {
-        /// The env imported into.
-        env: String,
-        #[command(flatten)]
+        /// The platform's short name.
+        from: &'static str,
+        /// The import's flags.
         source: import::SourceArgs,
     },
     /// Write the env's `.env.<env>` to a secret platform (TARGET). Checks
@@ -422,11 +412,19 @@ fn parse_on_off(value: &str) -> Result<bool, String> {
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command()
-        .mut_subcommand("sync", sync::with_platform_flags)
-        .mut_subcommand("import", |import| import.after_help(import::sources_help()))
-        .get_matches();
-    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let matches = import::with_aliases(
+        Cli::command()
+            .mut_subcommand("sync", sync::with_platform_flags)
+            .mut_subcommand("import", |import| import.after_help(import::sources_help())),
+    )
+    .get_matches();
+    let mut cli = match import::alias_matches(&matches) {
+        Some(command) => Cli {
+            repo: matches.get_one::<String>("repo").cloned(),
+            command,
+        },
+        None => Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit()),
+    };
     if let (Command::Sync(args), Some(("sync", sync_matches))) =
         (&mut cli.command, matches.subcommand())
     {

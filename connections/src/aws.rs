@@ -1,10 +1,17 @@
 //! AWS: the SDK setup the S3 store, the Secrets Manager sink and the AWS
 //! source share — the HTTPS client (rustls on aws-lc, with the caller's
-//! proxy choice) and the credentials (a static key, or AWS's standard
-//! chain).
+//! proxy choice), the credentials (a static key, or AWS's standard chain),
+//! the client settings every Secrets Manager client uses, and how a failed
+//! call reads (AWS's JSON protocols answer refused credentials and
+//! throttling with HTTP 400 and a code, so the status alone misleads).
 
-use aws_config::Region;
+use std::error::Error;
+use std::time::Duration;
+
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
@@ -86,5 +93,201 @@ impl ProvideCredentials for StandardChain {
                 ))
             })
         })
+    }
+}
+
+/// The client settings every vsync client of a platform service (Secrets
+/// Manager, for the sink and the source) shares: the region, the
+/// credentials, the endpoint when one is given (an emulator, a VPC
+/// endpoint), no SDK retries — the engine paces and retries every platform
+/// alike, and retries underneath would multiply them — bounded connect and
+/// operation times, and the HTTPS client honouring `HTTPS_PROXY` /
+/// `NO_PROXY` like every other vsync client.
+pub fn sdk_config(
+    region: &str,
+    endpoint: Option<&str>,
+    credentials: SharedCredentialsProvider,
+) -> SdkConfig {
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(credentials)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .http_client(https_client(ProxyConfig::from_env()));
+    if let Some(endpoint) = endpoint {
+        config = config.endpoint_url(endpoint.trim_end_matches('/'));
+    }
+    config.build()
+}
+
+/// Says what to fix when AWS refuses the credentials or a permission,
+/// naming the variables the credentials come from.
+pub const DENIED_HINT: &str = "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN), or the profile AWS_PROFILE names, and the IAM permissions of that identity";
+
+/// What a failed AWS call means to the caller, whatever the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Throttled: come back later.
+    Throttled,
+    /// The credentials were refused, or lack the permission.
+    Denied,
+    /// A fault on AWS's side: come back later.
+    Unavailable,
+    /// The request itself was refused; the code says why.
+    Other,
+}
+
+/// AWS error codes that mean the credentials were refused or lack
+/// permission.
+const DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+    "ExpiredToken",
+    "ExpiredTokenException",
+];
+
+/// AWS error codes for throttling.
+const THROTTLED_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+];
+
+/// Reads a failed call's HTTP status and AWS error code (empty when the
+/// answer had none). The status is `None` for one entry of a batch
+/// answer (`BatchGetSecretValue`'s `Errors`), which carries a code only.
+pub fn refusal(status: Option<u16>, code: &str) -> Refusal {
+    let status = status.unwrap_or_default();
+    if status == 429 || THROTTLED_CODES.contains(&code) {
+        Refusal::Throttled
+    } else if matches!(status, 401 | 403) || DENIED_CODES.contains(&code) {
+        Refusal::Denied
+    } else if status >= 500 || code == "InternalServiceError" {
+        Refusal::Unavailable
+    } else {
+        Refusal::Other
+    }
+}
+
+/// Whether a call that got no answer failed because no credentials could
+/// be had (none found, a profile that does not parse, an SSO session that
+/// expired): something to fix, not to retry. A provider that timed out
+/// (an instance role's endpoint) may answer next time, so it is not one.
+pub fn is_credentials_failure(error: &(dyn Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(failure) = error.downcast_ref::<CredentialsError>() {
+            return !matches!(failure, CredentialsError::ProviderTimedOut(_));
+        }
+        next = error.source();
+    }
+    false
+}
+
+/// Whether a Secrets Manager message says the secret is scheduled for
+/// deletion: AWS words it "already scheduled for deletion" on create and
+/// "marked for deletion" (or "marked deleted") on other calls.
+pub fn mentions_deletion(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("scheduled for deletion")
+        || message.contains("marked for deletion")
+        || message.contains("marked deleted")
+}
+
+/// Secrets Manager's secret-name punctuation, besides ASCII letters and
+/// digits.
+pub const SECRET_NAME_PUNCTUATION: &str = "/_+=.@-";
+/// The longest Secrets Manager secret name.
+pub const MAX_SECRET_NAME_LEN: usize = 512;
+
+/// Whether `name` is a Secrets Manager secret name: 1 to 512 ASCII
+/// letters, digits and `/_+=.@-`.
+pub fn is_secret_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SECRET_NAME_LEN
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || SECRET_NAME_PUNCTUATION.contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_read_by_code_before_status() {
+        assert_eq!(
+            refusal(Some(400), "ThrottlingException"),
+            Refusal::Throttled
+        );
+        assert_eq!(refusal(Some(429), ""), Refusal::Throttled);
+        assert_eq!(
+            refusal(Some(400), "UnrecognizedClientException"),
+            Refusal::Denied
+        );
+        assert_eq!(refusal(Some(403), ""), Refusal::Denied);
+        assert_eq!(refusal(Some(503), ""), Refusal::Unavailable);
+        assert_eq!(
+            refusal(Some(400), "InternalServiceError"),
+            Refusal::Unavailable
+        );
+        assert_eq!(refusal(Some(400), "ValidationException"), Refusal::Other);
+        assert_eq!(refusal(None, "AccessDeniedException"), Refusal::Denied);
+        assert_eq!(refusal(None, "DecryptionFailure"), Refusal::Other);
+    }
+
+    #[test]
+    fn credential_failures_are_found_down_the_chain_but_not_timeouts() {
+        #[derive(Debug)]
+        struct Wrapper(CredentialsError);
+        impl std::fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("dispatch failure")
+            }
+        }
+        impl Error for Wrapper {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        assert!(is_credentials_failure(&Wrapper(
+            CredentialsError::not_loaded("none")
+        )));
+        assert!(!is_credentials_failure(&Wrapper(
+            CredentialsError::provider_timed_out(Duration::from_secs(5))
+        )));
+        assert!(!is_credentials_failure(&std::io::Error::other("refused")));
+    }
+
+    #[test]
+    fn deletion_messages_and_secret_names_are_recognised() {
+        assert!(mentions_deletion(
+            "You can't create this secret because a secret with this name is already scheduled for deletion."
+        ));
+        assert!(mentions_deletion(
+            "You can't perform this operation on the secret because it was marked for deletion."
+        ));
+        assert!(!mentions_deletion(
+            "You provided a parameter value that is not valid."
+        ));
+        assert!(is_secret_name("app/prod/DB_PASS+x=y.z@w-1"));
+        assert!(!is_secret_name(""));
+        assert!(!is_secret_name("DB PASS"));
+        assert!(!is_secret_name("line\nbreak\u{1b}[31m"));
+        assert!(is_secret_name(&"a".repeat(512)));
+        assert!(!is_secret_name(&"a".repeat(513)));
     }
 }

@@ -42,8 +42,19 @@
 //! secret is never sent in the clear. Both are reached through one reqwest
 //! client (the SDK's settings, plus an extra CA for a TLS-inspecting
 //! proxy, a private endpoint or a test harness) with the SDK's retries
-//! off: the engine retries, once, for every platform.
+//! off: the engine retries, once, for every platform. Every answer is
+//! read into at most [`MAX_RESPONSE_BYTES`]: a larger one is refused
+//! before it is buffered, whoever sends it.
+//!
+//! # Key Vault's answers
+//!
+//! What the sink and the source both make of Key Vault's answers lives
+//! here too: [`Failure`] turns an SDK error into the engine's taxonomy
+//! (status, Key Vault's error codes and message, never a body),
+//! [`retry_after`] reads the service's wait hint, and [`Listing`] keeps a
+//! paged listing on the vault and bounded.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -54,8 +65,13 @@ use std::time::Duration;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{AccessToken, Secret, TokenRequestOptions};
 use azure_core::error::ErrorKind;
+use azure_core::http::headers::{HeaderName, Headers, RETRY_AFTER};
+use azure_core::http::pager::PagerContinuation;
 use azure_core::http::policies::{Policy, PolicyResult};
-use azure_core::http::{ClientOptions, Context, Request, RetryOptions, Transport, Url};
+use azure_core::http::{
+    AsyncRawResponse, Body, ClientOptions, Context, HttpClient, Request, RetryOptions, StatusCode,
+    Transport, Url,
+};
 use azure_core::time::OffsetDateTime;
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use reqwest::header::HeaderValue;
@@ -87,12 +103,31 @@ const REFRESH_MARGIN: azure_core::time::Duration = azure_core::time::Duration::m
 /// How long a token whose expiry is unknown is taken to live.
 const UNKNOWN_LIFETIME: azure_core::time::Duration = azure_core::time::Duration::minutes(5);
 
+/// The Key Vault REST version the sink and the source speak: the newest
+/// GA one (the SDK's default is a preview).
+pub const API_VERSION: &str = "7.6";
+/// Key Vault answers at most 25 secrets per listing page (`maxresults`
+/// 1–25).
+pub const MAX_PAGE: u32 = 25;
+/// The most bytes one answer of the vault or of Entra ID may have. Key
+/// Vault's largest — a secret of 25,600 characters, JSON-escaped at up to
+/// 12 bytes each, or a page of 25 secrets with 15 tags each — stays under
+/// a third of it; a token answer is a few KiB.
+pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+/// The most secrets one listing takes. Key Vault sets no limit, but reading
+/// 100,000 secrets takes every read its budget allows for over four
+/// minutes; a listing past it is a server gone wrong.
+pub const MAX_LISTED: usize = 100_000;
+/// The most pages one listing takes: Key Vault may answer an empty page
+/// with a link to the next, so pages are bounded apart from secrets.
+const MAX_LIST_PAGES: usize = 10_000;
+
 /// What to do when no credential works.
 const LOGIN_HELP: &str = "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a service principal's client secret), or AZURE_ACCESS_TOKEN (e.g. from `az account get-access-token --resource https://vault.azure.net`), or log in with `az login`, or set AZURE_USE_MANAGED_IDENTITY=1 on an Azure VM with a managed identity";
 
 /// What a Key Vault client is made of:
 /// `SecretClient::new(vault_url.as_str(), credential, options)` with
-/// `client_options` in the options.
+/// [`API_VERSION`] and `client_options` in the options.
 pub struct Connection {
     /// The vault's root URL (https, no path or query).
     pub vault_url: Url,
@@ -155,7 +190,7 @@ pub fn connect(
     // and the token endpoint; no SDK retries for either.
     let client_options = ClientOptions {
         retry: RetryOptions::none(),
-        transport: Some(Transport::new(Arc::new(http))),
+        transport: Some(Transport::new(Arc::new(CappedHttp(http)))),
         ..ClientOptions::default()
     };
     let credential = match auth {
@@ -167,6 +202,39 @@ pub fn connect(
         credential,
         client_options,
     })
+}
+
+impl Connection {
+    /// The vault as reports and records name it:
+    /// `azure-key-vault:vault=<host>[:<port>]`. The sink's target and the
+    /// source's origin alike, so a vault is one name whichever way its
+    /// secrets travel.
+    pub fn vault_label(&self) -> String {
+        let host = self.vault_url.host_str().unwrap_or_default();
+        match self.vault_url.port() {
+            Some(port) => format!("azure-key-vault:vault={host}:{port}"),
+            None => format!("azure-key-vault:vault={host}"),
+        }
+    }
+}
+
+/// The vault URL of a vault name in the public cloud
+/// (`https://<name>.vault.azure.net`), or why `name` is none: Azure's
+/// naming rules are 3–24 characters, letters, digits and hyphens, starting
+/// with a letter, ending with a letter or digit, no `--`.
+pub fn vault_url_of_name(name: &str) -> Result<String, String> {
+    let valid = (3..=24).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !name.contains("--");
+    if valid {
+        Ok(format!("https://{name}.vault.azure.net"))
+    } else {
+        Err(format!(
+            "{name:?} is not a Key Vault name: 3-24 letters, digits and single hyphens, starting with a letter (for a full URL, use the vault URL setting)"
+        ))
+    }
 }
 
 /// How a Key Vault client authenticates.
@@ -543,6 +611,360 @@ fn one_line(text: &str) -> String {
         .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+// ---- The transport and Key Vault's answers ----------------------------------
+
+/// The HTTPS client every request goes through, as the SDK's reqwest
+/// transport does it, except that an answer is read into at most
+/// [`MAX_RESPONSE_BYTES`]: one announcing more is refused unread, one
+/// streaming more is cut off there. Everything the platform (or whatever
+/// the URL reaches) answers is hostile until parsed.
+#[derive(Debug)]
+struct CappedHttp(reqwest::Client);
+
+/// An answer over [`MAX_RESPONSE_BYTES`], refused before it was buffered.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the answer is larger than {MAX_RESPONSE_BYTES} bytes, which no Key Vault or Entra ID answer is"
+)]
+pub struct ResponseTooLarge;
+
+impl ResponseTooLarge {
+    fn into_azure(self) -> azure_core::Error {
+        azure_core::Error::new(ErrorKind::DataConversion, self)
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for CappedHttp {
+    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+        let Body::Bytes(body) = request.body() else {
+            // Key Vault and Entra ID requests are JSON or forms, never streams.
+            return Err(azure_core::Error::with_message(
+                ErrorKind::Other,
+                "a streamed request body cannot be sent",
+            ));
+        };
+        let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes())
+            .map_err(|error| azure_core::Error::new(ErrorKind::Other, error))?;
+        let mut outgoing = self.0.request(method, request.url().clone());
+        for (name, value) in request.headers().iter() {
+            outgoing = outgoing.header(name.as_str(), value.as_str());
+        }
+        let transport = |error: reqwest::Error| {
+            let kind = if error.is_connect() {
+                ErrorKind::Connection
+            } else {
+                ErrorKind::Io
+            };
+            azure_core::Error::with_error(kind, error, "failed to execute `reqwest` request")
+        };
+        let mut response = outgoing
+            .body(body.clone())
+            .send()
+            .await
+            .map_err(transport)?;
+        let announced = response
+            .content_length()
+            .map(|length| usize::try_from(length).unwrap_or(usize::MAX));
+        if announced.is_some_and(|length| length > MAX_RESPONSE_BYTES) {
+            return Err(ResponseTooLarge.into_azure());
+        }
+        let mut headers = Headers::new();
+        for (name, value) in response.headers() {
+            if let Ok(value) = value.to_str() {
+                headers.insert(name.as_str().to_owned(), value.to_owned());
+            }
+        }
+        let status = StatusCode::from(response.status().as_u16());
+        let mut bytes = Vec::with_capacity(announced.unwrap_or(0));
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(ResponseTooLarge.into_azure());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(AsyncRawResponse::from_bytes(status, headers, bytes))
+    }
+}
+
+/// What keeps a paged listing bounded and on the vault. The SDK's pager
+/// follows whatever `nextLink` a page names, with the bearer token; so
+/// before each next page, [`Listing::page`] checks that the link stays on
+/// the vault's own `/secrets` (or `/deletedsecrets`, whichever was listed),
+/// that it was not followed before (a repeated link is a loop), and that
+/// the listing has not grown past [`MAX_LISTED`] secrets or its pages
+/// past a bound of their own.
+#[derive(Debug)]
+pub struct Listing {
+    vault_url: Url,
+    path: &'static str,
+    context: &'static str,
+    followed: HashSet<String>,
+    pages: usize,
+    items: usize,
+}
+
+impl Listing {
+    /// A listing of `path` (`/secrets`) on the vault at `vault_url`;
+    /// `context` starts every error ("listing secrets").
+    pub fn new(vault_url: &Url, path: &'static str, context: &'static str) -> Self {
+        Listing {
+            vault_url: vault_url.clone(),
+            path,
+            context,
+            followed: HashSet::new(),
+            pages: 0,
+            items: 0,
+        }
+    }
+
+    /// Accounts for a page of `items` secrets, and checks the link the
+    /// pager will follow next (`PageIterator::continuation`), if any.
+    pub fn page(
+        &mut self,
+        items: usize,
+        next: Option<&PagerContinuation>,
+    ) -> Result<(), SinkError> {
+        let context = self.context;
+        self.pages += 1;
+        self.items += items;
+        if self.items > MAX_LISTED || self.pages > MAX_LIST_PAGES {
+            return Err(SinkError::Rejected(format!(
+                "{context}: the vault lists more than {MAX_LISTED} secrets or {MAX_LIST_PAGES} pages; stopped there"
+            )));
+        }
+        let Some(next) = next else {
+            return Ok(());
+        };
+        let PagerContinuation::Link(url) = next else {
+            return Err(SinkError::Rejected(format!(
+                "{context}: a page names its successor by a token, not Key Vault's nextLink"
+            )));
+        };
+        let vault = &self.vault_url;
+        let on_the_vault = url.scheme() == vault.scheme()
+            && url.host_str() == vault.host_str()
+            && url.port_or_known_default() == vault.port_or_known_default()
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.path() == self.path;
+        if !on_the_vault {
+            return Err(SinkError::Rejected(format!(
+                "{context}: a page links to {} for the next one, which is not this vault's {}; not followed, so no token goes there",
+                one_line_message(&format!(
+                    "{}{}",
+                    url.origin().ascii_serialization(),
+                    url.path()
+                )),
+                self.path
+            )));
+        }
+        // The SDK sets the api-version itself; the rest is the page token.
+        let mut token: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(name, _)| name != "api-version")
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        token.sort();
+        if !self.followed.insert(format!("{token:?}")) {
+            return Err(SinkError::Rejected(format!(
+                "{context}: a page links back to one already listed; stopped rather than loop"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What went wrong with one Key Vault call, with only what may be shown:
+/// the status, Key Vault's error codes and message, never a body (a parse
+/// error can quote what it choked on, which may be a value).
+#[derive(Debug)]
+pub enum Failure {
+    /// Key Vault answered with an error status.
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// Key Vault's `error.code` (`Forbidden`, `Throttled`, …).
+        code: Option<String>,
+        /// Its `error.innererror.code` (`SecretDisabled`,
+        /// `ObjectIsDeletedButRecoverable`, …).
+        inner: Option<String>,
+        /// Its `error.message`, on one line.
+        message: Option<String>,
+        /// The service's wait hint.
+        retry_after: Option<Duration>,
+    },
+    /// The vault could not be reached, or the connection broke.
+    Transport(String),
+    /// No access token could be had.
+    Credential(String),
+    /// The challenge names a resource outside the vault URL's domain: the
+    /// SDK sent no token.
+    ChallengeMismatch {
+        /// The resource the challenge names.
+        resource: Option<String>,
+        /// The vault URL's host.
+        host: Option<String>,
+    },
+    /// The client could not make the request.
+    Setup(String),
+    /// An answer over [`MAX_RESPONSE_BYTES`].
+    TooLarge,
+    /// Not the documented JSON.
+    Unexpected,
+}
+
+impl Failure {
+    /// What an SDK error says, sorted.
+    pub fn of(error: &azure_core::Error) -> Self {
+        if error.downcast_ref::<ResponseTooLarge>().is_some() {
+            return Failure::TooLarge;
+        }
+        match error.kind() {
+            ErrorKind::HttpResponse {
+                status,
+                error_code,
+                raw_response,
+            } => {
+                let parsed = raw_response
+                    .as_ref()
+                    .and_then(|raw| serde_json::from_slice::<serde_json::Value>(raw.body()).ok());
+                let detail = parsed.as_ref().and_then(|parsed| parsed.get("error"));
+                let text = |path: &[&str]| {
+                    let mut value = detail?;
+                    for key in path {
+                        value = value.get(key)?;
+                    }
+                    value
+                        .as_str()
+                        .map(one_line_message)
+                        .filter(|text| !text.is_empty())
+                };
+                Failure::Http {
+                    status: u16::from(*status),
+                    code: text(&["code"]).or_else(|| error_code.as_deref().map(one_line_message)),
+                    inner: text(&["innererror", "code"]),
+                    message: text(&["message"]),
+                    retry_after: raw_response
+                        .as_ref()
+                        .and_then(|raw| retry_after(raw.headers())),
+                }
+            }
+            ErrorKind::Connection | ErrorKind::Io => Failure::Transport(error_chain(error)),
+            ErrorKind::Credential => Failure::Credential(error_chain(error)),
+            ErrorKind::Other => {
+                let message = error.to_string();
+                // azure_security_keyvault_secrets 1.1.0-beta.1's wording
+                // (the crate is pinned): "challenge resource '{scope}'
+                // doesn't match the requested domain '{host}'. …"
+                match message.strip_prefix("challenge resource '") {
+                    Some(rest) => {
+                        let quoted = |text: &str| text.split('\'').next().map(one_line_message);
+                        Failure::ChallengeMismatch {
+                            resource: quoted(rest),
+                            host: rest
+                                .split_once("requested domain '")
+                                .and_then(|(_, host)| quoted(host)),
+                        }
+                    }
+                    None => Failure::Setup(error_chain(error)),
+                }
+            }
+            _ => Failure::Unexpected,
+        }
+    }
+
+    /// The HTTP status, when Key Vault answered with one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Failure::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Key Vault's inner error code, when it gave one.
+    pub fn inner_code(&self) -> Option<&str> {
+        match self {
+            Failure::Http { inner, .. } => inner.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The engine's error, its message starting with `context` (what was
+    /// being done: "listing secrets", "reading DB-PASS"). A 401 — the
+    /// vault refusing the token — names the credentials to fix.
+    pub fn into_sink_error(self, context: &str) -> SinkError {
+        match self {
+            Failure::Http {
+                status,
+                code,
+                inner,
+                message,
+                retry_after,
+            } => {
+                let mut detail = format!("{context}: HTTP {status}");
+                for part in [code, inner].into_iter().flatten() {
+                    detail.push(' ');
+                    detail.push_str(&part);
+                }
+                if let Some(message) = message {
+                    detail.push_str(": ");
+                    detail.push_str(&message);
+                }
+                match status {
+                    429 => SinkError::RateLimited { retry_after },
+                    401 => SinkError::Denied(format!(
+                        "{detail}; the vault refused the access token: {LOGIN_HELP} (an AZURE_ACCESS_TOKEN lasts about an hour)"
+                    )),
+                    403 => SinkError::Denied(detail),
+                    404 => SinkError::NotFound(detail),
+                    409 => SinkError::Conflict(detail),
+                    408 | 500..=599 => SinkError::Unavailable(detail),
+                    _ => SinkError::Rejected(detail),
+                }
+            }
+            Failure::Transport(message) => SinkError::Unavailable(format!("{context}: {message}")),
+            Failure::Credential(message) => SinkError::Denied(format!(
+                "{context}: could not get an access token: {message}"
+            )),
+            Failure::ChallengeMismatch { resource, host } => {
+                let resource = resource.unwrap_or_else(|| "another resource".to_owned());
+                let host = host.unwrap_or_else(|| "the vault URL's host".to_owned());
+                SinkError::Misconfigured(format!(
+                    "{context}: the vault at {host} asks for a token for {resource}, and {host} is not in that resource's domain, so no token was sent (challenge resource verification). Check the vault URL; only for a Key Vault emulator, turn the verification off (VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=1 for the vsync CLI)"
+                ))
+            }
+            Failure::Setup(message) => SinkError::Misconfigured(format!("{context}: {message}")),
+            Failure::TooLarge => SinkError::Rejected(format!("{context}: {ResponseTooLarge}")),
+            Failure::Unexpected => SinkError::Rejected(format!(
+                "{context}: Key Vault's response is not the documented JSON"
+            )),
+        }
+    }
+}
+
+/// Key Vault's wait hint: `x-ms-retry-after-ms` / `retry-after-ms`, else
+/// `Retry-After` in seconds or as an HTTP date.
+pub fn retry_after(headers: &Headers) -> Option<Duration> {
+    for name in ["x-ms-retry-after-ms", "retry-after-ms"] {
+        if let Some(ms) = headers
+            .get_optional_str(&HeaderName::from_static(name))
+            .and_then(|value| value.trim().parse::<u64>().ok())
+        {
+            return Some(Duration::from_millis(ms));
+        }
+    }
+    let value = headers.get_optional_str(&RETRY_AFTER)?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = azure_core::time::parse_rfc7231(value).ok()?;
+    let wait = at - OffsetDateTime::now_utc();
+    Some(Duration::from_secs(
+        u64::try_from(wait.whole_seconds()).unwrap_or(0),
+    ))
 }
 
 // ---- Managed identity and the az CLI --------------------------------------
@@ -1107,6 +1529,153 @@ impl TokenCredential for AzureCliCredential {
 mod tests {
     use super::*;
 
+    /// Serves `answer` (raw HTTP/1.1) to each connection on a loopback
+    /// port, and answers what `CappedHttp` made of a GET there.
+    async fn capped_get(answer: Vec<u8>) -> azure_core::Result<AsyncRawResponse> {
+        use tokio::io::AsyncWriteExt;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            // The client may hang up early: that is the point.
+            let _ = stream.write_all(&answer).await;
+            let _ = stream.shutdown().await;
+        });
+        let request = Request::new(url, azure_core::http::Method::Get);
+        let response = CappedHttp(reqwest::Client::new())
+            .execute_request(&request)
+            .await;
+        server.abort();
+        response
+    }
+
+    #[tokio::test]
+    async fn answers_past_the_cap_are_refused_whether_announced_or_streamed() {
+        let small =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nx-ms-request-id: r1\r\n\r\n{}".to_vec();
+        let response = capped_get(small).await.unwrap();
+        assert_eq!(
+            response
+                .headers()
+                .get_optional_str(&HeaderName::from_static("x-ms-request-id")),
+            Some("r1")
+        );
+        assert_eq!(&response.into_body().collect().await.unwrap()[..], b"{}");
+
+        let announced = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            MAX_RESPONSE_BYTES + 1
+        );
+        let error = capped_get(announced.into_bytes()).await.unwrap_err();
+        assert!(
+            error.downcast_ref::<ResponseTooLarge>().is_some(),
+            "{error}"
+        );
+
+        // Chunked, no length announced: cut off once past the cap.
+        let mut streamed = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let chunk = vec![b' '; 64 * 1024];
+        for _ in 0..=MAX_RESPONSE_BYTES / chunk.len() {
+            streamed.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            streamed.extend_from_slice(&chunk);
+            streamed.extend_from_slice(b"\r\n");
+        }
+        streamed.extend_from_slice(b"0\r\n\r\n");
+        let error = capped_get(streamed).await.unwrap_err();
+        assert!(
+            error.downcast_ref::<ResponseTooLarge>().is_some(),
+            "{error}"
+        );
+        let message = Failure::of(&error)
+            .into_sink_error("listing secrets")
+            .to_string();
+        assert!(message.contains("larger than 1048576 bytes"), "{message}");
+    }
+
+    #[test]
+    fn a_listing_follows_only_fresh_links_on_the_vault_and_stays_bounded() {
+        let vault = Url::parse("https://acme.vault.azure.net").unwrap();
+        let link = |url: &str| PagerContinuation::Link(Url::parse(url).unwrap());
+        let refused =
+            |listing: &mut Listing, next: &PagerContinuation| match listing.page(25, Some(next)) {
+                Err(SinkError::Rejected(message)) => message,
+                other => panic!("expected a refusal, got {other:?}"),
+            };
+        let mut listing = Listing::new(&vault, "/secrets", "listing secrets");
+        let first =
+            "https://acme.vault.azure.net:443/secrets?api-version=7.6&$skiptoken=AA&maxresults=25";
+        listing.page(25, Some(&link(first))).unwrap();
+        // The same token under another api-version is the same page.
+        let again = refused(
+            &mut listing,
+            &link(
+                "https://acme.vault.azure.net/secrets?$skiptoken=AA&maxresults=25&api-version=7.5",
+            ),
+        );
+        assert!(again.contains("already listed"), "{again}");
+        for elsewhere in [
+            "https://evil.example/secrets?$skiptoken=BB",
+            "http://acme.vault.azure.net/secrets?$skiptoken=BB",
+            "https://acme.vault.azure.net:8443/secrets?$skiptoken=BB",
+            "https://acme.vault.azure.net/keys?$skiptoken=BB",
+            "https://user@acme.vault.azure.net/secrets?$skiptoken=BB",
+        ] {
+            let message = refused(&mut listing, &link(elsewhere));
+            assert!(
+                message.contains("no token goes there"),
+                "{elsewhere}: {message}"
+            );
+        }
+        let token = refused(&mut listing, &PagerContinuation::Token("BB".into()));
+        assert!(token.contains("token"), "{token}");
+        listing
+            .page(
+                25,
+                Some(&link("https://acme.vault.azure.net/secrets?$skiptoken=BB")),
+            )
+            .unwrap();
+        listing.page(0, None).unwrap();
+
+        let mut endless = Listing::new(&vault, "/secrets", "listing secrets");
+        let message = (0..)
+            .find_map(|page| {
+                let next = link(&format!(
+                    "https://acme.vault.azure.net/secrets?$skiptoken={page}"
+                ));
+                endless.page(25, Some(&next)).err()
+            })
+            .unwrap()
+            .to_string();
+        assert!(message.contains("more than 100000 secrets"), "{message}");
+        assert_eq!(endless.items, MAX_LISTED + 25);
+    }
+
+    #[test]
+    fn a_refused_token_names_the_credentials_to_fix() {
+        let error = Failure::Http {
+            status: 401,
+            code: Some("Unauthorized".into()),
+            inner: None,
+            message: Some("AKV10022: Invalid audience.".into()),
+            retry_after: None,
+        }
+        .into_sink_error("listing secrets");
+        let SinkError::Denied(message) = error else {
+            panic!("expected Denied, got {error:?}");
+        };
+        for fix in [
+            "AZURE_ACCESS_TOKEN",
+            "AZURE_CLIENT_SECRET",
+            "az login",
+            "HTTP 401",
+        ] {
+            assert!(message.contains(fix), "{message}");
+        }
+    }
+
     #[test]
     fn authority_hosts_become_origins() {
         assert_eq!(
@@ -1145,5 +1714,32 @@ mod tests {
         assert!(resource(&["a", "b"]).is_err());
         assert!(resource(&["https://vault.azure.net --debug"]).is_err());
         assert!(resource(&["--tenant"]).is_err());
+    }
+
+    #[test]
+    fn a_challenge_for_another_domain_names_the_setting() {
+        let error = azure_core::Error::with_message(
+            ErrorKind::Other,
+            "challenge resource 'https://vault.azure.net/.default' doesn't match the requested domain '127.0.0.1'. Set verify_challenge_resource in client options to disable this validation if necessary.",
+        );
+        let message = Failure::of(&error)
+            .into_sink_error("listing secrets")
+            .to_string();
+        assert!(
+            message.contains("https://vault.azure.net/.default")
+                && message.contains("127.0.0.1")
+                && message.contains("VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=1"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_every_form() {
+        let mut headers = Headers::new();
+        headers.insert(RETRY_AFTER, "7");
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(HeaderName::from_static("x-ms-retry-after-ms"), "1500");
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
+        assert_eq!(retry_after(&Headers::new()), None);
     }
 }

@@ -1,8 +1,11 @@
-//! GCP: the credentials Secret Manager's sink and source share — which
-//! Google credentials to use (given, from the environment, Application
-//! Default Credentials, the metadata server), built with bounded token
-//! fetches, and their failures turned into messages that say what to fix
-//! without quoting a body or a key.
+//! GCP: what Secret Manager's sink and source share — which Google
+//! credentials to use (given, from the environment, Application Default
+//! Credentials, the metadata server), built with bounded token fetches, and
+//! their failures turned into messages that say what to fix without quoting
+//! a body or a key; the project and endpoint checked once ([`Connection`]),
+//! the SDK client set up the one way both use it ([`Connection::configure`]),
+//! and the SDK's errors mapped to the engine's taxonomy
+//! ([`Connection::classify`]), a refusal naming the credentials to fix.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +16,11 @@ use google_cloud_auth::credentials::{
     CacheableResource, Credentials, CredentialsProvider, EntityTag,
 };
 use google_cloud_auth::errors::CredentialsError;
-use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use google_cloud_gax::client_builder::ClientBuilder;
+use google_cloud_gax::error::Error as GaxError;
+use google_cloud_gax::error::rpc::Code;
+use google_cloud_gax::retry_policy::NeverRetry;
+use http::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use vsync_engine::sink::{SinkError, one_line_message};
 use zeroize::Zeroizing;
 
@@ -23,7 +30,13 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long any other token fetch may take.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 const METADATA_HOST: &str = "metadata.google.internal";
-/// Where the sink's credentials come from.
+/// Google's public Secret Manager endpoint.
+pub const DEFAULT_ENDPOINT: &str = "https://secretmanager.googleapis.com";
+/// How long one Secret Manager request may take; the engine retries.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where Secret Manager's credentials come from (for the sink and the
+/// source alike).
 pub enum Auth {
     /// `Bearer <token>`, marked sensitive.
     Token(HeaderValue),
@@ -72,6 +85,264 @@ impl Auth {
             Auth::Google(source) => source.credentials(),
         }
     }
+
+    /// How a refusal names these credentials: the variable or file to fix.
+    fn describe(&self) -> String {
+        match self {
+            // The CLI passes GOOGLE_OAUTH_ACCESS_TOKEN; nothing else gives a
+            // bare token.
+            Auth::Token(_) => "the access token in GOOGLE_OAUTH_ACCESS_TOKEN".to_owned(),
+            Auth::Google(source) => source.describe(),
+        }
+    }
+
+    /// What to do when Google refuses these credentials.
+    fn fix(&self) -> &'static str {
+        match self {
+            Auth::Token(_) => {
+                "set a fresh one (`gcloud auth print-access-token`), or unset it to use Application Default Credentials (`gcloud auth application-default login`)"
+            }
+            Auth::Google(source) => source.fix(),
+        }
+    }
+}
+
+/// One project of Secret Manager at one endpoint, with its credentials:
+/// the settings the sink and the source check the same way, and the client
+/// they build the same way.
+pub struct Connection {
+    project: String,
+    endpoint: String,
+    auth: Auth,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("project", &self.project)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Checks the project id and the endpoint ([`DEFAULT_ENDPOINT`] when
+    /// `None`): an id that would change the request path, or an endpoint
+    /// that is not `https://` (or plain `http://` to this machine), is
+    /// refused before any token is sent. `project_setting` names where the
+    /// project is given (`--gcp-project`, `--set project=…`).
+    pub fn new(
+        project: Option<&str>,
+        endpoint: Option<&str>,
+        auth: Auth,
+        project_setting: &str,
+    ) -> Result<Self, SinkError> {
+        let project = project.map(str::trim).unwrap_or_default();
+        if project.is_empty() {
+            return Err(SinkError::Misconfigured(format!(
+                "the GCP project is not set ({project_setting})"
+            )));
+        }
+        // Project ids, numbers and domain-scoped ids (`example.com:app`):
+        // nothing that ends or extends a path segment.
+        if !project
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b))
+        {
+            return Err(SinkError::Misconfigured(format!(
+                "{project:?} is not a GCP project id ({project_setting})"
+            )));
+        }
+        let endpoint = endpoint
+            .unwrap_or(DEFAULT_ENDPOINT)
+            .trim()
+            .trim_end_matches('/')
+            .to_owned();
+        let host = endpoint
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default());
+        if host.is_none_or(str::is_empty) {
+            return Err(SinkError::Misconfigured(format!(
+                "the Secret Manager endpoint {endpoint:?} is not an http:// or https:// URL"
+            )));
+        }
+        vsync_engine::sink::require_secure_transport("the Secret Manager endpoint", &endpoint)?;
+        Ok(Connection {
+            project: project.to_owned(),
+            endpoint,
+            auth,
+        })
+    }
+
+    /// `projects/<id>`, the parent of its secrets.
+    pub fn parent(&self) -> String {
+        format!("projects/{}", self.project)
+    }
+
+    /// `projects/<id>/secrets/<secret>`.
+    pub fn secret_name(&self, secret: &str) -> String {
+        format!("projects/{}/secrets/{secret}", self.project)
+    }
+
+    /// `gcp-secret-manager:project=<id>`, with `,endpoint=<url>` when it
+    /// is not Google's: how the sink's target and the source's origin
+    /// begin.
+    pub fn describe(&self) -> String {
+        if self.endpoint == DEFAULT_ENDPOINT {
+            format!("gcp-secret-manager:project={}", self.project)
+        } else {
+            format!(
+                "gcp-secret-manager:project={},endpoint={}",
+                self.project, self.endpoint
+            )
+        }
+    }
+
+    /// The SDK's client builder set up: the endpoint, the credentials, no
+    /// retries of its own (the engine retries and paces, once, for every
+    /// platform) and each attempt bounded. Must run inside a tokio runtime
+    /// (Google's credentials start fetching a token at once).
+    pub fn configure<F>(
+        &self,
+        builder: ClientBuilder<F, Credentials>,
+    ) -> Result<ClientBuilder<F, Credentials>, SinkError> {
+        Ok(builder
+            .with_endpoint(self.endpoint.clone())
+            .with_credentials(self.auth.credentials()?)
+            .with_retry_policy(NeverRetry)
+            .with_attempt_timeout(ATTEMPT_TIMEOUT))
+    }
+
+    /// Maps an SDK error met `doing` something to `what` to the engine's
+    /// taxonomy, keeping the HTTP status, Google's status name and its
+    /// (sanitised) message, never a body. A 401 or 403 names the
+    /// credentials in use and what to do about them.
+    pub fn classify(&self, error: &GaxError, doing: &str, what: &str) -> SinkError {
+        let Some(http) = error.http_status_code() else {
+            if error.is_connect() || error.is_io() || error.is_timeout() || error.is_transport() {
+                return SinkError::Unavailable(format!(
+                    "could not reach Secret Manager {doing} {what}: {}",
+                    transport_message(error)
+                ));
+            }
+            if error.is_authentication() {
+                return match credential_problem(error) {
+                    Some(problem) => problem.to_sink_error(),
+                    None => SinkError::Denied(format!(
+                        "no usable credentials {doing} {what}: {}",
+                        self.auth.describe()
+                    )),
+                };
+            }
+            if error.is_deserialization() {
+                return SinkError::Rejected(format!(
+                    "Secret Manager's answer {doing} {what} was not what its API returns"
+                ));
+            }
+            return SinkError::Rejected(format!(
+                "{doing} {what} failed before reaching Secret Manager"
+            ));
+        };
+        let status = error.status();
+        let detail = match status {
+            Some(status) => format!(
+                "Secret Manager answered {http} {} {doing} {what}: {}",
+                status.code.name(),
+                sanitize(&status.message)
+            ),
+            None => format!("Secret Manager answered {http} {doing} {what}"),
+        };
+        match (http, status.map(|s| s.code)) {
+            (429, _) | (_, Some(Code::ResourceExhausted)) => SinkError::RateLimited {
+                retry_after: retry_after(error.http_headers()),
+            },
+            (401, _) => SinkError::Denied(format!(
+                "{detail}; {} was refused: {}",
+                self.auth.describe(),
+                self.auth.fix()
+            )),
+            (403, _) => SinkError::Denied(format!(
+                "{detail}; {} lacks that permission in project {} (or cannot see the project)",
+                self.auth.describe(),
+                self.project
+            )),
+            (404, _) => SinkError::NotFound(detail),
+            (409, _) => SinkError::Conflict(detail),
+            (500..=599, _) => SinkError::Unavailable(detail),
+            _ => SinkError::Rejected(detail),
+        }
+    }
+}
+
+/// The status code of an SDK error, when Google answered one.
+pub fn code(error: &GaxError) -> Option<Code> {
+    error.status().map(|status| status.code)
+}
+
+/// The [`CredentialProblem`] behind an authentication error.
+fn credential_problem(error: &GaxError) -> Option<&CredentialProblem> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(problem) = cause.downcast_ref::<CredentialProblem>() {
+            return Some(problem);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// A transport error's description: the error's chain, which names the
+/// endpoint and the cause (refused, reset, timed out), never a body.
+fn transport_message(error: &GaxError) -> String {
+    let mut message = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if message.is_empty() {
+        "the connection failed".to_owned()
+    } else {
+        one_line_message(&message)
+    }
+}
+
+fn retry_after(headers: Option<&HeaderMap>) -> Option<Duration> {
+    headers?
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Google's message on one line, capped, with double-quoted text (echoed
+/// input, possibly a value) replaced by `"…"`.
+fn sanitize(message: &str) -> String {
+    let mut out = String::new();
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                quoted = true;
+                out.push_str("\"…\"");
+            }
+            ('"', true) => quoted = false,
+            (_, true) => {}
+            (c, false) if c.is_whitespace() => {
+                if !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            (c, false) => out.push(c),
+        }
+    }
+    one_line_message(&out)
 }
 
 /// Which Google credentials, for building them and for naming them in
@@ -636,6 +907,67 @@ mod tests {
         );
         assert_eq!(oauth_error_code("body=<<html>oops</html>>"), None);
         assert_eq!(oauth_error_code("no body here"), None);
+    }
+
+    fn token() -> Auth {
+        Auth::choose(Some(Zeroizing::new("ya29.t".to_owned())), None).unwrap()
+    }
+
+    #[test]
+    fn a_connection_checks_its_project_and_endpoint() {
+        let connect = |project: Option<&str>, endpoint: Option<&str>| {
+            Connection::new(project, endpoint, token(), "--set project=<id>")
+        };
+        let google = connect(Some(" acme-prod "), None).unwrap();
+        assert_eq!(google.describe(), "gcp-secret-manager:project=acme-prod");
+        assert_eq!(google.secret_name("DB"), "projects/acme-prod/secrets/DB");
+        let local = connect(Some("example.com:app"), Some("http://127.0.0.1:9/")).unwrap();
+        assert_eq!(
+            local.describe(),
+            "gcp-secret-manager:project=example.com:app,endpoint=http://127.0.0.1:9"
+        );
+        let missing = connect(None, None).unwrap_err().to_string();
+        assert!(missing.contains("--set project=<id>"), "{missing}");
+        for project in ["a/b", "a?b", "a b", "a%2Fb", "a#b"] {
+            assert!(connect(Some(project), None).is_err(), "{project}");
+        }
+        for endpoint in [
+            "secretmanager.googleapis.com",
+            "https://",
+            "http://example.com",
+        ] {
+            assert!(connect(Some("p"), Some(endpoint)).is_err(), "{endpoint}");
+        }
+        assert_eq!(
+            token().describe(),
+            "the access token in GOOGLE_OAUTH_ACCESS_TOKEN"
+        );
+    }
+
+    #[test]
+    fn messages_lose_quoted_input_and_stay_short() {
+        assert_eq!(
+            sanitize(
+                "Invalid value at 'payload.data' (TYPE_BYTES), Base64 decoding failed for \"hunter2\""
+            ),
+            "Invalid value at 'payload.data' (TYPE_BYTES), Base64 decoding failed for \"…\""
+        );
+        assert_eq!(
+            sanitize("Secret [projects/p/secrets/A]\n  not found."),
+            "Secret [projects/p/secrets/A] not found."
+        );
+        assert_eq!(
+            sanitize(&"x".repeat(1000)).chars().count(),
+            vsync_engine::sink::MAX_MESSAGE_CHARS + 1
+        );
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(Some(&headers)), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(None), None);
     }
 
     #[test]

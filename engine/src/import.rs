@@ -406,10 +406,15 @@ pub async fn plan(
         });
     }
 
-    // Keys the source did not give this time. Only a secret the listing no
-    // longer holds is missing: a disabled one, or one whose field a read
-    // no longer gave, keeps its record so it is not a conflict later.
-    let listed_names: Vec<&str> = listed.iter().map(|secret| secret.name.as_str()).collect();
+    // Keys the source did not give this time: the secret is gone, or was
+    // read without that field. Only a disabled secret keeps its record, so
+    // re-enabling it unchanged is not a conflict.
+    let disabled: HashSet<String> = plan
+        .lines
+        .iter()
+        .filter(|line| line.action == ImportAction::Disabled)
+        .filter_map(|line| line.source.clone())
+        .collect();
     let given: HashSet<String> = incoming
         .keys()
         .chain(plan.record.set.keys())
@@ -419,7 +424,7 @@ pub async fn plan(
         if given.contains(key) {
             continue;
         }
-        if listed_names.contains(&entry.key.as_str()) {
+        if disabled.contains(&entry.key) {
             plan.record.set.insert(key.clone(), entry.clone());
             continue;
         }

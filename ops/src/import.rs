@@ -105,7 +105,7 @@ pub async fn import_from(
         environment,
         vault_folder_of: &vault_folder_of,
     })?;
-    let _lock = env.lock(ctx, progress)?;
+    let lock = env.lock(ctx, progress)?;
 
     let env_file = env.vault_dir.join(format!(".env.{}", env.name));
     progress.step(1, 3, &format!("reading {}", env_file.display()));
@@ -183,6 +183,8 @@ pub async fn import_from(
         .await
         .map_err(OpsError::Sync)?;
 
+    // Push takes the env's lock itself.
+    drop(lock);
     if request.push && !plan.writes.is_empty() {
         let report: PushReport = push(ctx, &env.name, &PushOptions::default(), progress).await?;
         outcome.pushed = Some(report.ts.to_string());

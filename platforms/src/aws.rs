@@ -1,6 +1,8 @@
-//! AWS Secrets Manager (`aws`): one secret per key, named prefix + key.
+//! AWS Secrets Manager (`aws`): as a sink, one secret per key, named
+//! prefix + key; as a source, every secret of a region (under a name
+//! prefix), JSON objects split into keys on request.
 //!
-//! Credentials: a static key (`AWS_ACCESS_KEY_ID` with
+//! Credentials, for both: a static key (`AWS_ACCESS_KEY_ID` with
 //! `AWS_SECRET_ACCESS_KEY`, and `AWS_SESSION_TOKEN`), else AWS's standard
 //! chain (`AWS_PROFILE` or the default profile — SSO, assumed roles,
 //! `credential_process` — web identity, container or instance role).
@@ -8,12 +10,15 @@
 //! endpoint.
 
 use serde::Deserialize;
+use vsync_crypto::Zeroizing;
 use vsync_engine::sink::Sink;
+use vsync_engine::source::Source;
 use vsync_sinks::aws::{AwsSecretsManagerSink, DeletePolicy};
+use vsync_sources::aws::AwsSecretsManagerSource;
 
 use crate::{
     Credentials, Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, SinkSide,
-    parse_routing,
+    SourceRequest, SourceSetting, SourceSide, parse_routing,
 };
 
 /// The registry's entry.
@@ -22,7 +27,7 @@ pub static PLATFORM: Platform = Platform {
     short: "aws",
     about: "AWS Secrets Manager",
     sink: Some(&SINK),
-    source: None,
+    source: Some(&SOURCE),
 };
 
 /// What syncing to it takes.
@@ -53,9 +58,35 @@ static SINK: SinkSide = SinkSide {
             help: "Prune AWS secrets without the recovery window",
         },
     ],
-    credentials: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), else AWS_PROFILE or a role; AWS_ENDPOINT_URL_SECRETS_MANAGER / AWS_ENDPOINT_URL",
+    credentials: CREDENTIALS,
     check: |routing| parse_routing::<AwsRouting>(PLATFORM.short, routing).map(drop),
     build: sink,
+};
+
+const CREDENTIALS: &str = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), else AWS_PROFILE or a role; AWS_ENDPOINT_URL_SECRETS_MANAGER / AWS_ENDPOINT_URL";
+
+/// What importing from it takes.
+static SOURCE: SourceSide = SourceSide {
+    aliases: &[],
+    settings: &[
+        SourceSetting {
+            field: "region",
+            kind: SettingKind::Text,
+            help: "AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION)",
+        },
+        SourceSetting {
+            field: "prefix",
+            kind: SettingKind::Text,
+            help: "only secrets whose names start with it (filtered by AWS; --prefix strips it)",
+        },
+        SourceSetting {
+            field: "splitJson",
+            kind: SettingKind::Switch,
+            help: "a secret holding a JSON object gives one key per field",
+        },
+    ],
+    credentials: CREDENTIALS,
+    build: source,
 };
 
 /// `sync.aws` plus this run's settings.
@@ -78,29 +109,185 @@ fn sink(request: &SinkRequest<'_>) -> Result<Box<dyn Sink>, PlatformError> {
     if let Some(prefix) = routing.secret_prefix {
         builder = builder.prefix(prefix);
     }
-    if let Some(endpoint) = request
-        .var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-        .or_else(|| request.var("AWS_ENDPOINT_URL"))
-    {
+    let connection = Connection::discover(request)?;
+    if let Some(endpoint) = connection.endpoint {
         builder = builder.endpoint(endpoint);
     }
-    match (
-        request.var("AWS_ACCESS_KEY_ID"),
-        request.secret("AWS_SECRET_ACCESS_KEY"),
-    ) {
-        (Some(id), Some(secret)) => builder = builder.credentials(id.as_str(), secret.as_str()),
-        (None, None) => {}
-        (Some(_), None) | (None, Some(_)) => {
-            return Err(PlatformError::Setup(
-                "AWS: only half of a static key is set; set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither to use a profile or role".into(),
-            ));
-        }
+    if let Some((id, secret)) = connection.key {
+        builder = builder.credentials(id.as_str(), secret.as_str());
     }
-    if let Some(token) = request.secret("AWS_SESSION_TOKEN") {
+    if let Some(token) = connection.session_token {
         builder = builder.session_token(token.as_str());
     }
     if routing.force_delete {
         builder = builder.delete_policy(DeletePolicy::ForceWithoutRecovery);
     }
     Ok(Box::new(builder.build()?))
+}
+
+/// `--set region=… prefix=… splitJson=true`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AwsSourceSettings {
+    region: Option<String>,
+    prefix: Option<String>,
+    #[serde(default)]
+    split_json: bool,
+}
+
+fn source(request: &SourceRequest<'_>) -> Result<Box<dyn Source>, PlatformError> {
+    let settings: AwsSourceSettings = parse_routing(PLATFORM.short, request.settings)?;
+    // Import settings are not saved, so the region falls back to where the
+    // AWS CLI finds it in the environment.
+    let region = settings
+        .region
+        .or_else(|| request.var("AWS_REGION"))
+        .or_else(|| request.var("AWS_DEFAULT_REGION"))
+        .ok_or_else(|| {
+            PlatformError::Setup(
+                "AWS: no region to import from; pass --set region=<region> or set AWS_REGION"
+                    .into(),
+            )
+        })?;
+    let mut builder = AwsSecretsManagerSource::builder()
+        .region(region)
+        .split_json(settings.split_json);
+    if let Some(prefix) = settings.prefix {
+        builder = builder.prefix(prefix);
+    }
+    let connection = Connection::discover(request)?;
+    if let Some(endpoint) = connection.endpoint {
+        builder = builder.endpoint(endpoint);
+    }
+    if let Some((id, secret)) = connection.key {
+        builder = builder.credentials(id.as_str(), secret.as_str());
+    }
+    if let Some(token) = connection.session_token {
+        builder = builder.session_token(token.as_str());
+    }
+    Ok(Box::new(builder.build()?))
+}
+
+/// How the environment says to reach AWS, for the sink and the source
+/// alike: the endpoint when moved, and a static key when one is set (else
+/// AWS's standard chain finds the credentials).
+struct Connection {
+    endpoint: Option<String>,
+    key: Option<(String, Zeroizing<String>)>,
+    session_token: Option<Zeroizing<String>>,
+}
+
+impl Connection {
+    fn discover(request: &impl Credentials) -> Result<Self, PlatformError> {
+        let endpoint = request
+            .var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+            .or_else(|| request.var("AWS_ENDPOINT_URL"));
+        let key = match (
+            request.var("AWS_ACCESS_KEY_ID"),
+            request.secret("AWS_SECRET_ACCESS_KEY"),
+        ) {
+            (Some(id), Some(secret)) => Some((id, secret)),
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(PlatformError::Setup(
+                    "AWS: only half of a static key is set; set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither to use a profile or role".into(),
+                ));
+            }
+        };
+        Ok(Connection {
+            endpoint,
+            key,
+            session_token: request.secret("AWS_SESSION_TOKEN"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(settings: serde_json::Value, env: &[(&str, &str)]) -> Result<String, PlatformError> {
+        let serde_json::Value::Object(settings) = settings else {
+            unreachable!("settings are an object")
+        };
+        let environment = |name: &str| {
+            env.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        };
+        let request = SourceRequest {
+            settings: &settings,
+            environment: &environment,
+            vault_folder_of: &|_| unreachable!("AWS reads no vault folder"),
+        };
+        source(&request).map(|source| source.origin())
+    }
+
+    #[test]
+    fn the_source_takes_its_region_endpoint_and_key_from_the_environment() {
+        let env = [
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566/"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ];
+        let origin = build(
+            serde_json::json!({"prefix": "app/", "splitJson": true}),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            origin,
+            "aws-secrets-manager:region=eu-west-1,prefix=app/,endpoint=http://127.0.0.1:4566,split-json"
+        );
+        // The setting beats the environment; AWS_REGION beats its default.
+        let origin = build(serde_json::json!({"region": "us-east-2"}), &env).unwrap();
+        assert!(
+            origin.starts_with("aws-secrets-manager:region=us-east-2,"),
+            "{origin}"
+        );
+        let mut with_region = env.to_vec();
+        with_region.push(("AWS_REGION", "ap-south-1"));
+        let origin = build(serde_json::json!({}), &with_region).unwrap();
+        assert!(
+            origin.starts_with("aws-secrets-manager:region=ap-south-1,"),
+            "{origin}"
+        );
+    }
+
+    #[test]
+    fn the_source_refuses_what_cannot_work_before_any_request() {
+        let error = build(serde_json::json!({}), &[]).unwrap_err().to_string();
+        assert!(
+            error.contains("--set region=") && error.contains("AWS_REGION"),
+            "{error}"
+        );
+        let region = ("AWS_REGION", "eu-west-1");
+        let error = build(
+            serde_json::json!({}),
+            &[region, ("AWS_ACCESS_KEY_ID", "AKID")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("AWS_SECRET_ACCESS_KEY"), "{error}");
+        // A key is never sent in the clear beyond this machine.
+        let error = build(
+            serde_json::json!({}),
+            &[
+                region,
+                ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://sm.example"),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("https"), "{error}");
+        let error = build(serde_json::json!({"prefix": "!negated"}), &[region])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("\"!negated\""), "{error}");
+        let error = build(serde_json::json!({"secretPrefix": "app/"}), &[region])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("secretPrefix"), "{error}");
+    }
 }

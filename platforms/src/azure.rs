@@ -10,16 +10,20 @@
 //! `VSYNC_AZURE_VAULT_URL`,
 //! `VSYNC_AZURE_CA_FILE` and
 //! `VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION` reach emulators and
-//! private endpoints.
+//! private endpoints. Syncing to the vault and importing from it
+//! (`vsync import <env> --from azure --set vaultName=<name>`, tsafe's
+//! `kv-pull`) read them alike ([`Access`]).
 
 use serde::Deserialize;
-use vsync_connections::azure::Auth;
+use vsync_connections::azure::{Auth, connect, vault_url_of_name};
 use vsync_engine::sink::Sink;
+use vsync_engine::source::Source;
 use vsync_sinks::azure::KeyVaultSink;
+use vsync_sources::azure::KeyVaultSource;
 
 use crate::{
     Credentials, Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, SinkSide,
-    parse_routing,
+    SourceRequest, SourceSetting, SourceSide, parse_routing,
 };
 
 /// The registry's entry.
@@ -28,8 +32,11 @@ pub static PLATFORM: Platform = Platform {
     short: "azure",
     about: "Azure Key Vault",
     sink: Some(&SINK),
-    source: None,
+    source: Some(&SOURCE),
 };
+
+/// The credentials, for help text: the same both ways.
+const CREDENTIALS: &str = "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or AZURE_ACCESS_TOKEN, or a managed identity (App Service's IDENTITY_ENDPOINT, or AZURE_USE_MANAGED_IDENTITY=1 on a VM), or `az login`; VSYNC_AZURE_VAULT_URL for another cloud or an emulator";
 
 /// What syncing to it takes.
 static SINK: SinkSide = SinkSide {
@@ -41,7 +48,7 @@ static SINK: SinkSide = SinkSide {
         kind: SettingKind::Text,
         help: "Azure Key Vault name (saved)",
     }],
-    credentials: "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or AZURE_ACCESS_TOKEN, or a managed identity (App Service's IDENTITY_ENDPOINT, or AZURE_USE_MANAGED_IDENTITY=1 on a VM), or `az login`; VSYNC_AZURE_VAULT_URL for another cloud or an emulator",
+    credentials: CREDENTIALS,
     check: |routing| parse_routing::<AzureRouting>(PLATFORM.short, routing).map(drop),
     build: sink,
 };
@@ -55,29 +62,102 @@ struct AzureRouting {
 
 fn sink(request: &SinkRequest<'_>) -> Result<Box<dyn Sink>, PlatformError> {
     let routing: AzureRouting = parse_routing(PLATFORM.short, request.routing)?;
-    let mut builder = KeyVaultSink::builder();
-    builder = match (request.var("VSYNC_AZURE_VAULT_URL"), &routing.vault_name) {
-        (Some(url), _) => builder.vault_url(url),
-        (None, Some(name)) => builder.vault_name(name),
-        (None, None) => {
-            return Err(PlatformError::MissingRouting {
-                what: "Azure Key Vault",
-                flag: "--azure-vault=<name>",
-            });
-        }
+    let Some(access) = Access::from_env(request, routing.vault_name.as_deref())? else {
+        return Err(PlatformError::MissingRouting {
+            what: "Azure Key Vault",
+            flag: "--azure-vault=<name>",
+        });
     };
-    builder = builder.auth(Auth::from_env(&|name| request.var(name))?);
-    let verify = !request
-        .var("VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION")
-        .as_deref()
-        .is_some_and(crate::is_true);
-    builder = builder.verify_challenge_resource(verify);
-    if let Some(file) = request.var("VSYNC_AZURE_CA_FILE") {
-        let pem =
-            std::fs::read(&file).map_err(|source| PlatformError::Io { path: file, source })?;
+    let mut builder = KeyVaultSink::builder()
+        .vault_url(access.vault_url)
+        .auth(access.auth)
+        .verify_challenge_resource(access.verify_challenge_resource);
+    if let Some(pem) = access.extra_ca_pem {
         builder = builder.extra_ca_pem(pem);
     }
     Ok(Box::new(builder.build()?))
+}
+
+/// What importing from it takes.
+static SOURCE: SourceSide = SourceSide {
+    aliases: &["kv-pull"],
+    settings: &[SourceSetting {
+        field: "vaultName",
+        kind: SettingKind::Text,
+        help: "the Azure Key Vault to read (its name; VSYNC_AZURE_VAULT_URL overrides it)",
+    }],
+    credentials: CREDENTIALS,
+    build: source,
+};
+
+/// `--set vaultName=…`: the sink's field name, so one name means one vault
+/// both ways.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AzureSourceSettings {
+    vault_name: Option<String>,
+}
+
+fn source(request: &SourceRequest<'_>) -> Result<Box<dyn Source>, PlatformError> {
+    let settings: AzureSourceSettings = parse_routing(PLATFORM.short, request.settings)?;
+    let Some(access) = Access::from_env(request, settings.vault_name.as_deref())? else {
+        return Err(PlatformError::Setup(
+            "no Azure Key Vault to import from: pass --set vaultName=<name>".into(),
+        ));
+    };
+    let connection = connect(
+        &access.vault_url,
+        access.auth,
+        access.extra_ca_pem.as_deref(),
+    )?;
+    Ok(Box::new(KeyVaultSource::new(
+        connection,
+        access.verify_challenge_resource,
+    )?))
+}
+
+/// Where the vault is and how it is reached, as the environment and the
+/// vault name say: what the sink and the source are built from.
+struct Access {
+    /// `VSYNC_AZURE_VAULT_URL`, else the named vault's public-cloud URL.
+    vault_url: String,
+    /// The credential [`Auth::from_env`] picks.
+    auth: Auth,
+    /// `VSYNC_AZURE_CA_FILE`'s certificates.
+    extra_ca_pem: Option<Vec<u8>>,
+    /// Off only with `VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION`.
+    verify_challenge_resource: bool,
+}
+
+impl Access {
+    /// `None` when neither a URL nor a vault name is given.
+    fn from_env(
+        request: &dyn Credentials,
+        vault_name: Option<&str>,
+    ) -> Result<Option<Access>, PlatformError> {
+        let vault_url = match (request.var("VSYNC_AZURE_VAULT_URL"), vault_name) {
+            (Some(url), _) => url,
+            (None, Some(name)) => vault_url_of_name(name).map_err(PlatformError::Setup)?,
+            (None, None) => return Ok(None),
+        };
+        let auth = Auth::from_env(&|name| request.var(name))?;
+        let extra_ca_pem = match request.var("VSYNC_AZURE_CA_FILE") {
+            Some(file) => Some(
+                std::fs::read(&file).map_err(|source| PlatformError::Io { path: file, source })?,
+            ),
+            None => None,
+        };
+        let verify_challenge_resource = !request
+            .var("VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION")
+            .as_deref()
+            .is_some_and(crate::is_true);
+        Ok(Some(Access {
+            vault_url,
+            auth,
+            extra_ca_pem,
+            verify_challenge_resource,
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -167,6 +247,62 @@ mod tests {
             ("IDENTITY_HEADER", "header"),
         ]);
         assert!(message.contains("IDENTITY_ENDPOINT"), "{message}");
+    }
+
+    fn import_from(
+        settings: serde_json::Value,
+        vars: &[(&str, &str)],
+    ) -> Result<Box<dyn Source>, PlatformError> {
+        let vars: HashMap<&str, &str> = vars.iter().copied().collect();
+        let environment = |name: &str| vars.get(name).map(|value| (*value).to_owned());
+        let serde_json::Value::Object(settings) = settings else {
+            panic!("settings are an object");
+        };
+        let no_folders = |env: &str| Err(PlatformError::Setup(format!("no env {env}")));
+        source(&SourceRequest {
+            settings: &settings,
+            environment: &environment,
+            vault_folder_of: &no_folders,
+        })
+    }
+
+    #[test]
+    fn the_source_reads_the_named_vault_with_the_sinks_credentials() {
+        let token = [("AZURE_ACCESS_TOKEN", "eyJ0")];
+        let source = import_from(serde_json::json!({"vaultName": "acme-prod"}), &token).unwrap();
+        assert_eq!(
+            source.origin(),
+            "azure-key-vault:vault=acme-prod.vault.azure.net"
+        );
+        assert_eq!(source.unmap_name("DB-PASS"), "DB_PASS");
+        let mut url = token.to_vec();
+        url.push(("VSYNC_AZURE_VAULT_URL", "https://127.0.0.1:8443"));
+        let source = import_from(serde_json::json!({}), &url).unwrap();
+        assert_eq!(source.origin(), "azure-key-vault:vault=127.0.0.1:8443");
+
+        let refusal = |settings, vars: &[(&str, &str)]| match import_from(settings, vars) {
+            Err(error) => error.to_string(),
+            Ok(_) => panic!("expected a refusal"),
+        };
+        let message = refusal(serde_json::json!({}), &token);
+        assert!(message.contains("--set vaultName=<name>"), "{message}");
+        let message = refusal(serde_json::json!({"vaultName": "acme_prod"}), &token);
+        assert!(message.contains("not a Key Vault name"), "{message}");
+        let message = refusal(serde_json::json!({"vault": "acme"}), &token);
+        assert!(message.contains("vaultName"), "{message}");
+        let message = refusal(
+            serde_json::json!({"vaultName": "acme-prod"}),
+            &CLIENT_SECRET[..1],
+        );
+        assert!(message.contains("AZURE_CLIENT_SECRET"), "{message}");
+        let message = refusal(
+            serde_json::json!({"vaultName": "acme-prod"}),
+            &[
+                ("AZURE_ACCESS_TOKEN", "eyJ0"),
+                ("VSYNC_AZURE_CA_FILE", "/nonexistent/ca.pem"),
+            ],
+        );
+        assert!(message.contains("/nonexistent/ca.pem"), "{message}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub static PLATFORM: Platform = Platform {
 
 /// What importing from it takes.
 static SOURCE: SourceSide = SourceSide {
+    aliases: &[],
     settings: &[
         SourceSetting {
             field: "file",

@@ -32,6 +32,8 @@ pub mod dotenv;
 pub mod gcp;
 #[cfg(feature = "github")]
 pub mod github;
+#[cfg(feature = "onepassword")]
+pub mod onepassword;
 #[cfg(feature = "vault")]
 pub mod vault;
 
@@ -47,6 +49,8 @@ pub static REGISTRY: &[&Platform] = &[
     &azure::PLATFORM,
     #[cfg(feature = "vault")]
     &vault::PLATFORM,
+    #[cfg(feature = "onepassword")]
+    &onepassword::PLATFORM,
     #[cfg(feature = "dotenv")]
     &dotenv::PLATFORM,
 ];
@@ -87,12 +91,24 @@ pub struct SinkSide {
 /// env config: upstream's config has no place for them.
 #[derive(Debug)]
 pub struct SourceSide {
+    /// tsafe's commands that import from this platform (`kv-pull`), kept
+    /// as `vsync` commands meaning `vsync import <env> --from <short>`.
+    pub aliases: &'static [&'static str],
     /// Every setting its source struct has.
     pub settings: &'static [SourceSetting],
     /// The variables its credentials come from, for help text.
     pub credentials: &'static str,
     /// Builds its source from the settings and the environment.
     pub build: fn(&SourceRequest<'_>) -> Result<Box<dyn Source>, PlatformError>,
+}
+
+/// The platform a tsafe-style import command (`kv-pull`) imports from.
+pub fn source_alias(command: &str) -> Option<&'static Platform> {
+    REGISTRY.iter().copied().find(|platform| {
+        platform
+            .source
+            .is_some_and(|source| source.aliases.contains(&command))
+    })
 }
 
 /// One field of a platform's source struct.

@@ -1,26 +1,33 @@
-//! HashiCorp Vault KV v2 (`vault`): one secret at `mount/secretPath` whose
-//! fields are the keys.
+//! HashiCorp Vault KV (`vault`). As a sink: one KV v2 secret at
+//! `mount/secretPath` whose fields are the keys. As a source: the KV v1 or
+//! v2 secrets at `mount/path` and under it, each field a key.
 //!
-//! Token: `VAULT_TOKEN`, else the Vault CLI's `~/.vault-token` (written by
-//! `vault login`); `VAULT_NAMESPACE` for Vault Enterprise and HCP.
+//! Credentials (`vsync_connections::vault` has the order and why): a token
+//! from `VAULT_TOKEN`, else the Vault CLI's `~/.vault-token` (written by
+//! `vault login`); importing also logs in with AppRole (`VAULT_ROLE_ID`,
+//! `VAULT_SECRET_ID`) or Kubernetes (`VAULT_K8S_ROLE`, the service-account
+//! token at `VAULT_K8S_TOKEN_PATH`). `VAULT_NAMESPACE` for Vault Enterprise
+//! and HCP.
 
 use serde::Deserialize;
-use vsync_crypto::Zeroizing;
+use vsync_connections::vault::{Auth, token_from_env};
 use vsync_engine::sink::Sink;
+use vsync_engine::source::Source;
 use vsync_sinks::vault_kv::VaultKvSink;
+use vsync_sources::vault::VaultSource;
 
 use crate::{
     Credentials, Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, SinkSide,
-    parse_routing,
+    SourceRequest, SourceSetting, SourceSide, parse_routing,
 };
 
 /// The registry's entry.
 pub static PLATFORM: Platform = Platform {
     name: "vault-kv",
     short: "vault",
-    about: "HashiCorp Vault KV v2",
+    about: "HashiCorp Vault KV",
     sink: Some(&SINK),
-    source: None,
+    source: Some(&SOURCE),
 };
 
 /// What syncing to it takes.
@@ -77,12 +84,9 @@ fn sink(request: &SinkRequest<'_>) -> Result<Box<dyn Sink>, PlatformError> {
             flag: "--vault-path=<path>",
         },
     )?;
-    let token = request
-        .secret("VAULT_TOKEN")
-        .or_else(|| vault_cli_token(request))
-        .ok_or_else(|| {
-            PlatformError::Setup("Vault: no token; set VAULT_TOKEN or run `vault login`".into())
-        })?;
+    let (token, _) = token_from_env(&|name| request.var(name)).ok_or_else(|| {
+        PlatformError::Setup("Vault: no token; set VAULT_TOKEN or run `vault login`".into())
+    })?;
     let mut builder = VaultKvSink::builder()
         .address(addr)
         .mount(routing.mount.unwrap_or_else(|| "secret".to_owned()))
@@ -94,10 +98,145 @@ fn sink(request: &SinkRequest<'_>) -> Result<Box<dyn Sink>, PlatformError> {
     Ok(Box::new(builder.build()?))
 }
 
-/// The token `vault login` leaves in `~/.vault-token` (the Vault CLI's
-/// default token helper).
-fn vault_cli_token(request: &SinkRequest<'_>) -> Option<Zeroizing<String>> {
-    let path = std::path::Path::new(&request.var("HOME")?).join(".vault-token");
-    let raw = Zeroizing::new(std::fs::read_to_string(path).ok()?);
-    crate::trimmed_token(&raw)
+/// What importing from it takes.
+static SOURCE: SourceSide = SourceSide {
+    aliases: &["vault-pull"],
+    settings: &[
+        SourceSetting {
+            field: "addr",
+            kind: SettingKind::Text,
+            help: "HashiCorp Vault address (default: VAULT_ADDR)",
+        },
+        SourceSetting {
+            field: "mount",
+            kind: SettingKind::Text,
+            help: "the KV mount, version 1 or 2 (default secret)",
+        },
+        SourceSetting {
+            field: "path",
+            kind: SettingKind::Text,
+            help: "a folder (everything under it) or one secret (default: the whole mount)",
+        },
+        SourceSetting {
+            field: "recursive",
+            kind: SettingKind::Switch,
+            help: "walk subfolders too (default true)",
+        },
+        SourceSetting {
+            field: "approleMount",
+            kind: SettingKind::Text,
+            help: "the AppRole auth mount (default approle)",
+        },
+        SourceSetting {
+            field: "k8sMount",
+            kind: SettingKind::Text,
+            help: "the Kubernetes auth mount (default kubernetes)",
+        },
+    ],
+    credentials: "VAULT_TOKEN (or `vault login`), or VAULT_ROLE_ID and VAULT_SECRET_ID (AppRole), or VAULT_K8S_ROLE (Kubernetes; VAULT_K8S_TOKEN_PATH); VAULT_NAMESPACE",
+    build: source,
+};
+
+/// `--set field=value` for an import.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct VaultSettings {
+    addr: Option<String>,
+    mount: Option<String>,
+    path: Option<String>,
+    recursive: Option<bool>,
+    approle_mount: Option<String>,
+    k8s_mount: Option<String>,
+}
+
+fn source(request: &SourceRequest<'_>) -> Result<Box<dyn Source>, PlatformError> {
+    let settings: VaultSettings = parse_routing(PLATFORM.short, request.settings)?;
+    let addr = settings
+        .addr
+        .or_else(|| request.var("VAULT_ADDR"))
+        .ok_or_else(|| {
+            PlatformError::Setup(
+                "Vault: no address; pass --set addr=https://vault.example.com:8200 or set VAULT_ADDR"
+                    .into(),
+            )
+        })?;
+    let auth = Auth::from_env(
+        &|name| request.var(name),
+        settings.approle_mount,
+        settings.k8s_mount,
+    )?;
+    let mut builder = VaultSource::builder().address(addr).auth(auth);
+    if let Some(mount) = settings.mount {
+        builder = builder.mount(mount);
+    }
+    if let Some(path) = settings.path {
+        builder = builder.path(path);
+    }
+    if let Some(recursive) = settings.recursive {
+        builder = builder.recursive(recursive);
+    }
+    if let Some(namespace) = request.var("VAULT_NAMESPACE") {
+        builder = builder.namespace(namespace);
+    }
+    Ok(Box::new(builder.build()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(sets: &[&str], vars: &[(&str, &str)]) -> Result<Box<dyn Source>, PlatformError> {
+        let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+        let settings = PLATFORM.source_settings(&sets)?;
+        let environment = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let no_folders = |_: &str| Err(PlatformError::Setup("no other envs".into()));
+        source(&SourceRequest {
+            settings: &settings,
+            environment: &environment,
+            vault_folder_of: &no_folders,
+        })
+    }
+
+    #[test]
+    fn the_source_reads_its_settings_and_finds_its_credentials() {
+        let token = [
+            ("VAULT_ADDR", "http://127.0.0.1:8200"),
+            ("VAULT_TOKEN", "hvs.t"),
+            ("VAULT_NAMESPACE", "team-a"),
+        ];
+        let source = build(&["mount=kv", "path=apps/api", "recursive=false"], &token).unwrap();
+        assert_eq!(
+            source.origin(),
+            "vault-kv:addr=http://127.0.0.1:8200,mount=kv,path=apps/api,namespace=team-a,recursive=false"
+        );
+        // `addr` wins over VAULT_ADDR; AppRole at a moved mount.
+        let approle = [
+            ("VAULT_ADDR", "http://127.0.0.1:8200"),
+            ("VAULT_ROLE_ID", "r"),
+            ("VAULT_SECRET_ID", "s"),
+        ];
+        let source = build(
+            &["addr=https://vault.example.com", "approleMount=ci/approle"],
+            &approle,
+        )
+        .unwrap();
+        assert_eq!(
+            source.origin(),
+            "vault-kv:addr=https://vault.example.com,mount=secret,path="
+        );
+
+        let error =
+            |sets: &[&str], vars: &[(&str, &str)]| build(sets, vars).err().unwrap().to_string();
+        assert!(error(&[], &token[1..]).contains("VAULT_ADDR"));
+        assert!(
+            error(&[], &[("VAULT_ADDR", "https://v"), ("VAULT_ROLE_ID", "r")])
+                .contains("VAULT_SECRET_ID")
+        );
+        assert!(error(&["secretPath=x"], &token).contains("approleMount"));
+        assert!(error(&["recursive=maybe"], &token).contains("true or false"));
+    }
 }

@@ -48,14 +48,16 @@ use std::fmt;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::Region;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
-use aws_sdk_secretsmanager::config::retry::RetryConfig;
-use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Region};
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
-use aws_smithy_http_client::proxy::ProxyConfig;
+use vsync_connections::aws::{
+    DENIED_HINT, MAX_SECRET_NAME_LEN as MAX_NAME_LEN, Refusal,
+    SECRET_NAME_PUNCTUATION as NAME_PUNCTUATION, is_credentials_failure, mentions_deletion,
+    refusal,
+};
 use vsync_crypto::Zeroizing;
 use vsync_engine::sink::{
     Alphabet, Applied, Batch, Capabilities, Change, Deletion, MANAGED_BY, NameRules, RateBudget,
@@ -66,9 +68,6 @@ use vsync_engine::sink::{
 const CURRENT: &str = "AWSCURRENT";
 /// `ListSecrets` answers at most 100 secrets per page.
 const MAX_PAGE: i32 = 100;
-/// AWS's secret-name punctuation, besides ASCII letters and digits.
-const NAME_PUNCTUATION: &str = "/_+=.@-";
-const MAX_NAME_LEN: usize = 512;
 
 /// What deleting a pruned secret does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,30 +238,14 @@ impl AwsSecretsManagerSinkBuilder {
                 self.session_token.as_ref().map(|token| token.as_str()),
             )
         };
-        let mut config = aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(region)
-            .credentials_provider(credentials)
-            // The engine retries (honouring Retry-After) and paces every
-            // platform alike; SDK retries underneath would multiply them.
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_timeout(Duration::from_secs(60))
-                    .build(),
-            )
-            // HTTPS_PROXY / NO_PROXY, like every other vsync client.
-            .http_client(vsync_connections::aws::https_client(ProxyConfig::from_env()));
-        if let Some(endpoint) = &self.endpoint {
-            config = config.endpoint_url(endpoint.trim_end_matches('/'));
-        }
+        let shared =
+            vsync_connections::aws::sdk_config(&self.region, self.endpoint.as_deref(), credentials);
         let deletion = match self.delete_policy {
             DeletePolicy::RecoveryWindow { .. } => Deletion::Recoverable,
             DeletePolicy::ForceWithoutRecovery => Deletion::Immediate,
         };
         Ok(AwsSecretsManagerSink {
-            client: Client::from_conf(config.build()),
+            client: Client::new(&shared),
             capabilities: capabilities(deletion),
             endpoint: self.endpoint,
             region: self.region,
@@ -555,30 +538,6 @@ enum Failure {
     Other(SinkError),
 }
 
-/// AWS error codes that mean the credentials were refused or lack
-/// permission. The JSON protocol answers most of them with HTTP 400, so
-/// the status alone would call them plain refusals.
-const DENIED_CODES: &[&str] = &[
-    "AccessDenied",
-    "AccessDeniedException",
-    "UnrecognizedClientException",
-    "InvalidClientTokenId",
-    "InvalidSignatureException",
-    "SignatureDoesNotMatch",
-    "IncompleteSignature",
-    "MissingAuthenticationToken",
-    "ExpiredToken",
-    "ExpiredTokenException",
-];
-
-/// AWS error codes for throttling.
-const THROTTLED_CODES: &[&str] = &[
-    "ThrottlingException",
-    "Throttling",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-];
-
 impl Failure {
     /// Sorts an SDK error into what the sink and the engine act on. The
     /// message names the operation and secret, the status and AWS's code
@@ -601,11 +560,12 @@ impl Failure {
             // No answer at all: connection refused, TLS, timeout; or a
             // request the SDK could not even build.
             let detail = scrub(&DisplayErrorContext(&error).to_string(), value);
-            return Failure::Other(match error {
-                SdkError::ConstructionFailure(_) => {
-                    SinkError::Misconfigured(format!("{subject}: {detail}"))
-                }
-                _ => SinkError::Unavailable(format!("{subject}: {detail}")),
+            return Failure::Other(if is_credentials_failure(&error) {
+                SinkError::Denied(format!("{subject}: {detail}"))
+            } else if matches!(error, SdkError::ConstructionFailure(_)) {
+                SinkError::Misconfigured(format!("{subject}: {detail}"))
+            } else {
+                SinkError::Unavailable(format!("{subject}: {detail}"))
             });
         };
         let status = response.status().as_u16();
@@ -621,16 +581,13 @@ impl Failure {
             (false, true) => format!("{subject}: HTTP {status} {code}"),
             (false, false) => format!("{subject}: HTTP {status} {code}: {message}"),
         };
-        if status == 429 || THROTTLED_CODES.contains(&code.as_str()) {
-            return Failure::Other(SinkError::RateLimited { retry_after });
-        }
-        if matches!(status, 401 | 403) || DENIED_CODES.contains(&code.as_str()) {
-            return Failure::Other(SinkError::Denied(format!(
-                "{detail}; check the AWS credentials and their IAM permissions"
-            )));
-        }
-        if status >= 500 || code == "InternalServiceError" {
-            return Failure::Other(SinkError::Unavailable(detail));
+        match refusal(Some(status), &code) {
+            Refusal::Throttled => return Failure::Other(SinkError::RateLimited { retry_after }),
+            Refusal::Denied => {
+                return Failure::Other(SinkError::Denied(format!("{detail}; {DENIED_HINT}")));
+            }
+            Refusal::Unavailable => return Failure::Other(SinkError::Unavailable(detail)),
+            Refusal::Other => {}
         }
         match code.as_str() {
             "ResourceNotFoundException" => Failure::NotFound(SinkError::NotFound(detail)),
@@ -650,15 +607,6 @@ impl Failure {
             | Failure::Other(error) => error,
         }
     }
-}
-
-/// AWS words it "already scheduled for deletion" on create and "marked
-/// for deletion" (or "marked deleted") on other calls.
-fn mentions_deletion(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    message.contains("scheduled for deletion")
-        || message.contains("marked for deletion")
-        || message.contains("marked deleted")
 }
 
 /// Replaces `value` in an error message, should the platform ever echo
@@ -767,19 +715,6 @@ mod tests {
         assert!(rules.check(&sink.map_name("DB PASS")).is_err());
         assert!(rules.check(&"a".repeat(513)).is_err());
         assert_eq!(rules.fold("Db_Pass"), "Db_Pass", "case-sensitive");
-    }
-
-    #[test]
-    fn deletion_messages_are_recognised() {
-        assert!(mentions_deletion(
-            "You can't create this secret because a secret with this name is already scheduled for deletion."
-        ));
-        assert!(mentions_deletion(
-            "You can't perform this operation on the secret because it was marked for deletion."
-        ));
-        assert!(!mentions_deletion(
-            "You provided a parameter value that is not valid."
-        ));
     }
 
     #[test]

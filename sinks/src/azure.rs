@@ -79,29 +79,24 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use azure_core::error::ErrorKind;
 use azure_core::http::RequestContent;
-use azure_core::http::headers::{HeaderName, Headers, RETRY_AFTER};
-use azure_core::time::OffsetDateTime;
 use azure_security_keyvault_secrets::models::{
-    KeyVaultError, SecretAttributes, SecretClientListSecretPropertiesOptions, SetSecretParameters,
+    SecretAttributes, SecretClientListSecretPropertiesOptions, SetSecretParameters,
 };
 use azure_security_keyvault_secrets::{ResourceExt, SecretClient, SecretClientOptions};
 use futures_util::StreamExt;
 use tokio::time::Instant;
-use vsync_connections::azure::{ClientSecret, error_chain};
+use vsync_connections::azure::{
+    API_VERSION, ClientSecret, Failure, Listing, MAX_PAGE, vault_url_of_name,
+};
 use vsync_crypto::Zeroizing;
 use vsync_engine::sink::{
     Alphabet, Applied, Batch, Capabilities, Change, Deletion, MANAGED_BY, NameRules, RateBudget,
-    RemoteSecret, SecretValue, Sink, SinkError, WriteLimit, one_line_message,
+    RemoteSecret, SecretValue, Sink, SinkError, WriteLimit,
 };
 
 pub use vsync_connections::azure::{Auth, StaticToken, TokenCredential};
 
-/// The newest GA REST version; the SDK's default is a preview.
-const API_VERSION: &str = "7.6";
-/// Key Vault answers at most 25 secrets per page (`maxresults` 1–25).
-const MAX_PAGE: u32 = 25;
 /// The first wait while Key Vault finishes a delete, recovery or purge.
 const FIRST_POLL: Duration = Duration::from_millis(100);
 /// The longest single wait between two polls.
@@ -163,8 +158,8 @@ impl KeyVaultSinkBuilder {
     /// The vault by name (upstream's `--azure-vault=<name>`), in the public
     /// cloud: `https://<name>.vault.azure.net`.
     pub fn vault_name(mut self, name: &str) -> Self {
-        match check_vault_name(name) {
-            Ok(()) => self.vault_url = Some(format!("https://{name}.vault.azure.net")),
+        match vault_url_of_name(name) {
+            Ok(url) => self.vault_url = Some(url),
             Err(problem) => self.problem = Some(problem),
         }
         self
@@ -296,12 +291,8 @@ impl KeyVaultSinkBuilder {
         }
         let connection =
             vsync_connections::azure::connect(&raw_url, auth, self.extra_ca_pem.as_deref())?;
+        let target = connection.vault_label();
         let url = &connection.vault_url;
-        let host = url.host_str().unwrap_or_default();
-        let target = match url.port() {
-            Some(port) => format!("azure-key-vault:vault={host}:{port}"),
-            None => format!("azure-key-vault:vault={host}"),
-        };
         let options = SecretClientOptions {
             api_version: API_VERSION.to_owned(),
             client_options: connection.client_options,
@@ -320,23 +311,6 @@ impl KeyVaultSinkBuilder {
             state_change_timeout: self.state_change_timeout,
             kept: Mutex::new(HashMap::new()),
         })
-    }
-}
-
-/// Azure's vault naming rules: 3–24 characters, letters, digits and
-/// hyphens, starting with a letter, ending with a letter or digit, no `--`.
-fn check_vault_name(name: &str) -> Result<(), String> {
-    let valid = (3..=24).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
-        && !name.contains("--");
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} is not a Key Vault name: 3-24 letters, digits and single hyphens, starting with a letter (for a full URL, use the vault URL setting)"
-        ))
     }
 }
 
@@ -564,15 +538,25 @@ impl Sink for KeyVaultSink {
             maxresults: Some(i32::try_from(self.page_size).unwrap_or(25)),
             ..SecretClientListSecretPropertiesOptions::default()
         };
-        let mut pager = self
+        let failed =
+            |error: azure_core::Error| Failure::of(&error).into_sink_error("listing secrets");
+        let mut pages = self
             .client
             .list_secret_properties(Some(options))
-            .map_err(|error| Failure::of(&error).into_sink_error("listing secrets"))?;
+            .map_err(failed)?
+            .into_pages();
+        // Each next page only on this vault, once: the pager would take
+        // the token wherever a page's link points.
+        let mut listing = Listing::new(self.client.endpoint(), "/secrets", "listing secrets");
+        let mut items = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(failed)?.into_model().map_err(failed)?.value;
+            listing.page(page.len(), pages.continuation())?;
+            items.extend(page);
+        }
         let mut found = Vec::new();
         let mut kept = HashMap::new();
-        while let Some(item) = pager.next().await {
-            let item =
-                item.map_err(|error| Failure::of(&error).into_sink_error("listing secrets"))?;
+        for item in items {
             let name = item
                 .resource_id()
                 .map_err(|error| {
@@ -681,171 +665,10 @@ impl Poll {
     }
 }
 
-/// What went wrong with one call, with only what may be shown: status,
-/// Key Vault's error codes and message, never a body.
-#[derive(Debug)]
-enum Failure {
-    Http {
-        status: u16,
-        code: Option<String>,
-        inner: Option<String>,
-        message: Option<String>,
-        retry_after: Option<Duration>,
-    },
-    Transport(String),
-    Credential(String),
-    /// The challenge names a resource outside the vault URL's domain: the
-    /// SDK sent no token.
-    ChallengeMismatch {
-        resource: Option<String>,
-        host: Option<String>,
-    },
-    Setup(String),
-    /// Not the documented JSON. A parse error can quote what it choked on,
-    /// which may be a value, so nothing of it is kept.
-    Unexpected,
-}
-
-impl Failure {
-    fn of(error: &azure_core::Error) -> Self {
-        match error.kind() {
-            ErrorKind::HttpResponse {
-                status,
-                error_code,
-                raw_response,
-            } => {
-                let details = raw_response
-                    .as_ref()
-                    .and_then(|raw| {
-                        azure_core::json::from_json::<_, KeyVaultError>(raw.body().clone()).ok()
-                    })
-                    .and_then(|parsed| parsed.error);
-                Failure::Http {
-                    status: u16::from(*status),
-                    code: details
-                        .as_ref()
-                        .and_then(|detail| detail.code.clone())
-                        .or_else(|| error_code.clone()),
-                    inner: details
-                        .as_ref()
-                        .and_then(|detail| detail.inner_error.as_ref())
-                        .and_then(|inner| inner.code.clone()),
-                    message: details
-                        .and_then(|detail| detail.message)
-                        .map(|message| one_line_message(&message)),
-                    retry_after: raw_response
-                        .as_ref()
-                        .and_then(|raw| retry_after(raw.headers())),
-                }
-            }
-            ErrorKind::Connection | ErrorKind::Io => Failure::Transport(error_chain(error)),
-            ErrorKind::Credential => Failure::Credential(error_chain(error)),
-            ErrorKind::Other => {
-                let message = error.to_string();
-                // azure_security_keyvault_secrets 1.1.0-beta.1's wording
-                // (the crate is pinned): "challenge resource '{scope}'
-                // doesn't match the requested domain '{host}'. …"
-                match message.strip_prefix("challenge resource '") {
-                    Some(rest) => {
-                        let quoted = |text: &str| text.split('\'').next().map(str::to_owned);
-                        Failure::ChallengeMismatch {
-                            resource: quoted(rest),
-                            host: rest
-                                .split_once("requested domain '")
-                                .and_then(|(_, host)| quoted(host)),
-                        }
-                    }
-                    None => Failure::Setup(error_chain(error)),
-                }
-            }
-            _ => Failure::Unexpected,
-        }
-    }
-
-    fn status(&self) -> Option<u16> {
-        match self {
-            Failure::Http { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    fn inner_code(&self) -> Option<&str> {
-        match self {
-            Failure::Http { inner, .. } => inner.as_deref(),
-            _ => None,
-        }
-    }
-
-    fn into_sink_error(self, context: &str) -> SinkError {
-        match self {
-            Failure::Http {
-                status,
-                code,
-                inner,
-                message,
-                retry_after,
-            } => {
-                let mut detail = format!("{context}: HTTP {status}");
-                for part in [code, inner].into_iter().flatten() {
-                    detail.push(' ');
-                    detail.push_str(&part);
-                }
-                if let Some(message) = message {
-                    detail.push_str(": ");
-                    detail.push_str(&message);
-                }
-                match status {
-                    429 => SinkError::RateLimited { retry_after },
-                    401 | 403 => SinkError::Denied(detail),
-                    404 => SinkError::NotFound(detail),
-                    409 => SinkError::Conflict(detail),
-                    408 | 500..=599 => SinkError::Unavailable(detail),
-                    _ => SinkError::Rejected(detail),
-                }
-            }
-            Failure::Transport(message) => SinkError::Unavailable(format!("{context}: {message}")),
-            Failure::Credential(message) => SinkError::Denied(format!(
-                "{context}: could not get an access token: {message}"
-            )),
-            Failure::ChallengeMismatch { resource, host } => {
-                let resource = resource.unwrap_or_else(|| "another resource".to_owned());
-                let host = host.unwrap_or_else(|| "the vault URL's host".to_owned());
-                SinkError::Misconfigured(format!(
-                    "{context}: the vault at {host} asks for a token for {resource}, and {host} is not in that resource's domain, so no token was sent (challenge resource verification). Check the vault URL; only for a Key Vault emulator, turn the verification off (VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=1 for the vsync CLI)"
-                ))
-            }
-            Failure::Setup(message) => SinkError::Misconfigured(format!("{context}: {message}")),
-            Failure::Unexpected => SinkError::Rejected(format!(
-                "{context}: Key Vault's response is not the documented JSON"
-            )),
-        }
-    }
-}
-
-/// Key Vault's wait hint: `x-ms-retry-after-ms` / `retry-after-ms`, else
-/// `Retry-After` in seconds or as an HTTP date.
-fn retry_after(headers: &Headers) -> Option<Duration> {
-    for name in ["x-ms-retry-after-ms", "retry-after-ms"] {
-        if let Some(ms) = headers
-            .get_optional_str(&HeaderName::from_static(name))
-            .and_then(|value| value.trim().parse::<u64>().ok())
-        {
-            return Some(Duration::from_millis(ms));
-        }
-    }
-    let value = headers.get_optional_str(&RETRY_AFTER)?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = azure_core::time::parse_rfc7231(value).ok()?;
-    let wait = at - OffsetDateTime::now_utc();
-    Some(Duration::from_secs(
-        u64::try_from(wait.whole_seconds()).unwrap_or(0),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
+    use azure_core::time::OffsetDateTime;
+
     use super::*;
 
     fn sink() -> KeyVaultSink {
@@ -947,23 +770,6 @@ mod tests {
     }
 
     #[test]
-    fn a_challenge_for_another_domain_names_the_setting() {
-        let error = azure_core::Error::with_message(
-            ErrorKind::Other,
-            "challenge resource 'https://vault.azure.net/.default' doesn't match the requested domain '127.0.0.1'. Set verify_challenge_resource in client options to disable this validation if necessary.",
-        );
-        let message = Failure::of(&error)
-            .into_sink_error("listing secrets")
-            .to_string();
-        assert!(
-            message.contains("https://vault.azure.net/.default")
-                && message.contains("127.0.0.1")
-                && message.contains("VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=1"),
-            "{message}"
-        );
-    }
-
-    #[test]
     fn revisions_move_when_the_label_goes_or_the_version_is_disabled() {
         let attributes = |enabled| SecretAttributes {
             updated: Some(OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()),
@@ -984,15 +790,5 @@ mod tests {
             "1700000000/unlabelled/disabled"
         );
         assert_eq!(revision(None, Some(&labelled)), None);
-    }
-
-    #[test]
-    fn retry_after_reads_every_form() {
-        let mut headers = Headers::new();
-        headers.insert(RETRY_AFTER, "7");
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert(HeaderName::from_static("x-ms-retry-after-ms"), "1500");
-        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
-        assert_eq!(retry_after(&Headers::new()), None);
     }
 }

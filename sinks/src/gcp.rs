@@ -51,8 +51,11 @@
 //!
 //! `google-cloud-secretmanager-v1` speaks REST/JSON over HTTP/1 with
 //! `reqwest`, takes any endpoint (tests point it at a local plain-http fake)
-//! and any credentials provider. Its own retries are switched off: the
-//! engine retries and paces, once, for every platform.
+//! and any credentials provider. The project and endpoint checks, the
+//! client setup (its own retries switched off: the engine retries and
+//! paces, once, for every platform) and the error mapping are the
+//! connection's ([`vsync_connections::gcp::Connection`]), shared with the
+//! source.
 //!
 //! # Credentials
 //!
@@ -105,35 +108,31 @@
 //! Errors keep the HTTP status, Google's status name and its message, with
 //! any double-quoted text in the message replaced by `"…"`: Google quotes
 //! the offending input there (e.g. a payload that failed to decode), and
-//! that input may be a value. Values the sink copies are wiped when dropped;
-//! copies inside the SDK and the HTTP stack are beyond its reach.
+//! that input may be a value. A 401 or 403 names the credentials in use.
+//! Values the sink copies are wiped when dropped; copies inside the SDK and
+//! the HTTP stack are beyond its reach.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use google_cloud_gax::error::rpc::Code;
-use google_cloud_gax::retry_policy::NeverRetry;
 use google_cloud_secretmanager_v1::client::SecretManagerService;
 use google_cloud_secretmanager_v1::model::{Replication, Secret, SecretPayload, replication};
 use google_cloud_wkt::FieldMask;
-use http::header::{HeaderMap, RETRY_AFTER};
 use tokio::sync::OnceCell;
 use vsync_engine::sink::{
     Alphabet, Applied, Batch, Capabilities, Change, Deletion, MANAGED_BY, NameRules, RateBudget,
-    RemoteSecret, SecretValue, Sink, SinkError, WriteLimit, one_line_message,
+    RemoteSecret, SecretValue, Sink, SinkError, WriteLimit,
 };
 use zeroize::Zeroizing;
 
-use vsync_connections::gcp::{Auth, CredentialProblem};
+pub use vsync_connections::gcp::DEFAULT_ENDPOINT;
+use vsync_connections::gcp::{Auth, Connection, code};
 
-/// Google's public endpoint.
-pub const DEFAULT_ENDPOINT: &str = "https://secretmanager.googleapis.com";
 const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// `secrets.list`'s largest page: fewer pages, fewer calls.
 const DEFAULT_PAGE_SIZE: i32 = 25_000;
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Builds a [`GcpSecretManagerSink`]; see the module documentation.
 #[derive(Default)]
@@ -186,33 +185,6 @@ impl GcpSecretManagerSinkBuilder {
     /// Checks the settings and builds the sink. Nothing is sent yet (the
     /// SDK client is made on first use, because making it is async).
     pub fn build(self) -> Result<GcpSecretManagerSink, SinkError> {
-        let project = self
-            .project
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| {
-                SinkError::Misconfigured("the GCP project is not set (--gcp-project)".into())
-            })?;
-        if project.contains('/') {
-            return Err(SinkError::Misconfigured(format!(
-                "{project:?} is not a GCP project id"
-            )));
-        }
-        let endpoint = self
-            .endpoint
-            .as_deref()
-            .unwrap_or(DEFAULT_ENDPOINT)
-            .trim_end_matches('/')
-            .to_owned();
-        match url::Url::parse(&endpoint) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
-            _ => {
-                return Err(SinkError::Misconfigured(format!(
-                    "the Secret Manager endpoint {endpoint:?} is not an http:// or https:// URL"
-                )));
-            }
-        }
-        vsync_engine::sink::require_secure_transport("the Secret Manager endpoint", &endpoint)?;
         let page_size = self.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=DEFAULT_PAGE_SIZE).contains(&page_size) {
             return Err(SinkError::Misconfigured(format!(
@@ -220,11 +192,15 @@ impl GcpSecretManagerSinkBuilder {
             )));
         }
         let auth = Auth::choose(self.access_token, self.credentials_file)?;
+        let connection = Connection::new(
+            self.project.as_deref(),
+            self.endpoint.as_deref(),
+            auth,
+            "--gcp-project",
+        )?;
         Ok(GcpSecretManagerSink {
             client: OnceCell::new(),
-            auth,
-            project,
-            endpoint,
+            connection,
             page_size,
             capabilities: capabilities(),
             listed: Mutex::new(HashMap::new()),
@@ -269,9 +245,7 @@ struct Listed {
 /// The GCP Secret Manager sink; see the module documentation.
 pub struct GcpSecretManagerSink {
     client: OnceCell<SecretManagerService>,
-    auth: Auth,
-    project: String,
-    endpoint: String,
+    connection: Connection,
     page_size: i32,
     capabilities: Capabilities,
     listed: Mutex<HashMap<String, Listed>>,
@@ -297,12 +271,8 @@ impl GcpSecretManagerSink {
     async fn client(&self) -> Result<&SecretManagerService, SinkError> {
         self.client
             .get_or_try_init(|| async {
-                let credentials = self.auth.credentials()?;
-                SecretManagerService::builder()
-                    .with_endpoint(self.endpoint.clone())
-                    .with_credentials(credentials)
-                    .with_retry_policy(NeverRetry)
-                    .with_attempt_timeout(ATTEMPT_TIMEOUT)
+                self.connection
+                    .configure(SecretManagerService::builder())?
                     .build()
                     .await
                     .map_err(|e| SinkError::Misconfigured(format!("Secret Manager client: {e}")))
@@ -311,11 +281,11 @@ impl GcpSecretManagerSink {
     }
 
     fn parent(&self) -> String {
-        format!("projects/{}", self.project)
+        self.connection.parent()
     }
 
     fn secret_name(&self, id: &str) -> String {
-        format!("projects/{}/secrets/{id}", self.project)
+        self.connection.secret_name(id)
     }
 
     /// Creates the empty secret `id`, labelled; `Ok` when it exists already
@@ -337,7 +307,7 @@ impl GcpSecretManagerSink {
         {
             Ok(_) => Ok(()),
             Err(error) if code(&error) == Some(Code::AlreadyExists) => self.ensure_label(id).await,
-            Err(error) => Err(classify(&error, "creating", id)),
+            Err(error) => Err(self.connection.classify(&error, "creating", id)),
         }
     }
 
@@ -387,7 +357,7 @@ impl GcpSecretManagerSink {
                     "{id}: its labels changed since it was listed; run the sync again"
                 )))
             }
-            Err(error) => Err(classify(&error, "labelling", id)),
+            Err(error) => Err(self.connection.classify(&error, "labelling", id)),
         }
     }
 
@@ -429,9 +399,9 @@ impl GcpSecretManagerSink {
                 self.create(id).await?;
                 self.add_version(client, id, value)
                     .await
-                    .map_err(|error| classify(&error, "adding a version to", id))?
+                    .map_err(|error| self.connection.classify(&error, "adding a version to", id))?
             }
-            Err(error) => return Err(classify(&error, "adding a version to", id)),
+            Err(error) => return Err(self.connection.classify(&error, "adding a version to", id)),
         };
         Ok(Applied {
             revision: Some(version),
@@ -449,125 +419,9 @@ impl GcpSecretManagerSink {
         {
             Ok(()) => Ok(Applied::default()),
             Err(error) if code(&error) == Some(Code::NotFound) => Ok(Applied::default()),
-            Err(error) => Err(classify(&error, "deleting", id)),
+            Err(error) => Err(self.connection.classify(&error, "deleting", id)),
         }
     }
-}
-
-fn code(error: &GaxError) -> Option<Code> {
-    error.status().map(|status| status.code)
-}
-
-/// Maps an SDK error to the engine's taxonomy, keeping the status, Google's
-/// status name and its (sanitised) message, never a body.
-fn classify(error: &GaxError, doing: &str, id: &str) -> SinkError {
-    let Some(http) = error.http_status_code() else {
-        if error.is_connect() || error.is_io() || error.is_timeout() || error.is_transport() {
-            return SinkError::Unavailable(format!(
-                "could not reach Secret Manager {doing} {id}: {}",
-                transport_message(error)
-            ));
-        }
-        if error.is_authentication() {
-            return match credential_problem(error) {
-                Some(problem) => problem.to_sink_error(),
-                None => SinkError::Denied(format!("no usable credentials {doing} {id}")),
-            };
-        }
-        if error.is_deserialization() {
-            return SinkError::Rejected(format!(
-                "Secret Manager's answer {doing} {id} was not what its API returns"
-            ));
-        }
-        return SinkError::Rejected(format!(
-            "{doing} {id} failed before reaching Secret Manager"
-        ));
-    };
-    let status = error.status();
-    let detail = match status {
-        Some(status) => format!(
-            "Secret Manager answered {http} {} {doing} {id}: {}",
-            status.code.name(),
-            sanitize(&status.message)
-        ),
-        None => format!("Secret Manager answered {http} {doing} {id}"),
-    };
-    match (http, status.map(|s| s.code)) {
-        (429, _) | (_, Some(Code::ResourceExhausted)) => SinkError::RateLimited {
-            retry_after: retry_after(error.http_headers()),
-        },
-        (401 | 403, _) => SinkError::Denied(detail),
-        (404, _) => SinkError::NotFound(detail),
-        (409, _) => SinkError::Conflict(detail),
-        (500..=599, _) => SinkError::Unavailable(detail),
-        _ => SinkError::Rejected(detail),
-    }
-}
-
-/// The [`CredentialProblem`] behind an authentication error.
-fn credential_problem(error: &GaxError) -> Option<&CredentialProblem> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(problem) = cause.downcast_ref::<CredentialProblem>() {
-            return Some(problem);
-        }
-        source = cause.source();
-    }
-    None
-}
-
-/// A transport error's description: the error's chain, which names the
-/// endpoint and the cause (refused, reset, timed out), never a body.
-fn transport_message(error: &GaxError) -> String {
-    let mut message = String::new();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if !message.is_empty() {
-            message.push_str(": ");
-        }
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    if message.is_empty() {
-        "the connection failed".to_owned()
-    } else {
-        message
-    }
-}
-
-fn retry_after(headers: Option<&HeaderMap>) -> Option<Duration> {
-    headers?
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
-/// Google's message on one line, capped, with double-quoted text (echoed
-/// input, possibly a value) replaced by `"…"`.
-fn sanitize(message: &str) -> String {
-    let mut out = String::new();
-    let mut quoted = false;
-    for c in message.chars() {
-        match (c, quoted) {
-            ('"', false) => {
-                quoted = true;
-                out.push_str("\"…\"");
-            }
-            ('"', true) => quoted = false,
-            (_, true) => {}
-            (c, false) if c.is_whitespace() => {
-                if !out.ends_with(' ') {
-                    out.push(' ');
-                }
-            }
-            (c, false) => out.push(c),
-        }
-    }
-    one_line_message(&out)
 }
 
 /// CRC32C (Castagnoli, `CRC-32/ISCSI`), which Secret Manager checks on
@@ -585,14 +439,7 @@ impl Sink for GcpSecretManagerSink {
     }
 
     fn target(&self) -> String {
-        if self.endpoint == DEFAULT_ENDPOINT {
-            format!("gcp-secret-manager:project={}", self.project)
-        } else {
-            format!(
-                "gcp-secret-manager:project={},endpoint={}",
-                self.project, self.endpoint
-            )
-        }
+        self.connection.describe()
     }
 
     fn map_name(&self, key: &str) -> String {
@@ -613,7 +460,10 @@ impl Sink for GcpSecretManagerSink {
                 .set_page_token(token)
                 .send()
                 .await
-                .map_err(|error| classify(&error, "listing the secrets of", &self.parent()))?;
+                .map_err(|error| {
+                    self.connection
+                        .classify(&error, "listing the secrets of", &self.parent())
+                })?;
             for secret in page.secrets {
                 let id = secret
                     .name
@@ -666,7 +516,7 @@ impl Sink for GcpSecretManagerSink {
             {
                 return Ok(None);
             }
-            Err(error) => return Err(classify(&error, "reading", name)),
+            Err(error) => return Err(self.connection.classify(&error, "reading", name)),
         };
         let Some(payload) = response.payload else {
             return Ok(None);
@@ -697,37 +547,10 @@ impl Sink for GcpSecretManagerSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vsync_engine::sink::MAX_MESSAGE_CHARS;
 
     #[test]
     fn crc32c_is_castagnoli() {
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);
-    }
-
-    #[test]
-    fn messages_lose_quoted_input_and_stay_short() {
-        assert_eq!(
-            sanitize(
-                "Invalid value at 'payload.data' (TYPE_BYTES), Base64 decoding failed for \"hunter2\""
-            ),
-            "Invalid value at 'payload.data' (TYPE_BYTES), Base64 decoding failed for \"…\""
-        );
-        assert_eq!(
-            sanitize("Secret [projects/p/secrets/A]\n  not found."),
-            "Secret [projects/p/secrets/A] not found."
-        );
-        assert_eq!(
-            sanitize(&"x".repeat(1000)).chars().count(),
-            MAX_MESSAGE_CHARS + 1
-        );
-    }
-
-    #[test]
-    fn retry_after_is_read_in_seconds() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, http::HeaderValue::from_static("7"));
-        assert_eq!(retry_after(Some(&headers)), Some(Duration::from_secs(7)));
-        assert_eq!(retry_after(None), None);
     }
 
     #[test]

@@ -89,7 +89,7 @@ use vaultrs::api::kv2::requests::{
 };
 use vaultrs::client::VaultClient;
 use vaultrs::error::ClientError;
-use vsync_connections::vault::Connection;
+use vsync_connections::vault::{Connection, status_error};
 use vsync_engine::sink::{
     Alphabet, Applied, Batch, Capabilities, Change, Deletion, MANAGED_BY, NameRules, RateBudget,
     RemoteSecret, SecretValue, Sink, SinkError, one_line_message,
@@ -431,13 +431,15 @@ impl VaultKvSink {
                         "{location} was written by someone else since it was read; run the sync again"
                     ))
                 } else {
-                    by_status(code, detail)
+                    status_error(code, None, detail)
                 }
             }
             ClientError::RestClientError { source } => match source {
-                Http::ServerResponseError { code, .. } => {
-                    by_status(code, format!("Vault answered {code} {doing} {location}"))
-                }
+                Http::ServerResponseError { code, .. } => status_error(
+                    code,
+                    None,
+                    format!("Vault answered {code} {doing} {location}"),
+                ),
                 Http::RequestError { source, .. } | Http::ResponseError { source } => {
                     SinkError::Unavailable(format!(
                         "could not reach Vault at {} {doing} {location}: {source:#}",
@@ -496,19 +498,6 @@ fn is_absent(error: &ClientError) -> bool {
             source: rustify::errors::ClientError::ServerResponseError { code: 404, .. },
         } => true,
         _ => false,
-    }
-}
-
-fn by_status(code: u16, detail: String) -> SinkError {
-    match code {
-        401 | 403 => SinkError::Denied(detail),
-        404 => SinkError::NotFound(detail),
-        // Vault Enterprise: a standby has not caught up yet; retry.
-        412 => SinkError::Unavailable(detail),
-        429 => SinkError::RateLimited { retry_after: None },
-        // 472/473: disaster-recovery and performance standbys.
-        472 | 473 | 500..=599 => SinkError::Unavailable(detail),
-        _ => SinkError::Rejected(detail),
     }
 }
 
@@ -697,34 +686,6 @@ impl VaultKvSink {
 mod tests {
     use super::*;
     use vsync_engine::sink::MAX_MESSAGE_CHARS;
-
-    #[test]
-    fn statuses_map_to_the_taxonomy() {
-        assert!(matches!(
-            by_status(403, String::new()),
-            SinkError::Denied(_)
-        ));
-        assert!(matches!(
-            by_status(404, String::new()),
-            SinkError::NotFound(_)
-        ));
-        assert!(matches!(
-            by_status(412, String::new()),
-            SinkError::Unavailable(_)
-        ));
-        assert!(matches!(
-            by_status(429, String::new()),
-            SinkError::RateLimited { retry_after: None }
-        ));
-        assert!(matches!(
-            by_status(503, String::new()),
-            SinkError::Unavailable(_)
-        ));
-        assert!(matches!(
-            by_status(400, String::new()),
-            SinkError::Rejected(_)
-        ));
-    }
 
     #[test]
     fn vault_messages_are_one_capped_line() {

@@ -1,5 +1,5 @@
 //! A protocol-faithful fake of the Azure Key Vault secrets data plane, for
-//! the Key Vault sink.
+//! the Key Vault sink and source.
 //!
 //! No Key Vault server installs from a package registry, so this fake
 //! speaks the documented REST API (api-version 7.5 / 7.6) over **TLS**:
@@ -42,6 +42,11 @@
 //!   `fault_response`, answers them all: 429 `Throttled` with
 //!   `Retry-After: 1` (unless the harness asks for none), 503
 //!   `ServiceUnavailable`, and 400 `BadParameter` for a broken name.
+//!
+//! For the clients' defences it can also **misbehave** on purpose
+//! ([`KeyVaultServer::break_listing`], [`BrokenListing`]): listing pages
+//! that link back to the first page, link to another server, are padded
+//! past a size, or list a name Key Vault would never hold.
 //!
 //! It also plays **Microsoft Entra ID's token endpoint** for the
 //! client-credentials grant (`POST /{tenant}/oauth2/v2.0/token`, the path
@@ -130,6 +135,43 @@ struct Shared {
     token_requests: AtomicUsize,
 }
 
+/// How the fake's `GET /secrets` pages misbehave, for tests of what a
+/// client refuses. Key Vault itself never answers so; a compromised or
+/// impersonated endpoint, or a proxy gone wrong, might.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokenListing {
+    /// Every page's `nextLink` points back at the first page: a loop.
+    LinksBack,
+    /// Every page's `nextLink` points at this origin (another server).
+    LinksTo(String),
+    /// Every page carries an extra field of this many bytes.
+    Padded(usize),
+    /// Every page also lists an item whose id ends in this name.
+    ListsName(String),
+}
+
+impl BrokenListing {
+    fn apply(&self, base: &str, page: &mut Value) {
+        match self {
+            BrokenListing::LinksBack => {
+                page["nextLink"] = json!(format!("{base}/secrets?api-version=7.6&maxresults=25"));
+            }
+            BrokenListing::LinksTo(origin) => {
+                page["nextLink"] = json!(format!("{origin}/secrets?api-version=7.6&$skiptoken=00"));
+            }
+            BrokenListing::Padded(bytes) => page["padding"] = json!(" ".repeat(*bytes)),
+            BrokenListing::ListsName(name) => {
+                if let Some(items) = page["value"].as_array_mut() {
+                    items.push(json!({
+                        "id": format!("{base}/secrets/{name}"),
+                        "attributes": {"enabled": true, "created": 1, "updated": 1},
+                    }));
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Vault {
     /// Live secrets by folded (lower-case) name.
@@ -140,6 +182,8 @@ struct Vault {
     pending: BTreeMap<String, Pending>,
     /// How long deletes, recoveries and purges take to finish.
     transition: Duration,
+    /// How listing pages misbehave, if they do.
+    broken_listing: Option<BrokenListing>,
     next_version: u64,
 }
 
@@ -277,6 +321,12 @@ impl KeyVaultServer {
     /// they do on the service.
     pub fn set_transition_delay(&self, delay: Duration) {
         self.vault().transition = delay;
+    }
+
+    /// Makes every `GET /secrets` page misbehave as `how` says (`None`:
+    /// answer as Key Vault does again).
+    pub fn break_listing(&self, how: Option<BrokenListing>) {
+        self.vault().broken_listing = how;
     }
 
     /// The current value of a live secret.
@@ -1077,21 +1127,41 @@ fn page(
     query: &BTreeMap<String, String>,
     items: Vec<(&String, Value)>,
 ) -> Response<FakeBody> {
+    match page_body(base, collection, query, items) {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err(response) => *response,
+    }
+}
+
+/// The body of [`page`], or the error Key Vault answers for its query.
+fn page_body(
+    base: &str,
+    collection: &str,
+    query: &BTreeMap<String, String>,
+    items: Vec<(&String, Value)>,
+) -> Result<Value, Box<Response<FakeBody>>> {
     let size = match page_size(query) {
         Ok(size) => size,
-        Err(message) => return error(StatusCode::BAD_REQUEST, "BadParameter", None, &message),
+        Err(message) => {
+            return Err(Box::new(error(
+                StatusCode::BAD_REQUEST,
+                "BadParameter",
+                None,
+                &message,
+            )));
+        }
     };
     // The token is opaque to clients: here the hex of the last folded name served.
     let after = match query.get("$skiptoken").map(|token| unhex(token)) {
         None => None,
         Some(Some(after)) => Some(after),
         Some(None) => {
-            return error(
+            return Err(Box::new(error(
                 StatusCode::BAD_REQUEST,
                 "BadParameter",
                 None,
                 "invalid $skiptoken",
-            );
+            )));
         }
     };
     let rest: Vec<(&String, Value)> = items
@@ -1112,10 +1182,7 @@ fn page(
         _ => Value::Null,
     };
     let value: Vec<Value> = served.into_iter().map(|(_, item)| item).collect();
-    json_response(
-        StatusCode::OK,
-        &json!({ "value": value, "nextLink": next_link }),
-    )
+    Ok(json!({ "value": value, "nextLink": next_link }))
 }
 
 fn hex(text: &str) -> String {
@@ -1160,11 +1227,15 @@ fn list(
             (folded, Value::Object(item))
         })
         .collect();
-    let response = page(base, "secrets", query, items);
-    if response.status() == StatusCode::OK {
-        state.list_pages.fetch_add(1, Ordering::SeqCst);
+    let mut body = match page_body(base, "secrets", query, items) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    if let Some(broken) = &vault.broken_listing {
+        broken.apply(base, &mut body);
     }
-    response
+    state.list_pages.fetch_add(1, Ordering::SeqCst);
+    json_response(StatusCode::OK, &body)
 }
 
 fn list_deleted(vault: &Vault, base: &str, query: &BTreeMap<String, String>) -> Response<FakeBody> {

@@ -1,13 +1,21 @@
 //! A protocol-faithful fake of Google Cloud Secret Manager's REST API (v1),
-//! for the GCP sink.
+//! for the GCP sink and source.
 //!
 //! Google ships no local Secret Manager emulator, so this fake answers the
 //! subset vsync speaks, with the real API's paths, JSON shapes, status codes
 //! and error body (`{"error":{"code","message","status"}}`):
 //!
-//! - `GET /v1/projects/{p}/secrets?pageSize=&pageToken=`: secrets in name
-//!   order; `pageSize` 0 or absent picks 25, values over 25,000 are capped
-//!   (as Google documents); an unknown `pageToken` is `400 INVALID_ARGUMENT`.
+//! - `GET /v1/projects/{p}/secrets?pageSize=&pageToken=&filter=`: secrets
+//!   in name order; `pageSize` 0 or absent picks 25, values over 25,000 are
+//!   capped (as Google documents); an unknown `pageToken` is
+//!   `400 INVALID_ARGUMENT`. `filter` takes the part of Google's grammar
+//!   the `filter` module describes (`labels.team=api`, `name:app_`, `AND`,
+//!   `OR`) and refuses the rest with `400 INVALID_ARGUMENT`; with a filter,
+//!   `totalSize` is 0, as Google answers.
+//! - `GET …/secrets/{s}/versions?pageSize=&pageToken=&filter=`: the
+//!   secret's versions newest first, with their `state` (no payload);
+//!   `filter` takes `state:ENABLED` (and the other states); `404 NOT_FOUND`
+//!   when the secret does not exist.
 //! - `POST /v1/projects/{p}/secrets?secretId=`: needs a `replication`;
 //!   `409 ALREADY_EXISTS` when the secret exists; ids are 1–255 characters
 //!   of `[A-Za-z0-9_-]`; labels follow Google's rules.
@@ -40,9 +48,9 @@
 //!   files whose `token_uri` is the fake.
 //!
 //! Faults ([`Faults`]), once a request has passed the authentication,
-//! permission and validation checks Google makes: every `secrets.list` page
-//! calls [`Faults::on_call`] with [`Call::List`], every secret `GET` and
-//! version access with [`Call::Read`]; every write (create, label patch,
+//! permission and validation checks Google makes: every `secrets.list` and
+//! `versions.list` page calls [`Faults::on_call`] with [`Call::List`], every
+//! secret `GET` and version access with [`Call::Read`]; every write (create, label patch,
 //! `addVersion`, `DELETE`) calls [`Faults::on_write`] with the secret id,
 //! so the counter sees every write request Google would bill against the
 //! 600-a-minute write quota (a new secret with its first value is two). One
@@ -51,7 +59,7 @@
 //! whatever the harness allows), an outage `503 UNAVAILABLE`, a broken
 //! write `400 FAILED_PRECONDITION`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -67,7 +75,9 @@ use serde_json::{Map, Value, json};
 use crate::HarnessError;
 use crate::fake_http::{FakeServer, rfc3339_now};
 use crate::faults::{Call, Fault, Faults};
+use filter::{Filter, Listing, Subject};
 
+mod filter;
 mod oauth;
 
 const MAX_PAYLOAD: usize = 65_536;
@@ -107,6 +117,17 @@ struct Version {
     /// Empty once destroyed: Google wipes the payload.
     data: Vec<u8>,
     state: VersionState,
+    create_time: String,
+}
+
+impl Version {
+    fn new(data: Vec<u8>) -> Self {
+        Version {
+            data,
+            state: VersionState::Enabled,
+            create_time: rfc3339_now(),
+        }
+    }
 }
 
 /// A version's `state`, as Google names it.
@@ -260,10 +281,17 @@ impl GcpSecretManagerServer {
         let entry = secrets
             .entry(secret.to_owned())
             .or_insert_with(|| Secret::new(BTreeMap::new(), etag));
-        entry.versions.push(Version {
-            data: data.to_vec(),
-            state: VersionState::Enabled,
-        });
+        entry.versions.push(Version::new(data.to_vec()));
+    }
+
+    /// Creates `secret` with no version (and no labels), as `gcloud secrets
+    /// create` without `--data-file` does; not counted, never faulted.
+    pub fn create_outside(&self, secret: &str) {
+        let etag = self.state.next_etag();
+        self.state
+            .secrets()
+            .entry(secret.to_owned())
+            .or_insert_with(|| Secret::new(BTreeMap::new(), etag));
     }
 
     /// Disables version `version` (1-based) of `secret`, as `gcloud secrets
@@ -388,10 +416,12 @@ fn denied(permission: &str, resource: &str) -> Response {
     )
 }
 
-fn query_param<'a>(uri: &'a Uri, key: &str) -> Option<&'a str> {
-    uri.query()?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+/// A query parameter, percent- and `+`-decoded as the SDK encodes it.
+fn query_param(uri: &Uri, key: &str) -> Option<String> {
+    axum::extract::Query::<HashMap<String, String>>::try_from_uri(uri)
+        .ok()?
+        .0
+        .remove(key)
 }
 
 /// What a request asks for, parsed from its path.
@@ -399,6 +429,7 @@ enum Route<'a> {
     Secrets,
     Secret(&'a str),
     AddVersion(&'a str),
+    Versions(&'a str),
     Access(&'a str, &'a str),
 }
 
@@ -409,6 +440,9 @@ fn route(rest: &str) -> Option<Route<'_>> {
     let rest = rest.strip_prefix("secrets/")?;
     if let Some(secret) = rest.strip_suffix(":addVersion") {
         return Some(Route::AddVersion(secret));
+    }
+    if let Some(secret) = rest.strip_suffix("/versions") {
+        return (!secret.contains('/')).then_some(Route::Versions(secret));
     }
     if let Some((secret, version)) = rest.split_once("/versions/") {
         return Some(Route::Access(secret, version.strip_suffix(":access")?));
@@ -495,6 +529,7 @@ async fn handle(
         (Route::Secret(id), Method::PATCH) => update_labels(&state, &parent, id, &uri, &body),
         (Route::Secret(id), Method::DELETE) => delete(&state, &parent, id, &uri),
         (Route::AddVersion(id), Method::POST) => add_version(&state, &parent, id, &body),
+        (Route::Versions(id), Method::GET) => list_versions(&state, &parent, id, &uri),
         (Route::Access(id, version), Method::GET) => access(&state, &parent, id, version),
         _ => error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -504,57 +539,148 @@ async fn handle(
     }
 }
 
+/// What a listing request asks for, as Google reads it.
+struct PageQuery {
+    size: usize,
+    /// The key of the last item of the previous page (an id, a version
+    /// number), so pages stay correct while items come and go.
+    after: Option<String>,
+    filter: Option<Filter>,
+}
+
+impl PageQuery {
+    /// The query of a listing, or why Google would answer
+    /// `400 INVALID_ARGUMENT`.
+    fn parse(uri: &Uri, listing: Listing) -> Result<PageQuery, String> {
+        let size = match query_param(uri, "pageSize").map(|size| size.parse::<i64>()) {
+            None => DEFAULT_PAGE_SIZE,
+            Some(Ok(size)) if size < 0 => return Err("page_size must not be negative.".into()),
+            Some(Ok(0)) => DEFAULT_PAGE_SIZE,
+            Some(Ok(size)) => (size as usize).min(MAX_PAGE_SIZE),
+            Some(Err(_)) => return Err("Invalid value for page_size.".into()),
+        };
+        let after = match query_param(uri, "pageToken").filter(|t| !t.is_empty()) {
+            None => None,
+            Some(token) => match URL_SAFE
+                .decode(token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+            {
+                Some(after) => Some(after),
+                None => return Err("Invalid page token.".into()),
+            },
+        };
+        let filter = match query_param(uri, "filter").filter(|f| !f.trim().is_empty()) {
+            None => None,
+            Some(text) => match Filter::parse(&text, listing) {
+                Ok(filter) => Some(filter),
+                Err(reason) => return Err(format!("Invalid filter [{text}]: {reason}.")),
+            },
+        };
+        Ok(PageQuery {
+            size,
+            after,
+            filter,
+        })
+    }
+
+    /// One page of `items` (`(key, JSON)` pairs in listing order, already
+    /// past the token and filtered) under `field`, with the token of the
+    /// next page when there is one. `total` is the unfiltered count, which
+    /// Google reports as 0 when a filter is given.
+    fn page(
+        &self,
+        field: &str,
+        items: impl Iterator<Item = (String, Value)>,
+        total: usize,
+    ) -> Response {
+        let mut page: Vec<(String, Value)> = items.take(self.size + 1).collect();
+        let more = page.len() > self.size;
+        page.truncate(self.size);
+        let total = if self.filter.is_some() { 0 } else { total };
+        let mut response = json!({ "totalSize": total });
+        if more && let Some((last, _)) = page.last() {
+            response["nextPageToken"] = json!(URL_SAFE.encode(last.as_bytes()));
+        }
+        // Google omits empty repeated fields.
+        if !page.is_empty() {
+            response[field] = Value::Array(page.into_iter().map(|(_, item)| item).collect());
+        }
+        axum::Json(response).into_response()
+    }
+}
+
 fn list(state: &Shared, parent: &str, uri: &Uri) -> Response {
+    let query = match PageQuery::parse(uri, Listing::Secrets) {
+        Ok(query) => query,
+        Err(problem) => return invalid(&problem),
+    };
     if let Some(fault) = state.faults.on_call(Call::List) {
         return fault_response(fault, Quota::Read, parent);
     }
     state.list_calls.fetch_add(1, Ordering::SeqCst);
-    let size = match query_param(uri, "pageSize").map(str::parse::<i64>) {
-        None => DEFAULT_PAGE_SIZE,
-        Some(Ok(size)) if size < 0 => return invalid("page_size must not be negative."),
-        Some(Ok(0)) => DEFAULT_PAGE_SIZE,
-        Some(Ok(size)) => (size as usize).min(MAX_PAGE_SIZE),
-        Some(Err(_)) => return invalid("Invalid value for page_size."),
-    };
     let secrets = state.secrets();
-    // The token is the last id of the previous page, so pages stay correct
-    // while secrets come and go.
-    let after = match query_param(uri, "pageToken").filter(|t| !t.is_empty()) {
-        None => None,
-        Some(token) => match URL_SAFE
-            .decode(token)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-        {
-            Some(after) => Some(after),
-            None => return invalid("Invalid page token."),
-        },
-    };
-    let mut page: Vec<(&String, &Secret)> = secrets
+    let items = secrets
         .iter()
-        .filter(|(id, _)| after.as_ref().is_none_or(|after| *id > after))
-        .take(size + 1)
-        .collect();
-    let more = page.len() > size;
-    page.truncate(size);
-    let mut response = json!({
-        "secrets": page
-            .iter()
-            .map(|(id, secret)| secret.json(&format!("{parent}/secrets/{id}")))
-            .collect::<Vec<_>>(),
-        "totalSize": secrets.len(),
-    });
-    if more && let Some((last, _)) = page.last() {
-        response["nextPageToken"] = json!(URL_SAFE.encode(last.as_bytes()));
+        .filter(|(id, _)| query.after.as_ref().is_none_or(|after| *id > after))
+        .filter(|(id, secret)| {
+            query.filter.as_ref().is_none_or(|filter| {
+                filter.matches(&Subject {
+                    id,
+                    labels: &secret.labels,
+                    state: None,
+                })
+            })
+        })
+        .map(|(id, secret)| (id.clone(), secret.json(&format!("{parent}/secrets/{id}"))));
+    query.page("secrets", items, secrets.len())
+}
+
+fn list_versions(state: &Shared, parent: &str, id: &str, uri: &Uri) -> Response {
+    let query = match PageQuery::parse(uri, Listing::Versions) {
+        Ok(query) => query,
+        Err(problem) => return invalid(&problem),
+    };
+    let after = match query.after.as_deref().map(str::parse::<usize>) {
+        None => None,
+        Some(Ok(number)) => Some(number),
+        Some(Err(_)) => return invalid("Invalid page token."),
+    };
+    let name = format!("{parent}/secrets/{id}");
+    let secrets = state.secrets();
+    let Some(secret) = secrets.get(id) else {
+        return not_found(&format!("Secret [{name}]"));
+    };
+    if let Some(fault) = state.faults.on_call(Call::List) {
+        return fault_response(fault, Quota::Read, &name);
     }
-    if page.is_empty() {
-        // Google omits empty repeated fields.
-        response
-            .as_object_mut()
-            .expect("an object")
-            .remove("secrets");
-    }
-    axum::Json(response).into_response()
+    let no_labels = BTreeMap::new();
+    // Newest first, as Google lists them.
+    let items = (1..=secret.versions.len())
+        .rev()
+        .zip(secret.versions.iter().rev())
+        .filter(|(number, _)| after.is_none_or(|after| *number < after))
+        .filter(|(_, version)| {
+            query.filter.as_ref().is_none_or(|filter| {
+                filter.matches(&Subject {
+                    id,
+                    labels: &no_labels,
+                    state: Some(version.state.name()),
+                })
+            })
+        })
+        .map(|(number, version)| {
+            (
+                number.to_string(),
+                json!({
+                    "name": format!("{name}/versions/{number}"),
+                    "createTime": version.create_time,
+                    "state": version.state.name(),
+                    "replicationStatus": { "automatic": {} },
+                }),
+            )
+        });
+    query.page("versions", items, secret.versions.len())
 }
 
 fn get_secret(state: &Shared, parent: &str, id: &str) -> Response {
@@ -619,6 +745,7 @@ fn create(state: &Shared, parent: &str, uri: &Uri, body: &[u8]) -> Response {
     let Some(id) = query_param(uri, "secretId") else {
         return invalid("Field [secret_id] is required.");
     };
+    let id = id.as_str();
     if !valid_id(id) {
         return invalid(&format!(
             "Secret id [{id}] is invalid: ids are 1 to 255 characters of letters, digits, underscores and hyphens."
@@ -748,9 +875,7 @@ fn fault_response(fault: Fault, quota: Quota, resource: &str) -> Response {
 fn delete(state: &Shared, parent: &str, id: &str, uri: &Uri) -> Response {
     let name = format!("{parent}/secrets/{id}");
     // An empty etag (clients send `etag=`) means "no condition".
-    let etag = query_param(uri, "etag")
-        .filter(|e| !e.is_empty())
-        .map(|e| e.replace("%22", "\""));
+    let etag = query_param(uri, "etag").filter(|e| !e.is_empty());
     let mut secrets = state.secrets();
     match secrets.get(id) {
         None => return not_found(&format!("Secret [{name}]")),
@@ -815,10 +940,7 @@ fn add_version(state: &Shared, parent: &str, id: &str, body: &[u8]) -> Response 
     if let Some(fault) = state.faults.on_write(id) {
         return fault_response(fault, Quota::Write, &name);
     }
-    secret.versions.push(Version {
-        data,
-        state: VersionState::Enabled,
-    });
+    secret.versions.push(Version::new(data));
     axum::Json(json!({
         "name": format!("{name}/versions/{}", secret.versions.len()),
         "createTime": rfc3339_now(),
@@ -900,7 +1022,12 @@ mod tests {
             route("secrets/X/versions/latest:access"),
             Some(Route::Access("X", "latest"))
         ));
+        assert!(matches!(
+            route("secrets/X/versions"),
+            Some(Route::Versions("X"))
+        ));
         assert!(route("secrets/X/versions/latest").is_none());
+        assert!(route("secrets/X/Y/versions").is_none());
         assert!(route("locations").is_none());
     }
 

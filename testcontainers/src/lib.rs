@@ -18,11 +18,15 @@
 //!   with IAM authentication, behind a front that injects faults, counts
 //!   writes and answers as AWS does where moto differs.
 //! - [`KeyVaultServer`]: a protocol-faithful fake of the Azure Key Vault
-//!   secrets API over TLS (with a CA it generates), for the Key Vault sink.
+//!   secrets API over TLS (with a CA it generates), for the Key Vault sink
+//!   and source.
 //! - [`GcpSecretManagerServer`]: a protocol-faithful fake of Google Cloud
 //!   Secret Manager's REST API (Google ships no local emulator).
 //! - [`VaultServer`]: a protocol-faithful fake of HashiCorp Vault's KV v2
 //!   HTTP API (no Vault server installs from the registries used here).
+//! - [`OnePasswordConnectServer`]: a protocol-faithful fake of the
+//!   1Password Connect server's REST API (vaults, items, fields), for the
+//!   1Password source.
 //!
 //! - [`faults`]: the fault injection (throttles with or without
 //!   `Retry-After` and 5xx answers on lists, reads and writes; broken writes)
@@ -39,6 +43,7 @@ pub mod faults;
 mod gcp;
 mod github;
 mod moto;
+mod onepassword;
 mod proxy;
 mod s3;
 mod service;
@@ -49,10 +54,11 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-pub use azure::KeyVaultServer;
+pub use azure::{BrokenListing, KeyVaultServer};
 pub use gcp::GcpSecretManagerServer;
 pub use github::{GITHUB_API_VERSION, GithubFake, GithubScope, InjectedFailure, RequestCounts};
 pub use moto::MotoServer;
+pub use onepassword::{FakeField, FakeItem, OnePasswordConnectServer};
 pub use proxy::{EtagUnquotingProxy, ForwardProxy};
 pub use s3::S3Server;
 pub use vault::VaultServer;

@@ -3,7 +3,8 @@
 //! writes and answers the way AWS does where moto does not.
 //!
 //! Why the front: moto cannot throttle, break one name's writes or count
-//! writes, which the sink suite needs ([`Faults`]). And moto 5.2 differs
+//! calls, which the sink and source suites need ([`Faults`]), nor does it
+//! hold `BatchGetSecretValue` to AWS's 20 secrets a call. And moto 5.2 differs
 //! from AWS on secrets scheduled for deletion: a `CreateSecret` of such a
 //! name gets `ResourceExistsException` (AWS: `InvalidRequestException`,
 //! "already scheduled for deletion"), and a `PutSecretValue` to one
@@ -185,6 +186,21 @@ async fn front(
             &format!(
                 "1 validation error detected: Value '{max}' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 100"
             ),
+        );
+    }
+
+    // AWS takes 1 to 20 secrets a BatchGetSecretValue; moto takes any
+    // number, which would hide a source asking for more.
+    if action == "BatchGetSecretValue"
+        && let Some(ids) = json
+            .get("SecretIdList")
+            .and_then(serde_json::Value::as_array)
+        && !(1..=20).contains(&ids.len())
+    {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "1 validation error detected: Value at 'secretIdList' failed to satisfy constraint: Member must have length less than or equal to 20",
         );
     }
 

@@ -1,5 +1,6 @@
-//! A protocol-faithful fake of HashiCorp Vault's KV version 2 HTTP API, for
-//! the Vault KV sink.
+//! A protocol-faithful fake of HashiCorp Vault's KV HTTP API (versions 1
+//! and 2) and of the AppRole and Kubernetes logins, for the Vault KV sink
+//! and the Vault source.
 //!
 //! No Vault server installs from the registries this harness may use, so
 //! this fake answers the subset vsync speaks, the way Vault 1.x does:
@@ -16,6 +17,10 @@
 //!   including `custom_metadata` (at most 64 keys, keys ≤ 128 bytes, values
 //!   ≤ 512 bytes, as Vault checks) and each version's `deletion_time` and
 //!   `destroyed`.
+//! - `LIST /v1/<mount>/metadata/<folder>` (or `GET …?list=true`): the
+//!   folder's secrets and subfolders (`name/`), sorted, in `data.keys`;
+//!   `404 {"errors":[]}` for an empty or absent folder. A secret is listed
+//!   while its metadata exists, even when its current version is deleted.
 //! - `DELETE /v1/<mount>/data/<path>` (`vault kv delete`: a soft delete of
 //!   the current version), `POST /v1/<mount>/delete/<path>` and
 //!   `/undelete/<path>` with `{"versions":[…]}`, and `POST
@@ -25,28 +30,44 @@
 //!   and `data.metadata` naming the version with its `deletion_time` or
 //!   `destroyed: true`, not `{"errors":[]}`. The secret's current version
 //!   stays the deleted one, so a check-and-set write must still name it.
+//! - A KV version 1 mount ([`VaultServer::mount_kv1`]): `GET
+//!   /v1/<mount>/<path>` reads the map (no versions, no metadata), `LIST`
+//!   lists a folder as above.
+//! - `GET /v1/sys/internal/ui/mounts/<path>`: the mount holding the path
+//!   with its `type` and `options.version` (none for KV v1), `403` for a
+//!   path under no mount, as Vault answers so mounts cannot be probed.
+//!   There is no `sys/mounts`: mounts are set up through
+//!   [`VaultServer::mount_kv2`] and [`VaultServer::mount_kv1`].
+//! - `POST /v1/auth/<mount>/login`, needing no token: AppRole (`role_id`,
+//!   `secret_id`; bad ones answer `400 invalid role or secret ID`) at
+//!   `approle`, Kubernetes (`role`, `jwt`; an unknown role `400`, a JWT the
+//!   cluster does not vouch for `403 permission denied`) at `kubernetes`,
+//!   and wherever [`VaultServer::enable_approle`] and
+//!   [`VaultServer::enable_kubernetes`] put them. A login issues a fresh
+//!   token in the `auth` block, allowed to read and list.
 //! - `X-Vault-Token` (or `Authorization: Bearer`) must be a known token, else
-//!   `403 permission denied`; the read-only token gets the same 403 on
-//!   writes. A path under no mount answers `404 no handler for route`, the
-//!   way Vault does (there is no `sys/mounts`: mounts are set up through
-//!   [`VaultServer::mount_kv2`]). When started in a namespace, only requests
-//!   carrying that `X-Vault-Namespace` see its mounts.
+//!   `403 permission denied`; the read-only token and issued tokens get the
+//!   same 403 on writes. A path under no mount answers `404 no handler for
+//!   route`, the way Vault does. When started in a namespace, only requests
+//!   carrying that `X-Vault-Namespace` (logins included) see its mounts.
 //!
 //! Faults ([`Faults`]), checked once the token, namespace, mount and
-//! request have passed Vault's checks: every data or metadata read calls
-//! [`Faults::on_call`] with [`Call::Read`] (the sink's inventory is one data
-//! read; this fake serves no `LIST`). A data write calls
+//! request have passed Vault's checks: every `LIST` calls
+//! [`Faults::on_call`] with [`Call::List`] (Vault does not page a listing,
+//! so one request is one page), every data or metadata read with
+//! [`Call::Read`] (the sink's inventory is one data read). A data write calls
 //! [`Faults::on_write`] once per key whose value it adds, changes or removes
 //! (once with the path when it changes none), stopping at the first fault;
 //! a metadata write (the sink's `managed-by` label), a delete, undelete or
 //! destroy calls it once with the path, so the counter sees every write
-//! request. One function, `fault_response`, answers them all as Vault
+//! request. Logins and the mount lookup are not armed. One function,
+//! `fault_response`, answers them all as Vault
 //! does: a throttle is the rate-limit quota's `429`, with `Retry-After`
 //! unless the harness asks for none; an outage `503` "Vault is sealed"; a
 //! write touching a broken key is refused whole with a `400`, because Vault
 //! applies a map write all or nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
@@ -63,8 +84,9 @@ use crate::faults::{Call, Fault, Faults};
 /// Vault's default for a secret whose `max_versions` is 0.
 const DEFAULT_MAX_VERSIONS: u64 = 10;
 
-/// A running Vault KV v2 fake on `127.0.0.1` with a random port; stops when
-/// dropped. A KV v2 engine is mounted at `secret/` (as on a dev server).
+/// A running Vault KV fake on `127.0.0.1` with a random port; stops when
+/// dropped. A KV v2 engine is mounted at `secret/` (as on a dev server),
+/// AppRole at `auth/approle` and Kubernetes at `auth/kubernetes`.
 #[derive(Debug)]
 pub struct VaultServer {
     server: FakeServer,
@@ -76,6 +98,18 @@ struct Shared {
     namespace: Option<String>,
     faults: Faults,
     mounts: Mutex<HashMap<String, HashMap<String, Secret>>>,
+    access: Mutex<Access>,
+}
+
+/// Who may log in where, and what the logins handed out.
+#[derive(Debug)]
+struct Access {
+    /// The mounts of `mounts` that are KV version 1.
+    kv1: HashSet<String>,
+    /// Auth mount path → method (`approle`, `kubernetes`).
+    auth: HashMap<String, &'static str>,
+    /// Tokens the logins issued (read and list only).
+    issued: HashSet<String>,
 }
 
 #[derive(Debug)]
@@ -179,6 +213,16 @@ impl VaultServer {
     pub const ROOT_TOKEN: &'static str = "hvs.vsync-fake-root-token";
     /// A token whose policy allows reads only: writes answer 403.
     pub const READ_ONLY_TOKEN: &'static str = "hvs.vsync-fake-read-only-token";
+    /// The AppRole role id the `approle` auth method knows.
+    pub const ROLE_ID: &'static str = "vsync-fake-role-id";
+    /// The secret id that goes with [`VaultServer::ROLE_ID`].
+    pub const SECRET_ID: &'static str = "vsync-fake-secret-id";
+    /// The role the `kubernetes` auth method knows.
+    pub const K8S_ROLE: &'static str = "vsync-app";
+    /// The service-account JWT the `kubernetes` auth method accepts for
+    /// [`VaultServer::K8S_ROLE`] (Vault would have the cluster's
+    /// TokenReview check it).
+    pub const K8S_JWT: &'static str = "eyJhbGciOiJSUzI1NiJ9.vsync-fake-service-account.c2ln";
 
     /// Starts the fake with `secret/` mounted, in the root namespace.
     pub async fn start() -> Result<Self, HarnessError> {
@@ -196,6 +240,14 @@ impl VaultServer {
             namespace,
             faults: Faults::default(),
             mounts: Mutex::new(HashMap::from([("secret".to_owned(), HashMap::new())])),
+            access: Mutex::new(Access {
+                kv1: HashSet::new(),
+                auth: HashMap::from([
+                    ("approle".to_owned(), "approle"),
+                    ("kubernetes".to_owned(), "kubernetes"),
+                ]),
+                issued: HashSet::new(),
+            }),
         });
         let router = Router::new()
             .fallback(handle)
@@ -220,6 +272,71 @@ impl VaultServer {
             .mounts()
             .entry(mount.trim_matches('/').to_owned())
             .or_default();
+    }
+
+    /// Mounts a KV version 1 engine at `mount`, as `vault secrets enable
+    /// -path=<mount> kv` makes one (no version option): unversioned
+    /// secrets, read at `<mount>/<path>` and listed there.
+    pub fn mount_kv1(&self, mount: &str) {
+        let mount = mount.trim_matches('/').to_owned();
+        self.state.mounts().entry(mount.clone()).or_default();
+        self.state.access().kv1.insert(mount);
+    }
+
+    /// Enables the AppRole auth method at `auth/<path>` (besides
+    /// `auth/approle`), knowing [`VaultServer::ROLE_ID`].
+    pub fn enable_approle(&self, path: &str) {
+        self.enable_auth(path, "approle");
+    }
+
+    /// Enables the Kubernetes auth method at `auth/<path>` (besides
+    /// `auth/kubernetes`), knowing [`VaultServer::K8S_ROLE`].
+    pub fn enable_kubernetes(&self, path: &str) {
+        self.enable_auth(path, "kubernetes");
+    }
+
+    fn enable_auth(&self, path: &str, method: &'static str) {
+        self.state
+            .access()
+            .auth
+            .insert(path.trim_matches('/').to_owned(), method);
+    }
+
+    /// Successful logins so far (AppRole and Kubernetes).
+    pub fn logins(&self) -> usize {
+        self.state.access().issued.len()
+    }
+
+    /// Removes the secret with all its versions and metadata, as `vault kv
+    /// metadata delete` (KV v2) or `vault kv delete` (KV v1) does: listings
+    /// no longer show it.
+    pub fn remove_outside(&self, mount: &str, path: &str) {
+        if let Some(secrets) = self.state.mounts().get_mut(mount.trim_matches('/')) {
+            secrets.remove(path.trim_matches('/'));
+        }
+    }
+
+    /// Soft-deletes (`vault kv delete`) or, with `destroy`, destroys
+    /// (`vault kv destroy`) the secret's current version. Its metadata
+    /// stays, so listings still show it, and a read answers 404 with that
+    /// version's metadata.
+    pub fn delete_current_outside(&self, mount: &str, path: &str, destroy: bool) {
+        let mut mounts = self.state.mounts();
+        let secret = mounts
+            .get_mut(mount.trim_matches('/'))
+            .and_then(|secrets| secrets.get_mut(path.trim_matches('/')))
+            .expect("the secret exists");
+        let current = secret.current_version;
+        let version = secret
+            .versions
+            .get_mut(&current)
+            .expect("a current version");
+        if destroy {
+            version.destroyed = true;
+            version.data = Map::new();
+        } else {
+            version.deletion_time = rfc3339_now();
+        }
     }
 
     /// The current version's map at `mount`/`path`, if the secret exists and
@@ -249,7 +366,7 @@ impl VaultServer {
     /// Sets `key` in the secret's map as a person would with
     /// `vault kv patch` (creating the secret if needed): a new version,
     /// without check-and-set, faults or write counting, and without touching
-    /// `custom_metadata`.
+    /// `custom_metadata`. On a KV v1 mount, the map is simply rewritten.
     pub fn edit_outside(&self, mount: &str, path: &str, key: &str, value: Value) {
         let mut mounts = self.state.mounts();
         let secrets = mounts
@@ -291,6 +408,10 @@ impl Shared {
     fn mounts(&self) -> MutexGuard<'_, HashMap<String, HashMap<String, Secret>>> {
         self.mounts.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn access(&self) -> MutexGuard<'_, Access> {
+        self.access.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 fn errors(status: StatusCode, messages: &[&str]) -> Response {
@@ -327,20 +448,6 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let token = headers
-        .get("x-vault-token")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-        });
-    let writable = match token {
-        Some(VaultServer::ROOT_TOKEN) => true,
-        Some(VaultServer::READ_ONLY_TOKEN) => false,
-        _ => return permission_denied(),
-    };
     let Some(route) = uri.path().strip_prefix("/v1/") else {
         return errors(StatusCode::NOT_FOUND, &[]);
     };
@@ -358,27 +465,69 @@ async fn handle(
             )],
         )
     };
+    // Logins are the one kind of request that carries no token.
+    if let Some(auth_mount) = route
+        .strip_prefix("auth/")
+        .and_then(|rest| rest.strip_suffix("/login"))
+    {
+        if namespace != state.namespace.as_deref() {
+            return no_handler();
+        }
+        return login(&state, auth_mount, &method, &body).unwrap_or_else(no_handler);
+    }
+    let token = headers
+        .get("x-vault-token")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        });
+    let writable = match token {
+        Some(VaultServer::ROOT_TOKEN) => true,
+        Some(VaultServer::READ_ONLY_TOKEN) => false,
+        Some(token) if state.access().issued.contains(token) => false,
+        _ => return permission_denied(),
+    };
     if namespace != state.namespace.as_deref() {
         return no_handler();
+    }
+    // `LIST`, or `GET` with `?list=true` for clients that cannot send
+    // a custom method.
+    let listing = method.as_str() == "LIST"
+        || (method == Method::GET
+            && uri
+                .query()
+                .is_some_and(|q| q.split('&').any(|pair| pair == "list=true")));
+    if let Some(path) = route.strip_prefix("sys/internal/ui/mounts/") {
+        return ui_mount(&state, path);
     }
 
     let mut mounts = state.mounts();
     // The longest mount that prefixes the route, as Vault's router does.
     let Some(mount) = mounts
         .keys()
-        .filter(|mount| route.starts_with(&format!("{mount}/")))
+        .filter(|mount| route == mount.as_str() || route.starts_with(&format!("{mount}/")))
         .max_by_key(|mount| mount.len())
         .cloned()
     else {
         return no_handler();
     };
-    let rest = &route[mount.len() + 1..];
+    let rest = route[mount.len()..].trim_start_matches('/');
+    let secrets = mounts.get_mut(&mount).expect("found above");
+    let faults = &state.faults;
+    if state.access().kv1.contains(&mount) {
+        return kv1(faults, secrets, route, rest, &method, listing);
+    }
     let (kind, path) = match rest.split_once('/') {
         Some((kind @ ("data" | "metadata" | "delete" | "undelete" | "destroy"), path))
             if !path.is_empty() =>
         {
             (kind, path.to_owned())
         }
+        // The mount's top folder.
+        None if listing && rest == "metadata" => ("metadata", String::new()),
         _ => {
             return errors(
                 StatusCode::NOT_FOUND,
@@ -386,11 +535,18 @@ async fn handle(
             );
         }
     };
-    let secrets = mounts.get_mut(&mount).expect("found above");
-    if method != Method::GET && !writable {
+    if method != Method::GET && !listing && !writable {
         return permission_denied();
     }
-    let faults = &state.faults;
+    if listing {
+        if kind != "metadata" {
+            return errors(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]);
+        }
+        if let Some(fault) = faults.on_call(Call::List) {
+            return fault_response(fault, route, &path);
+        }
+        return list_keys(secrets, &path);
+    }
     if method == Method::GET
         && matches!(kind, "data" | "metadata")
         && let Some(fault) = faults.on_call(Call::Read)
@@ -415,6 +571,166 @@ async fn handle(
         }
         _ => errors(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]),
     }
+}
+
+/// `POST auth/<mount>/login` of the AppRole or Kubernetes method: a token
+/// with read and list access, in Vault's `auth` block. Vault answers bad
+/// AppRole credentials with `400 invalid role or secret ID` (it does not
+/// say which is wrong), an unknown Kubernetes role with `400`, and a JWT
+/// the cluster does not vouch for with `403 permission denied`. `None`:
+/// no auth method is mounted there.
+fn login(state: &Shared, auth_mount: &str, method: &Method, body: &[u8]) -> Option<Response> {
+    let mut access = state.access();
+    let kind = *access.auth.get(auth_mount)?;
+    if !matches!(*method, Method::POST | Method::PUT) {
+        return Some(errors(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &["unsupported operation"],
+        ));
+    }
+    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(body) else {
+        return Some(errors(StatusCode::BAD_REQUEST, &["error parsing JSON"]));
+    };
+    let field = |name: &str| {
+        request
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let refusal = match kind {
+        "approle" if field("role_id").is_empty() => {
+            Some((StatusCode::BAD_REQUEST, "missing role_id".to_owned()))
+        }
+        "approle"
+            if field("role_id") != VaultServer::ROLE_ID
+                || field("secret_id") != VaultServer::SECRET_ID =>
+        {
+            Some((
+                StatusCode::BAD_REQUEST,
+                "invalid role or secret ID".to_owned(),
+            ))
+        }
+        "kubernetes" if field("role").is_empty() => {
+            Some((StatusCode::BAD_REQUEST, "missing role".to_owned()))
+        }
+        "kubernetes" if field("role") != VaultServer::K8S_ROLE => Some((
+            StatusCode::BAD_REQUEST,
+            format!("invalid role name \"{}\"", field("role")),
+        )),
+        "kubernetes" if field("jwt").is_empty() => {
+            Some((StatusCode::BAD_REQUEST, "missing jwt".to_owned()))
+        }
+        "kubernetes" if field("jwt") != VaultServer::K8S_JWT => {
+            Some((StatusCode::FORBIDDEN, "permission denied".to_owned()))
+        }
+        _ => None,
+    };
+    if let Some((status, message)) = refusal {
+        return Some(errors(status, &[&message]));
+    }
+    let token = format!("hvs.vsync-fake-login-{}", access.issued.len() + 1);
+    access.issued.insert(token.clone());
+    let mut answer = envelope(Value::Null);
+    answer["auth"] = json!({
+        "client_token": token,
+        "accessor": format!("accessor-{}", access.issued.len()),
+        "policies": ["default", "reader"],
+        "token_policies": ["default", "reader"],
+        "metadata": { "role_name": if kind == "approle" { "vsync" } else { VaultServer::K8S_ROLE } },
+        "lease_duration": 2_764_800,
+        "renewable": true,
+        "entity_id": "00000000-0000-0000-0000-000000000001",
+        "token_type": "service",
+        "orphan": true,
+    });
+    Some(axum::Json(answer).into_response())
+}
+
+/// `GET sys/internal/ui/mounts/<path>`: the mount holding `path`, its type
+/// and options (`{"version":"2"}` for KV v2, none for a KV v1 mount made
+/// without a version option), as the Vault CLI asks before every `kv`
+/// command. A path under no mount answers `403`, not `404`, so the
+/// endpoint cannot be used to discover mounts.
+fn ui_mount(state: &Shared, path: &str) -> Response {
+    let mounts = state.mounts();
+    let Some(mount) = mounts
+        .keys()
+        .filter(|mount| path == mount.as_str() || path.starts_with(&format!("{mount}/")))
+        .max_by_key(|mount| mount.len())
+    else {
+        return permission_denied();
+    };
+    let options = if state.access().kv1.contains(mount) {
+        Value::Null
+    } else {
+        json!({ "version": "2" })
+    };
+    ok(json!({
+        "accessor": format!("kv_{:08x}", mount.len()),
+        "config": { "default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": false },
+        "description": "",
+        "external_entropy_access": false,
+        "local": false,
+        "options": options,
+        "path": format!("{mount}/"),
+        "seal_wrap": false,
+        "type": "kv",
+        "uuid": "00000000-0000-0000-0000-000000000002",
+    }))
+}
+
+/// A KV version 1 mount: `GET <mount>/<path>` reads the secret's map,
+/// `LIST` lists a folder. Faults as on KV v2: a listing is a
+/// [`Call::List`], a read a [`Call::Read`]. The harness writes through
+/// [`VaultServer::edit_outside`].
+fn kv1(
+    faults: &Faults,
+    secrets: &HashMap<String, Secret>,
+    route: &str,
+    path: &str,
+    method: &Method,
+    listing: bool,
+) -> Response {
+    if listing {
+        if let Some(fault) = faults.on_call(Call::List) {
+            return fault_response(fault, route, path);
+        }
+        return list_keys(secrets, path);
+    }
+    if *method != Method::GET || path.is_empty() {
+        return errors(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]);
+    }
+    if let Some(fault) = faults.on_call(Call::Read) {
+        return fault_response(fault, route, path);
+    }
+    match secrets.get(path).and_then(Secret::current) {
+        Some(version) => ok(Value::Object(version.data.clone())),
+        None => errors(StatusCode::NOT_FOUND, &[]),
+    }
+}
+
+/// A folder's entries, as Vault lists them: the names of its secrets and
+/// of its subfolders (with a trailing `/`), sorted, in `data.keys`; `404`
+/// with no error message when the folder holds nothing. A KV v2 secret is
+/// listed while its metadata exists, whatever its versions' state.
+fn list_keys(secrets: &HashMap<String, Secret>, folder: &str) -> Response {
+    let prefix = if folder.is_empty() {
+        String::new()
+    } else {
+        format!("{folder}/")
+    };
+    let keys: BTreeSet<String> = secrets
+        .keys()
+        .filter_map(|path| path.strip_prefix(&prefix))
+        .map(|rest| match rest.split_once('/') {
+            Some((subfolder, _)) => format!("{subfolder}/"),
+            None => rest.to_owned(),
+        })
+        .collect();
+    if keys.is_empty() {
+        return errors(StatusCode::NOT_FOUND, &[]);
+    }
+    ok(json!({ "keys": keys }))
 }
 
 /// A [`Fault`] answered the way Vault does: a rate-limit quota's `429`

@@ -9,4 +9,5 @@ mod azure;
 mod dotenv;
 mod gcp;
 mod onepassword;
+mod roundtrip;
 mod vault;
