@@ -61,32 +61,11 @@ async fn import(machine: &Machine, args: &[&str], env: &[(&str, &str)]) -> (Opti
     full.extend_from_slice(args);
     let mut command = machine.command(&full);
     command.envs(env.iter().copied());
-    let output = command.output().await.unwrap();
-    let both = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for secret in SECRETS {
-        assert!(!both.contains(secret), "a value leaked:\n{both}");
-    }
-    (output.status.code(), both)
+    crate::output_without(command, &SECRETS).await
 }
 
 /// The secrets under `web/dev/`, named without it.
 const DEV: [&str; 4] = ["--set", "prefix=web/dev/", "--prefix", "web/dev/"];
-
-fn sorted_entries(text: &str) -> Vec<(String, String)> {
-    let parsed = dotenv::parse(text);
-    assert_eq!(parsed.problems, []);
-    let mut entries: Vec<(String, String)> = parsed
-        .entries
-        .into_iter()
-        .map(|entry| (entry.key, entry.value.to_string()))
-        .collect();
-    entries.sort();
-    entries
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_imported_byte_for_byte_then_split_and_a_reimport_reads_nothing() {
@@ -121,7 +100,7 @@ async fn secrets_are_imported_byte_for_byte_then_split_and_a_reimport_reads_noth
         .collect();
     expected.sort();
     assert_eq!(
-        sorted_entries(&std::fs::read_to_string(&env_file).unwrap()),
+        crate::sorted_entries(&std::fs::read_to_string(&env_file).unwrap()),
         expected
     );
 
@@ -147,7 +126,7 @@ async fn secrets_are_imported_byte_for_byte_then_split_and_a_reimport_reads_noth
         "{out}"
     );
     assert!(out.contains("wrote 2"), "{out}");
-    let entries = sorted_entries(&std::fs::read_to_string(&env_file).unwrap());
+    let entries = crate::sorted_entries(&std::fs::read_to_string(&env_file).unwrap());
     assert!(entries.contains(&("API_TOKEN".into(), "tok=en#1".into())));
     assert!(entries.contains(&("PORT".into(), "8080".into())));
     assert_eq!(entries.len(), 5, "{entries:?}");

@@ -6,7 +6,6 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use crate::common::Machine;
-use vsync_engine::dotenv;
 
 const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nq0B8mH+/abc=\n-----END PRIVATE KEY-----";
 
@@ -27,35 +26,10 @@ fn handover() -> String {
 const VAULT_ENV: &str =
     "# dev secrets — keep this comment\nLOCAL_ONLY=here\n\n# the token\nAPI_TOKEN='tok=en#1'\n";
 
-fn values(text: &str) -> Vec<(String, String)> {
-    let parsed = dotenv::parse(text);
-    assert_eq!(parsed.problems, []);
-    let mut pairs: Vec<(String, String)> = parsed
-        .entries
-        .into_iter()
-        .map(|entry| (entry.key, entry.value.to_string()))
-        .collect();
-    pairs.sort();
-    pairs
-}
-
-fn assert_blind(output: &str) {
-    for secret in SECRETS {
-        assert!(!output.contains(secret), "a value leaked:\n{output}");
-    }
-}
-
 async fn import(machine: &Machine, args: &[&str]) -> (Option<i32>, String) {
     let mut full = vec!["import", "dev", "--from", "dotenv"];
     full.extend_from_slice(args);
-    let output = machine.run(&full).await;
-    let both = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_blind(&both);
-    (output.status.code(), both)
+    crate::output_without(machine.command(&full), &SECRETS).await
 }
 
 #[tokio::test]
@@ -85,7 +59,7 @@ async fn a_handed_over_env_file_is_imported_in_place_and_a_reimport_writes_nothi
         "untouched lines moved:\n{written}"
     );
     assert_eq!(
-        values(&written),
+        crate::sorted_entries(&written),
         [
             ("API_TOKEN".into(), "tok=en#1".into()),
             (
@@ -169,7 +143,10 @@ async fn another_envs_vault_folder_is_promoted_and_bad_settings_are_refused() {
     let (code, out) = import(&machine, &["--set", "env=staging", "--prefix", "API_"]).await;
     assert_eq!(code, Some(0), "{out}");
     let text = std::fs::read_to_string(machine.vault().join(".env.dev")).unwrap();
-    assert_eq!(values(&text), [("TOKEN".into(), "tok=en#1".into())]);
+    assert_eq!(
+        crate::sorted_entries(&text),
+        [("TOKEN".into(), "tok=en#1".into())]
+    );
 
     let (code, out) = import(&machine, &["--set", "colour=blue"]).await;
     assert_eq!(code, Some(2), "{out}");

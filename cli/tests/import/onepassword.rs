@@ -7,7 +7,6 @@
 use std::os::unix::fs::PermissionsExt;
 
 use crate::common::Machine;
-use vsync_engine::dotenv;
 use vsync_testcontainers::faults::Call;
 use vsync_testcontainers::{FakeField, FakeItem, OnePasswordConnectServer};
 
@@ -30,32 +29,11 @@ async fn run(machine: &Machine, args: &[&str], envs: &[(&str, String)]) -> (Opti
     for (name, value) in envs {
         command.env(name, value);
     }
-    let output = command.output().await.unwrap();
-    let both = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for secret in SECRETS {
-        assert!(
-            !both.contains(secret),
-            "vsync {args:?} showed a value:\n{both}"
-        );
-    }
-    (output.status.code(), both)
+    crate::output_without(command, &SECRETS).await
 }
 
 fn entries(machine: &Machine) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(machine.vault().join(".env.dev")).unwrap();
-    let parsed = dotenv::parse(&text);
-    assert_eq!(parsed.problems, []);
-    let mut pairs: Vec<(String, String)> = parsed
-        .entries
-        .into_iter()
-        .map(|entry| (entry.key, entry.value.to_string()))
-        .collect();
-    pairs.sort();
-    pairs
+    crate::sorted_entries(&std::fs::read_to_string(machine.vault().join(".env.dev")).unwrap())
 }
 
 fn put_app(server: &OnePasswordConnectServer, vault: &str, token: &str) {

@@ -36,29 +36,11 @@ async fn run(
     for (name, value) in envs {
         command.env(name, value);
     }
-    let output = command.output().await.unwrap();
-    let both = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for secret in SECRETS {
-        assert!(!both.contains(secret), "a value leaked:\n{both}");
-    }
-    (output.status.code(), both)
+    crate::output_without(command, &SECRETS).await
 }
 
 fn values(machine: &Machine) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(machine.vault().join(".env.dev")).unwrap();
-    let parsed = vsync_engine::dotenv::parse(&text);
-    assert_eq!(parsed.problems, []);
-    let mut pairs: Vec<(String, String)> = parsed
-        .entries
-        .into_iter()
-        .map(|entry| (entry.key, entry.value.to_string()))
-        .collect();
-    pairs.sort();
-    pairs
+    crate::sorted_entries(&std::fs::read_to_string(machine.vault().join(".env.dev")).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
