@@ -19,79 +19,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::{Value, json};
+use suite::onepassword::Connect;
 use vsync_crypto::Zeroizing;
 use vsync_engine::import::ImportAction;
 use vsync_engine::sink::SinkError;
 use vsync_engine::source::Source;
-use vsync_sources::onepassword::{CliSource, ConnectSource, Scope};
-use vsync_testcontainers::faults::{Call, Faults};
-use vsync_testcontainers::{FakeField, FakeItem, OnePasswordConnectServer};
-
-/// A Connect fake with one vault, `Ops`.
-struct Connect {
-    server: OnePasswordConnectServer,
-    vault: String,
-}
-
-impl Connect {
-    async fn start() -> Self {
-        let server = OnePasswordConnectServer::start().await.unwrap();
-        let vault = server.add_vault("Ops");
-        Connect { server, vault }
-    }
-
-    fn source(&self, vault: &str, scope: Scope) -> ConnectSource {
-        ConnectSource::new(
-            &self.server.host(),
-            OnePasswordConnectServer::TOKEN,
-            vault.into(),
-            scope,
-        )
-        .unwrap()
-    }
-}
-
-#[async_trait::async_trait]
-impl suite::Harness for Connect {
-    fn source(&self) -> Box<dyn Source> {
-        Box::new(self.source("Ops", Scope::All))
-    }
-
-    fn source_with_bad_credentials(&self) -> Option<Box<dyn Source>> {
-        Some(Box::new(
-            ConnectSource::new(
-                &self.server.host(),
-                "eyJ.revoked.token",
-                "Ops".into(),
-                Scope::All,
-            )
-            .unwrap(),
-        ))
-    }
-
-    async fn put(&self, key: &str, value: &[u8]) {
-        let value = std::str::from_utf8(value).expect("1Password holds text");
-        let fields = [FakeField::concealed(key, value)];
-        self.server
-            .put(&self.vault, &FakeItem::credential(key, &fields));
-    }
-
-    async fn delete(&self, key: &str) {
-        self.server.delete(&self.vault, key);
-    }
-
-    async fn disable(&self, _key: &str) -> bool {
-        false
-    }
-
-    fn faults(&self) -> Option<&Faults> {
-        Some(self.server.faults())
-    }
-
-    fn page_size(&self) -> usize {
-        usize::MAX
-    }
-}
+use vsync_sources::onepassword::{CliSource, Scope};
+use vsync_testcontainers::faults::Call;
+use vsync_testcontainers::{FakeField, FakeItem};
 
 source_suite!(Connect::start().await);
 

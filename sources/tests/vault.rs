@@ -18,76 +18,14 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
+use suite::vault::VaultKv;
 use vsync_engine::import::{ImportAction, ImportError};
 use vsync_engine::sink::SinkError;
 use vsync_engine::source::{ListedSecret, Source, SourceValue};
 use vsync_sources::vault::{Auth, VaultSource};
 use vsync_testcontainers::VaultServer;
-use vsync_testcontainers::faults::{Call, Faults};
-
-const FOLDER: &str = "app";
-
-struct VaultKv {
-    server: VaultServer,
-}
-
-impl VaultKv {
-    async fn start() -> Self {
-        VaultKv {
-            server: VaultServer::start().await.expect("the Vault fake starts"),
-        }
-    }
-
-    fn source_with(&self, auth: Auth) -> VaultSource {
-        VaultSource::builder()
-            .address(self.server.address())
-            .path(FOLDER)
-            .auth(auth)
-            .build()
-            .unwrap()
-    }
-}
-
-#[async_trait::async_trait]
-impl suite::Harness for VaultKv {
-    fn source(&self) -> Box<dyn Source> {
-        // Read-only: listing and reading is all the source needs.
-        Box::new(self.source_with(Auth::token(VaultServer::READ_ONLY_TOKEN)))
-    }
-
-    fn source_with_bad_credentials(&self) -> Option<Box<dyn Source>> {
-        Some(Box::new(self.source_with(Auth::token("hvs.revoked"))))
-    }
-
-    async fn put(&self, key: &str, value: &[u8]) {
-        let text = String::from_utf8(value.to_vec()).expect("Vault holds text");
-        self.server.edit_outside(
-            "secret",
-            &format!("{FOLDER}/{key}"),
-            key,
-            Value::String(text),
-        );
-    }
-
-    async fn delete(&self, key: &str) {
-        self.server
-            .remove_outside("secret", &format!("{FOLDER}/{key}"));
-    }
-
-    async fn disable(&self, _key: &str) -> bool {
-        false
-    }
-
-    fn faults(&self) -> Option<&Faults> {
-        Some(self.server.faults())
-    }
-
-    fn page_size(&self) -> usize {
-        // Vault does not page a listing.
-        usize::MAX
-    }
-}
+use vsync_testcontainers::faults::Call;
 
 source_suite!(VaultKv::start().await);
 

@@ -7,8 +7,9 @@
 //! outages, binary values where the platform has them, and a re-import
 //! that reads nothing.
 //!
-//! A platform test file implements [`Harness`] for its service and expands
-//! `source_suite!` once.
+//! Each platform's harness (its service and [`Harness`]) is a module here,
+//! shared by its test file, which expands `source_suite!` once, and by the
+//! import benchmark (`benches/import.rs`).
 
 #![allow(dead_code)] // each test binary uses the parts its platform supports
 
@@ -24,6 +25,19 @@ use vsync_engine::source::{ListedSecret, Source};
 use vsync_engine::sync::RetryPolicy;
 use vsync_engine::sync::record::Record;
 use vsync_testcontainers::faults::{Call, Faults};
+
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
+#[cfg(feature = "dotenv")]
+pub mod dotenv;
+#[cfg(feature = "gcp")]
+pub mod gcp;
+#[cfg(feature = "onepassword")]
+pub mod onepassword;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 /// A platform under test: its source, and the back door a test needs to
 /// fill and disturb what the platform holds.
