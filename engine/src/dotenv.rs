@@ -436,14 +436,20 @@ pub enum UpdateError {
 /// as written. A changed key's entry is rewritten in place (its last
 /// occurrence, the one that wins; earlier ones are left, still shadowed), a
 /// deleted key loses every occurrence, and keys the file does not hold are
-/// appended in one block at the end, in the order given. Refuses a file the
+/// appended in one block at the end, in the order given (a key changed
+/// twice takes its later change). Refuses a file the
 /// grammar cannot read as written, and values it cannot carry, before
 /// producing anything.
 pub fn update<'a>(
     text: &str,
     changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
 ) -> Result<Zeroizing<String>, UpdateError> {
-    let changes: Vec<(&str, Option<&str>)> = changes.into_iter().collect();
+    // A key changed twice: the later change wins.
+    let mut changes: Vec<(&str, Option<&str>)> = changes.into_iter().collect();
+    let mut seen = std::collections::HashSet::new();
+    changes.reverse();
+    changes.retain(|(key, _)| seen.insert(*key));
+    changes.reverse();
     let parsed = parse(text);
     if !parsed.problems.is_empty() {
         return Err(UpdateError::Problems(parsed.problems));
