@@ -19,6 +19,8 @@ use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::{Builder as HttpClientBuilder, ConnectorBuilder, tls};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use vsync_engine::sink::{SinkError, require_secure_transport};
+use zeroize::Zeroizing;
 
 /// The SDK's HTTPS client on rustls with aws-lc (one TLS stack for every
 /// AWS client), sending through `proxy` rather than the SDK's own
@@ -103,7 +105,7 @@ impl ProvideCredentials for StandardChain {
 /// alike, and retries underneath would multiply them — bounded connect and
 /// operation times, and the HTTPS client honouring `HTTPS_PROXY` /
 /// `NO_PROXY` like every other vsync client.
-pub fn sdk_config(
+fn sdk_config(
     region: &str,
     endpoint: Option<&str>,
     credentials: SharedCredentialsProvider,
@@ -124,6 +126,123 @@ pub fn sdk_config(
         config = config.endpoint_url(endpoint.trim_end_matches('/'));
     }
     config.build()
+}
+
+/// Where and as whom vsync reaches Secrets Manager: the region, the
+/// endpoint when moved (an emulator, a VPC endpoint), and a static key when
+/// one is given (else AWS's standard chain). The sink and the source take
+/// it alike, so both check it and build their client the same way.
+#[derive(Clone, Default)]
+pub struct Access {
+    region: String,
+    endpoint: Option<String>,
+    access_key_id: String,
+    secret_access_key: Zeroizing<String>,
+    session_token: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("credentials", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Access {
+    /// Secrets Manager of `region`, credentials from AWS's standard chain.
+    pub fn region(region: impl Into<String>) -> Self {
+        Access {
+            region: region.into(),
+            ..Access::default()
+        }
+    }
+
+    /// The service endpoint, e.g. `http://127.0.0.1:4566` for a local
+    /// emulator or a VPC endpoint's URL (what
+    /// `AWS_ENDPOINT_URL_SECRETS_MANAGER` carries). Default: the regional
+    /// AWS endpoint.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+
+    /// A static key (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`) instead
+    /// of the standard chain.
+    pub fn credentials(
+        mut self,
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+    ) -> Self {
+        self.access_key_id = access_key_id.into();
+        self.secret_access_key = Zeroizing::new(secret_access_key.into());
+        self
+    }
+
+    /// The session token of temporary credentials (`AWS_SESSION_TOKEN`).
+    pub fn session_token(mut self, token: impl Into<String>) -> Self {
+        self.session_token = Some(Zeroizing::new(token.into()));
+        self
+    }
+
+    /// The region's name.
+    pub fn region_name(&self) -> &str {
+        &self.region
+    }
+
+    /// The endpoint, when moved.
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.endpoint.as_deref()
+    }
+
+    /// Checks the access — a region, a whole static key or none, an
+    /// endpoint that is a URL sending credentials over TLS (plain http only
+    /// to this machine) — and builds the client settings ([`sdk_config`]).
+    /// `region_hint` says how this caller's user sets the region.
+    pub fn sdk_config(&self, region_hint: &str) -> Result<SdkConfig, SinkError> {
+        let misconfigured = |message: String| Err(SinkError::Misconfigured(message));
+        if self.region.trim().is_empty() {
+            return misconfigured(format!("the AWS region is not set; {region_hint}"));
+        }
+        if self.access_key_id.is_empty() != self.secret_access_key.is_empty() {
+            let missing = if self.access_key_id.is_empty() {
+                "AWS_ACCESS_KEY_ID"
+            } else {
+                "AWS_SECRET_ACCESS_KEY"
+            };
+            return misconfigured(format!(
+                "half of a static AWS key is set: set {missing} too, or neither to use the profile or role credentials"
+            ));
+        }
+        if let Some(endpoint) = &self.endpoint {
+            if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+                let shown = match endpoint.char_indices().nth(80) {
+                    Some((cut, _)) => format!("{:?}…", &endpoint[..cut]),
+                    None => format!("{endpoint:?}"),
+                };
+                return misconfigured(format!(
+                    "the AWS endpoint {shown} is not a URL; expected https://HOST[:PORT]"
+                ));
+            }
+            require_secure_transport("the AWS endpoint", endpoint)?;
+        }
+        let credentials = if self.access_key_id.is_empty() {
+            standard_chain(Region::new(self.region.clone()))
+        } else {
+            static_key(
+                &self.access_key_id,
+                &self.secret_access_key,
+                self.session_token.as_ref().map(|token| token.as_str()),
+            )
+        };
+        Ok(sdk_config(
+            &self.region,
+            self.endpoint.as_deref(),
+            credentials,
+        ))
+    }
 }
 
 /// Says what to fix when AWS refuses the credentials or a permission,

@@ -10,7 +10,7 @@
 //! endpoint.
 
 use serde::Deserialize;
-use vsync_crypto::Zeroizing;
+use vsync_connections::aws::Access;
 use vsync_engine::sink::Sink;
 use vsync_engine::source::Source;
 use vsync_sinks::aws::{AwsSecretsManagerSink, DeletePolicy};
@@ -105,19 +105,9 @@ fn sink(request: &SinkRequest<'_>) -> Result<Box<dyn Sink>, PlatformError> {
         what: "AWS region",
         flag: "--aws-region=<region>",
     })?;
-    let mut builder = AwsSecretsManagerSink::builder().region(region);
+    let mut builder = AwsSecretsManagerSink::builder().access(access(request, region)?);
     if let Some(prefix) = routing.secret_prefix {
         builder = builder.prefix(prefix);
-    }
-    let connection = Connection::discover(request)?;
-    if let Some(endpoint) = connection.endpoint {
-        builder = builder.endpoint(endpoint);
-    }
-    if let Some((id, secret)) = connection.key {
-        builder = builder.credentials(id.as_str(), secret.as_str());
-    }
-    if let Some(token) = connection.session_token {
-        builder = builder.session_token(token.as_str());
     }
     if routing.force_delete {
         builder = builder.delete_policy(DeletePolicy::ForceWithoutRecovery);
@@ -150,56 +140,41 @@ fn source(request: &SourceRequest<'_>) -> Result<Box<dyn Source>, PlatformError>
             )
         })?;
     let mut builder = AwsSecretsManagerSource::builder()
-        .region(region)
+        .access(access(request, region)?)
         .split_json(settings.split_json);
     if let Some(prefix) = settings.prefix {
         builder = builder.prefix(prefix);
     }
-    let connection = Connection::discover(request)?;
-    if let Some(endpoint) = connection.endpoint {
-        builder = builder.endpoint(endpoint);
-    }
-    if let Some((id, secret)) = connection.key {
-        builder = builder.credentials(id.as_str(), secret.as_str());
-    }
-    if let Some(token) = connection.session_token {
-        builder = builder.session_token(token.as_str());
-    }
     Ok(Box::new(builder.build()?))
 }
 
-/// How the environment says to reach AWS, for the sink and the source
-/// alike: the endpoint when moved, and a static key when one is set (else
-/// AWS's standard chain finds the credentials).
-struct Connection {
-    endpoint: Option<String>,
-    key: Option<(String, Zeroizing<String>)>,
-    session_token: Option<Zeroizing<String>>,
-}
-
-impl Connection {
-    fn discover(request: &impl Credentials) -> Result<Self, PlatformError> {
-        let endpoint = request
-            .var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-            .or_else(|| request.var("AWS_ENDPOINT_URL"));
-        let key = match (
-            request.var("AWS_ACCESS_KEY_ID"),
-            request.secret("AWS_SECRET_ACCESS_KEY"),
-        ) {
-            (Some(id), Some(secret)) => Some((id, secret)),
-            (None, None) => None,
-            (Some(_), None) | (None, Some(_)) => {
-                return Err(PlatformError::Setup(
-                    "AWS: only half of a static key is set; set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither to use a profile or role".into(),
-                ));
-            }
-        };
-        Ok(Connection {
-            endpoint,
-            key,
-            session_token: request.secret("AWS_SESSION_TOKEN"),
-        })
+/// How the environment says to reach Secrets Manager of `region`, for the
+/// sink and the source alike: the endpoint when moved, and a static key
+/// when one is set (else AWS's standard chain finds the credentials).
+fn access(request: &impl Credentials, region: String) -> Result<Access, PlatformError> {
+    let mut access = Access::region(region);
+    if let Some(endpoint) = request
+        .var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+        .or_else(|| request.var("AWS_ENDPOINT_URL"))
+    {
+        access = access.endpoint(endpoint);
     }
+    match (
+        request.var("AWS_ACCESS_KEY_ID"),
+        request.secret("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        (Some(id), Some(secret)) => access = access.credentials(id, secret.as_str()),
+        (None, None) => {}
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(PlatformError::Setup(
+                "AWS: only half of a static key is set; set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither to use a profile or role".into(),
+            ));
+        }
+    }
+    if let Some(token) = request.secret("AWS_SESSION_TOKEN") {
+        access = access.session_token(token.as_str());
+    }
+    Ok(access)
 }
 
 #[cfg(test)]

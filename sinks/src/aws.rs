@@ -48,11 +48,12 @@ use std::fmt;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::Region;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
+/// Where and as whom the sink reaches Secrets Manager, shared with the AWS source.
+pub use vsync_connections::aws::Access;
 use vsync_connections::aws::{
     DENIED_HINT, MAX_SECRET_NAME_LEN as MAX_NAME_LEN, Refusal,
     SECRET_NAME_PUNCTUATION as NAME_PUNCTUATION, is_credentials_failure, mentions_deletion,
@@ -93,12 +94,8 @@ impl Default for DeletePolicy {
 /// Builds an [`AwsSecretsManagerSink`]; [`AwsSecretsManagerSink::builder`].
 #[derive(Default)]
 pub struct AwsSecretsManagerSinkBuilder {
-    endpoint: Option<String>,
-    region: String,
+    access: Access,
     prefix: String,
-    access_key_id: String,
-    secret_access_key: Zeroizing<String>,
-    session_token: Option<Zeroizing<String>>,
     delete_policy: DeletePolicy,
     page_size: Option<i32>,
 }
@@ -106,10 +103,8 @@ pub struct AwsSecretsManagerSinkBuilder {
 impl fmt::Debug for AwsSecretsManagerSinkBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AwsSecretsManagerSinkBuilder")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
+            .field("access", &self.access)
             .field("prefix", &self.prefix)
-            .field("credentials", &"<redacted>")
             .field("delete_policy", &self.delete_policy)
             .field("page_size", &self.page_size)
             .finish()
@@ -117,17 +112,10 @@ impl fmt::Debug for AwsSecretsManagerSinkBuilder {
 }
 
 impl AwsSecretsManagerSinkBuilder {
-    /// The service endpoint, e.g. `http://127.0.0.1:4566` for a local
-    /// emulator or a VPC endpoint's URL (what `AWS_ENDPOINT_URL_SECRETSMANAGER`
-    /// carries). Default: the regional AWS endpoint.
-    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoint = Some(url.into());
-        self
-    }
-
-    /// The region (upstream's `--aws-region`); required.
-    pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.region = region.into();
+    /// The region (upstream's `--aws-region`), the endpoint and the
+    /// credentials; the region is required.
+    pub fn access(mut self, access: Access) -> Self {
+        self.access = access;
         self
     }
 
@@ -136,24 +124,6 @@ impl AwsSecretsManagerSinkBuilder {
     /// sees only secrets whose names start with it.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
-        self
-    }
-
-    /// Static credentials (the standard `AWS_ACCESS_KEY_ID` /
-    /// `AWS_SECRET_ACCESS_KEY`).
-    pub fn credentials(
-        mut self,
-        access_key_id: impl Into<String>,
-        secret_access_key: impl Into<String>,
-    ) -> Self {
-        self.access_key_id = access_key_id.into();
-        self.secret_access_key = Zeroizing::new(secret_access_key.into());
-        self
-    }
-
-    /// The session token of temporary credentials (`AWS_SESSION_TOKEN`).
-    pub fn session_token(mut self, token: impl Into<String>) -> Self {
-        self.session_token = Some(Zeroizing::new(token.into()));
         self
     }
 
@@ -173,21 +143,9 @@ impl AwsSecretsManagerSinkBuilder {
     /// Checks the settings and builds the sink. No request is sent.
     pub fn build(self) -> Result<AwsSecretsManagerSink, SinkError> {
         let misconfigured = |message: String| Err(SinkError::Misconfigured(message));
-        if self.region.trim().is_empty() {
-            return misconfigured(
-                "the AWS region is not set; pass --aws-region (e.g. eu-west-1)".into(),
-            );
-        }
-        if self.access_key_id.is_empty() != self.secret_access_key.is_empty() {
-            let missing = if self.access_key_id.is_empty() {
-                "AWS_ACCESS_KEY_ID"
-            } else {
-                "AWS_SECRET_ACCESS_KEY"
-            };
-            return misconfigured(format!(
-                "half of a static AWS key is set: set {missing} too, or neither to use the profile or role credentials"
-            ));
-        }
+        let shared = self
+            .access
+            .sdk_config("pass --aws-region (e.g. eu-west-1)")?;
         if let Some(bad) = self
             .prefix
             .chars()
@@ -217,29 +175,6 @@ impl AwsSecretsManagerSinkBuilder {
                 "a list page size of {page_size}; ListSecrets takes 1 to {MAX_PAGE}"
             ));
         }
-        if let Some(endpoint) = &self.endpoint
-            && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
-        {
-            return misconfigured(format!(
-                "the AWS endpoint {endpoint:?} is not a URL; expected https://HOST[:PORT]"
-            ));
-        }
-        if let Some(endpoint) = &self.endpoint {
-            vsync_engine::sink::require_secure_transport("the AWS endpoint", endpoint)?;
-        }
-
-        let region = Region::new(self.region.clone());
-        let credentials = if self.access_key_id.is_empty() {
-            vsync_connections::aws::standard_chain(region.clone())
-        } else {
-            vsync_connections::aws::static_key(
-                &self.access_key_id,
-                &self.secret_access_key,
-                self.session_token.as_ref().map(|token| token.as_str()),
-            )
-        };
-        let shared =
-            vsync_connections::aws::sdk_config(&self.region, self.endpoint.as_deref(), credentials);
         let deletion = match self.delete_policy {
             DeletePolicy::RecoveryWindow { .. } => Deletion::Recoverable,
             DeletePolicy::ForceWithoutRecovery => Deletion::Immediate,
@@ -247,8 +182,8 @@ impl AwsSecretsManagerSinkBuilder {
         Ok(AwsSecretsManagerSink {
             client: Client::new(&shared),
             capabilities: capabilities(deletion),
-            endpoint: self.endpoint,
-            region: self.region,
+            endpoint: self.access.endpoint_url().map(str::to_owned),
+            region: self.access.region_name().to_owned(),
             prefix: self.prefix,
             delete_policy: self.delete_policy,
             page_size,
@@ -625,10 +560,12 @@ fn scrub(message: &str, value: Option<&SecretValue>) -> String {
 mod tests {
     use super::*;
 
+    fn access() -> Access {
+        Access::region("eu-west-1").credentials("AKIDEXAMPLE", "secret")
+    }
+
     fn builder() -> AwsSecretsManagerSinkBuilder {
-        AwsSecretsManagerSink::builder()
-            .region("eu-west-1")
-            .credentials("AKIDEXAMPLE", "secret")
+        AwsSecretsManagerSink::builder().access(access())
     }
 
     #[test]
@@ -642,8 +579,8 @@ mod tests {
         let plain = builder().build().unwrap();
         assert_eq!(plain.map_name("DB_PASS"), "DB_PASS");
         assert_eq!(plain.target(), "aws-secrets-manager:region=eu-west-1");
-        let local = builder()
-            .endpoint("http://127.0.0.1:4566/")
+        let local = AwsSecretsManagerSink::builder()
+            .access(access().endpoint("http://127.0.0.1:4566/"))
             .build()
             .unwrap();
         assert_eq!(
@@ -658,12 +595,16 @@ mod tests {
             Err(SinkError::Misconfigured(message)) => message,
             other => panic!("expected a refusal, got {other:?}"),
         };
-        assert!(refused(AwsSecretsManagerSink::builder().credentials("a", "b")).contains("region"));
+        assert!(
+            refused(
+                AwsSecretsManagerSink::builder().access(Access::default().credentials("a", "b"))
+            )
+            .contains("region")
+        );
         assert!(
             refused(
                 AwsSecretsManagerSink::builder()
-                    .region("eu-west-1")
-                    .credentials("", "b")
+                    .access(Access::region("eu-west-1").credentials("", "b"))
             )
             .contains("AWS_ACCESS_KEY_ID")
         );
@@ -671,7 +612,7 @@ mod tests {
         // on the first request.
         assert!(
             AwsSecretsManagerSink::builder()
-                .region("eu-west-1")
+                .access(Access::region("eu-west-1"))
                 .build()
                 .is_ok()
         );
@@ -682,7 +623,10 @@ mod tests {
                 .contains("7 to 30")
         );
         assert!(refused(builder().list_page_size(101)).contains("1 to 100"));
-        assert!(refused(builder().endpoint("localhost:4566")).contains("not a URL"));
+        assert!(
+            refused(AwsSecretsManagerSink::builder().access(access().endpoint("localhost:4566")))
+                .contains("not a URL")
+        );
         assert!(
             builder()
                 .delete_policy(DeletePolicy::RecoveryWindow { days: 7 })

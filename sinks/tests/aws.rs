@@ -21,7 +21,7 @@ use suite::{Platform, Vault, options};
 use vsync_crypto::Zeroizing;
 use vsync_engine::sink::{Change, SecretValue, Sink, SinkError};
 use vsync_engine::sync::{Action, Outcome, SyncError, SyncOptions, SyncStatus};
-use vsync_sinks::aws::{AwsSecretsManagerSink, DeletePolicy};
+use vsync_sinks::aws::{Access, AwsSecretsManagerSink, DeletePolicy};
 use vsync_testcontainers::MotoServer;
 
 /// Every name the suite writes lives under it, so the prefix filter is in
@@ -66,10 +66,12 @@ fn client(endpoint: &str, access_key_id: &str, secret_access_key: &str) -> Clien
 impl Aws {
     fn sink_with(&self, policy: DeletePolicy) -> AwsSecretsManagerSink {
         AwsSecretsManagerSink::builder()
-            .endpoint(self.server.endpoint())
-            .region(self.server.region())
+            .access(
+                Access::region(self.server.region())
+                    .endpoint(self.server.endpoint())
+                    .credentials(self.server.access_key_id(), self.server.secret_access_key()),
+            )
             .prefix(PREFIX)
-            .credentials(self.server.access_key_id(), self.server.secret_access_key())
             .delete_policy(policy)
             .list_page_size(PAGE)
             .build()
@@ -507,10 +509,12 @@ async fn bad_credentials_are_denied_and_name_no_value() {
     ];
     for (access_key_id, secret_access_key, code) in refused {
         let sink = AwsSecretsManagerSink::builder()
-            .endpoint(aws.server.endpoint())
-            .region(aws.server.region())
+            .access(
+                Access::region(aws.server.region())
+                    .endpoint(aws.server.endpoint())
+                    .credentials(access_key_id, secret_access_key),
+            )
             .prefix(PREFIX)
-            .credentials(access_key_id, secret_access_key)
             .build()
             .unwrap();
         assert!(

@@ -46,7 +46,7 @@ use std::hash::BuildHasher;
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::interceptors::BeforeDeserializationInterceptorContextMut;
-use aws_sdk_secretsmanager::config::{ConfigBag, Intercept, Region, RuntimeComponents};
+use aws_sdk_secretsmanager::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_secretsmanager::error::{
     BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError,
 };
@@ -55,14 +55,14 @@ use aws_sdk_secretsmanager::primitives::DateTimeFormat;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, SecretListEntry};
 use aws_smithy_types::body::SdkBody;
 use http_body_util::{LengthLimitError, Limited};
+/// Where and as whom the source reaches Secrets Manager, shared with the AWS sink.
+pub use vsync_connections::aws::Access;
 use vsync_connections::aws::{
     DENIED_HINT, MAX_SECRET_NAME_LEN, Refusal, is_credentials_failure, is_secret_name,
     mentions_deletion, refusal,
 };
 use vsync_crypto::Zeroizing;
-use vsync_engine::sink::{
-    RateBudget, SecretValue, SinkError, WriteLimit, one_line_message, require_secure_transport,
-};
+use vsync_engine::sink::{RateBudget, SecretValue, SinkError, WriteLimit, one_line_message};
 use vsync_engine::source::{ListedSecret, ReadBatch, Source, SourceCapabilities, SourceValue};
 
 /// The staging label of the version applications read.
@@ -83,26 +83,16 @@ pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 /// Builds an [`AwsSecretsManagerSource`]; [`AwsSecretsManagerSource::builder`].
 #[derive(Default)]
 pub struct AwsSecretsManagerSourceBuilder {
-    endpoint: Option<String>,
-    region: String,
+    access: Access,
     prefix: String,
-    access_key_id: String,
-    secret_access_key: Zeroizing<String>,
-    session_token: Option<Zeroizing<String>>,
     split_json: bool,
 }
 
 impl AwsSecretsManagerSourceBuilder {
-    /// The service endpoint, e.g. `http://127.0.0.1:4566` for a local
-    /// emulator or a VPC endpoint's URL. Default: the regional AWS endpoint.
-    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoint = Some(url.into());
-        self
-    }
-
-    /// The region; required.
-    pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.region = region.into();
+    /// The region, the endpoint and the credentials; the region is
+    /// required.
+    pub fn access(mut self, access: Access) -> Self {
+        self.access = access;
         self
     }
 
@@ -111,24 +101,6 @@ impl AwsSecretsManagerSourceBuilder {
     /// import's `--prefix` strips it.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
-        self
-    }
-
-    /// Static credentials (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`);
-    /// without them, AWS's standard chain.
-    pub fn credentials(
-        mut self,
-        access_key_id: impl Into<String>,
-        secret_access_key: impl Into<String>,
-    ) -> Self {
-        self.access_key_id = access_key_id.into();
-        self.secret_access_key = Zeroizing::new(secret_access_key.into());
-        self
-    }
-
-    /// The session token of temporary credentials (`AWS_SESSION_TOKEN`).
-    pub fn session_token(mut self, token: impl Into<String>) -> Self {
-        self.session_token = Some(Zeroizing::new(token.into()));
         self
     }
 
@@ -142,47 +114,15 @@ impl AwsSecretsManagerSourceBuilder {
     /// Checks the settings and builds the source. No request is sent.
     pub fn build(self) -> Result<AwsSecretsManagerSource, SinkError> {
         let misconfigured = |message: String| Err(SinkError::Misconfigured(message));
-        if self.region.trim().is_empty() {
-            return misconfigured(
-                "the AWS region is not set; pass --set region=<region> or set AWS_REGION".into(),
-            );
-        }
-        if self.access_key_id.is_empty() != self.secret_access_key.is_empty() {
-            let missing = if self.access_key_id.is_empty() {
-                "AWS_ACCESS_KEY_ID"
-            } else {
-                "AWS_SECRET_ACCESS_KEY"
-            };
-            return misconfigured(format!(
-                "half of a static AWS key is set: set {missing} too, or neither to use the profile or role credentials"
-            ));
-        }
+        let shared = self
+            .access
+            .sdk_config("pass --set region=<region> or set AWS_REGION")?;
         if !self.prefix.is_empty() && !is_secret_name(&self.prefix) {
             return misconfigured(format!(
                 "the AWS name prefix {} is not the start of a secret name: at most {MAX_SECRET_NAME_LEN} ASCII letters, digits and /_+=.@-",
                 shown(&self.prefix)
             ));
         }
-        if let Some(endpoint) = &self.endpoint {
-            if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
-                return misconfigured(format!(
-                    "the AWS endpoint {} is not a URL; expected https://HOST[:PORT]",
-                    shown(endpoint)
-                ));
-            }
-            require_secure_transport("the AWS endpoint", endpoint)?;
-        }
-        let credentials = if self.access_key_id.is_empty() {
-            vsync_connections::aws::standard_chain(Region::new(self.region.clone()))
-        } else {
-            vsync_connections::aws::static_key(
-                &self.access_key_id,
-                &self.secret_access_key,
-                self.session_token.as_ref().map(|token| token.as_str()),
-            )
-        };
-        let shared =
-            vsync_connections::aws::sdk_config(&self.region, self.endpoint.as_deref(), credentials);
         let config = aws_sdk_secretsmanager::config::Builder::from(&shared)
             .interceptor(CapAnswers)
             .build();
@@ -199,8 +139,8 @@ impl AwsSecretsManagerSourceBuilder {
                     limits: const { &[WriteLimit::per_second(100)] },
                 },
             },
-            endpoint: self.endpoint,
-            region: self.region,
+            endpoint: self.access.endpoint_url().map(str::to_owned),
+            region: self.access.region_name().to_owned(),
             prefix: self.prefix,
             split_json: self.split_json,
         })
@@ -671,9 +611,11 @@ mod tests {
 
     fn source_at(endpoint: &str) -> AwsSecretsManagerSource {
         AwsSecretsManagerSource::builder()
-            .endpoint(endpoint)
-            .region("us-east-1")
-            .credentials("AKIDEXAMPLE", "secret")
+            .access(
+                Access::region("us-east-1")
+                    .endpoint(endpoint)
+                    .credentials("AKIDEXAMPLE", "secret"),
+            )
             .build()
             .unwrap()
     }
@@ -936,12 +878,16 @@ mod tests {
             Err(other) => other.to_string(),
             Ok(_) => panic!("expected a refusal"),
         };
-        let base = || AwsSecretsManagerSource::builder().region("eu-west-1");
+        let in_region = || Access::region("eu-west-1");
+        let with = |access: Access| AwsSecretsManagerSource::builder().access(access);
+        let base = || with(in_region());
         assert!(refused(AwsSecretsManagerSource::builder()).contains("AWS_REGION"));
-        assert!(refused(base().credentials("AKID", "")).contains("AWS_SECRET_ACCESS_KEY"));
+        assert!(
+            refused(with(in_region().credentials("AKID", ""))).contains("AWS_SECRET_ACCESS_KEY")
+        );
         assert!(refused(base().prefix("my app/")).contains("\"my app/\""));
-        assert!(refused(base().endpoint("localhost:4566")).contains("not a URL"));
-        assert!(refused(base().endpoint("http://sm.example")).contains("https"));
+        assert!(refused(with(in_region().endpoint("localhost:4566"))).contains("not a URL"));
+        assert!(refused(with(in_region().endpoint("http://sm.example"))).contains("https"));
         let source = base().prefix("app/").split_json(true).build().unwrap();
         assert_eq!(
             source.origin(),

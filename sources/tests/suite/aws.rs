@@ -9,7 +9,7 @@ use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_sdk_secretsmanager::primitives::Blob;
 use vsync_engine::source::Source;
-use vsync_sources::aws::{AwsSecretsManagerSource, AwsSecretsManagerSourceBuilder};
+use vsync_sources::aws::{Access, AwsSecretsManagerSource, AwsSecretsManagerSourceBuilder};
 use vsync_testcontainers::MotoServer;
 use vsync_testcontainers::faults::Faults;
 
@@ -42,10 +42,11 @@ pub async fn start() -> Aws {
 
 impl Aws {
     pub fn builder(&self) -> AwsSecretsManagerSourceBuilder {
-        AwsSecretsManagerSource::builder()
-            .endpoint(self.server.endpoint())
-            .region(self.server.region())
-            .credentials(self.server.access_key_id(), self.server.secret_access_key())
+        AwsSecretsManagerSource::builder().access(
+            Access::region(self.server.region())
+                .endpoint(self.server.endpoint())
+                .credentials(self.server.access_key_id(), self.server.secret_access_key()),
+        )
     }
 
     /// Creates `name`, or writes a new version of it: text in
@@ -90,9 +91,11 @@ impl Harness for Aws {
 
     fn source_with_bad_credentials(&self) -> Option<Box<dyn Source>> {
         let source = AwsSecretsManagerSource::builder()
-            .endpoint(self.server.endpoint())
-            .region(self.server.region())
-            .credentials(self.server.access_key_id(), "not-the-secret-key")
+            .access(
+                Access::region(self.server.region())
+                    .endpoint(self.server.endpoint())
+                    .credentials(self.server.access_key_id(), "not-the-secret-key"),
+            )
             .build()
             .expect("valid settings");
         Some(Box::new(source))
