@@ -45,11 +45,25 @@ pub fn usage(message: String) -> Failure {
 }
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
+    // Generated help needs no machine state (and asks no keychain).
+    match &cli.command {
+        Command::Completions { shell } => {
+            crate::docs::completions(*shell);
+            return Ok(());
+        }
+        Command::Man { dir } => return crate::docs::man(dir.as_deref()),
+        _ => {}
+    }
     let cwd =
         std::env::current_dir().map_err(|err| usage(format!("no working directory: {err}")))?;
     let ctx = Context::from_env(cwd, cli.repo)?;
-    if let Some(warning) = &ctx.keystore_warning {
-        eprintln!("warning: {warning}");
+    if let Some(notice) = &ctx.keystore_notice {
+        eprintln!("note: {notice}");
+    }
+    if let Err(err) = ctx.remember_keystore_fallback() {
+        eprintln!(
+            "warning: could not remember the file keystore for this machine ({err}); the note above will repeat"
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -212,6 +226,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             quiet,
             check_remote,
         } => crate::status::run(&ctx, &runtime, json, quiet, check_remote),
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("answered above"),
     }
 }
 

@@ -3,6 +3,7 @@
 //! to stderr; failures exit with the code `OpsError::exit_code` gives.
 
 mod commands;
+mod docs;
 mod import;
 mod lifecycle;
 mod progress;
@@ -160,6 +161,19 @@ enum Command {
     /// them (with the profiles) in a passphrase-sealed `.keytree`.
     #[command(subcommand)]
     Keystore(KeystoreCommand),
+    /// Print the completion script of a shell: `source <(vsync completions
+    /// bash)`, or save it where the shell loads completions from.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages: `vsync.1` on stdout, or with `--dir` one page per
+    /// command (`vsync.1`, `vsync-push.1`, …) into that directory.
+    Man {
+        /// The directory to write every command's page into.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Show the env's audit log (who pushed, pulled, exported, imported or
     /// rotated, and when), newest first.
     Audit(AuditLogArgs),
@@ -411,13 +425,19 @@ fn parse_on_off(value: &str) -> Result<bool, String> {
     }
 }
 
-fn main() -> ExitCode {
-    let matches = import::with_aliases(
+/// The whole command line: the derived commands, each platform's `sync`
+/// flags and the import aliases from the registry. Parsing, completions and
+/// man pages all read this one definition.
+fn command() -> clap::Command {
+    import::with_aliases(
         Cli::command()
             .mut_subcommand("sync", sync::with_platform_flags)
             .mut_subcommand("import", |import| import.after_help(import::sources_help())),
     )
-    .get_matches();
+}
+
+fn main() -> ExitCode {
+    let matches = command().get_matches();
     let mut cli = match import::alias_matches(&matches) {
         Some(command) => Cli {
             repo: matches.get_one::<String>("repo").cloned(),

@@ -84,6 +84,7 @@ fn to_json(report: &StatusReport) -> serde_json::Value {
         "originUrl": report.origin_url,
         "worktree": report.worktree.as_ref().map(|w| w.display().to_string()),
         "keystore": report.keystore,
+        "keystoreChoice": report.keystore_choice,
         "envs": envs,
         "profiles": profiles,
         "notices": report.notices,
@@ -108,7 +109,10 @@ fn print_text(report: &StatusReport) {
             main.display()
         );
     }
-    println!("Keystore:  {}", report.keystore);
+    println!(
+        "Keystore:  {} ({})",
+        report.keystore, report.keystore_choice
+    );
     println!();
     let dash = || "—".to_owned();
     let header = [

@@ -151,7 +151,7 @@ async fn newcomer_flow_works_on_the_local_store_without_any_account() {
     assert!(String::from_utf8_lossy(&init.stderr).contains("local directory store"));
     assert_eq!(
         std::fs::read_to_string(machine.checkout.join(".vsync")).unwrap(),
-        "# .vsync — vsync identity pin (commit this file)\n# Docs: https://muthuishere.github.io/vsync/architecture/repo-identity\nrepo=demo\n"
+        "# .vsync — vsync identity pin (commit this file)\n# Docs: https://github.com/vsync-rs/vsync#the-vsync-pin\nrepo=demo\n"
     );
     let files = write_vault(&machine.vault(), "postgres://local");
     machine.ok(&["push", "dev"]).await;

@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use vsync_crypto::Zeroizing;
@@ -81,15 +81,58 @@ pub enum Keystore {
     File(PathBuf),
 }
 
-/// The outcome of [`Keystore::select`]: the keystore, and a warning for the
-/// user when the keychain was wanted but is not available.
+/// Why the keystore in use is the one in use (shown by `status` and
+/// `doctor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// `VSYNC_KEYSTORE=file` named it.
+    Variable,
+    /// The OS keychain answered.
+    KeychainAnswered,
+    /// An earlier command found no OS keychain on this machine and
+    /// remembered the file keystore in this file.
+    Remembered(PathBuf),
+    /// No OS keychain answered now, for this reason (its first line).
+    NoKeychain {
+        /// What the keychain said.
+        reason: String,
+        /// Where to remember the fallback so that later commands neither
+        /// ask the keychain again nor repeat the notice; `None` when
+        /// `VSYNC_KEYSTORE` asked for the keychain (the user wants it tried
+        /// each time).
+        remember_at: Option<PathBuf>,
+    },
+}
+
+impl Choice {
+    /// Half a sentence: why this keystore.
+    pub fn describe(&self) -> String {
+        match self {
+            Choice::Variable => "chosen by VSYNC_KEYSTORE=file".to_owned(),
+            Choice::KeychainAnswered => "the OS keychain answers".to_owned(),
+            Choice::Remembered(path) => format!(
+                "no OS keychain answered on this machine, remembered in {}; delete it or set VSYNC_KEYSTORE=keychain to ask again",
+                path.display()
+            ),
+            Choice::NoKeychain { reason, .. } => format!("no OS keychain answers ({reason})"),
+        }
+    }
+}
+
+/// The outcome of [`Keystore::select`]: the keystore, why, and a notice
+/// for the user when the keychain was wanted but is not available.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     /// The keystore to use.
     pub keystore: Keystore,
-    /// A warning to print, if any.
+    /// Why it is the one.
+    pub choice: Choice,
+    /// A one-line notice to print, if any.
     pub warning: Option<String>,
 }
+
+/// The first line of the fallback file: the keystore it chooses.
+const REMEMBERED_FILE_KEYSTORE: &str = "file";
 
 impl Keystore {
     /// The file keystore of `base`.
@@ -98,8 +141,9 @@ impl Keystore {
     }
 
     /// Chooses the keystore: `VSYNC_KEYSTORE=file` (`vsync_keystore`) gives
-    /// the file keystore; otherwise the OS keychain when it answers, else the
-    /// file keystore with a warning.
+    /// the file keystore; otherwise a fallback remembered for this machine
+    /// ([`remember_fallback`]), else the OS keychain when it answers, else
+    /// the file keystore with a notice. Writes nothing.
     pub fn select(base: &ConfigBase, vsync_keystore: Option<&str>) -> Selection {
         Self::select_with(base, vsync_keystore, probe_keyring)
     }
@@ -115,37 +159,61 @@ impl Keystore {
         if selector.eq_ignore_ascii_case(FILE_KEYSTORE_SELECTOR) {
             return Selection {
                 keystore: Self::file(base),
+                choice: Choice::Variable,
                 warning: None,
             };
         }
-        let unknown = (!selector.is_empty()
-            && !["keyring", "keychain", "os"]
-                .iter()
-                .any(|known| known.eq_ignore_ascii_case(selector)))
-        .then(|| {
-            format!(
+        let asked_for_keychain = ["keyring", "keychain", "os"]
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(selector));
+        let mut notes = Vec::new();
+        if !selector.is_empty() && !asked_for_keychain {
+            notes.push(format!(
                 "VSYNC_KEYSTORE={selector:?} is not understood (use `file` or `keychain`); using the default"
-            )
-        });
-        match probe() {
-            Ok(()) => Selection {
-                keystore: Keystore::Keyring,
-                warning: unknown,
-            },
-            Err(reason) => {
-                let file = Self::file(base);
-                let fallback = format!(
-                    "no OS keychain available ({reason}); keys are kept in the {} (set VSYNC_KEYSTORE=file to silence this warning)",
-                    file.describe()
-                );
-                Selection {
-                    keystore: file,
-                    warning: Some(match unknown {
-                        Some(unknown) => format!("{unknown}\n{fallback}"),
-                        None => fallback,
-                    }),
+            ));
+        }
+        let remember_at = base.keystore_fallback_path();
+        if !asked_for_keychain {
+            match read_remembered(base, &remember_at) {
+                Ok(true) => {
+                    return Selection {
+                        keystore: Self::file(base),
+                        choice: Choice::Remembered(remember_at),
+                        warning: (!notes.is_empty()).then(|| notes.join("; ")),
+                    };
                 }
+                Ok(false) => {}
+                Err(problem) => notes.push(problem),
             }
+        }
+        let (keystore, choice) = match probe() {
+            Ok(()) => (Keystore::Keyring, Choice::KeychainAnswered),
+            Err(reason) => {
+                let reason = first_line(&reason);
+                let file = Self::file(base);
+                notes.push(if asked_for_keychain {
+                    format!(
+                        "VSYNC_KEYSTORE asks for the OS keychain, but none answers ({reason}); keys are kept in the {} this time",
+                        file.describe()
+                    )
+                } else {
+                    format!(
+                        "no OS keychain answers ({reason}); this machine keeps keys in the {} from now on, remembered in {} (delete it or set VSYNC_KEYSTORE=keychain to ask again)",
+                        file.describe(),
+                        remember_at.display()
+                    )
+                });
+                let choice = Choice::NoKeychain {
+                    reason,
+                    remember_at: (!asked_for_keychain).then_some(remember_at),
+                };
+                (file, choice)
+            }
+        };
+        Selection {
+            keystore,
+            choice,
+            warning: (!notes.is_empty()).then(|| notes.join("; ")),
         }
     }
 
@@ -293,6 +361,55 @@ fn probe_keyring() -> Result<(), String> {
     }
 }
 
+/// Remembers, for this machine, that no OS keychain answers: later
+/// selections take the file keystore without asking the keychain (a D-Bus
+/// connection attempt on a headless machine) or printing the notice again.
+/// `path` is [`Choice::NoKeychain`]'s `remember_at`.
+pub fn remember_fallback(path: &Path) -> io::Result<()> {
+    let text = format!(
+        "{REMEMBERED_FILE_KEYSTORE}\n# vsync keeps this machine's keys in the file keystore: no OS keychain answered.\n# Delete this file, or set VSYNC_KEYSTORE=keychain, to ask the keychain again.\n"
+    );
+    fsutil::write_private_atomic_in_private_dir(path, text.as_bytes())
+}
+
+/// Whether `path` remembers the file keystore. A file someone else could
+/// have written is not trusted (it would move keys out of the keychain);
+/// the problem is returned for the notice.
+fn read_remembered(base: &ConfigBase, path: &Path) -> Result<bool, String> {
+    if let Err(not_private) = fsutil::check_private_chain(base.dir(), path) {
+        return Err(format!(
+            "ignoring the remembered keystore choice: {not_private}"
+        ));
+    }
+    let text = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(format!("cannot read {}: {err}", path.display())),
+    };
+    let chosen = String::from_utf8_lossy(&text)
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned);
+    match chosen.as_deref() {
+        Some(REMEMBERED_FILE_KEYSTORE) => Ok(true),
+        _ => Err(format!(
+            "{} is not understood (it should say `{REMEMBERED_FILE_KEYSTORE}`); delete it",
+            path.display()
+        )),
+    }
+}
+
+/// The first line of a keychain's reason, whose D-Bus errors span several.
+fn first_line(reason: &str) -> String {
+    reason
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("no reason given")
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +504,7 @@ mod tests {
                 chosen,
                 Selection {
                     keystore: file.clone(),
+                    choice: Choice::Variable,
                     warning: None
                 }
             );
@@ -396,6 +514,7 @@ mod tests {
             chosen,
             Selection {
                 keystore: Keystore::Keyring,
+                choice: Choice::KeychainAnswered,
                 warning: None
             }
         );
@@ -403,15 +522,38 @@ mod tests {
         assert_eq!(chosen.keystore, Keystore::Keyring);
         assert_eq!(chosen.warning, None);
 
-        let chosen = Keystore::select_with(&base, None, || Err("no D-Bus session bus".to_owned()));
+        // A D-Bus failure spans lines; the notice is one.
+        let dbus = "zbus error: Failed to connect to address unix:path=/run/user/0/bus\nNo such file or directory\n(os error 2)";
+        let chosen = Keystore::select_with(&base, None, || Err(dbus.to_owned()));
         assert_eq!(chosen.keystore, file);
+        assert_eq!(
+            chosen.choice,
+            Choice::NoKeychain {
+                reason: "zbus error: Failed to connect to address unix:path=/run/user/0/bus".into(),
+                remember_at: Some(PathBuf::from("/b/.keystore-fallback")),
+            }
+        );
         let warning = chosen.warning.unwrap();
-        assert!(warning.contains("no D-Bus session bus"), "{warning}");
+        assert_eq!(warning.lines().count(), 1, "{warning}");
         assert!(
             warning.contains("file keystore at /b/.keystore"),
             "{warning}"
         );
-        assert!(warning.contains("VSYNC_KEYSTORE=file"), "{warning}");
+        assert!(warning.contains("/b/.keystore-fallback"), "{warning}");
+        assert!(warning.contains("VSYNC_KEYSTORE=keychain"), "{warning}");
+
+        // Asked for by name, the keychain is tried each time: nothing to
+        // remember.
+        let chosen = Keystore::select_with(&base, Some("keychain"), || Err("locked".into()));
+        assert_eq!(chosen.keystore, file);
+        assert!(matches!(
+            chosen.choice,
+            Choice::NoKeychain {
+                remember_at: None,
+                ..
+            }
+        ));
+        assert!(chosen.warning.unwrap().contains("this time"));
 
         let chosen = Keystore::select_with(&base, Some("vault"), || Ok(()));
         assert_eq!(chosen.keystore, Keystore::Keyring);
@@ -419,6 +561,59 @@ mod tests {
 
         // The real selection with `file` never touches the keychain.
         assert_eq!(Keystore::select(&base, Some("file")).keystore, file);
+    }
+
+    #[test]
+    fn a_remembered_fallback_is_used_quietly_without_asking_the_keychain() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let tmp = tempfile::tempdir().unwrap();
+        let base = ConfigBase::at(tmp.path().join("vsync"));
+        let failing = || Err("no D-Bus session bus".to_owned());
+        let first = Keystore::select_with(&base, None, failing);
+        let Choice::NoKeychain {
+            remember_at: Some(path),
+            ..
+        } = &first.choice
+        else {
+            panic!("expected a fallback to remember: {first:?}");
+        };
+        assert!(first.warning.is_some());
+        remember_fallback(path).unwrap();
+        assert_eq!(mode(path), 0o600);
+        assert_eq!(mode(base.dir()), 0o700);
+
+        let never = || -> Result<(), String> { panic!("a remembered choice must not probe") };
+        let again = Keystore::select_with(&base, None, never);
+        assert_eq!(
+            again,
+            Selection {
+                keystore: Keystore::file(&base),
+                choice: Choice::Remembered(path.clone()),
+                warning: None,
+            }
+        );
+        assert!(again.choice.describe().contains("VSYNC_KEYSTORE=keychain"));
+        // Asking for the keychain by name still asks it.
+        let asked = Keystore::select_with(&base, Some("keychain"), || Ok(()));
+        assert_eq!(asked.keystore, Keystore::Keyring);
+
+        // A choice file others can write is not trusted, and a file that
+        // says something else is not guessed at: the keychain is asked.
+        fs::set_permissions(path, fs::Permissions::from_mode(0o622)).unwrap();
+        let planted = Keystore::select_with(&base, None, || Ok(()));
+        assert_eq!(planted.keystore, Keystore::Keyring);
+        assert!(
+            planted
+                .warning
+                .unwrap()
+                .contains("writable by group or others")
+        );
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(path, "keyring\n").unwrap();
+        let unknown = Keystore::select_with(&base, None, || Ok(()));
+        assert_eq!(unknown.keystore, Keystore::Keyring);
+        assert!(unknown.warning.unwrap().contains("not understood"));
     }
 
     #[test]

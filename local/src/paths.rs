@@ -8,18 +8,20 @@
 //! <base>/backups/                             rolling backups ($VSYNC_BACKUP_DIR)
 //! <base>/backups/<repo>/<env>.backup-<iso>/   plain `pull --backup` copies
 //! <base>/.keystore/<repo>/<env>.key           file keystore (ours)
+//! <base>/.keystore-fallback                   "no keychain here" (ours)
 //! ```
 //!
 //! Repo and env names are checked before they become path components: the
-//! sibling directories `profiles`, `backups` and `.keystore` are reserved
-//! repo names, and nothing may climb out of the base.
+//! sibling entries `profiles`, `backups`, `.keystore` and
+//! `.keystore-fallback` are reserved repo names, and nothing may climb out of the base.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 /// Repo names that would collide with sibling directories of the base
 /// (compared case-insensitively).
-pub const RESERVED_REPO_NAMES: [&str; 3] = ["profiles", "backups", ".keystore"];
+pub const RESERVED_REPO_NAMES: [&str; 4] =
+    ["profiles", "backups", ".keystore", ".keystore-fallback"];
 
 /// A repo or env name that cannot become a path component, or a base that
 /// cannot be located.
@@ -33,7 +35,7 @@ pub enum PathsError {
     NoHome,
     /// The repo name is one of the reserved sibling directories.
     #[error(
-        "repo name {0:?} is reserved (profiles, backups and .keystore live beside the repo folders); pick another with --repo=<name> or a .vsync pin"
+        "repo name {0:?} is reserved (profiles, backups, .keystore and .keystore-fallback live beside the repo folders); pick another with --repo=<name> or a .vsync pin"
     )]
     ReservedRepo(String),
     /// The repo name is empty or would escape its folder.
@@ -170,6 +172,12 @@ impl ConfigBase {
     /// `<base>/.keystore`: the root of the file keystore.
     pub fn keystore_dir(&self) -> PathBuf {
         self.dir.join(".keystore")
+    }
+
+    /// `<base>/.keystore-fallback`: remembers that this machine has no OS
+    /// keychain, so the file keystore is used without asking again.
+    pub fn keystore_fallback_path(&self) -> PathBuf {
+        self.dir.join(".keystore-fallback")
     }
 
     /// `<base>/defaults`: the legacy (v0.3–v0.12) defaults file.

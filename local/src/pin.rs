@@ -12,8 +12,10 @@ use crate::identity::{NameError, normalize};
 /// The pin's file name.
 pub const PIN_FILE: &str = ".vsync";
 
-/// The header upstream writes above `repo=`.
-pub const PIN_HEADER: &str = "# .vsync — vsync identity pin (commit this file)\n# Docs: https://muthuishere.github.io/vsync/architecture/repo-identity\n";
+/// The header written above `repo=`: upstream's first line, and a link to
+/// this project's docs (upstream's links to its own site; the comment lines
+/// are not part of the format).
+pub const PIN_HEADER: &str = "# .vsync — vsync identity pin (commit this file)\n# Docs: https://github.com/vsync-rs/vsync#the-vsync-pin\n";
 
 /// Why a pin could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -198,7 +200,7 @@ mod tests {
         let path = tmp.path().join(".vsync");
         assert_eq!(
             fs::read(&path).unwrap(),
-            "# .vsync — vsync identity pin (commit this file)\n# Docs: https://muthuishere.github.io/vsync/architecture/repo-identity\nrepo=acme_web\n".as_bytes()
+            "# .vsync — vsync identity pin (commit this file)\n# Docs: https://github.com/vsync-rs/vsync#the-vsync-pin\nrepo=acme_web\n".as_bytes()
         );
         assert_eq!(mode(&path), 0o644);
         assert_eq!(read(tmp.path()).unwrap().as_deref(), Some("acme_web"));

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use vsync_local::identity::{self, RepoIdentity};
-use vsync_local::keystore::Selection;
+use vsync_local::keystore::{self, Choice, Selection};
 use vsync_local::{ConfigBase, Keystore};
 
 use crate::OpsError;
@@ -17,8 +17,11 @@ pub struct Context {
     pub base: ConfigBase,
     /// Where bundle keys are kept.
     pub keystore: Keystore,
-    /// Why the keystore is not the one asked for, if it is not.
-    pub keystore_warning: Option<String>,
+    /// Why the keystore is the one in use.
+    pub keystore_choice: Choice,
+    /// A one-line notice about the keystore for the user (no keychain
+    /// answers, a setting not understood), if any.
+    pub keystore_notice: Option<String>,
     /// Where `init` puts the local store when no profile is used.
     pub local_store_dir: PathBuf,
     /// `$VSYNC_BACKUP_DIR`, if set.
@@ -58,7 +61,11 @@ impl Context {
     pub fn from_env(cwd: PathBuf, repo_flag: Option<String>) -> Result<Self, OpsError> {
         let base = ConfigBase::from_env()?;
         let keystore_choice = std::env::var("VSYNC_KEYSTORE").ok();
-        let Selection { keystore, warning } = Keystore::select(&base, keystore_choice.as_deref());
+        let Selection {
+            keystore,
+            choice,
+            warning,
+        } = Keystore::select(&base, keystore_choice.as_deref());
         let data_home = std::env::var_os("XDG_DATA_HOME")
             .filter(|dir| !dir.is_empty())
             .map(PathBuf::from)
@@ -67,7 +74,8 @@ impl Context {
         Ok(Self {
             base,
             keystore,
-            keystore_warning: warning,
+            keystore_choice: choice,
+            keystore_notice: warning,
             local_store_dir: data_home.join("vsync").join("store"),
             backup_dir_override: std::env::var_os("VSYNC_BACKUP_DIR"),
             cwd,
@@ -75,6 +83,23 @@ impl Context {
             audit_meta_env: std::env::var("VSYNC_AUDIT_META").ok(),
             audit_note_env: std::env::var("VSYNC_AUDIT_NOTE").ok(),
         })
+    }
+
+    /// Remembers, when no OS keychain answered, that this machine uses the
+    /// file keystore, so later commands neither ask the keychain nor repeat
+    /// the notice. Every command but the read-only ones (`doctor`) calls it.
+    pub fn remember_keystore_fallback(&self) -> Result<(), OpsError> {
+        if let Choice::NoKeychain {
+            remember_at: Some(path),
+            ..
+        } = &self.keystore_choice
+        {
+            keystore::remember_fallback(path).map_err(|source| OpsError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     /// Resolves the repo of the working directory (§5.1: `--repo`, the

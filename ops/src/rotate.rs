@@ -392,7 +392,8 @@ mod tests {
         let ctx = Context {
             keystore: Keystore::file(&base),
             base,
-            keystore_warning: None,
+            keystore_choice: vsync_local::keystore::Choice::Variable,
+            keystore_notice: None,
             local_store_dir: store_dir.clone(),
             backup_dir_override: Some(tmp.path().join("backups").into()),
             cwd: checkout.clone(),

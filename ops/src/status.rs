@@ -188,6 +188,8 @@ pub struct StatusReport {
     pub worktree: Option<PathBuf>,
     /// The keystore in use.
     pub keystore: String,
+    /// Why it is the one in use (`Choice::describe`).
+    pub keystore_choice: String,
     /// Every env of the repo on this machine, sorted.
     pub envs: Vec<EnvStatus>,
     /// Every profile.
@@ -263,6 +265,7 @@ pub async fn status(ctx: &Context, options: StatusOptions) -> Result<StatusRepor
         cwd: ctx.cwd.clone(),
         origin_url,
         keystore: ctx.keystore.describe(),
+        keystore_choice: ctx.keystore_choice.describe(),
         envs,
         profiles: profiles
             .into_iter()
