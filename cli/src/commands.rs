@@ -60,7 +60,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     if let Some(notice) = &ctx.keystore_notice {
         eprintln!("note: {notice}");
     }
-    if let Err(err) = ctx.remember_keystore_fallback() {
+    // `doctor` writes nothing, not even the keystore choice.
+    if !matches!(cli.command, Command::Doctor { .. })
+        && let Err(err) = ctx.remember_keystore_fallback()
+    {
         eprintln!(
             "warning: could not remember the file keystore for this machine ({err}); the note above will repeat"
         );
@@ -226,6 +229,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             quiet,
             check_remote,
         } => crate::status::run(&ctx, &runtime, json, quiet, check_remote),
+        Command::Doctor { json } => crate::doctor::run(&ctx, &runtime, json),
         Command::Completions { .. } | Command::Man { .. } => unreachable!("answered above"),
     }
 }

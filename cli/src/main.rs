@@ -4,6 +4,7 @@
 
 mod commands;
 mod docs;
+mod doctor;
 mod import;
 mod lifecycle;
 mod progress;
@@ -161,6 +162,16 @@ enum Command {
     /// them (with the profiles) in a passphrase-sealed `.keytree`.
     #[command(subcommand)]
     Keystore(KeystoreCommand),
+    /// Check this machine's setup and say what to fix: the keystore, the
+    /// modes of vsync's files, and for each env its store, the store's
+    /// newest version against this clock, the provider preset, the vault
+    /// folder's git-ignore and each saved sync target's credentials. Writes
+    /// nothing; exits 1 when something is a problem.
+    Doctor {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the completion script of a shell: `source <(vsync completions
     /// bash)`, or save it where the shell loads completions from.
     Completions {

@@ -161,3 +161,241 @@ fn readme_command_one_tours_the_vault_and_leaves_nothing_behind() {
     assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+/// One finding of `vsync doctor --json`.
+#[derive(Debug)]
+struct Finding {
+    subject: String,
+    check: String,
+    verdict: String,
+    detail: String,
+    fix: Option<String>,
+}
+
+impl Machine {
+    /// `vsync doctor --json` with `extra` variables: its exit code and
+    /// findings.
+    async fn doctor(&self, extra: &[(&str, &str)]) -> (i32, Vec<Finding>) {
+        let mut command = self.command(&["doctor", "--json"]);
+        command.envs(extra.iter().copied());
+        let output = command.output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let doc: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|err| panic!("{err}: {stdout}\n{output:?}"));
+        let text = |value: &serde_json::Value| value.as_str().unwrap().to_owned();
+        let findings = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|finding| Finding {
+                subject: text(&finding["subject"]),
+                check: text(&finding["check"]),
+                verdict: text(&finding["verdict"]),
+                detail: text(&finding["detail"]),
+                fix: finding["fix"].as_str().map(str::to_owned),
+            })
+            .collect::<Vec<_>>();
+        let healthy = doc["healthy"].as_bool().unwrap();
+        let code = output.status.code().unwrap();
+        assert_eq!(healthy, code == 0, "{findings:#?}");
+        (code, findings)
+    }
+}
+
+/// The problems among `findings`, as (check, subject).
+fn problems(findings: &[Finding]) -> Vec<(&str, &str)> {
+    findings
+        .iter()
+        .filter(|finding| finding.verdict == "problem")
+        .map(|finding| (finding.check.as_str(), finding.subject.as_str()))
+        .collect()
+}
+
+/// Every file below `dir` with its bytes.
+fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(tree(&path));
+        } else {
+            files.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_passes_a_fresh_setup_and_writes_nothing() {
+    let machine = Machine::new();
+    machine.ok(&["init", "dev", "--repo=demo"]).await;
+    std::fs::write(machine.vault().join(".env.dev"), "A=1\n").unwrap();
+    machine.ok(&["push", "dev"]).await;
+    let before = tree(&machine.home);
+    let (code, findings) = machine.doctor(&[]).await;
+    assert_eq!(code, 0, "{findings:#?}");
+    for check in [
+        "keystore",
+        "permissions",
+        "key",
+        "store",
+        "clock",
+        "gitignore",
+    ] {
+        assert!(
+            findings
+                .iter()
+                .any(|finding| finding.check == check && finding.verdict == "ok"),
+            "no ok {check} in {findings:#?}"
+        );
+    }
+    // Without a keychain, doctor reports the fallback but does not
+    // remember it: it writes nothing at all.
+    let output = machine.run_without_keychain(&["doctor"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("warning  keystore"));
+    assert_eq!(tree(&machine.home), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_loose_modes_a_skewed_clock_and_an_unignored_vault() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let machine = Machine::new();
+    machine.ok(&["init", "dev", "--repo=demo"]).await;
+    std::fs::write(machine.vault().join(".env.dev"), "A=1\n").unwrap();
+    machine.ok(&["push", "dev"]).await;
+    let config = machine.home.join(".config/vsync/demo/env_dev");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Backups kept in a directory anyone can write.
+    let backups = machine.home.join("shared-backups");
+    std::fs::create_dir(&backups).unwrap();
+    std::fs::set_permissions(&backups, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // A machine whose clock ran a century ahead published last.
+    let pointer = machine
+        .home
+        .join(".local/share/vsync/store/demo/dev/latest");
+    std::fs::write(&pointer, "21261201-000000").unwrap();
+    // And the vault folder's own .gitignore is gone.
+    std::fs::remove_file(machine.vault().join(".gitignore")).unwrap();
+
+    let (code, findings) = machine
+        .doctor(&[("VSYNC_BACKUP_DIR", backups.to_str().unwrap())])
+        .await;
+    assert_eq!(code, 1);
+    let config_subject = config.display().to_string();
+    let base_subject = backups.display().to_string();
+    let mut found = problems(&findings);
+    found.sort();
+    let mut expected = vec![
+        ("clock", "demo/dev"),
+        ("gitignore", "demo/dev"),
+        ("permissions", base_subject.as_str()),
+        ("permissions", config_subject.as_str()),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{findings:#?}");
+    let fix_of = |check: &str, subject: &str| {
+        let finding = findings
+            .iter()
+            .find(|finding| finding.check == check && finding.subject == subject)
+            .unwrap();
+        finding.fix.clone().unwrap()
+    };
+    assert_eq!(
+        fix_of("permissions", &config_subject),
+        format!("chmod 600 {config_subject}")
+    );
+    assert!(fix_of("permissions", &base_subject).contains("chmod go-w"));
+    assert!(fix_of("clock", "demo/dev").contains("vsync push --force"));
+    assert!(fix_of("gitignore", "demo/dev").contains("infra/vault/dev/"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_a_dead_store_and_a_target_without_credentials() {
+    let server = vsync_testcontainers::S3Server::start()
+        .await
+        .expect("start s3s-fs");
+    server.create_bucket("vault").await.unwrap();
+    let machine = Machine::new();
+    let output = machine
+        .command(&[
+            "profile",
+            "add",
+            "harness",
+            &format!("--endpoint={}", server.endpoint()),
+            &format!("--region={}", server.region()),
+            "--bucket=vault",
+            &format!("--access-key={}", server.access_key()),
+        ])
+        .env("VSYNC_SECRET_ACCESS_KEY", server.secret_key())
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    machine
+        .ok(&["init", "dev", "--profile=harness", "--repo=demo"])
+        .await;
+    std::fs::write(machine.vault().join(".env.dev"), "A=1\n").unwrap();
+    machine.ok(&["push", "dev"]).await;
+    // Routing for GitHub is saved even though no token is found (the sync
+    // fails before any request).
+    let bin = machine.home.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let git = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(git.trim(), bin.join("git")).unwrap();
+    // A PATH without the `gh` CLI, so no logged-in gh answers for GitHub.
+    let path = bin.display().to_string();
+    let sync = machine
+        .command(&["sync", "dev", "gh", "--gh-repo=acme/web", "--dry-run"])
+        .env("PATH", &path)
+        .output()
+        .await
+        .unwrap();
+    assert!(!sync.status.success());
+
+    let (code, findings) = machine.doctor(&[("PATH", &path)]).await;
+    assert_eq!(
+        problems(&findings),
+        [("credentials", "demo/dev → gh")],
+        "{findings:#?}"
+    );
+    assert_eq!(code, 1);
+    let credentials = findings
+        .iter()
+        .find(|finding| finding.check == "credentials")
+        .unwrap();
+    assert!(
+        credentials.detail.contains("GITHUB_TOKEN"),
+        "{credentials:?}"
+    );
+    // With a token in the environment the target is ready (nothing is sent).
+    let (code, findings) = machine
+        .doctor(&[("PATH", &path), ("GITHUB_TOKEN", "ghp_not_a_real_token")])
+        .await;
+    assert_eq!(code, 0, "{findings:#?}");
+    assert!(
+        findings
+            .iter()
+            .all(|finding| !finding.detail.contains("ghp_not_a_real_token"))
+    );
+
+    server.stop().await.unwrap();
+    let (code, findings) = machine.doctor(&[("PATH", &path)]).await;
+    assert_eq!(code, 1);
+    let store = findings
+        .iter()
+        .find(|finding| finding.check == "store")
+        .unwrap();
+    assert_eq!(store.verdict, "problem", "{store:?}");
+    assert!(store.detail.contains("does not answer") || store.detail.contains("did not answer"));
+    assert!(store.fix.as_deref().unwrap().contains("endpoint"));
+}

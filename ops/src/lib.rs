@@ -1,5 +1,6 @@
 //! The vault lifecycle as a library: `init`, `push`, `pull`, `versions`,
-//! the `.share` export/import, `runtime-token`, the audit log and `sync`, over the machine's local state
+//! the `.share` export/import, `runtime-token`, the audit log, `sync` and
+//! `doctor`, over the machine's local state
 //! (`vsync-local`) and a [`Store`](vsync_engine::store::Store).
 //!
 //! Each operation takes a [`Context`] (where local state lives and which
@@ -10,6 +11,7 @@
 
 mod audit;
 mod context;
+mod doctor;
 mod error;
 mod import;
 mod keystore;
@@ -30,6 +32,7 @@ pub use audit::{
     parse_log as parse_audit_log, parse_meta_pair, render_csv,
 };
 pub use context::{Context, Repo};
+pub use doctor::{DoctorReport, Finding, Verdict, doctor};
 pub use error::{EXIT_IMPORT_CONFLICT, EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED};
 pub use error::{OpsError, UnsavedPassphrase};
 pub use import::{SourceImportOutcome, SourceImportRequest, import_from};
