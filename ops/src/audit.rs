@@ -554,6 +554,8 @@ mod tests {
     #[derive(Default)]
     struct Warnings(Mutex<Vec<String>>);
 
+    impl vsync_engine::sync::SyncProgress for Warnings {}
+
     impl Progress for Warnings {
         fn step(&self, _: usize, _: usize, _: &str) {}
         fn warn(&self, message: &str) {

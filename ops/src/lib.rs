@@ -69,7 +69,10 @@ pub use vsync_platforms as platforms;
 
 /// Where an operation reports its numbered steps (`[k/n] …` on stderr in
 /// the CLI) and its warnings.
-pub trait Progress {
+///
+/// A long sync's writes are counted through its
+/// [`SyncProgress`](vsync_engine::sync::SyncProgress) side.
+pub trait Progress: vsync_engine::sync::SyncProgress {
     /// Step `k` of `n` begins.
     fn step(&self, k: usize, n: usize, message: &str);
     /// Something the user should know that does not stop the operation.
@@ -80,6 +83,8 @@ pub trait Progress {
 /// report.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Quiet;
+
+impl vsync_engine::sync::SyncProgress for Quiet {}
 
 impl Progress for Quiet {
     fn step(&self, _: usize, _: usize, _: &str) {}

@@ -167,6 +167,7 @@ pub async fn sync(
         &records,
         &fingerprints,
         &request.options,
+        progress,
     )
     .await
     .map_err(OpsError::Sync)?;

@@ -17,7 +17,7 @@ use vsync_backends::fs::FsStore;
 use vsync_crypto::Key;
 use vsync_crypto::fingerprint::FingerprintKey;
 use vsync_engine::sink::{RateBudget, SecretValue, Sink};
-use vsync_engine::sync::{Action, Desired, RecordStore, SyncOptions, SyncStatus, sync};
+use vsync_engine::sync::{Action, Desired, RecordStore, Silent, SyncOptions, SyncStatus, sync};
 use vsync_engine::vault::Layout;
 use vsync_sinks::github::GithubSink;
 use vsync_testcontainers::{GithubFake, RequestCounts};
@@ -92,7 +92,7 @@ async fn round_trip(round: usize) -> (Duration, Duration) {
         let records = RecordStore::new(&store, &layout, &sink.target(), &key);
         let before = fake.counts();
         let started = Instant::now();
-        let report = sync(&sink, &desired, &records, &fingerprints, &options)
+        let report = sync(&sink, &desired, &records, &fingerprints, &options, &Silent)
             .await
             .expect("the sync runs");
         let elapsed = started.elapsed();

@@ -4,11 +4,13 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use tokio::time::Instant;
 
+use super::SyncProgress;
 use crate::sink::{Applied, Batch, Change, RateBudget, Sink, SinkError, WriteLimit};
 
 /// How failed platform calls are retried.
@@ -153,8 +155,10 @@ pub(super) async fn execute(
     changes: &[Change<'_>],
     budget: &RateBudget,
     policy: &RetryPolicy,
+    progress: &dyn SyncProgress,
 ) -> Vec<Result<Applied, SinkError>> {
     let pacer = Pacer::new(budget);
+    let answered = AtomicUsize::new(0);
     let batch_len = match sink.capabilities().batch {
         Batch::One => 1,
         Batch::All => changes.len().max(1),
@@ -162,7 +166,7 @@ pub(super) async fn execute(
     let mut results: Vec<(usize, Vec<Result<Applied, SinkError>>)> =
         stream::iter(changes.chunks(batch_len).enumerate())
             .map(|(index, batch)| {
-                let pacer = &pacer;
+                let (pacer, answered) = (&pacer, &answered);
                 async move {
                     let outcome = with_retries(policy, Some(pacer), || async {
                         let results = sink.apply(batch).await;
@@ -177,6 +181,8 @@ pub(super) async fn execute(
                     })
                     .await;
                     let results = outcome.unwrap_or_else(|error| vec![Err(error); batch.len()]);
+                    progress
+                        .written(answered.fetch_add(batch.len(), Ordering::Relaxed) + batch.len());
                     (index, results)
                 }
             })
@@ -192,9 +198,10 @@ pub(super) async fn execute(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::AtomicU32;
 
     use super::*;
+    use crate::sink::{Alphabet, Capabilities, Deletion, NameRules, RemoteSecret, SecretValue};
 
     fn fast() -> RetryPolicy {
         RetryPolicy {
@@ -292,5 +299,75 @@ mod tests {
         let start = Instant::now();
         pacer.acquire().await;
         assert_eq!(start.elapsed().as_secs(), 3);
+    }
+
+    /// A sink that accepts every write, taking `Batch::All` or one a call.
+    struct Accepting(Capabilities);
+
+    #[async_trait::async_trait]
+    impl Sink for Accepting {
+        fn capabilities(&self) -> &Capabilities {
+            &self.0
+        }
+        fn target(&self) -> String {
+            "accepting".into()
+        }
+        fn map_name(&self, key: &str) -> String {
+            key.to_owned()
+        }
+        async fn inventory(&self) -> Result<Vec<RemoteSecret>, SinkError> {
+            Ok(Vec::new())
+        }
+        async fn read(&self, _: &str) -> Result<Option<SecretValue>, SinkError> {
+            Ok(None)
+        }
+        async fn apply_one(&self, change: &Change<'_>) -> Result<Applied, SinkError> {
+            match change.name() {
+                "REFUSED" => Err(SinkError::Rejected("no".into())),
+                _ => Ok(Applied { revision: None }),
+            }
+        }
+    }
+
+    /// Records every count it is told.
+    #[derive(Default)]
+    struct Counts(Mutex<Vec<usize>>);
+
+    impl SyncProgress for Counts {
+        fn written(&self, done: usize) {
+            self.0.lock().unwrap().push(done);
+        }
+    }
+
+    #[tokio::test]
+    async fn every_answer_advances_the_count_to_the_total() {
+        let names = ["A", "REFUSED", "C", "D", "E"];
+        let changes: Vec<Change<'_>> = names.iter().map(|name| Change::Delete { name }).collect();
+        for (batch, expected) in [(Batch::One, vec![1, 2, 3, 4, 5]), (Batch::All, vec![5])] {
+            let sink = Accepting(Capabilities {
+                readable: true,
+                names: NameRules {
+                    max_len: 64,
+                    alphabet: Alphabet::AsciiAlphanumericAnd("_"),
+                    leading_digit: true,
+                    reserved_prefixes: &[],
+                    case_insensitive: false,
+                    refuses_arn_suffix: false,
+                },
+                max_value_bytes: 64,
+                max_secrets: None,
+                text_only: true,
+                empty_values: true,
+                tags: false,
+                deletion: Deletion::Immediate,
+                batch,
+                rate: RateBudget::unpaced(1),
+            });
+            let counts = Counts::default();
+            let results = execute(&sink, &changes, &RateBudget::unpaced(1), &fast(), &counts).await;
+            // A refusal is an answer too: the count reaches the total.
+            assert_eq!(results.iter().filter(|result| result.is_err()).count(), 1);
+            assert_eq!(*counts.0.lock().unwrap(), expected, "{batch:?}");
+        }
     }
 }

@@ -267,6 +267,7 @@ pub async fn sync(
     records: &RecordStore<'_>,
     fingerprints: &FingerprintKey,
     options: &SyncOptions,
+    progress: &dyn SyncProgress,
 ) -> Result<SyncReport, SyncError> {
     let caps = sink.capabilities();
     let budget = options.rate.unwrap_or(caps.rate);
@@ -334,9 +335,10 @@ pub async fn sync(
     let writes: Vec<&PlannedSecret> = planned.iter().filter(|line| line.action.writes()).collect();
     let mut warnings = Vec::new();
     let paced = budget.minimum_duration(writes.len());
-    if paced >= PACING_WORTH_A_WARNING {
+    // A run tells its progress up front; a plan states it in the report.
+    if options.dry_run && paced >= PACING_WORTH_A_WARNING {
         warnings.push(format!(
-            "{} writes within the platform's rate limits take at least {} minutes",
+            "{} writes within the platform's rate limits would take at least {} minutes",
             writes.len(),
             paced.as_secs().div_ceil(60)
         ));
@@ -358,7 +360,8 @@ pub async fn sync(
     let results = if options.dry_run {
         Vec::new()
     } else {
-        execute(sink, &changes, &budget, &options.retry).await
+        progress.writing(changes.len(), paced);
+        execute(sink, &changes, &budget, &options.retry, progress).await
     };
 
     // What became of every name: written (with the revision the platform
@@ -451,7 +454,23 @@ pub async fn sync(
     Ok(report)
 }
 
-/// A sync whose writes take this long at the platform's pace says so.
+/// Told how a sync's writes advance, for a progress display. Called from
+/// the sync's own tasks: an implementation returns at once.
+pub trait SyncProgress: Sync {
+    /// The writes are about to start: how many, and the least time the
+    /// platform's rate budget lets them take. Not called for a dry run.
+    fn writing(&self, _writes: usize, _paced: std::time::Duration) {}
+    /// `done` of the writes have their answer (applied or failed).
+    fn written(&self, _done: usize) {}
+}
+
+/// No progress display.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl SyncProgress for Silent {}
+
+/// A plan whose writes would take this long at the platform's pace says so.
 const PACING_WORTH_A_WARNING: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What this sync changes in the record: the names it wrote (with the

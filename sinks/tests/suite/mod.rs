@@ -18,8 +18,8 @@ use vsync_crypto::Key;
 use vsync_crypto::fingerprint::FingerprintKey;
 use vsync_engine::sink::{Change, RateBudget, SecretValue, Sink};
 use vsync_engine::sync::{
-    Action, Desired, Drift, Outcome, RecordStore, RetryPolicy, SyncError, SyncOptions, SyncReport,
-    SyncStatus, sync,
+    Action, Desired, Drift, Outcome, RecordStore, RetryPolicy, Silent, SyncError, SyncOptions,
+    SyncReport, SyncStatus, sync,
 };
 use vsync_engine::vault::Layout;
 use vsync_testcontainers::faults::{Call, Faults};
@@ -106,6 +106,7 @@ impl Vault {
             &records,
             &FingerprintKey::derive(&self.key),
             &options,
+            &Silent,
         )
         .await
     }
