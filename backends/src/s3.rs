@@ -17,13 +17,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
 use aws_smithy_http_client::proxy::ProxyConfig;
 use vsync_engine::store::{
     ETag, ListedObject, Object, ObjectInfo, PutCondition, Store, StoreError,
@@ -324,6 +327,38 @@ impl S3Store {
     }
 }
 
+/// Keeps the `Date` header of the response it sees: the server's clock.
+#[derive(Debug, Clone, Default)]
+struct ServerDate(std::sync::Arc<std::sync::Mutex<Option<std::time::SystemTime>>>);
+
+impl ServerDate {
+    fn take(&self) -> Option<std::time::SystemTime> {
+        self.0.lock().expect("not poisoned").take()
+    }
+}
+
+impl Intercept for ServerDate {
+    fn name(&self) -> &'static str {
+        "ServerDate"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let date = context
+            .response()
+            .headers()
+            .get("date")
+            .and_then(|text| DateTime::from_str(text, DateTimeFormat::HttpDate).ok())
+            .and_then(|date| std::time::SystemTime::try_from(date).ok());
+        *self.0.lock().expect("not poisoned") = date;
+        Ok(())
+    }
+}
+
 /// A classified SDK error: "not found" and "not implemented" mean different
 /// things to different operations.
 enum Failure {
@@ -501,6 +536,25 @@ impl Store for S3Store {
         }
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(objects)
+    }
+
+    async fn server_time(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
+        // Any answer carries the server's `Date`, a refusal included: a
+        // read-only key that may not list still shows the clock.
+        let date = ServerDate::default();
+        let sent = self
+            .client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .customize()
+            .interceptor(date.clone())
+            .send()
+            .await;
+        match (date.take(), sent) {
+            (Some(date), _) => Ok(Some(date)),
+            (None, Ok(_)) => Ok(None),
+            (None, Err(err)) => Err(self.classify("", err).into_error("the bucket")),
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

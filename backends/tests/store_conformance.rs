@@ -7,7 +7,7 @@ use std::sync::Arc;
 use vsync_backends::fs::FsStore;
 use vsync_backends::s3::{Provider, Proxy, S3Store, S3StoreBuilder};
 use vsync_engine::store::{ETag, PutCondition, Store, StoreError};
-use vsync_testcontainers::{EtagUnquotingProxy, ForwardProxy, S3Server};
+use vsync_testcontainers::{ClockSkewProxy, EtagUnquotingProxy, ForwardProxy, S3Server};
 
 /// Runs the whole suite under `prefix` (which it assumes is empty).
 async fn store_conformance(store: Arc<dyn Store>, prefix: &str) {
@@ -229,6 +229,54 @@ async fn fs_store_passes_the_store_conformance_suite() {
     let root = tempfile::tempdir().unwrap();
     let store = FsStore::open(root.path().join("store")).unwrap();
     store_conformance(Arc::new(store), "acme/dev/").await;
+}
+
+/// How far `time` is from this machine's clock, in seconds (signed).
+fn seconds_from_now(time: std::time::SystemTime) -> i64 {
+    match time.duration_since(std::time::SystemTime::now()) {
+        Ok(ahead) => ahead.as_secs() as i64,
+        Err(behind) => -(behind.duration().as_secs() as i64),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_time_is_the_buckets_clock() {
+    let root = tempfile::tempdir().unwrap();
+    let local = FsStore::open(root.path().join("store")).unwrap();
+    assert_eq!(local.server_time().await.unwrap(), None);
+
+    let (server, builder) = s3_server_with_bucket("clock").await;
+    let direct = builder.build().unwrap().server_time().await.unwrap();
+    assert!(seconds_from_now(direct.expect("S3 answers with a Date")).abs() <= 5);
+
+    let store_at = |endpoint: String, bucket: &str| {
+        S3Store::builder()
+            .endpoint(endpoint)
+            .region(server.region())
+            .bucket(bucket)
+            .credentials(server.access_key(), server.secret_key())
+            .proxy(Proxy::Disabled)
+            .build()
+            .unwrap()
+    };
+    // A server whose clock runs an hour ahead, or a day behind, says so.
+    for offset in [3600, -86_400] {
+        let skewed = ClockSkewProxy::start(&server.endpoint(), offset)
+            .await
+            .unwrap();
+        let time = store_at(skewed.endpoint(), "clock")
+            .server_time()
+            .await
+            .unwrap()
+            .unwrap();
+        assert!((seconds_from_now(time) - offset).abs() <= 5, "{offset}");
+    }
+    // A refusal still shows the clock; no answer at all is an error.
+    let unknown = store_at(server.endpoint(), "no-such-bucket");
+    assert!(unknown.server_time().await.unwrap().is_some());
+    let refusing = vsync_testcontainers::unreachable::RefusingAddr::bind().unwrap();
+    let dead = store_at(refusing.http_url(), "clock").server_time().await;
+    assert!(matches!(dead, Err(StoreError::Unreachable(_))), "{dead:?}");
 }
 
 #[tokio::test]

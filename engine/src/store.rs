@@ -187,6 +187,13 @@ pub trait Store: Send + Sync {
 
     /// Deletes an object; deleting a missing key succeeds.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// The store's own clock, where it has one apart from this machine's
+    /// (an S3 server's `Date` header): `vsync doctor` compares the two.
+    /// `None` for a store on this machine.
+    async fn server_time(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ pub use gcp::GcpSecretManagerServer;
 pub use github::{GITHUB_API_VERSION, GithubFake, GithubScope, InjectedFailure, RequestCounts};
 pub use moto::MotoServer;
 pub use onepassword::{FakeField, FakeItem, OnePasswordConnectServer};
-pub use proxy::{EtagUnquotingProxy, ForwardProxy};
+pub use proxy::{ClockSkewProxy, EtagUnquotingProxy, ForwardProxy};
 pub use s3::S3Server;
 pub use vault::VaultServer;
 

@@ -56,6 +56,30 @@ impl EtagUnquotingProxy {
     }
 }
 
+/// A reverse proxy in front of an S3 endpoint whose answers carry a `Date`
+/// `offset_secs` ahead of this machine's clock (behind when negative): a
+/// bucket on a server whose clock is wrong. Everything else passes
+/// unchanged.
+#[derive(Debug)]
+pub struct ClockSkewProxy {
+    server: ProxyServer,
+}
+
+impl ClockSkewProxy {
+    /// Starts the proxy on `127.0.0.1` with a random port, forwarding to
+    /// `upstream_endpoint` (`http://HOST:PORT`).
+    pub async fn start(upstream_endpoint: &str, offset_secs: i64) -> Result<Self, HarnessError> {
+        let upstream = resolve_endpoint(upstream_endpoint).await?;
+        let server = ProxyServer::start(move |req| skew_date(upstream, offset_secs, req)).await?;
+        Ok(Self { server })
+    }
+
+    /// The proxy's base URL, to use as the S3 endpoint.
+    pub fn endpoint(&self) -> String {
+        self.server.endpoint()
+    }
+}
+
 /// A plain HTTP forward proxy (absolute-form requests such as
 /// `GET http://127.0.0.1:PORT/bucket/key HTTP/1.1`) that counts what passes
 /// through, so a test can prove a client honoured `HTTP_PROXY`.
@@ -285,6 +309,30 @@ async fn unquote_etags(upstream: SocketAddr, req: Request<Incoming>) -> Response
         .headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     Response::from_parts(parts, full(bytes))
+}
+
+async fn skew_date(
+    upstream: SocketAddr,
+    offset_secs: i64,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let response = match send(upstream, strip_hop_by_hop(req)).await {
+        Ok(response) => response,
+        Err(message) => return error_response(StatusCode::BAD_GATEWAY, message),
+    };
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop_headers(&mut parts.headers);
+    let offset = std::time::Duration::from_secs(offset_secs.unsigned_abs());
+    let now = std::time::SystemTime::now();
+    let skewed = if offset_secs >= 0 {
+        now + offset
+    } else {
+        now - offset
+    };
+    let date = HeaderValue::from_str(&httpdate::fmt_http_date(skewed))
+        .expect("an HTTP date is a valid header value");
+    parts.headers.insert(header::DATE, date);
+    Response::from_parts(parts, body.boxed())
 }
 
 async fn forward(req: Request<Incoming>) -> Response<ProxyBody> {
