@@ -303,6 +303,11 @@ impl S3Store {
                 where_(),
                 detail()
             ))),
+            (_, "RequestTimeTooSkewed") => Failure::Error(StoreError::Misconfigured(format!(
+                "{}: this machine's clock and the server's differ by more than S3 allows (15 minutes; {}); set this clock right (NTP: `timedatectl set-ntp true`), or ask the provider about theirs",
+                where_(),
+                detail()
+            ))),
             (_, "SignatureDoesNotMatch") => Failure::Error(StoreError::AccessDenied {
                 key: where_(),
                 detail: format!(

@@ -387,6 +387,17 @@ async fn doctor_names_a_dead_store_and_a_target_without_credentials() {
             .iter()
             .all(|finding| !finding.detail.contains("ghp_not_a_real_token"))
     );
+    // Which source the token would come from is named.
+    let credentials = findings
+        .iter()
+        .find(|finding| finding.check == "credentials")
+        .unwrap();
+    assert!(
+        credentials
+            .detail
+            .ends_with("credentials from GITHUB_TOKEN"),
+        "{credentials:?}"
+    );
 
     server.stop().await.unwrap();
     let (code, findings) = machine.doctor(&[("PATH", &path)]).await;
@@ -398,4 +409,72 @@ async fn doctor_names_a_dead_store_and_a_target_without_credentials() {
     assert_eq!(store.verdict, "problem", "{store:?}");
     assert!(store.detail.contains("does not answer") || store.detail.contains("did not answer"));
     assert!(store.fix.as_deref().unwrap().contains("endpoint"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_compares_the_buckets_clock_with_this_one() {
+    let server = vsync_testcontainers::S3Server::start()
+        .await
+        .expect("start s3s-fs");
+    server.create_bucket("vault").await.unwrap();
+    let machine = Machine::new();
+    // Two views of one bucket: its server's clock an hour ahead, and two
+    // minutes behind.
+    let mut proxies = Vec::new();
+    for (env, offset) in [("ahead", 3600), ("behind", -120)] {
+        let proxy = vsync_testcontainers::ClockSkewProxy::start(&server.endpoint(), offset)
+            .await
+            .unwrap();
+        let output = machine
+            .command(&[
+                "profile",
+                "add",
+                env,
+                &format!("--endpoint={}", proxy.endpoint()),
+                &format!("--region={}", server.region()),
+                "--bucket=vault",
+                &format!("--access-key={}", server.access_key()),
+            ])
+            .env("VSYNC_SECRET_ACCESS_KEY", server.secret_key())
+            .output()
+            .await
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        machine
+            .ok(&["init", env, &format!("--profile={env}"), "--repo=demo"])
+            .await;
+        proxies.push(proxy);
+    }
+    let (code, findings) = machine.doctor(&[]).await;
+    let clock = |env: &str| {
+        findings
+            .iter()
+            .find(|finding| {
+                finding.check == "bucket clock" && finding.subject == format!("demo/{env}")
+            })
+            .unwrap_or_else(|| panic!("no bucket clock for {env}: {findings:#?}"))
+    };
+    // An hour off: S3 would refuse every signed request.
+    let ahead = clock("ahead");
+    assert_eq!(ahead.verdict, "problem", "{ahead:?}");
+    assert!(
+        ahead.detail.contains("ahead of this machine's"),
+        "{ahead:?}"
+    );
+    assert!(ahead.fix.as_deref().unwrap().contains("NTP"));
+    // The SDK signs by the server's clock, so the real server behind the
+    // proxy refuses: the store's problem names the clock too.
+    let store = findings
+        .iter()
+        .find(|finding| finding.check == "store" && finding.subject == "demo/ahead")
+        .unwrap();
+    assert!(store.detail.contains("clock"), "{store:?}");
+    // Two minutes: pushes of machines with right clocks can look ahead.
+    let behind = clock("behind");
+    assert_eq!(behind.verdict, "warning", "{behind:?}");
+    assert!(
+        behind.detail.contains("behind this machine's"),
+        "{behind:?}"
+    );
+    assert_eq!(code, 1);
 }

@@ -6,6 +6,7 @@
 //! throttling with HTTP 400 and a code, so the status alone misleads).
 
 use std::error::Error;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
@@ -187,6 +188,24 @@ impl Access {
         self
     }
 
+    /// Whether a static key was given: it is used instead of the standard
+    /// chain.
+    fn has_static_key(&self) -> bool {
+        !self.access_key_id.is_empty()
+    }
+
+    /// Where the credentials would come from, judged without a request:
+    /// the static key, else what AWS's standard chain would most likely
+    /// use, from what `var` (the environment the SDK reads) and the shared
+    /// files show. Nothing is read from the files.
+    pub fn origin(&self, var: &dyn Fn(&str) -> Option<String>) -> Origin {
+        if self.has_static_key() {
+            Origin::StaticKey
+        } else {
+            Origin::of_standard_chain(var)
+        }
+    }
+
     /// The region's name.
     pub fn region_name(&self) -> &str {
         &self.region
@@ -228,7 +247,7 @@ impl Access {
             }
             require_secure_transport("the AWS endpoint", endpoint)?;
         }
-        let credentials = if self.access_key_id.is_empty() {
+        let credentials = if !self.has_static_key() {
             standard_chain(Region::new(self.region.clone()))
         } else {
             static_key(
@@ -242,6 +261,102 @@ impl Access {
             self.endpoint.as_deref(),
             credentials,
         ))
+    }
+}
+
+/// Where an [`Access`]'s credentials would come from ([`Access::origin`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    StaticKey,
+    /// A profile of the shared config files: `AWS_PROFILE`'s, or the
+    /// default one of the files that exist.
+    Profile {
+        /// `AWS_PROFILE`, `None` for the default profile.
+        named: Option<String>,
+        /// The shared config and credentials files that exist.
+        files: Vec<PathBuf>,
+    },
+    /// A web identity token file (`AWS_WEB_IDENTITY_TOKEN_FILE`, EKS's
+    /// IRSA) exchanged for `AWS_ROLE_ARN`'s role.
+    WebIdentity,
+    /// The container's role (ECS, EKS Pod Identity), from the endpoint the
+    /// variable names.
+    Container(&'static str),
+    /// Nothing configured: an instance role, if the instance metadata
+    /// service answers.
+    InstanceRole,
+}
+
+impl Origin {
+    /// What the standard chain would most likely use, in its order
+    /// (environment, profile, web identity, container, instance): the
+    /// first one the environment and the shared files show. Whether it
+    /// works, and whether an instance role exists, only a request can tell.
+    fn of_standard_chain(var: &dyn Fn(&str) -> Option<String>) -> Origin {
+        let home = var("HOME");
+        let shared_file = |variable: &str, default: &str| {
+            var(variable)
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|home| Path::new(home).join(default)))
+        };
+        let files: Vec<PathBuf> = [
+            shared_file("AWS_CONFIG_FILE", ".aws/config"),
+            shared_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|file| file.is_file())
+        .collect();
+        let named = var("AWS_PROFILE");
+        if named.is_some() || !files.is_empty() {
+            return Origin::Profile { named, files };
+        }
+        if var("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() {
+            return Origin::WebIdentity;
+        }
+        [
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        ]
+        .into_iter()
+        .find(|variable| var(variable).is_some())
+        .map_or(Origin::InstanceRole, Origin::Container)
+    }
+
+    /// Whether only the machine's own identity is left, which only a
+    /// request to the instance metadata service can tell exists.
+    pub fn is_ambient(&self) -> bool {
+        *self == Origin::InstanceRole
+    }
+
+    /// The source in words: variables and files, never a value.
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::StaticKey => "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY".to_owned(),
+            Origin::Profile { named, files } => {
+                let profile = match named {
+                    Some(name) => format!("the profile {name:?} (AWS_PROFILE)"),
+                    None => "the default profile".to_owned(),
+                };
+                let files: Vec<String> = files
+                    .iter()
+                    .map(|file| file.display().to_string())
+                    .collect();
+                match files.as_slice() {
+                    [] => profile,
+                    files => format!("{profile} of {}", files.join(" and ")),
+                }
+            }
+            Origin::WebIdentity => {
+                "the web identity token in AWS_WEB_IDENTITY_TOKEN_FILE (for AWS_ROLE_ARN)"
+                    .to_owned()
+            }
+            Origin::Container(variable) => format!("the container's role ({variable})"),
+            Origin::InstanceRole => {
+                "an instance role, through the instance metadata service".to_owned()
+            }
+        }
     }
 }
 

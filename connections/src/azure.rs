@@ -5,7 +5,8 @@
 //!
 //! # Credentials
 //!
-//! [`Auth::from_env`] takes the first of these that is configured:
+//! [`Auth::from_env`] takes the first of these that is configured
+//! ([`Choice::from_env`] decides which, without making it):
 //!
 //! 1. `AZURE_ACCESS_TOKEN`: a bearer token obtained elsewhere
 //!    ([`StaticToken`]).
@@ -57,7 +58,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -258,23 +259,63 @@ impl fmt::Debug for Auth {
 
 impl Auth {
     /// The credential the environment configures (see the module
-    /// documentation for the order). `var` reads a variable, `None` when
-    /// unset; an empty value counts as unset. Nothing is sent yet.
+    /// documentation for the order), made: [`Choice::from_env`], built.
+    /// `var` reads a variable, `None` when unset; an empty value counts as
+    /// unset. Nothing is sent yet.
     pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Auth, SinkError> {
+        Choice::from_env(var)?.build()
+    }
+}
+
+/// Which credential the environment configures, decided before any is
+/// made: what [`Auth::from_env`] builds, and what a report names
+/// ([`Choice::describe`], `vsync doctor`) without making it.
+pub enum Choice {
+    /// `AZURE_ACCESS_TOKEN`.
+    AccessToken(Zeroizing<String>),
+    /// A service principal's client secret (`AZURE_TENANT_ID`,
+    /// `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_AUTHORITY_HOST`).
+    ClientSecret(ClientSecret),
+    /// App Service's managed identity (`IDENTITY_ENDPOINT`,
+    /// `IDENTITY_HEADER`), user-assigned when `client_id` is given.
+    AppService {
+        /// `IDENTITY_ENDPOINT`.
+        endpoint: String,
+        /// `IDENTITY_HEADER`.
+        header: Zeroizing<String>,
+        /// `AZURE_CLIENT_ID`.
+        client_id: Option<String>,
+    },
+    /// The VM's managed identity through IMDS, user-assigned when
+    /// `client_id` is given.
+    Imds {
+        /// `AZURE_CLIENT_ID`.
+        client_id: Option<String>,
+    },
+    /// The `az` CLI's login, `az` being this program (found on `PATH`).
+    AzureCli(PathBuf),
+}
+
+impl Choice {
+    /// The first credential the environment configures (see the module
+    /// documentation for the order), or why none is usable. `var` reads a
+    /// variable, `None` when unset; an empty value counts as unset.
+    pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Choice, SinkError> {
         let var = |name: &str| var(name).filter(|value| !value.is_empty());
         if let Some(token) = var("AZURE_ACCESS_TOKEN") {
-            return Ok(Auth::Credential(Arc::new(StaticToken::new(token))));
+            return Ok(Choice::AccessToken(Zeroizing::new(token)));
         }
         let tenant = var("AZURE_TENANT_ID");
         let client = var("AZURE_CLIENT_ID");
         let secret = var("AZURE_CLIENT_SECRET").map(Zeroizing::new);
         let identity_endpoint = var("IDENTITY_ENDPOINT");
         let managed = identity_endpoint.is_some()
-            || var("AZURE_USE_MANAGED_IDENTITY").is_some_and(|value| is_true(&value));
+            || var("AZURE_USE_MANAGED_IDENTITY")
+                .is_some_and(|value| vsync_engine::environment::is_true(&value));
         let client_id = match (tenant, client, secret) {
             (Some(tenant), Some(client), Some(secret)) => {
                 let secret = ClientSecret::new(tenant, client, secret);
-                return Ok(Auth::ClientSecret(match var("AZURE_AUTHORITY_HOST") {
+                return Ok(Choice::ClientSecret(match var("AZURE_AUTHORITY_HOST") {
                     Some(authority) => secret.authority_host(authority),
                     None => secret,
                 }));
@@ -296,55 +337,89 @@ impl Auth {
                 )));
             }
         };
-        let credential: Arc<dyn TokenCredential> = match (identity_endpoint, var("IDENTITY_HEADER"))
-        {
-            (Some(endpoint), Some(header)) => Arc::new(ManagedIdentityCredential::app_service(
-                &endpoint,
-                Zeroizing::new(header),
+        match (identity_endpoint, var("IDENTITY_HEADER")) {
+            (Some(endpoint), Some(header)) => Ok(Choice::AppService {
+                endpoint,
+                header: Zeroizing::new(header),
                 client_id,
-            )?),
-            _ if managed => Arc::new(ManagedIdentityCredential::imds(None, client_id)?),
+            }),
+            _ if managed => Ok(Choice::Imds { client_id }),
             _ => match var("PATH").and_then(|path| find_az(&path)) {
-                Some(az) => Arc::new(AzureCliCredential::new(az)),
-                None => {
-                    return Err(SinkError::Misconfigured(format!(
-                        "no Azure credentials (and the az CLI is not on PATH): {LOGIN_HELP}"
-                    )));
-                }
+                Some(az) => Ok(Choice::AzureCli(az)),
+                None => Err(SinkError::Misconfigured(format!(
+                    "no Azure credentials (and the az CLI is not on PATH): {LOGIN_HELP}"
+                ))),
             },
+        }
+    }
+
+    /// The credential made (its settings checked); nothing is sent yet.
+    pub fn build(self) -> Result<Auth, SinkError> {
+        let credential: Arc<dyn TokenCredential> = match self {
+            Choice::AccessToken(token) => Arc::new(StaticToken::new(token.as_str())),
+            Choice::ClientSecret(secret) => return Ok(Auth::ClientSecret(secret)),
+            Choice::AppService {
+                endpoint,
+                header,
+                client_id,
+            } => Arc::new(ManagedIdentityCredential::app_service(
+                &endpoint, header, client_id,
+            )?),
+            Choice::Imds { client_id } => {
+                Arc::new(ManagedIdentityCredential::imds(None, client_id)?)
+            }
+            Choice::AzureCli(az) => Arc::new(AzureCliCredential::new(az)),
         };
         Ok(Auth::Credential(credential))
     }
+
+    /// Whether the credential is the machine's own identity, which only a
+    /// token request can tell exists (a managed identity), rather than
+    /// one configured here.
+    pub fn is_ambient(&self) -> bool {
+        matches!(self, Choice::AppService { .. } | Choice::Imds { .. })
+    }
+
+    /// The credential in words: the variables or program it comes from,
+    /// never a value.
+    pub fn describe(&self) -> String {
+        let user_assigned = |client_id: &Option<String>| {
+            if client_id.is_some() {
+                "user-assigned (AZURE_CLIENT_ID) "
+            } else {
+                ""
+            }
+        };
+        match self {
+            Choice::AccessToken(_) => "AZURE_ACCESS_TOKEN".to_owned(),
+            Choice::ClientSecret(secret) => format!(
+                "a service principal's client secret (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET{})",
+                if secret.authority_host.is_some() {
+                    ", AZURE_AUTHORITY_HOST"
+                } else {
+                    ""
+                }
+            ),
+            Choice::AppService { client_id, .. } => format!(
+                "App Service's {}managed identity (IDENTITY_ENDPOINT, IDENTITY_HEADER)",
+                user_assigned(client_id)
+            ),
+            Choice::Imds { client_id } => format!(
+                "the VM's {}managed identity, through IMDS ({IMDS})",
+                user_assigned(client_id)
+            ),
+            Choice::AzureCli(az) => format!(
+                "the az CLI's login (`az account get-access-token`, {})",
+                az.display()
+            ),
+        }
+    }
 }
 
-/// `1` or `true` (any case), as the platforms read switches; anything else
-/// leaves a switch off.
-fn is_true(value: &str) -> bool {
-    let value = value.trim();
-    value == "1" || value.eq_ignore_ascii_case("true")
-}
-
-/// `az` in an absolute directory of `path` (`PATH`'s value). Relative
-/// entries (`.`, an empty one) are skipped: they would run whatever `az`
-/// the current directory holds, a checked-out repository's for instance.
+/// `az` in an absolute directory of `path` (`PATH`'s value).
 fn find_az(path: &str) -> Option<PathBuf> {
     let name = if cfg!(windows) { "az.cmd" } else { "az" };
-    std::env::split_paths(path)
-        .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join(name))
-        .find(|candidate| is_executable(candidate))
-}
-
-#[cfg(unix)]
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
-    path.is_file()
+    vsync_engine::environment::find_program(path, name)
 }
 
 /// A bearer token obtained elsewhere (e.g. `az account get-access-token

@@ -7,6 +7,7 @@
 //! and the SDK's errors mapped to the engine's taxonomy
 //! ([`Connection::classify`]), a refusal naming the credentials to fix.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -46,10 +47,26 @@ pub enum Auth {
 
 impl Auth {
     /// The credentials the builder was given: an access token before a
-    /// credentials file, else Application Default Credentials.
+    /// credentials file, else Application Default Credentials as the
+    /// process environment configures them (the environment
+    /// `google-cloud-auth` reads when it builds them).
     pub fn choose(
         access_token: Option<Zeroizing<String>>,
         credentials_file: Option<PathBuf>,
+    ) -> Result<Auth, SinkError> {
+        Auth::choose_in(access_token, credentials_file, &|name| {
+            std::env::var_os(name)
+        })
+    }
+
+    /// [`Auth::choose`] with Application Default Credentials looked up in
+    /// `var` (a variable, `None` when unset): what a report names
+    /// ([`Auth::describe`], `vsync doctor`) from the environment it was
+    /// given. Nothing is read from the files and nothing is sent.
+    pub fn choose_in(
+        access_token: Option<Zeroizing<String>>,
+        credentials_file: Option<PathBuf>,
+        var: &dyn Fn(&str) -> Option<OsString>,
     ) -> Result<Auth, SinkError> {
         let auth = match (access_token, credentials_file) {
             (Some(token), _) => {
@@ -71,7 +88,7 @@ impl Auth {
                 check_file(&path, "the GCP credentials file is")?;
                 Auth::Google(Source::File(path))
             }
-            (None, None) => Auth::Google(Source::application_default()?),
+            (None, None) => Auth::Google(Source::application_default(var)?),
         };
         Ok(auth)
     }
@@ -86,8 +103,9 @@ impl Auth {
         }
     }
 
-    /// How a refusal names these credentials: the variable or file to fix.
-    fn describe(&self) -> String {
+    /// How a refusal or a report names these credentials: the variable or
+    /// file to fix, never a value.
+    pub fn describe(&self) -> String {
         match self {
             // The CLI passes GOOGLE_OAUTH_ACCESS_TOKEN; nothing else gives a
             // bare token.
@@ -371,9 +389,10 @@ const ADC_HELP: &str = "run `gcloud auth application-default login`, or set GOOG
 impl Source {
     /// Picks the source as Application Default Credentials do (the same
     /// order as `google-cloud-auth`, which builds them later), refusing a
-    /// `GOOGLE_APPLICATION_CREDENTIALS` that names no readable file.
-    fn application_default() -> Result<Source, SinkError> {
-        if let Some(path) = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS") {
+    /// `GOOGLE_APPLICATION_CREDENTIALS` that names no readable file. `var`
+    /// reads the environment's variables.
+    fn application_default(var: &dyn Fn(&str) -> Option<OsString>) -> Result<Source, SinkError> {
+        if let Some(path) = var("GOOGLE_APPLICATION_CREDENTIALS") {
             let path = PathBuf::from(path);
             if path.as_os_str().is_empty() {
                 return Err(SinkError::Misconfigured(
@@ -385,7 +404,7 @@ impl Source {
             check_file(&path, "GOOGLE_APPLICATION_CREDENTIALS names")?;
             return Ok(Source::EnvFile(path));
         }
-        let gcloud = gcloud_adc_path();
+        let gcloud = gcloud_adc_path(var);
         if let Some(path) = &gcloud {
             match std::fs::metadata(path) {
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -394,8 +413,8 @@ impl Source {
                 _ => return Ok(Source::Gcloud(path.clone())),
             }
         }
-        let host = std::env::var("GCE_METADATA_HOST")
-            .ok()
+        let host = var("GCE_METADATA_HOST")
+            .and_then(|host| host.into_string().ok())
             .unwrap_or_else(|| METADATA_HOST.to_owned());
         Ok(Source::Metadata { host, gcloud })
     }
@@ -596,8 +615,8 @@ fn check_file(path: &Path, what: &str) -> Result<(), SinkError> {
 }
 
 /// Where gcloud writes application-default credentials (the path
-/// `google-cloud-auth` reads).
-fn gcloud_adc_path() -> Option<PathBuf> {
+/// `google-cloud-auth` reads), in the environment `var` reads.
+fn gcloud_adc_path(var: &dyn Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
     let (root, rest) = if cfg!(windows) {
         ("APPDATA", "gcloud/application_default_credentials.json")
     } else {
@@ -606,7 +625,7 @@ fn gcloud_adc_path() -> Option<PathBuf> {
             ".config/gcloud/application_default_credentials.json",
         )
     };
-    std::env::var_os(root)
+    var(root)
         .filter(|root| !root.is_empty())
         .map(|root| PathBuf::from(root).join(rest))
 }

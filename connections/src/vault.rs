@@ -229,12 +229,46 @@ impl Auth {
 pub fn token_from_env(
     var: &dyn Fn(&str) -> Option<String>,
 ) -> Option<(Zeroizing<String>, &'static str)> {
-    if let Some(token) = var("VAULT_TOKEN") {
-        return Some((Zeroizing::new(token), "VAULT_TOKEN"));
+    let source = TokenSource::find(var)?;
+    Some((source.read(var)?, source.describe()))
+}
+
+/// Where a Vault token comes from, decided without reading it, so the
+/// token that is used and the source a report names (`vsync doctor`) are
+/// one choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `VAULT_TOKEN`, which wins: someone handed it over on purpose.
+    Variable,
+    /// The file `vault login` writes (`~/.vault-token`).
+    LoginFile(PathBuf),
+}
+
+impl TokenSource {
+    /// `VAULT_TOKEN` when set, else `~/.vault-token` when it is a file.
+    pub fn find(var: &dyn Fn(&str) -> Option<String>) -> Option<TokenSource> {
+        if var("VAULT_TOKEN").is_some() {
+            return Some(TokenSource::Variable);
+        }
+        let file = Path::new(&var("HOME")?).join(".vault-token");
+        file.is_file().then_some(TokenSource::LoginFile(file))
     }
-    let file = Path::new(&var("HOME")?).join(".vault-token");
-    let token = read_token_file(&file).ok()?;
-    Some((token, "~/.vault-token (`vault login`)"))
+
+    /// The token; `None` when the file turns out empty or unreadable.
+    pub fn read(&self, var: &dyn Fn(&str) -> Option<String>) -> Option<Zeroizing<String>> {
+        match self {
+            TokenSource::Variable => var("VAULT_TOKEN").map(Zeroizing::new),
+            TokenSource::LoginFile(file) => read_token_file(file).ok(),
+        }
+    }
+
+    /// The source in words, never the token.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            TokenSource::Variable => "VAULT_TOKEN",
+            TokenSource::LoginFile(_) => "~/.vault-token (`vault login`)",
+        }
+    }
 }
 
 /// The token or JWT in `path`, without surrounding whitespace; refused
@@ -339,6 +373,30 @@ mod tests {
         assert!(none.to_string().contains("VAULT_TOKEN"), "{none}");
         let bad_mount = Auth::from_env(&env(&full[2..4]), Some("a/../b".into()), None);
         assert!(matches!(bad_mount, Err(SinkError::Misconfigured(_))));
+    }
+
+    #[test]
+    fn the_token_source_is_decided_without_reading_the_token() {
+        let home = tempfile::tempdir().unwrap();
+        let home_dir = home.path().to_str().unwrap();
+        let with_home = [("HOME", home_dir)];
+        assert_eq!(TokenSource::find(&env(&with_home)), None);
+        // Found before it is read: an empty file is only found out then.
+        let file = home.path().join(".vault-token");
+        std::fs::write(&file, "\n").unwrap();
+        let source = TokenSource::find(&env(&with_home)).unwrap();
+        assert_eq!(source, TokenSource::LoginFile(file.clone()));
+        assert_eq!(source.describe(), "~/.vault-token (`vault login`)");
+        assert!(token_from_env(&env(&with_home)).is_none());
+        std::fs::write(&file, "hvs.from-file").unwrap();
+        assert_eq!(
+            source.read(&env(&with_home)).unwrap().as_str(),
+            "hvs.from-file"
+        );
+        let given = [("VAULT_TOKEN", "hvs.given"), ("HOME", home_dir)];
+        let source = TokenSource::find(&env(&given)).unwrap();
+        assert_eq!(source.describe(), "VAULT_TOKEN");
+        assert_eq!(source.read(&env(&given)).unwrap().as_str(), "hvs.given");
     }
 
     #[test]

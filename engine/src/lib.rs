@@ -20,6 +20,7 @@
 
 pub mod bundle;
 pub mod dotenv;
+pub mod environment;
 pub mod import;
 pub mod sink;
 pub mod source;

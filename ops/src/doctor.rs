@@ -13,7 +13,7 @@ use vsync_engine::timestamp::Timestamp;
 use vsync_engine::vault;
 use vsync_local::keystore::Choice;
 use vsync_local::{EnvConfig, Keystore, fsutil};
-use vsync_platforms::{Routing, SinkRequest};
+use vsync_platforms::{CredentialSource, Routing, SinkRequest};
 
 use crate::keystore::{ConfigFile, config_files};
 use crate::store::{layout, open_store};
@@ -321,20 +321,26 @@ async fn store_findings(subject: &str, config: &EnvConfig, repo: &str, env: &str
         }
     };
     let where_ = format!("{} under {}", store.describe(), layout.prefix());
-    let head = match tokio::time::timeout(
-        STORE_TIMEOUT,
-        vault::remote_head(store.as_ref(), &layout),
-    )
-    .await
-    {
+    // The bucket's clock first: a store refusing requests signed off its
+    // clock is explained by it.
+    let bucket_clock = match tokio::time::timeout(STORE_TIMEOUT, store.server_time()).await {
+        Ok(Ok(Some(server_time))) => Some(bucket_clock_finding(subject, server_time)),
+        _ => None,
+    };
+    let head = tokio::time::timeout(STORE_TIMEOUT, vault::remote_head(store.as_ref(), &layout));
+    let head = match head.await {
         Ok(Ok(head)) => head,
         Ok(Err(err)) => {
-            return vec![problem(
+            let unanswered = problem(
                 subject,
                 "store",
                 format!("{where_} does not answer: {err}"),
                 "check the endpoint, the network (and HTTPS_PROXY), the bucket and the credentials of the env's profile",
-            )];
+            );
+            return [Some(unanswered), bucket_clock]
+                .into_iter()
+                .flatten()
+                .collect();
         }
         Err(_) => {
             return vec![problem(
@@ -348,46 +354,81 @@ async fn store_findings(subject: &str, config: &EnvConfig, repo: &str, env: &str
             )];
         }
     };
-    let Some(head) = head else {
-        return vec![ok(
-            subject,
-            "store",
-            format!("{where_} answers; nothing is published yet"),
-        )];
-    };
-    // The same second is fine: a push waits for the next one.
-    let now = Timestamp::now();
-    let clock = if head.ts > now {
-        problem(
-            subject,
-            "clock",
-            format!(
-                "the newest version {} is ahead of this machine's clock ({now}): pushes are refused until it is older",
-                head.ts
-            ),
-            "if this clock is behind, fix it (NTP, `timedatectl set-ntp true`); if the machine that pushed was ahead, fix that one and publish after it with `vsync push --force`",
-        )
-    } else {
-        ok(
-            subject,
-            "clock",
-            format!(
-                "the newest version {} is not ahead of this clock ({now})",
-                head.ts
-            ),
-        )
-    };
-    vec![
-        ok(
-            subject,
-            "store",
-            format!(
+    let mut findings = vec![ok(
+        subject,
+        "store",
+        match &head {
+            None => format!("{where_} answers; nothing is published yet"),
+            Some(head) => format!(
                 "{where_} answers; current version {} (generation {})",
                 head.ts, head.generation
             ),
-        ),
-        clock,
-    ]
+        },
+    )];
+    findings.extend(bucket_clock);
+    // The same second is fine: a push waits for the next one.
+    let now = Timestamp::now();
+    findings.extend(head.map(|head| {
+        if head.ts > now {
+            problem(
+                subject,
+                "clock",
+                format!(
+                    "the newest version {} is ahead of this machine's clock ({now}): pushes are refused until it is older",
+                    head.ts
+                ),
+                "if this clock is behind, fix it (NTP, `timedatectl set-ntp true`); if the machine that pushed was ahead, fix that one and publish after it with `vsync push --force`",
+            )
+        } else {
+            ok(
+                subject,
+                "clock",
+                format!(
+                    "the newest version {} is not ahead of this clock ({now})",
+                    head.ts
+                ),
+            )
+        }
+    }));
+    findings
+}
+
+/// S3 refuses requests signed more than 15 minutes off its clock.
+const SIGNATURE_SKEW: Duration = Duration::from_secs(15 * 60);
+/// Past this, versions pushed by machines with a right clock can look ahead
+/// of this one, and its pushes are refused.
+const NOTICEABLE_SKEW: Duration = Duration::from_secs(30);
+
+/// The bucket's clock (its server's `Date`) against this machine's.
+fn bucket_clock_finding(subject: &str, server_time: std::time::SystemTime) -> Finding {
+    let (skew, direction) = match server_time.duration_since(std::time::SystemTime::now()) {
+        Ok(ahead) => (ahead, "ahead of"),
+        Err(behind) => (behind.duration(), "behind"),
+    };
+    let detail = format!(
+        "the bucket's clock is {} s {direction} this machine's",
+        skew.as_secs()
+    );
+    let fix = "set this machine's clock right (NTP: `timedatectl set-ntp true`); if it is right, the storage provider's clock is wrong";
+    if skew >= SIGNATURE_SKEW {
+        problem(
+            subject,
+            "bucket clock",
+            format!("{detail}: S3 refuses requests signed more than 15 minutes off its clock"),
+            fix,
+        )
+    } else if skew >= NOTICEABLE_SKEW {
+        warning(
+            subject,
+            "bucket clock",
+            format!(
+                "{detail}: versions pushed from machines whose clocks are right can look ahead of this one, and its pushes are refused"
+            ),
+            fix,
+        )
+    } else {
+        ok(subject, "bucket clock", detail)
+    }
 }
 
 /// A preset chosen with `--provider` that contradicts the endpoint's host
@@ -476,7 +517,10 @@ fn gitignore_finding(subject: &str, repo: &crate::Repo, config: &EnvConfig, env:
 }
 
 /// Each saved sync target can be built: its settings read and its
-/// credentials found in `environment` (nothing is sent to the platform).
+/// credentials found in `environment`, named by where they come from
+/// (nothing is sent to the platform, no value is shown). Credentials left
+/// to an ambient identity (an instance role, a metadata server) are a
+/// warning: only a real call can tell whether one answers.
 fn sync_target_findings(
     subject: &str,
     config: &EnvConfig,
@@ -490,20 +534,31 @@ fn sync_target_findings(
         .iter()
         .map(|(short, saved)| {
             let target = format!("{subject} → {short}");
-            let built = platforms::find_sink(short).and_then(|(platform, side)| {
+            let found = platforms::find_sink(short).and_then(|(platform, side)| {
                 let routing = platform.routing(Some(saved), &Routing::new())?;
-                (side.build)(&SinkRequest {
+                let request = SinkRequest {
                     env,
                     routing: &routing,
                     environment,
-                })
-                .map(|_| side.credentials)
+                };
+                (side.build)(&request)?;
+                Ok(((side.credential_source)(&request)?, side.credentials))
             });
-            match built {
-                Ok(looked_up) => ok(
+            match found {
+                Ok((CredentialSource::Found(source), _)) => ok(
                     target,
                     "credentials",
-                    format!("settings read and credentials found (looked up in: {looked_up})"),
+                    format!("settings read and credentials from {source}"),
+                ),
+                Ok((CredentialSource::Ambient(source), looked_up)) => warning(
+                    target,
+                    "credentials",
+                    format!(
+                        "settings read; credentials would come from {source}; only a real call can tell"
+                    ),
+                    format!(
+                        "run `vsync sync {env} {short} --dry-run` to try them, or give credentials explicitly ({looked_up})"
+                    ),
                 ),
                 Err(err) => problem(
                     target,

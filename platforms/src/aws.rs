@@ -17,8 +17,8 @@ use vsync_sinks::aws::{AwsSecretsManagerSink, DeletePolicy};
 use vsync_sources::aws::AwsSecretsManagerSource;
 
 use crate::{
-    Credentials, Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, SinkSide,
-    SourceRequest, SourceSetting, SourceSide, parse_routing,
+    CredentialSource, Credentials, Platform, PlatformError, Saved, Setting, SettingKind,
+    SinkRequest, SinkSide, SourceRequest, SourceSetting, SourceSide, parse_routing,
 };
 
 /// The registry's entry.
@@ -61,6 +61,7 @@ static SINK: SinkSide = SinkSide {
     credentials: CREDENTIALS,
     check: |routing| parse_routing::<AwsRouting>(PLATFORM.short, routing).map(drop),
     build: sink,
+    credential_source,
 };
 
 const CREDENTIALS: &str = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), else AWS_PROFILE or a role; AWS_ENDPOINT_URL_SECRETS_MANAGER / AWS_ENDPOINT_URL";
@@ -152,13 +153,21 @@ fn source(request: &SourceRequest<'_>) -> Result<Box<dyn Source>, PlatformError>
 /// sink and the source alike: the endpoint when moved, and a static key
 /// when one is set (else AWS's standard chain finds the credentials).
 fn access(request: &impl Credentials, region: String) -> Result<Access, PlatformError> {
-    let mut access = Access::region(region);
+    let mut access = with_static_key(request, Access::region(region))?;
     if let Some(endpoint) = request
         .var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
         .or_else(|| request.var("AWS_ENDPOINT_URL"))
     {
         access = access.endpoint(endpoint);
     }
+    Ok(access)
+}
+
+/// `access` with the environment's static key, when one is set.
+fn with_static_key(
+    request: &impl Credentials,
+    mut access: Access,
+) -> Result<Access, PlatformError> {
     match (
         request.var("AWS_ACCESS_KEY_ID"),
         request.secret("AWS_SECRET_ACCESS_KEY"),
@@ -177,9 +186,23 @@ fn access(request: &impl Credentials, region: String) -> Result<Access, Platform
     Ok(access)
 }
 
+/// The static key the sink would be given, else what AWS's standard chain
+/// would most likely use; an instance role is left to a real call. (The
+/// region and the endpoint do not change where credentials come from.)
+fn credential_source(request: &SinkRequest<'_>) -> Result<CredentialSource, PlatformError> {
+    let origin = with_static_key(request, Access::default())?.origin(&|name| request.var(name));
+    let described = origin.describe();
+    Ok(if origin.is_ambient() {
+        CredentialSource::Ambient(described)
+    } else {
+        CredentialSource::Found(described)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{ambient, environment, found};
 
     fn build(settings: serde_json::Value, env: &[(&str, &str)]) -> Result<String, PlatformError> {
         let serde_json::Value::Object(settings) = settings else {
@@ -264,5 +287,92 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("secretPrefix"), "{error}");
+    }
+
+    fn source_of(vars: &[(&str, &str)]) -> Result<CredentialSource, PlatformError> {
+        let environment = environment(vars);
+        credential_source(&SinkRequest {
+            env: "dev",
+            routing: &crate::Routing::new(),
+            environment: &environment,
+        })
+    }
+
+    #[test]
+    fn the_credentials_are_named_in_the_standard_chains_order_never_their_value() {
+        let home = tempfile::tempdir().unwrap();
+        let home_dir = home.path().display().to_string();
+        let secrets = ["AKIDVALUE", "wJalrXUtnFEMI", "token-value"];
+        let key = [
+            ("AWS_ACCESS_KEY_ID", secrets[0]),
+            ("AWS_SECRET_ACCESS_KEY", secrets[1]),
+            ("AWS_SESSION_TOKEN", secrets[2]),
+            ("AWS_PROFILE", "dev"),
+        ];
+        assert_eq!(
+            found(source_of(&key), &secrets),
+            "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+        );
+        let error = source_of(&key[1..]).unwrap_err().to_string();
+        assert!(error.contains("AWS_ACCESS_KEY_ID"), "{error}");
+
+        // Without a key: what the chain would find first.
+        let home_only = [("HOME", home_dir.as_str())];
+        let instance = ambient(source_of(&home_only), &secrets);
+        assert_eq!(
+            instance,
+            "an instance role, through the instance metadata service"
+        );
+        let container = [
+            ("HOME", home_dir.as_str()),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://127.0.0.1/creds",
+            ),
+        ];
+        assert_eq!(
+            found(source_of(&container), &secrets),
+            "the container's role (AWS_CONTAINER_CREDENTIALS_FULL_URI)"
+        );
+        let web_identity = [
+            ("HOME", home_dir.as_str()),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/eks/token"),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://127.0.0.1/creds",
+            ),
+        ];
+        assert!(found(source_of(&web_identity), &secrets).contains("AWS_WEB_IDENTITY_TOKEN_FILE"));
+        let aws = home.path().join(".aws");
+        std::fs::create_dir(&aws).unwrap();
+        let credentials = aws.join("credentials");
+        std::fs::write(
+            &credentials,
+            format!("[default]\naws_secret_access_key = {}\n", secrets[1]),
+        )
+        .unwrap();
+        assert_eq!(
+            found(source_of(&web_identity), &secrets),
+            format!("the default profile of {}", credentials.display())
+        );
+        assert_eq!(
+            found(source_of(&key[3..]), &secrets),
+            "the profile \"dev\" (AWS_PROFILE)"
+        );
+        let config = home.path().join("config");
+        std::fs::write(&config, "[profile dev]\nsso_session = corp\n").unwrap();
+        let config = config.display().to_string();
+        let profile = [
+            ("HOME", home_dir.as_str()),
+            ("AWS_PROFILE", "dev"),
+            ("AWS_CONFIG_FILE", config.as_str()),
+        ];
+        assert_eq!(
+            found(source_of(&profile), &secrets),
+            format!(
+                "the profile \"dev\" (AWS_PROFILE) of {config} and {}",
+                credentials.display()
+            )
+        );
     }
 }

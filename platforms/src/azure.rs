@@ -15,15 +15,15 @@
 //! `kv-pull`) read them alike ([`Access`]).
 
 use serde::Deserialize;
-use vsync_connections::azure::{Auth, connect, vault_url_of_name};
+use vsync_connections::azure::{Auth, Choice, connect, vault_url_of_name};
 use vsync_engine::sink::Sink;
 use vsync_engine::source::Source;
 use vsync_sinks::azure::KeyVaultSink;
 use vsync_sources::azure::KeyVaultSource;
 
 use crate::{
-    Credentials, Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, SinkSide,
-    SourceRequest, SourceSetting, SourceSide, parse_routing,
+    CredentialSource, Credentials, Platform, PlatformError, Saved, Setting, SettingKind,
+    SinkRequest, SinkSide, SourceRequest, SourceSetting, SourceSide, parse_routing,
 };
 
 /// The registry's entry.
@@ -51,6 +51,7 @@ static SINK: SinkSide = SinkSide {
     credentials: CREDENTIALS,
     check: |routing| parse_routing::<AzureRouting>(PLATFORM.short, routing).map(drop),
     build: sink,
+    credential_source,
 };
 
 /// `sync.azure`.
@@ -76,6 +77,18 @@ fn sink(request: &SinkRequest<'_>) -> Result<Box<dyn Sink>, PlatformError> {
         builder = builder.extra_ca_pem(pem);
     }
     Ok(Box::new(builder.build()?))
+}
+
+/// The credential [`Access::from_env`] builds, named: a managed identity is
+/// the machine's, which only a token request can tell exists.
+fn credential_source(request: &SinkRequest<'_>) -> Result<CredentialSource, PlatformError> {
+    let choice = Choice::from_env(&|name| request.var(name))?;
+    let described = choice.describe();
+    Ok(if choice.is_ambient() {
+        CredentialSource::Ambient(described)
+    } else {
+        CredentialSource::Found(described)
+    })
 }
 
 /// What importing from it takes.
@@ -121,7 +134,8 @@ fn source(request: &SourceRequest<'_>) -> Result<Box<dyn Source>, PlatformError>
 struct Access {
     /// `VSYNC_AZURE_VAULT_URL`, else the named vault's public-cloud URL.
     vault_url: String,
-    /// The credential [`Auth::from_env`] picks.
+    /// The credential [`Auth::from_env`] picks (what [`credential_source`]
+    /// names).
     auth: Auth,
     /// `VSYNC_AZURE_CA_FILE`'s certificates.
     extra_ca_pem: Option<Vec<u8>>,
@@ -150,7 +164,7 @@ impl Access {
         let verify_challenge_resource = !request
             .var("VSYNC_AZURE_DISABLE_CHALLENGE_RESOURCE_VERIFICATION")
             .as_deref()
-            .is_some_and(crate::is_true);
+            .is_some_and(vsync_engine::environment::is_true);
         Ok(Some(Access {
             vault_url,
             auth,
@@ -166,6 +180,7 @@ mod tests {
 
     use super::*;
     use crate::Routing;
+    use crate::test_support::{ambient, environment, found};
 
     fn build(vars: &[(&str, &str)]) -> Result<Box<dyn Sink>, PlatformError> {
         let mut vars: HashMap<&str, &str> = vars.iter().copied().collect();
@@ -316,5 +331,70 @@ mod tests {
         .err()
         .unwrap();
         assert!(error.to_string().contains("--azure-vault"), "{error}");
+    }
+
+    fn source_of(vars: &[(&str, &str)]) -> Result<CredentialSource, PlatformError> {
+        let environment = environment(vars);
+        credential_source(&SinkRequest {
+            env: "dev",
+            routing: &Routing::new(),
+            environment: &environment,
+        })
+    }
+
+    #[test]
+    fn the_credential_is_named_as_it_is_chosen_never_its_value() {
+        let secrets = [
+            "eyJ0.static",
+            "s3cret~value",
+            "contoso.onmicrosoft.com",
+            "header",
+        ];
+        let mut everything = vec![("AZURE_ACCESS_TOKEN", secrets[0])];
+        everything.extend(CLIENT_SECRET);
+        assert_eq!(
+            found(source_of(&everything), &secrets),
+            "AZURE_ACCESS_TOKEN"
+        );
+        let source = found(source_of(&everything[1..]), &secrets);
+        assert_eq!(
+            source,
+            "a service principal's client secret (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST)"
+        );
+
+        let app_service = [
+            ("IDENTITY_ENDPOINT", "http://localhost:41741/msi/token"),
+            ("IDENTITY_HEADER", "header"),
+            ("AZURE_CLIENT_ID", "user-assigned-id"),
+        ];
+        let source = ambient(source_of(&app_service), &secrets);
+        assert_eq!(
+            source,
+            "App Service's user-assigned (AZURE_CLIENT_ID) managed identity (IDENTITY_ENDPOINT, IDENTITY_HEADER)"
+        );
+        let source = ambient(source_of(&[("AZURE_USE_MANAGED_IDENTITY", "1")]), &secrets);
+        assert!(source.contains("through IMDS"), "{source}");
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let bin = tempfile::tempdir().unwrap();
+            let az = bin.path().join("az");
+            std::fs::write(&az, "#!/bin/sh\nexit 1\n").unwrap();
+            std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o700)).unwrap();
+            let path = bin.path().display().to_string();
+            let source = found(source_of(&[("PATH", &path)]), &secrets);
+            assert!(
+                source.starts_with("the az CLI's login (`az account get-access-token`"),
+                "{source}"
+            );
+        }
+
+        let error = source_of(&[("PATH", "/nonexistent")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("AZURE_TENANT_ID"), "{error}");
+        let error = source_of(&CLIENT_SECRET[..1]).unwrap_err().to_string();
+        assert!(error.contains("AZURE_CLIENT_SECRET"), "{error}");
     }
 }

@@ -84,6 +84,23 @@ pub struct SinkSide {
     pub check: fn(&Routing) -> Result<(), PlatformError>,
     /// Builds its sink from the routing and the environment's credentials.
     pub build: fn(&SinkRequest<'_>) -> Result<Box<dyn Sink>, PlatformError>,
+    /// Where `build` would take the credentials from (`vsync doctor`),
+    /// decided by the same code, without sending anything and without
+    /// naming a value; refused as `build` refuses when none are found.
+    pub credential_source: fn(&SinkRequest<'_>) -> Result<CredentialSource, PlatformError>,
+}
+
+/// Where a platform's credentials would come from, in words; never a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// Found here: a variable, a file, a CLI's login (`GITHUB_TOKEN`,
+    /// ``~/.vault-token (`vault login`)``, ``the gh CLI's login (`gh auth
+    /// token`)``). Whether the platform accepts them is another matter.
+    Found(String),
+    /// Left to the platform's ambient chain (an instance or pod identity, a
+    /// metadata server): what would be tried; only a real call can tell
+    /// whether anything answers.
+    Ambient(String),
 }
 
 /// What importing from a platform takes. Its settings are given with
@@ -566,11 +583,46 @@ pub fn read_token_file(path: &str) -> Result<Zeroizing<String>, PlatformError> {
         .ok_or_else(|| PlatformError::Setup(format!("the token file {path} is empty")))
 }
 
-/// `1` or `true` (any case): what turns a `VSYNC_…` switch on. Anything
-/// else leaves it off, the safe side.
-pub fn is_true(value: &str) -> bool {
-    let value = value.trim();
-    value == "1" || value.eq_ignore_ascii_case("true")
+/// What the platform modules' tests share.
+#[cfg(test)]
+mod test_support {
+    /// An environment holding `vars` and nothing else.
+    pub fn environment<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        |name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        }
+    }
+
+    /// The text of a found source, checked to show none of `secrets`.
+    pub fn found(
+        source: Result<super::CredentialSource, super::PlatformError>,
+        secrets: &[&str],
+    ) -> String {
+        match source {
+            Ok(super::CredentialSource::Found(text)) => without(text, secrets),
+            other => panic!("expected a found source, got {other:?}"),
+        }
+    }
+
+    /// The text of an ambient source, checked to show none of `secrets`.
+    pub fn ambient(
+        source: Result<super::CredentialSource, super::PlatformError>,
+        secrets: &[&str],
+    ) -> String {
+        match source {
+            Ok(super::CredentialSource::Ambient(text)) => without(text, secrets),
+            other => panic!("expected an ambient source, got {other:?}"),
+        }
+    }
+
+    fn without(text: String, secrets: &[&str]) -> String {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{text} shows {secret:?}");
+        }
+        text
+    }
 }
 
 #[cfg(test)]
@@ -748,15 +800,5 @@ mod tests {
             .routing(Some(&serde_json::json!({"repo": 7})), &Routing::new())
             .unwrap_err();
         assert!(error.to_string().contains("invalid type"), "{error}");
-    }
-
-    #[test]
-    fn switches_are_on_for_1_and_true_only() {
-        for on in ["1", "true", "TRUE", " True "] {
-            assert!(is_true(on), "{on}");
-        }
-        for off in ["0", "false", "yes", "", "2"] {
-            assert!(!is_true(off), "{off}");
-        }
     }
 }

@@ -10,15 +10,15 @@
 //! and HCP.
 
 use serde::Deserialize;
-use vsync_connections::vault::{Auth, token_from_env};
+use vsync_connections::vault::{Auth, TokenSource, token_from_env};
 use vsync_engine::sink::Sink;
 use vsync_engine::source::Source;
 use vsync_sinks::vault_kv::VaultKvSink;
 use vsync_sources::vault::VaultSource;
 
 use crate::{
-    Credentials, Platform, PlatformError, Saved, Setting, SettingKind, SinkRequest, SinkSide,
-    SourceRequest, SourceSetting, SourceSide, parse_routing,
+    CredentialSource, Credentials, Platform, PlatformError, Saved, Setting, SettingKind,
+    SinkRequest, SinkSide, SourceRequest, SourceSetting, SourceSide, parse_routing,
 };
 
 /// The registry's entry.
@@ -61,6 +61,7 @@ static SINK: SinkSide = SinkSide {
     credentials: "VAULT_TOKEN (or `vault login`); VAULT_NAMESPACE",
     check: |routing| parse_routing::<VaultRouting>(PLATFORM.short, routing).map(drop),
     build: sink,
+    credential_source,
 };
 
 /// `sync.vault` (upstream requires all three once the block exists).
@@ -84,9 +85,7 @@ fn sink(request: &SinkRequest<'_>) -> Result<Box<dyn Sink>, PlatformError> {
             flag: "--vault-path=<path>",
         },
     )?;
-    let (token, _) = token_from_env(&|name| request.var(name)).ok_or_else(|| {
-        PlatformError::Setup("Vault: no token; set VAULT_TOKEN or run `vault login`".into())
-    })?;
+    let (token, _) = token_from_env(&|name| request.var(name)).ok_or_else(no_token)?;
     let mut builder = VaultKvSink::builder()
         .address(addr)
         .mount(routing.mount.unwrap_or_else(|| "secret".to_owned()))
@@ -96,6 +95,17 @@ fn sink(request: &SinkRequest<'_>) -> Result<Box<dyn Sink>, PlatformError> {
         builder = builder.namespace(namespace);
     }
     Ok(Box::new(builder.build()?))
+}
+
+/// Syncing takes a token (AppRole and Kubernetes logins are the source's):
+/// `VAULT_TOKEN` or `~/.vault-token`, both found on this machine.
+fn credential_source(request: &SinkRequest<'_>) -> Result<CredentialSource, PlatformError> {
+    let source = TokenSource::find(&|name| request.var(name)).ok_or_else(no_token)?;
+    Ok(CredentialSource::Found(source.describe().to_owned()))
+}
+
+fn no_token() -> PlatformError {
+    PlatformError::Setup("Vault: no token; set VAULT_TOKEN or run `vault login`".into())
 }
 
 /// What importing from it takes.
@@ -184,6 +194,7 @@ fn source(request: &SourceRequest<'_>) -> Result<Box<dyn Source>, PlatformError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{environment, found};
 
     fn build(sets: &[&str], vars: &[(&str, &str)]) -> Result<Box<dyn Source>, PlatformError> {
         let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
@@ -238,5 +249,33 @@ mod tests {
         );
         assert!(error(&["secretPath=x"], &token).contains("approleMount"));
         assert!(error(&["recursive=maybe"], &token).contains("true or false"));
+    }
+
+    #[test]
+    fn the_sinks_token_source_is_named_never_its_value() {
+        let home = tempfile::tempdir().unwrap();
+        let home_dir = home.path().to_str().unwrap();
+        let source_of = |vars: &[(&str, &str)]| {
+            let environment = environment(vars);
+            credential_source(&SinkRequest {
+                env: "dev",
+                routing: &crate::Routing::new(),
+                environment: &environment,
+            })
+        };
+        let given = [("VAULT_TOKEN", "hvs.given-token"), ("HOME", home_dir)];
+        assert_eq!(
+            found(source_of(&given), &["hvs.given-token"]),
+            "VAULT_TOKEN"
+        );
+        let error = source_of(&given[1..]).unwrap_err().to_string();
+        assert!(error.contains("VAULT_TOKEN"), "{error}");
+        std::fs::write(home.path().join(".vault-token"), "hvs.from-file\n").unwrap();
+        assert_eq!(
+            found(source_of(&given[1..]), &["hvs.from-file"]),
+            "~/.vault-token (`vault login`)"
+        );
+        // The token wins over the file, as when the sink is built.
+        assert_eq!(found(source_of(&given), &["hvs."]), "VAULT_TOKEN");
     }
 }

@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -81,27 +81,10 @@ struct Ran {
     failure: Option<String>,
 }
 
-/// `op` in an absolute directory of `path` (`PATH`'s value). Relative
-/// entries (`.`, an empty one) are skipped: they would run whatever `op`
-/// the current directory holds, a checked-out repository's for instance.
+/// `op` in an absolute directory of `path` (`PATH`'s value).
 pub fn find_op(path: &str) -> Option<PathBuf> {
     let name = if cfg!(windows) { "op.exe" } else { "op" };
-    std::env::split_paths(path)
-        .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join(name))
-        .find(|candidate| is_executable(candidate))
-}
-
-#[cfg(unix)]
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
-    path.is_file()
+    vsync_engine::environment::find_program(path, name)
 }
 
 impl CliSource {
