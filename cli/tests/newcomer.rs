@@ -202,6 +202,36 @@ impl Machine {
     }
 }
 
+impl Machine {
+    /// A profile named `env` for the harness server's bucket `vault`,
+    /// reached at `endpoint` (the server's, or a proxy's in front of it),
+    /// and `env` of repo `demo` initialised with it.
+    async fn init_on_bucket(
+        &self,
+        env: &str,
+        server: &vsync_testcontainers::S3Server,
+        endpoint: &str,
+    ) {
+        let output = self
+            .command(&[
+                "profile",
+                "add",
+                env,
+                &format!("--endpoint={endpoint}"),
+                &format!("--region={}", server.region()),
+                "--bucket=vault",
+                &format!("--access-key={}", server.access_key()),
+            ])
+            .env("VSYNC_SECRET_ACCESS_KEY", server.secret_key())
+            .output()
+            .await
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        self.ok(&["init", env, &format!("--profile={env}"), "--repo=demo"])
+            .await;
+    }
+}
+
 /// The problems among `findings`, as (check, subject).
 fn problems(findings: &[Finding]) -> Vec<(&str, &str)> {
     findings
@@ -319,23 +349,8 @@ async fn doctor_names_a_dead_store_and_a_target_without_credentials() {
         .expect("start s3s-fs");
     server.create_bucket("vault").await.unwrap();
     let machine = Machine::new();
-    let output = machine
-        .command(&[
-            "profile",
-            "add",
-            "harness",
-            &format!("--endpoint={}", server.endpoint()),
-            &format!("--region={}", server.region()),
-            "--bucket=vault",
-            &format!("--access-key={}", server.access_key()),
-        ])
-        .env("VSYNC_SECRET_ACCESS_KEY", server.secret_key())
-        .output()
-        .await
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
     machine
-        .ok(&["init", "dev", "--profile=harness", "--repo=demo"])
+        .init_on_bucket("dev", &server, &server.endpoint())
         .await;
     std::fs::write(machine.vault().join(".env.dev"), "A=1\n").unwrap();
     machine.ok(&["push", "dev"]).await;
@@ -425,23 +440,8 @@ async fn doctor_compares_the_buckets_clock_with_this_one() {
         let proxy = vsync_testcontainers::ClockSkewProxy::start(&server.endpoint(), offset)
             .await
             .unwrap();
-        let output = machine
-            .command(&[
-                "profile",
-                "add",
-                env,
-                &format!("--endpoint={}", proxy.endpoint()),
-                &format!("--region={}", server.region()),
-                "--bucket=vault",
-                &format!("--access-key={}", server.access_key()),
-            ])
-            .env("VSYNC_SECRET_ACCESS_KEY", server.secret_key())
-            .output()
-            .await
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
         machine
-            .ok(&["init", env, &format!("--profile={env}"), "--repo=demo"])
+            .init_on_bucket(env, &server, &proxy.endpoint())
             .await;
         proxies.push(proxy);
     }

@@ -6,7 +6,8 @@
 //!   meta cell carrying the generation counter;
 //! - [`frame`]: the `SLS1` `.share` and `VKT1` `.keytree` passphrase frames;
 //! - [`config_blob`]: the `vsync-cfg-v1:` runtime bootstrap blob;
-//! - [`kdf`]: PBKDF2-HMAC-SHA256 key derivation;
+//! - [`kdf`]: PBKDF2-HMAC-SHA256 key derivation, and the per-command
+//!   [`KeyCache`] that runs it once per key;
 //! - [`fingerprint`]: keyed HMAC fingerprints of secret values, so sync can
 //!   tell a changed value from an unchanged one without keeping plaintext;
 //! - [`error`]: the 7-class error taxonomy and this crate's typed errors.
@@ -26,5 +27,5 @@ pub mod rqe1;
 pub mod rqem;
 
 pub use error::{Error, ErrorClass, Format};
-pub use kdf::{DEFAULT_ITERATIONS, Key};
+pub use kdf::{DEFAULT_ITERATIONS, Key, KeyCache};
 pub use zeroize::Zeroizing;

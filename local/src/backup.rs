@@ -1,9 +1,10 @@
 //! The two backup mechanisms of upstream (§1.10):
 //!
 //! - the **encrypted rolling backup** made at the start of every `pull`: the
-//!   vault folder zipped as a bundle, sealed as RQE1 with the env's key and
-//!   salt, saved as `<dir>/<env-lower>-<ts>.zip.enc` (0600), keeping the two
-//!   newest per env; [`restore_encrypted`] proves it usable;
+//!   vault folder zipped as a bundle, sealed as RQE1 with the env's bundle
+//!   key (PBKDF2 of the keystore value with the config's salt), saved as
+//!   `<dir>/<env-lower>-<ts>.zip.enc` (0600), keeping the two newest per
+//!   env; [`restore_encrypted`] proves it usable;
 //! - the **plain `pull --backup` copy** to
 //!   `<base>/backups/<repo>/<env>.backup-<ISO>/` (directories 0700, files
 //!   0600, timestamps kept), refused before anything is copied when a
@@ -19,7 +20,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use vsync_crypto::{DEFAULT_ITERATIONS, rqe1};
+use vsync_crypto::{Key, rqe1};
 use vsync_engine::bundle::{self, BundleError};
 use vsync_engine::vault_fs::{self, EntryKind, VaultPathError};
 
@@ -83,17 +84,20 @@ fn is_rolling_backup_of(name: &str, env_lower: &str) -> bool {
 }
 
 /// Makes the encrypted rolling backup of `vault_root/vault_folder` into
-/// `backup_dir` (see [`ConfigBase::backups_dir`]) with the env's `key`
-/// (the keystore string) and `salt`, then prunes all but the
-/// [`KEEP_ENCRYPTED`] newest of the env. `Ok(None)` when the vault folder
-/// does not exist.
+/// `backup_dir` (see [`ConfigBase::backups_dir`]) sealed with the env's
+/// bundle `key`, then prunes all but the [`KEEP_ENCRYPTED`] newest of the
+/// env. `Ok(None)` when the vault folder does not exist.
+///
+/// The key is upstream's: PBKDF2 of the keystore value with the config's
+/// salt and [`vsync_crypto::DEFAULT_ITERATIONS`], the very key the env's
+/// bundles use. Taken derived, so a `pull` that backs up and then opens the
+/// bundle pays for the derivation once.
 pub fn create_encrypted(
     backup_dir: &Path,
     vault_root: &Path,
     vault_folder: &Path,
     env: &str,
-    key: &str,
-    salt: &str,
+    key: &Key,
     now: SystemTime,
 ) -> Result<Option<PathBuf>, BackupError> {
     // Judged without following: `is_dir` would follow a symlinked folder.
@@ -101,7 +105,7 @@ pub fn create_encrypted(
         return Ok(None);
     }
     let zip = bundle::pack(vault_root, vault_folder)?;
-    let sealed = rqe1::encrypt(key.as_bytes(), salt.as_bytes(), DEFAULT_ITERATIONS, &zip);
+    let sealed = rqe1::seal(key, &zip);
     let env_lower = env.to_lowercase();
     let path = backup_dir.join(format!(
         "{env_lower}-{}.zip.enc",
@@ -159,23 +163,21 @@ pub fn list_encrypted(backup_dir: &Path, env: &str) -> Result<Vec<PathBuf>, Back
         .collect())
 }
 
-/// Decrypts the backup `file` with `key` and `salt` and unzips it into
-/// `vault_root` (only entries inside `vault_folder`, overwriting same-named
-/// files). Returns the files written, relative to the vault folder.
+/// Decrypts the backup `file` with the env's bundle `key` (see
+/// [`create_encrypted`]) and unzips it into `vault_root` (only entries
+/// inside `vault_folder`, overwriting same-named files). Returns the files
+/// written, relative to the vault folder.
 pub fn restore_encrypted(
     file: &Path,
     vault_root: &Path,
     vault_folder: &Path,
-    key: &str,
-    salt: &str,
+    key: &Key,
 ) -> Result<Vec<String>, BackupError> {
     let sealed = fs::read(file).map_err(io_at(file))?;
-    let zip = rqe1::decrypt(key.as_bytes(), salt.as_bytes(), DEFAULT_ITERATIONS, &sealed).map_err(
-        |source| BackupError::Decrypt {
-            path: file.to_path_buf(),
-            source,
-        },
-    )?;
+    let zip = rqe1::open(key, &sealed).map_err(|source| BackupError::Decrypt {
+        path: file.to_path_buf(),
+        source,
+    })?;
     Ok(bundle::unpack(&zip, vault_root, vault_folder)?)
 }
 
@@ -276,6 +278,15 @@ mod tests {
     const KEY: &str = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
     const SALT: &str = "abcdefghijklmnopqrstuvwx";
 
+    /// The env's bundle key, as `pull` derives it.
+    fn bundle_key(keystore_value: &str) -> Key {
+        Key::derive(
+            keystore_value.as_bytes(),
+            SALT.as_bytes(),
+            vsync_crypto::DEFAULT_ITERATIONS,
+        )
+    }
+
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
     }
@@ -295,17 +306,26 @@ mod tests {
         let (tmp, root) = vault();
         let dir = tmp.path().join("backups");
         let folder = Path::new("infra/vault/dev");
+        let key = bundle_key(KEY);
         // 2026-05-25T14:23:40Z
-        let first =
-            create_encrypted(&dir, &root, folder, "Dev", KEY, SALT, at(1_779_719_020)).unwrap();
+        let first = create_encrypted(&dir, &root, folder, "Dev", &key, at(1_779_719_020)).unwrap();
         let first = first.unwrap();
         assert_eq!(first, dir.join("dev-20260525-142340.zip.enc"));
         assert_eq!(mode(&first), 0o600);
         assert_eq!(mode(&dir), 0o700);
-        assert_eq!(&fs::read(&first).unwrap()[..4], b"RQE1");
+        // Upstream's format: RQE1 under PBKDF2(keystore value, salt, 600k).
+        let sealed = fs::read(&first).unwrap();
+        let zip = rqe1::decrypt(
+            KEY.as_bytes(),
+            SALT.as_bytes(),
+            vsync_crypto::DEFAULT_ITERATIONS,
+            &sealed,
+        )
+        .unwrap();
+        assert!(zip.starts_with(b"PK\x03\x04"));
 
         let target = tmp.path().join("restored");
-        let mut written = restore_encrypted(&first, &target, folder, KEY, SALT).unwrap();
+        let mut written = restore_encrypted(&first, &target, folder, &key).unwrap();
         written.sort();
         assert_eq!(written, [".env.dev", "tls/server.key"]);
         assert_eq!(
@@ -313,7 +333,7 @@ mod tests {
             [0, 1, 2, 255]
         );
         let wrong = "x".repeat(44);
-        let err = restore_encrypted(&first, &target, folder, &wrong, SALT).unwrap_err();
+        let err = restore_encrypted(&first, &target, folder, &bundle_key(&wrong)).unwrap_err();
         assert!(matches!(err, BackupError::Decrypt { .. }), "{err}");
         assert!(!err.to_string().contains(KEY));
 
@@ -328,7 +348,7 @@ mod tests {
             .unwrap()
             .set_modified(at(1_000))
             .unwrap();
-        let second = create_encrypted(&dir, &root, folder, "dev", KEY, SALT, at(1_779_719_021))
+        let second = create_encrypted(&dir, &root, folder, "dev", &key, at(1_779_719_021))
             .unwrap()
             .unwrap();
         assert!(!older.exists());
@@ -345,8 +365,7 @@ mod tests {
             tmp.path(),
             Path::new("infra/vault/dev"),
             "dev",
-            KEY,
-            SALT,
+            &bundle_key(KEY),
             SystemTime::now(),
         )
         .unwrap();
@@ -445,7 +464,8 @@ mod tests {
         assert!(!tmp.path().join("vsync/backups").exists());
 
         let dir = tmp.path().join("backups");
-        let err = create_encrypted(&dir, &root, folder, "dev", KEY, SALT, at(1)).unwrap_err();
+        let err =
+            create_encrypted(&dir, &root, folder, "dev", &bundle_key(KEY), at(1)).unwrap_err();
         assert!(
             matches!(&err, BackupError::Path(VaultPathError::Symlink(p)) if p == &root.join("infra")),
             "{err}"
@@ -457,7 +477,8 @@ mod tests {
         fs::create_dir_all(root.join("infra/vault")).unwrap();
         std::os::unix::fs::symlink(tmp.path().join("outside/vault/dev"), root.join(folder))
             .unwrap();
-        let err = create_encrypted(&dir, &root, folder, "dev", KEY, SALT, at(1)).unwrap_err();
+        let err =
+            create_encrypted(&dir, &root, folder, "dev", &bundle_key(KEY), at(1)).unwrap_err();
         assert!(
             matches!(&err, BackupError::Path(VaultPathError::Symlink(p)) if p == &root.join(folder)),
             "{err}"
@@ -472,11 +493,11 @@ mod tests {
         let (tmp, root) = vault();
         let folder = Path::new("infra/vault/dev");
         let dir = tmp.path().join("backups");
-        let backup = create_encrypted(&dir, &root, folder, "dev", KEY, SALT, at(1))
+        let backup = create_encrypted(&dir, &root, folder, "dev", &bundle_key(KEY), at(1))
             .unwrap()
             .unwrap();
         let (_other, target) = symlinked_infra();
-        let err = restore_encrypted(&backup, &target, folder, KEY, SALT).unwrap_err();
+        let err = restore_encrypted(&backup, &target, folder, &bundle_key(KEY)).unwrap_err();
         assert!(
             matches!(
                 err,

@@ -85,6 +85,26 @@ impl Context {
         })
     }
 
+    /// A machine kept entirely under `root` — config base `root/config`,
+    /// local store `root/store`, backups `root/backups`, keys in the file
+    /// keystore — working in `cwd` as repo `repo`: what tests and
+    /// benchmarks run operations in, apart from the real machine's state.
+    pub fn sandboxed(root: &Path, cwd: PathBuf, repo: &str) -> Self {
+        let base = ConfigBase::at(root.join("config"));
+        Self {
+            keystore: Keystore::file(&base),
+            base,
+            keystore_choice: Choice::Variable,
+            keystore_notice: None,
+            local_store_dir: root.join("store"),
+            backup_dir_override: Some(root.join("backups").into()),
+            cwd,
+            repo_flag: Some(repo.to_owned()),
+            audit_meta_env: None,
+            audit_note_env: None,
+        }
+    }
+
     /// Remembers, when no OS keychain answered, that this machine uses the
     /// file keystore, so later commands neither ask the keychain nor repeat
     /// the notice. Every command but the read-only ones (`doctor`) calls it.

@@ -29,7 +29,7 @@ use vsync_engine::vault_fs;
 use vsync_local::{EnvConfig, backup, fsutil};
 use vsync_platforms::{self as platforms, Environment, PlatformError, SourceRequest};
 
-use crate::lifecycle::{Env, PushOptions, PushReport, push};
+use crate::lifecycle::{Env, PushOptions, PushReport, push_env};
 use crate::store::{layout, open_store};
 use crate::{Context, OpsError, Progress};
 
@@ -169,8 +169,7 @@ pub async fn import_from(
                 &env.repo.vault_root,
                 &env.vault_folder,
                 &env.name,
-                &env.key,
-                &env.config.encryption.salt,
+                &key,
                 SystemTime::now(),
             )?;
         } else {
@@ -186,7 +185,7 @@ pub async fn import_from(
     // Push takes the env's lock itself.
     drop(lock);
     if request.push && !plan.writes.is_empty() {
-        let report: PushReport = push(ctx, &env.name, &PushOptions::default(), progress).await?;
+        let report: PushReport = push_env(ctx, &env, &PushOptions::default(), progress).await?;
         outcome.pushed = Some(report.ts.to_string());
     }
     Ok(outcome)
@@ -311,4 +310,39 @@ fn read_asset(path: &Path) -> Option<SecretValue> {
     let mut bytes = Zeroizing::new(Vec::with_capacity(length as usize + 1));
     file.take(MAX_ASSET_BYTES).read_to_end(&mut bytes).ok()?;
     Some(SecretValue::new(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::Quiet;
+    use crate::lifecycle::tests::{counted, machine};
+
+    #[tokio::test]
+    async fn an_import_that_backs_up_and_pushes_derives_the_key_once() {
+        let (tmp, ctx) = machine();
+        let handed_over = tmp.path().join("handed-over.env");
+        std::fs::write(&handed_over, "NEW_KEY=n-1\n").unwrap();
+        let request = SourceImportRequest {
+            sets: vec![format!("file={}", handed_over.display())],
+            push: true,
+            ..SourceImportRequest::default()
+        };
+        let (outcome, runs) = counted(import_from(
+            &ctx,
+            "dev",
+            "dotenv",
+            &request,
+            &|_| None,
+            &Quiet,
+        ))
+        .await;
+        let outcome = outcome.unwrap();
+        // The record, the rolling backup and the bundle all needed the key.
+        assert_eq!(outcome.written, 1);
+        assert!(outcome.backup.is_some());
+        assert!(outcome.pushed.is_some());
+        assert_eq!(runs, 1);
+    }
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use vsync_crypto::kdf::{DEFAULT_ITERATIONS, Key};
+use vsync_crypto::kdf::{DEFAULT_ITERATIONS, Key, KeyCache};
 use vsync_engine::bundle;
 use vsync_engine::store::Store;
 use vsync_engine::timestamp::Timestamp;
@@ -185,6 +185,10 @@ pub(crate) struct Env {
     pub(crate) vault_folder: PathBuf,
     pub(crate) vault_dir: PathBuf,
     pub(crate) ledger_path: PathBuf,
+    /// The bundle keys derived for this command: PBKDF2 dominates every
+    /// command, so each key is derived once however often it is needed.
+    /// Dropped (and wiped) with the env when the command ends.
+    pub(crate) keys: KeyCache,
 }
 
 impl Env {
@@ -210,6 +214,7 @@ impl Env {
             vault_folder,
             vault_dir,
             ledger_path,
+            keys: KeyCache::new(),
         })
     }
 
@@ -309,7 +314,8 @@ impl Env {
         Ok(())
     }
 
-    /// The bundle key: PBKDF2 of the keystore value with the config's salt.
+    /// The bundle key: PBKDF2 of the keystore value with the config's salt,
+    /// derived on the first call and remembered for the command.
     pub(crate) fn derive_key(&self) -> Key {
         self.derive_key_from(&self.key)
     }
@@ -317,7 +323,7 @@ impl Env {
     /// The bundle key for another keystore value (a rotation's old or new
     /// passphrase) with the config's salt.
     pub(crate) fn derive_key_from(&self, passphrase: &str) -> Key {
-        Key::derive(
+        self.keys.derive(
             passphrase.as_bytes(),
             self.config.encryption.salt.as_bytes(),
             DEFAULT_ITERATIONS,
@@ -357,7 +363,16 @@ pub async fn push(
     options: &PushOptions,
     progress: &dyn Progress,
 ) -> Result<PushReport, OpsError> {
-    let env = Env::load(ctx, env)?;
+    push_env(ctx, &Env::load(ctx, env)?, options, progress).await
+}
+
+/// [`push`] of an env already loaded (with the keys it already derived).
+pub(crate) async fn push_env(
+    ctx: &Context,
+    env: &Env,
+    options: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<PushReport, OpsError> {
     let _lock = env.lock(ctx, progress)?;
     // Judged without following: a symlinked `infra`, `infra/vault` or
     // vault folder would pack files from outside the repository.
@@ -531,13 +546,15 @@ pub async fn pull(
     let layout = layout(&env.config, env.repo.name(), &env.name)?;
 
     progress.step(1, 5, "backing up the local vault folder");
+    // The backup is sealed with the bundle key itself: derived here once,
+    // it also opens the bundle in step 3.
+    let key = env.derive_key();
     let encrypted_backup = backup::create_encrypted(
         &ctx.base.backups_dir(ctx.backup_dir_override.as_deref()),
         &env.repo.vault_root,
         &env.vault_folder,
         &env.name,
-        &env.key,
-        &env.config.encryption.salt,
+        &key,
         SystemTime::now(),
     )?;
 
@@ -566,7 +583,6 @@ pub async fn pull(
     }
 
     progress.step(3, 5, "downloading and decrypting");
-    let key = env.derive_key();
     let fetched = vault::fetch(store.as_ref(), &layout, &key, &head, options.at.as_ref()).await?;
 
     progress.step(4, 5, &format!("writing {}", env.vault_folder.display()));
@@ -708,4 +724,102 @@ pub async fn versions(ctx: &Context, env: &str) -> Result<VersionsReport, OpsErr
         current: head.as_ref().map(|head| head.ts.clone()),
         generation: head.map_or(0, |head| head.generation),
     })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    use vsync_crypto::kdf::derivations_on_this_thread;
+
+    use crate::Quiet;
+
+    /// A git checkout whose repo `acme` has env `dev` on the local store,
+    /// with one `.env.dev` in its vault folder.
+    pub(crate) fn machine() -> (tempfile::TempDir, Context) {
+        let tmp = tempfile::tempdir().unwrap();
+        let checkout = tmp.path().join("checkout");
+        std::fs::create_dir_all(&checkout).unwrap();
+        let git = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&checkout)
+            .status()
+            .unwrap();
+        assert!(git.success());
+        let ctx = Context::sandboxed(tmp.path(), checkout, "acme");
+        let report = init(
+            &ctx,
+            "dev",
+            &InitOptions {
+                local: true,
+                ..InitOptions::default()
+            },
+        )
+        .unwrap();
+        std::fs::write(report.vault_dir.join(".env.dev"), "API_KEY=k-123\n").unwrap();
+        (tmp, ctx)
+    }
+
+    /// What `operation` returns, and how many PBKDF2 runs it took (the
+    /// test runtime runs it on this thread).
+    pub(crate) async fn counted<T>(operation: impl Future<Output = T>) -> (T, u64) {
+        let before = derivations_on_this_thread();
+        let result = operation.await;
+        (result, derivations_on_this_thread() - before)
+    }
+
+    #[tokio::test]
+    async fn push_and_every_kind_of_pull_derive_the_key_once() {
+        let (_tmp, ctx) = machine();
+        let (pushed, runs) = counted(push(&ctx, "dev", &PushOptions::default(), &Quiet)).await;
+        pushed.unwrap();
+        assert_eq!(runs, 1, "push");
+
+        let kinds = [
+            PullOptions::default(),
+            PullOptions {
+                force: true,
+                ..PullOptions::default()
+            },
+            PullOptions {
+                backup: true,
+                ..PullOptions::default()
+            },
+        ];
+        for options in kinds {
+            let (report, runs) = counted(pull(&ctx, "dev", &options, &Quiet)).await;
+            let report = report.unwrap();
+            // The rolling backup and the bundle both needed the key.
+            let backup = report.encrypted_backup.expect("the folder was backed up");
+            assert!(report.files.contains(&".env.dev".to_owned()), "{options:?}");
+            assert_eq!(runs, 1, "{options:?}");
+
+            // Still upstream's backup: RQE1 under PBKDF2 of the keystore
+            // value with the config's salt.
+            let env = Env::load(&ctx, "dev").unwrap();
+            let sealed = std::fs::read(&backup).unwrap();
+            vsync_crypto::rqe1::decrypt(
+                env.key.as_bytes(),
+                env.config.encryption.salt.as_bytes(),
+                DEFAULT_ITERATIONS,
+                &sealed,
+            )
+            .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_env_derives_each_key_once() {
+        let (_tmp, ctx) = machine();
+        let env = Env::load(&ctx, "dev").unwrap();
+        let (_, runs) = counted(async {
+            env.derive_key();
+            env.derive_key();
+            env.derive_key_from(&env.key);
+        })
+        .await;
+        assert_eq!(runs, 1);
+        let (_, runs) = counted(async { env.derive_key_from("another passphrase") }).await;
+        assert_eq!(runs, 1);
+    }
 }

@@ -287,8 +287,6 @@ mod tests {
     use async_trait::async_trait;
     use vsync_backends::fs::FsStore;
     use vsync_engine::store::{ETag, ListedObject, Object, ObjectInfo, PutCondition, StoreError};
-    use vsync_local::keystore::Keystore;
-    use vsync_local::paths::ConfigBase;
 
     use crate::{InitOptions, PullOptions, PushOptions, Quiet, init, pull, push};
 
@@ -387,20 +385,8 @@ mod tests {
             .status()
             .unwrap();
         assert!(git.success());
-        let base = ConfigBase::at(tmp.path().join("config"));
-        let store_dir = tmp.path().join("store");
-        let ctx = Context {
-            keystore: Keystore::file(&base),
-            base,
-            keystore_choice: vsync_local::keystore::Choice::Variable,
-            keystore_notice: None,
-            local_store_dir: store_dir.clone(),
-            backup_dir_override: Some(tmp.path().join("backups").into()),
-            cwd: checkout.clone(),
-            repo_flag: Some("acme".into()),
-            audit_meta_env: None,
-            audit_note_env: None,
-        };
+        let ctx = Context::sandboxed(tmp.path(), checkout.clone(), "acme");
+        let store_dir = ctx.local_store_dir.clone();
         let report = init(
             &ctx,
             "dev",
