@@ -125,9 +125,11 @@ impl Context {
     /// Resolves the repo of the working directory (§5.1: `--repo`, the
     /// `.vsync` pin, then the git origin).
     pub fn repo(&self) -> Result<Repo, OpsError> {
-        let toplevel = identity::toplevel(&self.cwd)?;
+        let identity::Roots {
+            toplevel,
+            vault_root,
+        } = identity::roots(&self.cwd)?;
         let identity = identity::resolve(self.repo_flag.as_deref(), &toplevel)?;
-        let vault_root = identity::vault_root(&self.cwd)?;
         Ok(Repo {
             identity,
             toplevel,
