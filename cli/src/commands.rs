@@ -230,6 +230,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             check_remote,
         } => crate::status::run(&ctx, &runtime, json, quiet, check_remote),
         Command::Doctor { json } => crate::doctor::run(&ctx, &runtime, json),
+        Command::Exec(args) => crate::exec::run(&ctx, &runtime, args),
         Command::Completions { .. } | Command::Man { .. } => unreachable!("answered above"),
     }
 }

@@ -5,6 +5,7 @@
 mod commands;
 mod docs;
 mod doctor;
+mod exec;
 mod import;
 mod lifecycle;
 mod progress;
@@ -162,6 +163,10 @@ enum Command {
     /// them (with the profiles) in a passphrase-sealed `.keytree`.
     #[command(subcommand)]
     Keystore(KeystoreCommand),
+    /// Run a command with the env's secrets in its environment (the
+    /// parent's variables minus vsync's own credentials), its output
+    /// redacted: `vsync exec dev -- ./server --port 8080`.
+    Exec(exec::ExecArgs),
     /// Check this machine's setup and say what to fix: the keystore, the
     /// modes of vsync's files, and for each env its store, the store's
     /// newest version against this clock, the provider preset, the vault

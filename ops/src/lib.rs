@@ -13,6 +13,7 @@ mod audit;
 mod context;
 mod doctor;
 mod error;
+mod exec;
 mod import;
 mod keystore;
 mod lifecycle;
@@ -35,6 +36,10 @@ pub use context::{Context, Repo};
 pub use doctor::{DoctorReport, Finding, Verdict, doctor};
 pub use error::{EXIT_IMPORT_CONFLICT, EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED};
 pub use error::{OpsError, UnsavedPassphrase};
+pub use exec::{
+    ChildEnvironment, ExecRequest, HARDENED_INHERITED, NAMESPACE_SEPARATOR, STRIPPED, TrustMode,
+    child_environment,
+};
 pub use import::{SourceImportOutcome, SourceImportRequest, import_from};
 pub use keystore::{
     ImportOutcome, KeystoreEntry, KeystoreListing, KeytreeExportReport, KeytreeFilter,

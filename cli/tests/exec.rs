@@ -1,0 +1,267 @@
+//! `vsync exec` through the binary: what the command's environment holds
+//! (secrets, namespaces, the strip list, hardened mode), what its output
+//! shows (redacted, a secret split across writes included), its exit code
+//! and the signals passed on to it.
+
+mod common;
+
+use std::process::Stdio;
+
+use base64::Engine as _;
+use common::Machine;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const API_KEY: &str = "k-7f3a9c2e51d04b6a";
+const DB_URL: &str = "postgres://app:s3cret-pw@db/app";
+
+/// A machine with env `dev` whose `.env.dev` holds plain and namespaced keys.
+async fn machine() -> Machine {
+    let machine = Machine::new();
+    machine.ok(&["init", "dev", "--repo=demo"]).await;
+    std::fs::write(
+        machine.vault().join(".env.dev"),
+        format!(
+            "API_KEY={API_KEY}\nDATABASE_URL=\"{DB_URL}\"\nSHORT=abc\nstaging/API_KEY=k-staging-000111222\n"
+        ),
+    )
+    .unwrap();
+    machine
+}
+
+impl Machine {
+    /// `vsync exec dev <options> -- sh -c <script>`, with `extra` set in
+    /// vsync's own environment.
+    async fn exec(
+        &self,
+        options: &[&str],
+        script: &str,
+        extra: &[(&str, &str)],
+    ) -> std::process::Output {
+        let mut args = vec!["exec", "dev"];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        let mut command = self.command(&args);
+        command.envs(extra.iter().copied());
+        command.output().await.unwrap()
+    }
+
+    /// The environment a command saw, as it wrote it to `env.txt`.
+    fn seen_environment(&self) -> Vec<(String, String)> {
+        let text = std::fs::read(self.home.join("env.txt")).unwrap();
+        text.split(|byte| *byte == 0)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                let entry = String::from_utf8_lossy(entry);
+                let (name, value) = entry.split_once('=').unwrap();
+                (name.to_owned(), value.to_owned())
+            })
+            .collect()
+    }
+}
+
+/// Writes the command's own environment, as the kernel holds it, to a file.
+fn dump_environment(machine: &Machine) -> String {
+    format!(
+        "cat /proc/self/environ > {}",
+        machine.home.join("env.txt").display()
+    )
+}
+
+fn value<'a>(seen: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    seen.iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_gets_the_secrets_and_never_vsyncs_own_credentials() {
+    let machine = machine().await;
+    let credentials = [
+        ("VSYNC_PASSPHRASE", "passphrase-of-vsync"),
+        ("VAULT_TOKEN", "hvs.token-of-vsync"),
+        ("AZURE_CLIENT_SECRET", "azure-secret-of-vsync"),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "oidc-of-vsync"),
+        ("APP_MODE", "blue"),
+    ];
+    let output = machine
+        .exec(&[], &dump_environment(&machine), &credentials)
+        .await;
+    assert!(output.status.success(), "{output:?}");
+    let seen = machine.seen_environment();
+    assert_eq!(value(&seen, "API_KEY"), Some(API_KEY));
+    assert_eq!(value(&seen, "DATABASE_URL"), Some(DB_URL));
+    assert_eq!(value(&seen, "APP_MODE"), Some("blue"));
+    for (name, _) in &credentials[..4] {
+        assert_eq!(value(&seen, name), None, "{name} reached the command");
+    }
+    // Namespaced keys stay out unless their namespace is asked for.
+    assert!(seen.iter().all(|(name, _)| !name.contains('/')));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("1 namespaced key(s)"));
+
+    let output = machine
+        .exec(&["--ns", "staging"], &dump_environment(&machine), &[])
+        .await;
+    assert!(output.status.success(), "{output:?}");
+    let seen = machine.seen_environment();
+    assert_eq!(value(&seen, "API_KEY"), Some("k-staging-000111222"));
+    assert_eq!(value(&seen, "DATABASE_URL"), None);
+
+    let output = machine
+        .exec(&["--keys", "API_KEY"], &dump_environment(&machine), &[])
+        .await;
+    assert!(output.status.success(), "{output:?}");
+    let seen = machine.seen_environment();
+    assert_eq!(value(&seen, "API_KEY"), Some(API_KEY));
+    assert_eq!(value(&seen, "DATABASE_URL"), None);
+
+    let output = machine
+        .exec(
+            &["--no-inherit"],
+            &dump_environment(&machine),
+            &[("APP_MODE", "blue")],
+        )
+        .await;
+    // No PATH either: `sh` is found by vsync, `cat` by sh's default path.
+    assert!(output.status.success(), "{output:?}");
+    let mut names: Vec<String> = machine
+        .seen_environment()
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name != "PWD" && name != "SHLVL" && name != "_")
+        .collect();
+    names.sort();
+    assert_eq!(names, ["API_KEY", "DATABASE_URL", "SHORT"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_keys_are_all_named_and_nothing_runs() {
+    let machine = machine().await;
+    let marker = machine.home.join("ran");
+    let script = format!("touch {}", marker.display());
+    for (options, missing) in [
+        (&["--keys", "API_KEY,NOPE"][..], "NOPE"),
+        (&["--require", "NOPE,NADA"][..], "NOPE, NADA"),
+        (&["--ns", "prod", "--require", "API_KEY"][..], "API_KEY"),
+    ] {
+        let output = machine.exec(options, &script, &[]).await;
+        assert_eq!(output.status.code(), Some(2), "{options:?}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&format!("has no {missing}")), "{stderr}");
+        assert!(!stderr.contains(API_KEY));
+        assert!(!marker.exists(), "{options:?} ran the command");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardened_mode_inherits_almost_nothing_and_always_redacts() {
+    let machine = machine().await;
+    let extra = [("APP_MODE", "blue"), ("LANG", "C.UTF-8")];
+    let output = machine
+        .exec(&["--mode", "hardened"], &dump_environment(&machine), &extra)
+        .await;
+    assert!(output.status.success(), "{output:?}");
+    let seen = machine.seen_environment();
+    assert_eq!(value(&seen, "APP_MODE"), None);
+    assert_eq!(value(&seen, "LANG"), Some("C.UTF-8"));
+    assert!(value(&seen, "PATH").is_some());
+    assert_eq!(value(&seen, "API_KEY"), Some(API_KEY));
+
+    let output = machine
+        .exec(
+            &["--mode", "hardened", "--pass-env", "APP_MODE"],
+            &dump_environment(&machine),
+            &extra,
+        )
+        .await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(value(&machine.seen_environment(), "APP_MODE"), Some("blue"));
+
+    for refused in [
+        &["--mode", "hardened", "--pass-env", "VAULT_TOKEN"][..],
+        &["--mode", "hardened", "--no-redact"],
+    ] {
+        let output = machine.exec(refused, "true", &[]).await;
+        assert_eq!(output.status.code(), Some(2), "{refused:?}: {output:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_is_redacted_in_every_form_even_split_across_writes() {
+    let machine = machine().await;
+    let base64 = base64::engine::general_purpose::STANDARD.encode(API_KEY);
+    let hex = hex_upper(DB_URL);
+    let (head, tail) = API_KEY.split_at(7);
+    let script = format!(
+        "printf 'key=%s\\n' \"$API_KEY\"; printf 'b64=%s\\n' '{base64}'; \
+         printf 'hex=%s\\n' '{hex}'; printf 'split=%s' '{head}'; sleep 0.2; printf '%s\\n' '{tail}'; \
+         printf 'err=%s\\n' \"$DATABASE_URL\" >&2; printf 'short=%s\\n' \"$SHORT\""
+    );
+    let output = machine.exec(&[], &script, &[]).await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stdout,
+        "key=[REDACTED]\nb64=[REDACTED]\nhex=[REDACTED]\nsplit=[REDACTED]\nshort=abc\n"
+    );
+    assert!(stderr.contains("err=[REDACTED]\n"), "{stderr}");
+    assert!(!stderr.contains(DB_URL));
+    // A value too short to redact is said once.
+    assert_eq!(
+        stderr.matches("shorter than 6 bytes").count(),
+        1,
+        "{stderr}"
+    );
+
+    // Unredacted on request: vsync replaces itself with the command.
+    let output = machine
+        .exec(&["--no-redact"], "printf '%s' \"$API_KEY\"", &[])
+        .await;
+    assert_eq!(String::from_utf8_lossy(&output.stdout), API_KEY);
+}
+
+fn hex_upper(text: &str) -> String {
+    text.bytes().map(|byte| format!("{byte:02X}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_and_signals_pass_through() {
+    let machine = machine().await;
+    let output = machine.exec(&[], "exit 7", &[]).await;
+    assert_eq!(output.status.code(), Some(7));
+    let output = machine.exec(&[], "kill -TERM $$", &[]).await;
+    assert_eq!(output.status.code(), Some(128 + 15));
+    let output = machine
+        .command(&["exec", "dev", "--", "no-such-program-here"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(127), "{output:?}");
+
+    // A TERM sent to vsync reaches the command, which answers it.
+    let mut child = machine
+        .command(&[
+            "exec",
+            "dev",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("ready"));
+    let pid = child.id().unwrap();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert_eq!(
+        lines.next_line().await.unwrap().as_deref(),
+        Some("got-term")
+    );
+    assert_eq!(child.wait().await.unwrap().code(), Some(3));
+}
