@@ -231,6 +231,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         } => crate::status::run(&ctx, &runtime, json, quiet, check_remote),
         Command::Doctor { json } => crate::doctor::run(&ctx, &runtime, json),
         Command::Exec(args) => crate::exec::run(&ctx, &runtime, args),
+        Command::Compare {
+            first,
+            second,
+            json,
+        } => {
+            let comparison = vsync_ops::compare(&ctx, &first, &second)?;
+            crate::exec::print_comparison(&comparison, json);
+            Ok(())
+        }
         Command::Completions { .. } | Command::Man { .. } => unreachable!("answered above"),
     }
 }

@@ -1,6 +1,7 @@
 //! `vsync exec <env> [options] -- cmd args…`: runs a command with the env's
 //! secrets in its environment, under the trust model `vsync-ops` decides,
-//! and redacts the secrets from what it prints.
+//! and redacts the secrets from what it prints. And `vsync compare`, which
+//! tells what two envs would give a command.
 
 use std::ffi::OsString;
 use std::process::Stdio;
@@ -8,7 +9,7 @@ use std::process::Stdio;
 use clap::{Args, ValueEnum};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::signal::unix::{SignalKind, signal};
-use vsync_ops::{ChildEnvironment, Context, ExecRequest, TrustMode};
+use vsync_ops::{ChildEnvironment, Comparison, Context, ExecRequest, TrustMode};
 use vsync_redact::{MIN_SECRET_LEN, Redactor, Stream};
 
 use crate::commands::{Failure, usage};
@@ -261,5 +262,43 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
         (Some(code), _) => u8::try_from(code).unwrap_or(1),
         (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(255),
         (None, None) => 1,
+    }
+}
+
+pub fn print_comparison(comparison: &Comparison, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(comparison).expect("a comparison serialises")
+        );
+        return;
+    }
+    let [first, second] = &comparison.envs;
+    let list = |keys: &[String]| {
+        if keys.is_empty() {
+            "(none)".to_owned()
+        } else {
+            keys.join(", ")
+        }
+    };
+    println!("only in {first}: {}", list(&comparison.only_in_first));
+    println!("only in {second}: {}", list(&comparison.only_in_second));
+    println!("same in both: {}", list(&comparison.same));
+    if comparison.different.is_empty() {
+        println!("different in both: (none)");
+        return;
+    }
+    println!("different in both (fingerprints of this run only):");
+    let width = comparison
+        .different
+        .iter()
+        .map(|difference| difference.key.len())
+        .max()
+        .unwrap_or_default();
+    for difference in &comparison.different {
+        println!(
+            "  {:<width$}  {first} {}  {second} {}",
+            difference.key, difference.first, difference.second
+        );
     }
 }

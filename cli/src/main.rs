@@ -167,6 +167,18 @@ enum Command {
     /// parent's variables minus vsync's own credentials), its output
     /// redacted: `vsync exec dev -- ./server --port 8080`.
     Exec(exec::ExecArgs),
+    /// Compare two envs' keys: which only one has, and which shared keys
+    /// hold different values (told by fingerprints made for this run, never
+    /// by the values).
+    Compare {
+        /// The first env.
+        first: String,
+        /// The second env.
+        second: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check this machine's setup and say what to fix: the keystore, the
     /// modes of vsync's files, and for each env its store, the store's
     /// newest version against this clock, the provider preset, the vault

@@ -265,3 +265,40 @@ async fn exit_codes_and_signals_pass_through() {
     );
     assert_eq!(child.wait().await.unwrap().code(), Some(3));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_tells_keys_and_differing_values_apart_without_showing_them() {
+    let machine = machine().await;
+    machine.ok(&["init", "prod"]).await;
+    std::fs::write(
+        machine.checkout.join("infra/vault/prod/.env.prod"),
+        format!("API_KEY={API_KEY}\nDATABASE_URL=postgres://prod-db/app\nPROD_ONLY=yes-really\n"),
+    )
+    .unwrap();
+    let stdout = machine.ok(&["compare", "dev", "prod", "--json"]).await;
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let keys = |field: &str| -> Vec<String> {
+        doc[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| key.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(keys("only_in_first"), ["SHORT", "staging/API_KEY"]);
+    assert_eq!(keys("only_in_second"), ["PROD_ONLY"]);
+    assert_eq!(keys("same"), ["API_KEY"]);
+    let different = doc["different"].as_array().unwrap();
+    assert_eq!(different.len(), 1);
+    assert_eq!(different[0]["key"], "DATABASE_URL");
+    assert_ne!(different[0]["first"], different[0]["second"]);
+    for value in [API_KEY, DB_URL, "postgres://prod-db/app", "yes-really"] {
+        assert!(!stdout.contains(value), "{value} shown");
+    }
+    // Fingerprints are made for one run: the next one shows others.
+    let again: serde_json::Value =
+        serde_json::from_str(&machine.ok(&["compare", "dev", "prod", "--json"]).await).unwrap();
+    assert_ne!(again["different"][0]["first"], different[0]["first"]);
+    let text = machine.ok(&["compare", "dev", "prod"]).await;
+    assert!(text.contains("only in prod: PROD_ONLY"), "{text}");
+}

@@ -30,6 +30,13 @@ impl FingerprintKey {
         FingerprintKey(key)
     }
 
+    /// A fingerprint key of the caller's bytes: random ones for fingerprints
+    /// that are only compared within one run (`vsync compare`), so nothing
+    /// shown can be checked against guesses later.
+    pub fn from_bytes(key: Zeroizing<[u8; 32]>) -> Self {
+        FingerprintKey(key)
+    }
+
     /// The fingerprint of `value`, as 64 lowercase hex digits.
     pub fn fingerprint(&self, value: &[u8]) -> String {
         let mut mac =

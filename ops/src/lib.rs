@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod compare;
 mod context;
 mod doctor;
 mod error;
@@ -32,6 +33,7 @@ pub use audit::{
     AuditAction, AuditLog, AuditOptions, AuditRow, HEADER as AUDIT_HEADER, audit_log,
     parse_log as parse_audit_log, parse_meta_pair, render_csv,
 };
+pub use compare::{Comparison, Difference, compare};
 pub use context::{Context, Repo};
 pub use doctor::{DoctorReport, Finding, Verdict, doctor};
 pub use error::{EXIT_IMPORT_CONFLICT, EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED};
