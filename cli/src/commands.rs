@@ -60,10 +60,14 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     if let Some(notice) = &ctx.keystore_notice {
         eprintln!("note: {notice}");
     }
-    // `doctor` writes nothing, not even the keystore choice.
-    if !matches!(cli.command, Command::Doctor { .. })
-        && let Err(err) = ctx.remember_keystore_fallback()
-    {
+    // `doctor` writes nothing, not even the keystore choice; nor does an
+    // `exec` booted from VSYNC_CONFIG, which uses no local state at all.
+    let writes_nothing = match &cli.command {
+        Command::Doctor { .. } => true,
+        Command::Exec(_) => vsync_ops::bootstrap_configured(),
+        _ => false,
+    };
+    if !writes_nothing && let Err(err) = ctx.remember_keystore_fallback() {
         eprintln!(
             "warning: could not remember the file keystore for this machine ({err}); the note above will repeat"
         );

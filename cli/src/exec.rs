@@ -9,7 +9,7 @@ use std::process::Stdio;
 use clap::{Args, ValueEnum};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::signal::unix::{SignalKind, signal};
-use vsync_ops::{ChildEnvironment, Comparison, Context, ExecRequest, TrustMode};
+use vsync_ops::{ChildEnvironment, Comparison, Context, ExecRequest, SecretsFrom, TrustMode};
 use vsync_redact::{MIN_SECRET_LEN, Redactor, Stream};
 
 use crate::commands::{Failure, usage};
@@ -41,6 +41,10 @@ pub struct ExecArgs {
     /// Give the command none of the parent's variables, only the secrets.
     #[arg(long)]
     no_inherit: bool,
+    /// Read the env's current version from its store (one round trip,
+    /// decrypted in memory, nothing written) instead of the vault folder.
+    #[arg(long)]
+    remote: bool,
     /// Pass the command's output through unredacted (vsync then replaces
     /// itself with the command). Refused in hardened mode.
     #[arg(long)]
@@ -71,6 +75,11 @@ pub fn run(
         ));
     }
     let request = ExecRequest {
+        from: if args.remote {
+            SecretsFrom::Remote
+        } else {
+            SecretsFrom::VaultFolder
+        },
         namespace: args.ns,
         keys: args.keys,
         require: args.require,
@@ -79,12 +88,18 @@ pub fn run(
         no_inherit: args.no_inherit,
         ..ExecRequest::default()
     };
-    let child_env = vsync_ops::child_environment(ctx, &args.env, &request, std::env::vars_os())?;
+    let child_env = runtime.block_on(async {
+        if vsync_ops::bootstrap_configured() {
+            vsync_ops::child_environment_from_bootstrap(&args.env, &request, std::env::vars_os())
+                .await
+        } else {
+            vsync_ops::child_environment(ctx, &args.env, &request, std::env::vars_os()).await
+        }
+    })?;
     if child_env.other_namespaces > 0 {
         eprintln!(
             "note: {} namespaced key(s) of {} left out (--ns NAME injects one namespace)",
-            child_env.other_namespaces,
-            child_env.env_file.display()
+            child_env.other_namespaces, child_env.origin
         );
     }
     let (program, arguments) = args.command.split_first().expect("clap requires a command");

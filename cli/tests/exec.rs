@@ -302,3 +302,105 @@ async fn compare_tells_keys_and_differing_values_apart_without_showing_them() {
     let text = machine.ok(&["compare", "dev", "prod"]).await;
     assert!(text.contains("only in prod: PROD_ONLY"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_reads_the_pushed_version_and_writes_nothing() {
+    let machine = machine().await;
+    machine.ok(&["push", "dev"]).await;
+    // A local edit that was never pushed: --remote does not see it.
+    let env_file = machine.vault().join(".env.dev");
+    std::fs::write(&env_file, "API_KEY=edited-locally-only\n").unwrap();
+    let output = machine
+        .exec(&["--remote"], &dump_environment(&machine), &[])
+        .await;
+    assert!(output.status.success(), "{output:?}");
+    let seen = machine.seen_environment();
+    assert_eq!(value(&seen, "API_KEY"), Some(API_KEY));
+    assert_eq!(value(&seen, "DATABASE_URL"), Some(DB_URL));
+    assert_eq!(
+        std::fs::read_to_string(&env_file).unwrap(),
+        "API_KEY=edited-locally-only\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_with_only_vsync_config_and_passphrase_runs_the_command() {
+    let server = vsync_testcontainers::S3Server::start()
+        .await
+        .expect("start s3s-fs");
+    server.create_bucket("vault").await.unwrap();
+    let machine = Machine::new();
+    let output = machine
+        .command(&[
+            "profile",
+            "add",
+            "harness",
+            &format!("--endpoint={}", server.endpoint()),
+            &format!("--region={}", server.region()),
+            "--bucket=vault",
+            &format!("--access-key={}", server.access_key()),
+        ])
+        .env("VSYNC_SECRET_ACCESS_KEY", server.secret_key())
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    machine
+        .ok(&["init", "dev", "--profile=harness", "--repo=demo"])
+        .await;
+    std::fs::write(
+        machine.vault().join(".env.dev"),
+        format!("API_KEY={API_KEY}\n"),
+    )
+    .unwrap();
+    machine.ok(&["push", "dev"]).await;
+    let blob = machine.ok(&["runtime-token", "--env=dev"]).await;
+    let key =
+        std::fs::read_to_string(machine.home.join(".config/vsync/.keystore/demo/dev.key")).unwrap();
+
+    // The container: an empty HOME, an empty directory, no git.
+    let container = tempfile::tempdir().unwrap();
+    let home = container.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let dump = container.path().join("env.txt");
+    let run = |env: &'static str| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_vsync"));
+        command
+            .args(["exec", env, "--", "sh", "-c"])
+            .arg(format!(
+                "cat /proc/self/environ > {}; echo \"$API_KEY\"",
+                dump.display()
+            ))
+            .current_dir(container.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", &home)
+            .env("VSYNC_CONFIG", blob.trim())
+            .env("VSYNC_PASSPHRASE", key.trim())
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+            .stdin(Stdio::null());
+        command
+    };
+    let output = run("dev").output().await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "[REDACTED]\n");
+    let text = std::fs::read(&dump).unwrap();
+    let seen: Vec<String> = text
+        .split(|byte| *byte == 0)
+        .map(|entry| String::from_utf8_lossy(entry).into_owned())
+        .collect();
+    assert!(seen.contains(&format!("API_KEY={API_KEY}")), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|entry| !entry.starts_with("VSYNC_CONFIG=")
+                && !entry.starts_with("VSYNC_PASSPHRASE=")),
+        "{seen:?}"
+    );
+    // Nothing was written on the way: HOME is as empty as it was.
+    assert_eq!(std::fs::read_dir(&home).unwrap().count(), 0);
+
+    // The blob names its env; another is refused before anything runs.
+    let output = run("prod").output().await.unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("names env \"dev\""));
+}

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use vsync_backends::s3::S3ConfigError;
+use vsync_crypto::ErrorClass;
 use vsync_engine::bundle::BundleError;
 use vsync_engine::import::ImportError;
 use vsync_engine::sink::SinkError;
@@ -201,6 +202,10 @@ pub enum OpsError {
     /// endpoint that cannot work.
     #[error(transparent)]
     Platform(#[from] PlatformError),
+    /// The runtime library could not open a vault (`vsync exec`'s
+    /// `VSYNC_CONFIG` bootstrap, or a fetched bundle's contents).
+    #[error(transparent)]
+    Runtime(vsync_s3_client::Error),
     /// Local I/O failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -347,6 +352,18 @@ impl OpsError {
             | OpsError::WouldReplace(_)
             | OpsError::LinkBlocked { .. } => 4,
             OpsError::Share(_) | OpsError::Keytree(_) => 5,
+            // The runtime library's seven classes, on this table's codes.
+            OpsError::Runtime(err) => match err.class() {
+                Some(ErrorClass::ConfigMissing | ErrorClass::ConfigUnsupportedVersion) => 2,
+                Some(ErrorClass::S3Unreachable) => 3,
+                Some(ErrorClass::ManifestNotFound) => 2,
+                Some(
+                    ErrorClass::WrongPassphrase
+                    | ErrorClass::BundleCorrupt
+                    | ErrorClass::UnsupportedSpecVersion,
+                ) => 5,
+                None => 1,
+            },
             OpsError::Keystore(_)
             | OpsError::Backup(_)
             | OpsError::Incomplete { .. }

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 
 use vsync_crypto::Zeroizing;
 
+use vsync_engine::vault;
+use vsync_s3_client::{Client, Options};
+
 use crate::lifecycle::Env;
+use crate::store::{layout, open_store};
 use crate::sync::{ParserPolicy, read_env_file};
 use crate::{Context, OpsError};
 
@@ -55,9 +59,23 @@ pub enum TrustMode {
     Hardened,
 }
 
+/// Where `vsync exec` reads the env's secrets from (the third place, the
+/// runtime library's bootstrap, is [`child_environment_from_bootstrap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecretsFrom {
+    /// `<vault folder>/.env.<env>`, read as `sync` reads it.
+    #[default]
+    VaultFolder,
+    /// The env's current version in its store: one round trip, decrypted
+    /// in memory, nothing written to disk.
+    Remote,
+}
+
 /// What `vsync exec` was asked for.
 #[derive(Debug, Clone, Default)]
 pub struct ExecRequest {
+    /// Where the secrets come from.
+    pub from: SecretsFrom,
     /// `--ns`: only this namespace's keys, injected without their prefix.
     pub namespace: Option<String>,
     /// `--keys`: only these keys (after the namespace is removed); each
@@ -85,8 +103,8 @@ pub struct ChildEnvironment {
     pub stripped: usize,
     /// Keys of other namespaces, not injected.
     pub other_namespaces: usize,
-    /// The `.env.<env>` read.
-    pub env_file: PathBuf,
+    /// Where the secrets were read: a `.env` file, a store, the bootstrap.
+    pub origin: String,
 }
 
 impl std::fmt::Debug for ChildEnvironment {
@@ -100,40 +118,130 @@ impl std::fmt::Debug for ChildEnvironment {
     }
 }
 
-/// The environment `request` gives a child of env `env`, from the env's
-/// vault folder and `parent` (the process environment). Missing `--keys` or
-/// `--require` keys refuse it, every one named; so do a hardened
-/// `--pass-env` of a stripped name and a value a variable cannot hold.
-pub fn child_environment(
+/// The environment `request` gives a child of env `env` (from its vault
+/// folder or its store) and `parent` (the process environment). Missing
+/// `--keys` or `--require` keys refuse it, every one named; so do a
+/// hardened `--pass-env` of a stripped name and a value a variable cannot
+/// hold.
+pub async fn child_environment(
     ctx: &Context,
     env: &str,
     request: &ExecRequest,
     parent: impl IntoIterator<Item = (OsString, OsString)>,
 ) -> Result<ChildEnvironment, OpsError> {
-    if request.mode == TrustMode::Hardened
-        && let Some(name) = request.pass_env.iter().find(|name| is_stripped(name))
-    {
+    check_pass_env(request)?;
+    let env = Env::load(ctx, env)?;
+    let (origin, values) = match request.from {
+        SecretsFrom::VaultFolder => {
+            env.check_vault_path()?;
+            let env_file = env.vault_dir.join(format!(".env.{}", env.name));
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .ok_or(OpsError::NoHome)?;
+            let (desired, _) = read_env_file(&env_file, &request.parser, &home)?;
+            let values = desired
+                .into_iter()
+                .map(|secret| (secret.key, Zeroizing::new(secret.value.as_bytes().to_vec())))
+                .collect();
+            (env_file.display().to_string(), values)
+        }
+        SecretsFrom::Remote => {
+            let store = open_store(&env.config)?;
+            let layout = layout(&env.config, env.repo.name(), &env.name)?;
+            let Some(head) = vault::remote_head(store.as_ref(), &layout).await? else {
+                return Err(vault::VaultError::NoVault {
+                    store: store.describe(),
+                    prefix: layout.prefix().to_owned(),
+                }
+                .into());
+            };
+            let fetched =
+                vault::fetch(store.as_ref(), &layout, &env.derive_key(), &head, None).await?;
+            let client = Client::from_payload(&env.name, fetched.payload(), Options::new())
+                .map_err(OpsError::Runtime)?;
+            (
+                format!("version {} of {}", head.ts, store.describe()),
+                values_of(&client),
+            )
+        }
+    };
+    shape(origin, values, request, parent)
+}
+
+/// [`child_environment`] with no local state at all: the vault named by
+/// `VSYNC_CONFIG` with the passphrase in `VSYNC_PASSPHRASE` (or their
+/// `_FILE` forms), opened exactly as the runtime library opens it — what a
+/// container with only the vsync binary runs.
+pub async fn child_environment_from_bootstrap(
+    env: &str,
+    request: &ExecRequest,
+    parent: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<ChildEnvironment, OpsError> {
+    check_pass_env(request)?;
+    if request.from == SecretsFrom::Remote {
+        return Err(OpsError::Usage(
+            "--remote reads this machine's env config; with VSYNC_CONFIG set the vault it names is read (always from its store)".into(),
+        ));
+    }
+    let client = vsync_s3_client::open(Options::new())
+        .await
+        .map_err(OpsError::Runtime)?;
+    if client.env() != env {
         return Err(OpsError::Usage(format!(
-            "--pass-env {name}: {name} is one of vsync's own credentials and never reaches a child"
+            "VSYNC_CONFIG names env {:?}, not {env:?}; nothing was run",
+            client.env()
         )));
     }
-    let env = Env::load(ctx, env)?;
-    env.check_vault_path()?;
-    let env_file = env.vault_dir.join(format!(".env.{}", env.name));
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .ok_or(OpsError::NoHome)?;
-    let (desired, _) = read_env_file(&env_file, &request.parser, &home)?;
+    let origin = format!("the vault VSYNC_CONFIG names (env {env})");
+    shape(origin, values_of(&client), request, parent)
+}
 
+/// True when the process environment holds the runtime library's bootstrap
+/// (`VSYNC_CONFIG` or `VSYNC_CONFIG_FILE`, not empty).
+pub fn bootstrap_configured() -> bool {
+    ["VSYNC_CONFIG", "VSYNC_CONFIG_FILE"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+}
+
+/// The vault's own KV pairs of an open handle (not the process environment
+/// or defaults, which its lookups fall back to).
+fn values_of(client: &Client) -> Vec<(String, Zeroizing<Vec<u8>>)> {
+    client
+        .keys()
+        .filter_map(|key| {
+            let value = client.get_env(key)?;
+            Some((
+                key.to_owned(),
+                Zeroizing::new(value.expose().as_bytes().to_vec()),
+            ))
+        })
+        .collect()
+}
+
+fn check_pass_env(request: &ExecRequest) -> Result<(), OpsError> {
+    match request.pass_env.iter().find(|name| is_stripped(name)) {
+        Some(name) if request.mode == TrustMode::Hardened => Err(OpsError::Usage(format!(
+            "--pass-env {name}: {name} is one of vsync's own credentials and never reaches a child"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Applies the namespace, `--keys`, `--require`, the strip list and the
+/// mode to the env's `values` and the `parent`'s variables.
+fn shape(
+    origin: String,
+    values: Vec<(String, Zeroizing<Vec<u8>>)>,
+    request: &ExecRequest,
+    parent: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<ChildEnvironment, OpsError> {
     let mut secrets = Vec::new();
     let mut other_namespaces = 0;
-    for secret in desired {
-        let name = match (
-            &request.namespace,
-            secret.key.split_once(NAMESPACE_SEPARATOR),
-        ) {
+    for (key, value) in values {
+        let name = match (&request.namespace, key.split_once(NAMESPACE_SEPARATOR)) {
             (Some(wanted), Some((namespace, name))) if namespace == wanted => name.to_owned(),
-            (None, None) => secret.key.clone(),
+            (None, None) => key,
             _ => {
                 other_namespaces += 1;
                 continue;
@@ -142,7 +250,7 @@ pub fn child_environment(
         if !request.keys.is_empty() && !request.keys.contains(&name) {
             continue;
         }
-        secrets.push((name, Zeroizing::new(secret.value.as_bytes().to_vec())));
+        secrets.push((name, value));
     }
     let missing: Vec<&str> = request
         .keys
@@ -157,8 +265,7 @@ pub fn child_environment(
             None => String::new(),
         };
         return Err(OpsError::Usage(format!(
-            "{scope}{} has no {}; nothing was run",
-            env_file.display(),
+            "{scope}{origin} has no {}; nothing was run",
             missing.join(", ")
         )));
     }
@@ -197,7 +304,7 @@ pub fn child_environment(
         secrets,
         stripped,
         other_namespaces,
-        env_file,
+        origin,
     })
 }
 

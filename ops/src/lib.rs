@@ -39,8 +39,8 @@ pub use doctor::{DoctorReport, Finding, Verdict, doctor};
 pub use error::{EXIT_IMPORT_CONFLICT, EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED};
 pub use error::{OpsError, UnsavedPassphrase};
 pub use exec::{
-    ChildEnvironment, ExecRequest, HARDENED_INHERITED, NAMESPACE_SEPARATOR, STRIPPED, TrustMode,
-    child_environment,
+    ChildEnvironment, ExecRequest, HARDENED_INHERITED, NAMESPACE_SEPARATOR, STRIPPED, SecretsFrom,
+    TrustMode, bootstrap_configured, child_environment, child_environment_from_bootstrap,
 };
 pub use import::{SourceImportOutcome, SourceImportRequest, import_from};
 pub use keystore::{
