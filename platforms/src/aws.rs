@@ -202,7 +202,7 @@ fn credential_source(request: &SinkRequest<'_>) -> Result<CredentialSource, Plat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{ambient, environment, found};
+    use crate::test_support::{ambient, credential_source_in, found};
 
     fn build(settings: serde_json::Value, env: &[(&str, &str)]) -> Result<String, PlatformError> {
         let serde_json::Value::Object(settings) = settings else {
@@ -290,12 +290,7 @@ mod tests {
     }
 
     fn source_of(vars: &[(&str, &str)]) -> Result<CredentialSource, PlatformError> {
-        let environment = environment(vars);
-        credential_source(&SinkRequest {
-            env: "dev",
-            routing: &crate::Routing::new(),
-            environment: &environment,
-        })
+        credential_source_in(&SINK, vars)
     }
 
     #[test]

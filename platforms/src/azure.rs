@@ -180,7 +180,7 @@ mod tests {
 
     use super::*;
     use crate::Routing;
-    use crate::test_support::{ambient, environment, found};
+    use crate::test_support::{ambient, credential_source_in, found};
 
     fn build(vars: &[(&str, &str)]) -> Result<Box<dyn Sink>, PlatformError> {
         let mut vars: HashMap<&str, &str> = vars.iter().copied().collect();
@@ -334,12 +334,7 @@ mod tests {
     }
 
     fn source_of(vars: &[(&str, &str)]) -> Result<CredentialSource, PlatformError> {
-        let environment = environment(vars);
-        credential_source(&SinkRequest {
-            env: "dev",
-            routing: &Routing::new(),
-            environment: &environment,
-        })
+        credential_source_in(&SINK, vars)
     }
 
     #[test]

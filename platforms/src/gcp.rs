@@ -146,16 +146,10 @@ fn source(request: &SourceRequest<'_>) -> Result<Box<dyn Source>, PlatformError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Routing;
-    use crate::test_support::{ambient, environment, found};
+    use crate::test_support::{ambient, credential_source_in, found};
 
     fn source_of(vars: &[(&str, &str)]) -> Result<CredentialSource, PlatformError> {
-        let environment = environment(vars);
-        credential_source(&SinkRequest {
-            env: "dev",
-            routing: &Routing::new(),
-            environment: &environment,
-        })
+        credential_source_in(&SINK, vars)
     }
 
     #[test]

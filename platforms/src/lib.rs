@@ -586,6 +586,20 @@ pub fn read_token_file(path: &str) -> Result<Zeroizing<String>, PlatformError> {
 /// What the platform modules' tests share.
 #[cfg(test)]
 mod test_support {
+    /// What `side` says of its credentials' source with no saved routing,
+    /// in an environment holding `vars` and nothing else.
+    pub fn credential_source_in(
+        side: &super::SinkSide,
+        vars: &[(&str, &str)],
+    ) -> Result<super::CredentialSource, super::PlatformError> {
+        let environment = environment(vars);
+        (side.credential_source)(&super::SinkRequest {
+            env: "dev",
+            routing: &super::Routing::new(),
+            environment: &environment,
+        })
+    }
+
     /// An environment holding `vars` and nothing else.
     pub fn environment<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         |name| {

@@ -194,7 +194,7 @@ fn source(request: &SourceRequest<'_>) -> Result<Box<dyn Source>, PlatformError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{environment, found};
+    use crate::test_support::{credential_source_in, found};
 
     fn build(sets: &[&str], vars: &[(&str, &str)]) -> Result<Box<dyn Source>, PlatformError> {
         let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
@@ -255,14 +255,7 @@ mod tests {
     fn the_sinks_token_source_is_named_never_its_value() {
         let home = tempfile::tempdir().unwrap();
         let home_dir = home.path().to_str().unwrap();
-        let source_of = |vars: &[(&str, &str)]| {
-            let environment = environment(vars);
-            credential_source(&SinkRequest {
-                env: "dev",
-                routing: &crate::Routing::new(),
-                environment: &environment,
-            })
-        };
+        let source_of = |vars: &[(&str, &str)]| credential_source_in(&SINK, vars);
         let given = [("VAULT_TOKEN", "hvs.given-token"), ("HOME", home_dir)];
         assert_eq!(
             found(source_of(&given), &["hvs.given-token"]),
