@@ -330,23 +330,8 @@ async fn a_container_with_only_vsync_config_and_passphrase_runs_the_command() {
         .expect("start s3s-fs");
     server.create_bucket("vault").await.unwrap();
     let machine = Machine::new();
-    let output = machine
-        .command(&[
-            "profile",
-            "add",
-            "harness",
-            &format!("--endpoint={}", server.endpoint()),
-            &format!("--region={}", server.region()),
-            "--bucket=vault",
-            &format!("--access-key={}", server.access_key()),
-        ])
-        .env("VSYNC_SECRET_ACCESS_KEY", server.secret_key())
-        .output()
-        .await
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
     machine
-        .ok(&["init", "dev", "--profile=harness", "--repo=demo"])
+        .init_on_bucket("dev", &server, &server.endpoint())
         .await;
     std::fs::write(
         machine.vault().join(".env.dev"),

@@ -202,36 +202,6 @@ impl Machine {
     }
 }
 
-impl Machine {
-    /// A profile named `env` for the harness server's bucket `vault`,
-    /// reached at `endpoint` (the server's, or a proxy's in front of it),
-    /// and `env` of repo `demo` initialised with it.
-    async fn init_on_bucket(
-        &self,
-        env: &str,
-        server: &vsync_testcontainers::S3Server,
-        endpoint: &str,
-    ) {
-        let output = self
-            .command(&[
-                "profile",
-                "add",
-                env,
-                &format!("--endpoint={endpoint}"),
-                &format!("--region={}", server.region()),
-                "--bucket=vault",
-                &format!("--access-key={}", server.access_key()),
-            ])
-            .env("VSYNC_SECRET_ACCESS_KEY", server.secret_key())
-            .output()
-            .await
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
-        self.ok(&["init", env, &format!("--profile={env}"), "--repo=demo"])
-            .await;
-    }
-}
-
 /// The problems among `findings`, as (check, subject).
 fn problems(findings: &[Finding]) -> Vec<(&str, &str)> {
     findings

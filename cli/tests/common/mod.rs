@@ -172,6 +172,34 @@ impl Machine {
         stderr
     }
 
+    /// A profile named `env` for the harness server's bucket `vault`,
+    /// reached at `endpoint` (the server's, or a proxy's in front of it),
+    /// and `env` of repo `demo` initialised with it.
+    pub async fn init_on_bucket(
+        &self,
+        env: &str,
+        server: &vsync_testcontainers::S3Server,
+        endpoint: &str,
+    ) {
+        let output = self
+            .command(&[
+                "profile",
+                "add",
+                env,
+                &format!("--endpoint={endpoint}"),
+                &format!("--region={}", server.region()),
+                "--bucket=vault",
+                &format!("--access-key={}", server.access_key()),
+            ])
+            .env("VSYNC_SECRET_ACCESS_KEY", server.secret_key())
+            .output()
+            .await
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        self.ok(&["init", env, &format!("--profile={env}"), "--repo=demo"])
+            .await;
+    }
+
     pub fn vault(&self) -> PathBuf {
         self.checkout.join("infra/vault/dev")
     }
