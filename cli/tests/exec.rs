@@ -13,6 +13,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 const API_KEY: &str = "k-7f3a9c2e51d04b6a";
 const DB_URL: &str = "postgres://app:s3cret-pw@db/app";
+/// A multiline value with `=`, `#` and quotes inside: it must arrive as is.
+const PEM: &str = "-----BEGIN KEY-----\nMIIB=ab # not a comment 'single' \\n\n-----END KEY-----";
 
 /// A machine with env `dev` whose `.env.dev` holds plain and namespaced keys.
 async fn machine() -> Machine {
@@ -21,7 +23,7 @@ async fn machine() -> Machine {
     std::fs::write(
         machine.vault().join(".env.dev"),
         format!(
-            "API_KEY={API_KEY}\nDATABASE_URL=\"{DB_URL}\"\nSHORT=abc\nstaging/API_KEY=k-staging-000111222\n"
+            "API_KEY={API_KEY}\nDATABASE_URL=\"{DB_URL}\"\nPEM=\"{PEM}\"\nSHORT=abc\nstaging/API_KEY=k-staging-000111222\n"
         ),
     )
     .unwrap();
@@ -90,6 +92,7 @@ async fn the_command_gets_the_secrets_and_never_vsyncs_own_credentials() {
     let seen = machine.seen_environment();
     assert_eq!(value(&seen, "API_KEY"), Some(API_KEY));
     assert_eq!(value(&seen, "DATABASE_URL"), Some(DB_URL));
+    assert_eq!(value(&seen, "PEM"), Some(PEM));
     assert_eq!(value(&seen, "APP_MODE"), Some("blue"));
     for (name, _) in &credentials[..4] {
         assert_eq!(value(&seen, name), None, "{name} reached the command");
@@ -130,7 +133,7 @@ async fn the_command_gets_the_secrets_and_never_vsyncs_own_credentials() {
         .filter(|name| name != "PWD" && name != "SHLVL" && name != "_")
         .collect();
     names.sort();
-    assert_eq!(names, ["API_KEY", "DATABASE_URL", "SHORT"]);
+    assert_eq!(names, ["API_KEY", "DATABASE_URL", "PEM", "SHORT"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +288,7 @@ async fn compare_tells_keys_and_differing_values_apart_without_showing_them() {
             .map(|key| key.as_str().unwrap().to_owned())
             .collect()
     };
-    assert_eq!(keys("only_in_first"), ["SHORT", "staging/API_KEY"]);
+    assert_eq!(keys("only_in_first"), ["PEM", "SHORT", "staging/API_KEY"]);
     assert_eq!(keys("only_in_second"), ["PROD_ONLY"]);
     assert_eq!(keys("same"), ["API_KEY"]);
     let different = doc["different"].as_array().unwrap();
@@ -317,6 +320,7 @@ async fn remote_reads_the_pushed_version_and_writes_nothing() {
     let seen = machine.seen_environment();
     assert_eq!(value(&seen, "API_KEY"), Some(API_KEY));
     assert_eq!(value(&seen, "DATABASE_URL"), Some(DB_URL));
+    assert_eq!(value(&seen, "PEM"), Some(PEM));
     assert_eq!(
         std::fs::read_to_string(&env_file).unwrap(),
         "API_KEY=edited-locally-only\n"
