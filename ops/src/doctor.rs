@@ -75,9 +75,13 @@ impl DoctorReport {
 /// is where credentials are looked up (the process environment).
 pub async fn doctor(ctx: &Context, environment: platforms::Environment<'_>) -> DoctorReport {
     let mut findings = vec![keystore_finding(ctx)];
-    findings.extend(permission_findings(ctx));
+    let files = config_files(&ctx.base);
+    findings.extend(permission_findings(
+        ctx,
+        files.as_deref().unwrap_or_default(),
+    ));
     let current_repo = ctx.repo().ok();
-    match config_files(&ctx.base) {
+    match files {
         Ok(files) => {
             for file in files {
                 let repo = current_repo
@@ -173,7 +177,7 @@ fn keystore_finding(ctx: &Context) -> Finding {
 /// vsync's directories must be this user's and not writable by others;
 /// files holding credentials (env configs, keys, profiles) must not be
 /// readable by others either.
-fn permission_findings(ctx: &Context) -> Vec<Finding> {
+fn permission_findings(ctx: &Context, env_configs: &[ConfigFile]) -> Vec<Finding> {
     let mut findings = Vec::new();
     let base = ctx.base.dir();
     let directories = [
@@ -192,11 +196,7 @@ fn permission_findings(ctx: &Context) -> Vec<Finding> {
             ));
         }
     }
-    let mut secret_files: Vec<PathBuf> = config_files(&ctx.base)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|file| file.path)
-        .collect();
+    let mut secret_files: Vec<PathBuf> = env_configs.iter().map(|file| file.path.clone()).collect();
     secret_files.extend(files_below(&ctx.base.keystore_dir(), 2));
     secret_files.extend(files_below(&ctx.base.profiles_dir(), 1));
     for file in secret_files {
