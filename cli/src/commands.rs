@@ -11,7 +11,9 @@ use zeroize::Zeroizing;
 
 use crate::progress::StderrProgress;
 use crate::secret_input::read_secret;
-use crate::{Cli, Command, InitArgs, PassphraseArgs, ProfileAddArgs, ProfileCommand, PullArgs};
+use crate::{
+    Cli, Command, ConfigCommand, InitArgs, PassphraseArgs, ProfileAddArgs, ProfileCommand, PullArgs,
+};
 
 /// A failed command: what to print and the exit code.
 pub struct Failure {
@@ -54,29 +56,32 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Man { dir } => return crate::docs::man(dir.as_deref()),
         _ => {}
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| usage(format!("cannot start the async runtime: {err}")))?;
+    // An `exec` booted from VSYNC_CONFIG uses no local state at all: no
+    // keystore is asked, nothing is remembered.
+    let command = match cli.command {
+        Command::Exec(args) if vsync_ops::bootstrap_configured() => {
+            return crate::exec::run(None, &runtime, args);
+        }
+        command => command,
+    };
     let cwd =
         std::env::current_dir().map_err(|err| usage(format!("no working directory: {err}")))?;
     let ctx = Context::from_env(cwd, cli.repo)?;
     if let Some(notice) = &ctx.keystore_notice {
         eprintln!("note: {notice}");
     }
-    // `doctor` writes nothing, not even the keystore choice; nor does an
-    // `exec` booted from VSYNC_CONFIG, which uses no local state at all.
-    let writes_nothing = match &cli.command {
-        Command::Doctor { .. } => true,
-        Command::Exec(_) => vsync_ops::bootstrap_configured(),
-        _ => false,
-    };
+    // `doctor` writes nothing, not even the keystore choice.
+    let writes_nothing = matches!(command, Command::Doctor { .. });
     if !writes_nothing && let Err(err) = ctx.remember_keystore_fallback() {
         eprintln!(
             "warning: could not remember the file keystore for this machine ({err}); the note above will repeat"
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| usage(format!("cannot start the async runtime: {err}")))?;
-    match cli.command {
+    match command {
         Command::Profile(command) => run_profile(&ctx, command),
         Command::Init(args) => init(&ctx, args),
         Command::Push { env, force, audit } => {
@@ -197,10 +202,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             ))?;
             if let Some(routing) = &report.routing {
                 if report.routing_kept {
-                    eprintln!("kept the share's sync routing: {routing}");
+                    eprintln!("kept the share's {routing}");
                 } else {
                     eprintln!(
-                        "dropped the share's sync routing {routing}: check it, then import again with --accept-routing to keep it, or pass your own routing flags to `vsync sync`"
+                        "dropped the share's {routing}: check it, then import again with --accept-routing to keep it, or pass your own routing flags to `vsync sync`"
                     );
                 }
             }
@@ -234,7 +239,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             check_remote,
         } => crate::status::run(&ctx, &runtime, json, quiet, check_remote),
         Command::Doctor { json } => crate::doctor::run(&ctx, &runtime, json),
-        Command::Exec(args) => crate::exec::run(&ctx, &runtime, args),
+        Command::Exec(args) => crate::exec::run(Some(&ctx), &runtime, args),
+        Command::Config(ConfigCommand::Exec(args)) => crate::config::exec(&ctx, args),
         Command::Compare {
             first,
             second,

@@ -14,6 +14,8 @@ use vsync_redact::{MIN_SECRET_LEN, Redactor, Stream};
 
 use crate::commands::{Failure, usage};
 
+mod terminal;
+
 #[derive(Args)]
 pub struct ExecArgs {
     /// The env whose secrets the command gets.
@@ -31,10 +33,11 @@ pub struct ExecArgs {
     require: Vec<String>,
     /// standard: the parent's environment minus vsync's own credentials;
     /// hardened: only PATH, HOME, LANG, TERM, TZ, USER and --pass-env, and
-    /// output always redacted.
+    /// output always redacted; custom: the env's saved policy (`vsync
+    /// config exec <env>`).
     #[arg(long, value_enum, default_value_t = Mode::Standard)]
     mode: Mode,
-    /// A variable a hardened child inherits too (repeatable or
+    /// A variable a hardened or custom child inherits too (repeatable or
     /// comma-separated).
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pass_env: Vec<String>,
@@ -46,7 +49,8 @@ pub struct ExecArgs {
     #[arg(long)]
     remote: bool,
     /// Pass the command's output through unredacted (vsync then replaces
-    /// itself with the command). Refused in hardened mode.
+    /// itself with the command). Refused in hardened mode and by a custom
+    /// policy that always redacts.
     #[arg(long)]
     no_redact: bool,
     /// The command and its arguments, after `--`.
@@ -58,22 +62,16 @@ pub struct ExecArgs {
 enum Mode {
     Standard,
     Hardened,
+    Custom,
 }
 
+/// Runs the command; `ctx` is `None` when the secrets come from the
+/// runtime library's bootstrap (`VSYNC_CONFIG`), which needs no local state.
 pub fn run(
-    ctx: &Context,
+    ctx: Option<&Context>,
     runtime: &tokio::runtime::Runtime,
     args: ExecArgs,
 ) -> Result<(), Failure> {
-    let mode = match args.mode {
-        Mode::Standard => TrustMode::Standard,
-        Mode::Hardened => TrustMode::Hardened,
-    };
-    if args.no_redact && mode == TrustMode::Hardened {
-        return Err(usage(
-            "--no-redact: hardened mode always redacts the command's output".into(),
-        ));
-    }
     let request = ExecRequest {
         from: if args.remote {
             SecretsFrom::Remote
@@ -83,61 +81,122 @@ pub fn run(
         namespace: args.ns,
         keys: args.keys,
         require: args.require,
-        mode,
+        mode: match args.mode {
+            Mode::Standard => TrustMode::Standard,
+            Mode::Hardened => TrustMode::Hardened,
+            Mode::Custom => TrustMode::Custom,
+        },
         pass_env: args.pass_env,
         no_inherit: args.no_inherit,
+        no_redact: args.no_redact,
         ..ExecRequest::default()
     };
     let child_env = runtime.block_on(async {
-        if vsync_ops::bootstrap_configured() {
-            vsync_ops::child_environment_from_bootstrap(&args.env, &request, std::env::vars_os())
+        match ctx {
+            Some(ctx) => {
+                vsync_ops::child_environment(ctx, &args.env, &request, std::env::vars_os()).await
+            }
+            None => {
+                vsync_ops::child_environment_from_bootstrap(
+                    &args.env,
+                    &request,
+                    std::env::vars_os(),
+                )
                 .await
-        } else {
-            vsync_ops::child_environment(ctx, &args.env, &request, std::env::vars_os()).await
+            }
         }
     })?;
-    if child_env.other_namespaces > 0 {
-        eprintln!(
-            "note: {} namespaced key(s) of {} left out (--ns NAME injects one namespace)",
-            child_env.other_namespaces, child_env.origin
-        );
-    }
     let (program, arguments) = args.command.split_first().expect("clap requires a command");
-    let mut command = std::process::Command::new(program);
-    command.args(arguments).env_clear();
-    command.envs(
-        child_env
+    let launch = Launch {
+        program: program.clone(),
+        arguments: arguments.to_vec(),
+        variables: child_env
             .inherited
             .iter()
-            .map(|(name, value)| (name, value)),
-    );
-    for (name, value) in &child_env.secrets {
-        command.env(name, bytes_to_os(value));
-    }
+            .cloned()
+            .chain(
+                child_env
+                    .secrets
+                    .iter()
+                    .map(|(name, value)| (OsString::from(name), bytes_to_os(value))),
+            )
+            .collect(),
+    };
     if args.no_redact {
-        return Err(replace_process(command, program));
+        note(&child_env, None);
+        drop(child_env);
+        return Err(replace_process(launch));
     }
     let redactor = Redactor::new(child_env.secrets.iter().map(|(_, value)| value.as_slice()))
         .map_err(|err| usage(format!("cannot build the redactor: {err}")))?;
-    if redactor.skipped() > 0 {
-        eprintln!(
-            "note: {} secret(s) shorter than {MIN_SECRET_LEN} bytes are not redacted from the output",
-            redactor.skipped()
-        );
-    }
-    let code = runtime.block_on(run_redacted(command, program, &redactor, child_env))?;
+    note(&child_env, Some(&redactor));
+    // The child gets its copy when it starts; vsync's goes now.
+    drop(child_env);
+    // From here on, what vsync itself prints passes the redactor too.
+    let guard = |failure: Failure| Failure {
+        message: redactor.redact_str(&failure.message).into_owned(),
+        ..failure
+    };
+    let code = runtime
+        .block_on(run_redacted(launch, &redactor))
+        .map_err(guard)?;
     match code {
         0 => Ok(()),
         code => Err(Failure::reported(code)),
     }
 }
 
+/// What vsync says before the command starts (never a value: it is passed
+/// through the redactor when there is one).
+fn note(child_env: &ChildEnvironment, redactor: Option<&Redactor>) {
+    let mut notes = Vec::new();
+    if child_env.other_namespaces > 0 {
+        notes.push(format!(
+            "note: {} namespaced key(s) of {} left out (--ns NAME injects one namespace)",
+            child_env.other_namespaces, child_env.origin
+        ));
+    }
+    if let Some(redactor) = redactor
+        && redactor.skipped() > 0
+    {
+        notes.push(format!(
+            "note: {} secret(s) shorter than {MIN_SECRET_LEN} bytes are not redacted from the output",
+            redactor.skipped()
+        ));
+    }
+    for line in notes {
+        match redactor {
+            Some(redactor) => eprintln!("{}", redactor.redact_str(&line)),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+/// The command as it is started: the program, its arguments and its whole
+/// environment.
+struct Launch {
+    program: OsString,
+    arguments: Vec<OsString>,
+    variables: Vec<(OsString, OsString)>,
+}
+
+impl Launch {
+    fn command(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(&self.program);
+        command
+            .args(&self.arguments)
+            .env_clear()
+            .envs(self.variables.iter().map(|(name, value)| (name, value)));
+        command
+    }
+}
+
 /// On Unix, `exec` the command in vsync's place: nothing of vsync stays
 /// between the command and its terminal. Returns only on failure.
-fn replace_process(mut command: std::process::Command, program: &OsString) -> Failure {
+fn replace_process(launch: Launch) -> Failure {
     use std::os::unix::process::CommandExt;
-    let err = command.exec();
-    cannot_start(program, &err)
+    let err = launch.command().exec();
+    cannot_start(&launch.program, &err)
 }
 
 fn cannot_start(program: &OsString, err: &std::io::Error) -> Failure {
@@ -158,36 +217,21 @@ fn bytes_to_os(value: &[u8]) -> OsString {
     OsString::from_vec(value.to_vec())
 }
 
-/// Runs the command with its stdout and stderr through the redactor, stdin
-/// left alone; INT, TERM, HUP and QUIT sent to vsync are passed on, and the
-/// command's exit code is returned (128 + n for signal n, as shells do).
-async fn run_redacted(
-    command: std::process::Command,
-    program: &OsString,
-    redactor: &Redactor,
-    child_env: ChildEnvironment,
-) -> Result<u8, Failure> {
-    let mut command = tokio::process::Command::from(command);
-    command
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().map_err(|err| cannot_start(program, &err))?;
-    // The child has its copy; vsync's goes now.
-    drop(child_env);
-    let stdout = child.stdout.take().expect("piped");
-    let stderr = child.stderr.take().expect("piped");
-    let out = tokio::spawn(copy_redacted(
-        stdout,
-        tokio::io::stdout(),
-        redactor.stream(),
-    ));
-    let err = tokio::spawn(copy_redacted(
-        stderr,
-        tokio::io::stderr(),
-        redactor.stream(),
-    ));
-
+/// Runs the command with its output through the redactor — on a
+/// pseudo-terminal when vsync's stdout is a terminal, through pipes
+/// otherwise — passes signals on, and returns the command's exit code
+/// (128 + n for signal n, as shells do).
+async fn run_redacted(launch: Launch, redactor: &Redactor) -> Result<u8, Failure> {
+    let started = match terminal::Terminal::of_this_process() {
+        Some(terminal) => terminal.start(&launch, redactor)?,
+        None => start_piped(&launch, redactor)?,
+    };
+    let Started {
+        mut child,
+        output,
+        forward_keyboard,
+        terminal,
+    } = started;
     let pid = child.id().and_then(|id| i32::try_from(id).ok());
     let forwarded = [
         SignalKind::interrupt(),
@@ -202,7 +246,7 @@ async fn run_redacted(
         listeners.push(tokio::spawn(async move {
             while stream.recv().await.is_some() {
                 if let Some(pid) = pid {
-                    forward(pid, kind);
+                    forward(pid, kind, forward_keyboard);
                 }
             }
         }));
@@ -215,14 +259,61 @@ async fn run_redacted(
         listener.abort();
     }
     // All output is written before vsync exits with the command's code.
-    let _ = out.await;
-    let _ = err.await;
+    for copy in output {
+        let _ = copy.await;
+    }
+    // The terminal is given back as it was.
+    drop(terminal);
     Ok(exit_code(status))
+}
+
+/// A started command: the process, the tasks copying its output, whether
+/// keyboard signals must be passed on, and what vsync holds of the
+/// terminal while it runs.
+struct Started {
+    child: tokio::process::Child,
+    output: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    forward_keyboard: bool,
+    terminal: Option<terminal::Session>,
+}
+
+/// Starts the command with stdin left alone and stdout and stderr piped
+/// through the redactor.
+fn start_piped(launch: &Launch, redactor: &Redactor) -> Result<Started, Failure> {
+    let mut command = tokio::process::Command::from(launch.command());
+    command
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .map_err(|err| cannot_start(&launch.program, &err))?;
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    Ok(Started {
+        child,
+        output: vec![
+            tokio::spawn(copy_redacted(
+                stdout,
+                tokio::io::stdout(),
+                redactor.stream(),
+            )),
+            tokio::spawn(copy_redacted(
+                stderr,
+                tokio::io::stderr(),
+                redactor.stream(),
+            )),
+        ],
+        // Ctrl-C and Ctrl-\ reach the command (in vsync's process group)
+        // from the terminal itself.
+        forward_keyboard: !in_terminal_foreground(),
+        terminal: None,
+    })
 }
 
 /// Copies `from` to `to` through a redaction stream, flushing each chunk
 /// so interactive output is not held back longer than a possible secret's
-/// start.
+/// start. A pseudo-terminal whose other side is closed reads as the end.
 async fn copy_redacted(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
@@ -230,10 +321,13 @@ async fn copy_redacted(
 ) -> std::io::Result<()> {
     let mut buffer = vec![0u8; 8192];
     loop {
-        let read = from.read(&mut buffer).await?;
-        if read == 0 {
-            break;
-        }
+        let read = match from.read(&mut buffer).await {
+            Ok(0) => break,
+            Ok(read) => read,
+            // Linux answers EIO once the command's side of a pty is closed.
+            Err(err) if err.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => break,
+            Err(err) => return Err(err),
+        };
         to.write_all(&stream.push(&buffer[..read])).await?;
         to.flush().await?;
     }
@@ -241,17 +335,18 @@ async fn copy_redacted(
     to.flush().await
 }
 
-fn forward(pid: i32, kind: SignalKind) {
+/// Passes signal `kind` on to the command. Keyboard signals (INT, QUIT)
+/// are passed only when `forward_keyboard`: a command in vsync's terminal
+/// foreground gets Ctrl-C from the terminal itself, and passing it on
+/// would deliver it twice (a second Ctrl-C often means "quit now").
+fn forward(pid: i32, kind: SignalKind, forward_keyboard: bool) {
     let Some(pid) = rustix::process::Pid::from_raw(pid) else {
         return;
     };
     let from_keyboard = [SignalKind::interrupt(), SignalKind::quit()]
         .iter()
         .any(|keyboard| keyboard.as_raw_value() == kind.as_raw_value());
-    // Ctrl-C and Ctrl-\ reach the whole foreground process group, the
-    // command included: passing them on would deliver them twice (a second
-    // Ctrl-C often means "quit now").
-    if from_keyboard && in_terminal_foreground() {
+    if from_keyboard && !forward_keyboard {
         return;
     }
     let signal = match kind.as_raw_value() {

@@ -3,6 +3,7 @@
 //! to stderr; failures exit with the code `OpsError::exit_code` gives.
 
 mod commands;
+mod config;
 mod docs;
 mod doctor;
 mod exec;
@@ -109,8 +110,9 @@ enum Command {
         /// the env (bundles sealed with the current key become unreadable here).
         #[arg(long)]
         force: bool,
-        /// Keep the sync routing the share carries (where `vsync sync` sends
-        /// secrets and this machine's platform tokens); dropped otherwise.
+        /// Keep the sync routing (where `vsync sync` sends secrets and this
+        /// machine's platform tokens) and the exec policy (what `exec --mode
+        /// custom` passes a command) the share carries; dropped otherwise.
         #[arg(long)]
         accept_routing: bool,
         #[command(flatten)]
@@ -167,6 +169,10 @@ enum Command {
     /// parent's variables minus vsync's own credentials), its output
     /// redacted: `vsync exec dev -- ./server --port 8080`.
     Exec(exec::ExecArgs),
+    /// Per-env settings of this machine: `vsync config exec dev --inherit
+    /// PATH,HOME,LC_*` saves the policy of `vsync exec dev --mode custom`.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Compare two envs' keys: which only one has, and which shared keys
     /// hold different values (told by fingerprints made for this run, never
     /// by the values).
@@ -314,6 +320,14 @@ struct PullArgs {
     accept_rollback: bool,
     #[command(flatten)]
     audit: AuditArgs,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Show or change the env's custom exec policy: which of the parent's
+    /// variables a command inherits, which it never gets, and whether its
+    /// output is always redacted. Without flags, show it.
+    Exec(config::ExecPolicyArgs),
 }
 
 #[derive(Subcommand)]

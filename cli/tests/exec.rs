@@ -393,3 +393,226 @@ async fn a_container_with_only_vsync_config_and_passphrase_runs_the_command() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("names env \"dev\""));
 }
+
+/// Reads a pseudo-terminal's master side until `needle` shows (or the
+/// other side closes), giving up after 20 s; returns everything read.
+async fn read_until(pty: &mut pty_process::Pty, seen: &mut String, needle: &str) {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut buffer = [0u8; 4096];
+    while !seen.contains(needle) {
+        match tokio::time::timeout_at(deadline, pty.read(&mut buffer)).await {
+            Ok(Ok(read @ 1..)) => seen.push_str(&String::from_utf8_lossy(&buffer[..read])),
+            // The other side closed (Linux answers EIO).
+            Ok(_) => break,
+            Err(_) => panic!("no {needle:?} within 20 s; the terminal showed {seen:?}"),
+        }
+    }
+}
+
+impl Machine {
+    /// `vsync exec dev -- sh -c <script>` with vsync's stdin, stdout and
+    /// stderr on a new 24×80 terminal, as a user runs it; `stdin_null`
+    /// gives vsync /dev/null as stdin instead and `stderr_piped` a pipe as
+    /// stderr.
+    fn exec_on_terminal(
+        &self,
+        script: &str,
+        stdin_null: bool,
+        stderr_piped: bool,
+    ) -> (pty_process::Pty, tokio::process::Child) {
+        let (pty, pts) = pty_process::open().unwrap();
+        pty.resize(pty_process::Size::new(24, 80)).unwrap();
+        let mut command = pty_process::Command::new(env!("CARGO_BIN_EXE_vsync"))
+            .args(["exec", "dev", "--", "sh", "-c", script])
+            .current_dir(&self.checkout)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", &self.home)
+            .env("VSYNC_KEYSTORE", "file");
+        if stdin_null {
+            command = command.stdin(Stdio::null());
+        }
+        if stderr_piped {
+            command = command.stderr(Stdio::piped());
+        }
+        (pty, command.spawn(pts).unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_the_command_gets_one_sized_as_vsyncs_and_its_output_is_still_redacted() {
+    use tokio::io::AsyncWriteExt;
+    let machine = machine().await;
+    let script = "test -t 0 && test -t 1 && test -t 2 && echo on-a-tty; stty size; \
+         printf '%s\\n' \"$API_KEY\"; echo ready; read line; echo \"got:$line\"; \
+         trap 'stty size' WINCH; echo waiting; while :; do sleep 0.05; done";
+    let (mut pty, mut vsync) = machine.exec_on_terminal(script, false, false);
+    let cooked = rustix::termios::tcgetattr(&pty).unwrap();
+    let mut seen = String::new();
+    read_until(&mut pty, &mut seen, "ready").await;
+    let raw = rustix::termios::tcgetattr(&pty).unwrap();
+    assert!(
+        !raw.local_modes
+            .contains(rustix::termios::LocalModes::ICANON)
+    );
+    assert!(seen.contains("on-a-tty"), "{seen:?}");
+    assert!(seen.contains("24 80"), "{seen:?}");
+    assert!(!seen.contains(API_KEY), "{seen:?}");
+    assert!(seen.contains("[REDACTED]"), "{seen:?}");
+
+    // What is typed reaches the command through vsync, byte for byte.
+    pty.write_all(b"typed text\r").await.unwrap();
+    read_until(&mut pty, &mut seen, "got:typed text").await;
+    read_until(&mut pty, &mut seen, "waiting").await;
+
+    // A resized window reaches the command as a SIGWINCH with the new size.
+    pty.resize(pty_process::Size::new(30, 100)).unwrap();
+    read_until(&mut pty, &mut seen, "30 100").await;
+
+    // Ctrl-C typed is the command's SIGINT (vsync's terminal is raw).
+    pty.write_all(b"\x03").await.unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), vsync.wait())
+        .await
+        .expect("vsync ends after Ctrl-C")
+        .unwrap();
+    assert_eq!(status.code(), Some(128 + 2), "{seen:?}");
+    // The terminal is given back as vsync found it.
+    let after = rustix::termios::tcgetattr(&pty).unwrap();
+    assert_eq!(after.local_modes, cooked.local_modes);
+    assert_eq!(after.input_modes, cooked.input_modes);
+    assert_eq!(after.output_modes, cooked.output_modes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_a_redirected_stdin_and_stderr_stay_redirected() {
+    let machine = machine().await;
+    let script = "test -t 0 || echo stdin-not-a-tty; test -t 1 && echo stdout-tty; \
+         printf '%s\\n' \"$DATABASE_URL\" >&2; echo done";
+    let (mut pty, mut vsync) = machine.exec_on_terminal(script, true, true);
+    let mut seen = String::new();
+    read_until(&mut pty, &mut seen, "done").await;
+    assert!(seen.contains("stdin-not-a-tty"), "{seen:?}");
+    assert!(seen.contains("stdout-tty"), "{seen:?}");
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(vsync.stderr.as_mut().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(vsync.wait().await.unwrap().success());
+    // stderr went its own way (after vsync's notes), redacted, and not
+    // through the terminal.
+    assert_eq!(stderr.lines().last(), Some("[REDACTED]"), "{stderr}");
+    assert!(!stderr.contains(DB_URL), "{stderr}");
+    assert!(!seen.contains("REDACTED"), "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vsyncs_own_errors_after_the_secrets_are_read_are_redacted_too() {
+    let machine = machine().await;
+    // The program's name holds a secret: "cannot run …" must not show it.
+    let program = format!("./{API_KEY}-tool");
+    let output = machine
+        .command(&["exec", "dev", "--", &program])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(127), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot run ./[REDACTED]-tool"), "{stderr}");
+    assert!(!stderr.contains(API_KEY), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_mode_applies_the_envs_saved_policy() {
+    let machine = machine().await;
+    let extra = [
+        ("APP_MODE", "blue"),
+        ("LC_TIME", "C"),
+        ("LC_SECRETISH", "no"),
+        ("OTHER", "x"),
+    ];
+    // No policy yet: custom mode says how to make one and runs nothing.
+    let output = machine
+        .exec(&["--mode", "custom"], &dump_environment(&machine), &extra)
+        .await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("vsync config exec dev"));
+
+    // Refused entries write nothing.
+    for refused in [
+        &["--inherit", "PATH,A=B"][..],
+        &["--inherit", "VAULT_TOKEN"][..],
+        &["--strip", "*X"][..],
+    ] {
+        let mut args = vec!["config", "exec", "dev"];
+        args.extend_from_slice(refused);
+        let output = machine.command(&args).output().await.unwrap();
+        assert_eq!(output.status.code(), Some(2), "{refused:?}: {output:?}");
+    }
+    assert!(
+        machine
+            .ok(&["config", "exec", "dev"])
+            .await
+            .contains("no custom exec policy")
+    );
+
+    let shown = machine
+        .ok(&[
+            "config",
+            "exec",
+            "dev",
+            "--inherit",
+            "PATH,APP_MODE,LC_*",
+            "--strip",
+            "LC_SECRET*",
+        ])
+        .await;
+    assert!(shown.contains("PATH, APP_MODE, LC_*"), "{shown}");
+    assert!(shown.contains("always redacted"), "{shown}");
+    let output = machine
+        .exec(
+            &["--mode", "custom", "--pass-env", "OTHER"],
+            &dump_environment(&machine),
+            &[extra.as_slice(), &[("VSYNC_PASSPHRASE", "never")]].concat(),
+        )
+        .await;
+    assert!(output.status.success(), "{output:?}");
+    let seen = machine.seen_environment();
+    assert_eq!(value(&seen, "APP_MODE"), Some("blue"));
+    assert_eq!(value(&seen, "LC_TIME"), Some("C"));
+    assert_eq!(value(&seen, "OTHER"), Some("x"));
+    assert_eq!(value(&seen, "LC_SECRETISH"), None);
+    assert_eq!(value(&seen, "VSYNC_PASSPHRASE"), None);
+    assert_eq!(value(&seen, "HOME"), None);
+    assert_eq!(value(&seen, "API_KEY"), Some(API_KEY));
+
+    // A policy that always redacts refuses --no-redact, until it allows it.
+    let output = machine
+        .exec(&["--mode", "custom", "--no-redact"], "true", &[])
+        .await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    machine
+        .ok(&["config", "exec", "dev", "--allow-no-redact"])
+        .await;
+    let output = machine
+        .exec(
+            &["--mode", "custom", "--no-redact"],
+            "printf '%s' \"$API_KEY\"",
+            &[],
+        )
+        .await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), API_KEY);
+    // The other fields were kept by that change.
+    let json: serde_json::Value =
+        serde_json::from_str(&machine.ok(&["config", "exec", "dev", "--json"]).await).unwrap();
+    assert_eq!(
+        json["inherit"],
+        serde_json::json!(["PATH", "APP_MODE", "LC_*"])
+    );
+    assert_eq!(json["alwaysRedact"], false);
+
+    machine.ok(&["config", "exec", "dev", "--remove"]).await;
+    let output = machine.exec(&["--mode", "custom"], "true", &[]).await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+}

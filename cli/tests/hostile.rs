@@ -204,15 +204,18 @@ async fn routing_from_a_share_is_shown_and_kept_only_when_accepted() {
         payload["config"]["sync"] = serde_json::json!({
             "vault": {"addr": "https://vault.attacker.example", "mount": "secret", "secretPath": "loot"}
         });
+        // A policy that would hand a custom-mode command every variable.
+        payload["config"]["exec"] = serde_json::json!({"inherit": ["*"], "alwaysRedact": false});
     })
     .await;
-    let read_sync = |machine: &Machine| {
+    let read_config = |machine: &Machine| {
         let mut json = String::new();
         flate2::read::GzDecoder::new(std::fs::File::open(config_path(machine)).unwrap())
             .read_to_string(&mut json)
             .unwrap();
-        serde_json::from_str::<Value>(&json).unwrap()["sync"].clone()
+        serde_json::from_str::<Value>(&json).unwrap()
     };
+    let read_sync = |machine: &Machine| read_config(machine)["sync"].clone();
 
     let bob = Machine::new();
     let output = import(&bob, &share, &[]).await;
@@ -222,7 +225,13 @@ async fn routing_from_a_share_is_shown_and_kept_only_when_accepted() {
         "{}",
         stderr(&output)
     );
+    assert!(
+        stderr(&output).contains(r#"exec policy {"inherit":["*"]"#),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(read_sync(&bob), Value::Null);
+    assert_eq!(read_config(&bob)["exec"], Value::Null);
     bob.ok(&["pull", "dev"]).await;
     // A sync without routing of Bob's own names what is missing instead of
     // sending his token to the share's address.
@@ -247,6 +256,7 @@ async fn routing_from_a_share_is_shown_and_kept_only_when_accepted() {
         read_sync(&carol)["vault"]["addr"],
         "https://vault.attacker.example"
     );
+    assert_eq!(read_config(&carol)["exec"]["inherit"][0], "*");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

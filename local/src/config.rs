@@ -217,6 +217,43 @@ impl Default for Audit {
 /// platform that owns it (`vsync-platforms`), which reads its fields.
 pub type SyncTargets = Map<String, Value>;
 
+/// The `exec` block: the env's own trust mode, what `vsync exec --mode
+/// custom` applies (saved by `vsync config exec`). Entries are variable
+/// names or name prefixes ending in `*` (`LC_*`; `*` alone is every name).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecPolicy {
+    /// The parent's variables a child inherits (vsync's own credentials
+    /// never: the built-in strip list applies in every mode).
+    #[serde(default)]
+    pub inherit: Vec<String>,
+    /// More of the parent's variables a child never gets.
+    #[serde(default)]
+    pub strip: Vec<String>,
+    /// The child's output is always redacted (`--no-redact` refused).
+    #[serde(default)]
+    pub always_redact: bool,
+    /// Keys this version does not know.
+    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+}
+
+/// Checks an [`ExecPolicy`] entry: a variable name (`[A-Za-z_][A-Za-z0-9_]*`),
+/// optionally ending in `*` to match every name it starts.
+pub fn check_name_pattern(pattern: &str) -> Result<(), &'static str> {
+    let name = pattern.strip_suffix('*').unwrap_or(pattern);
+    let mut chars = name.chars();
+    let valid_start = match chars.next() {
+        None => pattern == "*",
+        Some(first) => first == '_' || first.is_ascii_alphabetic(),
+    };
+    if valid_start && chars.all(|c| c == '_' || c.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err("must be a variable name ([A-Za-z_][A-Za-z0-9_]*), optionally ending in *")
+    }
+}
+
 /// One (repo, env) config, upstream's `ConfigFile` v1.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -242,6 +279,9 @@ pub struct EnvConfig {
     /// Sync targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncTargets>,
+    /// The custom exec trust mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecPolicy>,
     /// Keys this version does not know (e.g. `lastPush`).
     #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
@@ -297,6 +337,7 @@ impl EnvConfig {
             init_profile: None,
             prefix: None,
             sync: None,
+            exec: None,
             extra: Map::new(),
         }
     }
@@ -563,6 +604,31 @@ fn validate(value: &Value) -> Result<(), Violation> {
             }
         }
     }
+    if let Some(exec) = root.get("exec") {
+        let Some(exec) = exec.as_object() else {
+            return violation("exec", "must be an object");
+        };
+        for list in ["inherit", "strip"] {
+            let Some(entries) = exec.get(list) else {
+                continue;
+            };
+            let Some(entries) = entries.as_array() else {
+                return violation(&format!("exec.{list}"), "must be a list of names");
+            };
+            for (index, entry) in entries.iter().enumerate() {
+                let field = format!("exec.{list}[{index}]");
+                match entry.as_str() {
+                    Some(pattern) => {
+                        check_name_pattern(pattern).or_else(|p| violation(&field, p))?
+                    }
+                    None => return violation(&field, "must be a string"),
+                }
+            }
+        }
+        if exec.get("alwaysRedact").is_some_and(|v| !v.is_boolean()) {
+            return violation("exec.alwaysRedact", "must be true or false");
+        }
+    }
     Ok(())
 }
 
@@ -763,6 +829,26 @@ mod tests {
                 "sync.gh",
                 Box::new(|v| v["sync"] = serde_json::json!({"gh": "o/r"})),
             ),
+            (
+                "exec",
+                Box::new(|v| v["exec"] = serde_json::json!(["PATH"])),
+            ),
+            (
+                "exec.inherit",
+                Box::new(|v| v["exec"] = serde_json::json!({"inherit": "PATH"})),
+            ),
+            (
+                "exec.inherit[1]",
+                Box::new(|v| v["exec"] = serde_json::json!({"inherit": ["PATH", "A=B"]})),
+            ),
+            (
+                "exec.strip[0]",
+                Box::new(|v| v["exec"] = serde_json::json!({"strip": ["*X"]})),
+            ),
+            (
+                "exec.alwaysRedact",
+                Box::new(|v| v["exec"] = serde_json::json!({"alwaysRedact": "yes"})),
+            ),
         ];
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("env_dev");
@@ -798,6 +884,16 @@ mod tests {
             Err(ConfigError::Invalid { .. })
         ));
         assert!(!target.exists());
+    }
+
+    #[test]
+    fn exec_name_patterns_are_names_or_prefixes() {
+        for good in ["PATH", "_X", "LC_*", "*", "a1_"] {
+            assert_eq!(check_name_pattern(good), Ok(()), "{good}");
+        }
+        for bad in ["", "1A", "A-B", "A=B", "**", "*A", "A*B", "A B", "É"] {
+            assert!(check_name_pattern(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use vsync_crypto::Zeroizing;
 
 use vsync_engine::vault;
+use vsync_local::config::ExecPolicy;
 use vsync_s3_client::{Client, Options};
 
 use crate::lifecycle::Env;
@@ -57,6 +58,10 @@ pub enum TrustMode {
     /// Only [`HARDENED_INHERITED`] and `--pass-env` (never a stripped
     /// name), and output always redacted.
     Hardened,
+    /// The env's own [`ExecPolicy`] (saved by [`set_exec_policy`]): its
+    /// `inherit` names and `--pass-env`, minus its `strip` names and the
+    /// strip list.
+    Custom,
 }
 
 /// Where `vsync exec` reads the env's secrets from (the third place, the
@@ -89,6 +94,9 @@ pub struct ExecRequest {
     pub pass_env: Vec<String>,
     /// `--no-inherit`: no variable of the parent at all.
     pub no_inherit: bool,
+    /// `--no-redact`: the child's output is passed through as it is;
+    /// refused by hardened mode and by a policy that always redacts.
+    pub no_redact: bool,
     /// How `.env.<env>` is read (as `sync` reads it).
     pub parser: ParserPolicy,
 }
@@ -129,8 +137,12 @@ pub async fn child_environment(
     request: &ExecRequest,
     parent: impl IntoIterator<Item = (OsString, OsString)>,
 ) -> Result<ChildEnvironment, OpsError> {
-    check_pass_env(request)?;
+    check_modes(request)?;
     let env = Env::load(ctx, env)?;
+    let policy = match request.mode {
+        TrustMode::Custom => Some(custom_policy(&env, request)?),
+        TrustMode::Standard | TrustMode::Hardened => None,
+    };
     let (origin, values) = match request.from {
         SecretsFrom::VaultFolder => {
             env.check_vault_path()?;
@@ -165,7 +177,94 @@ pub async fn child_environment(
             )
         }
     };
-    shape(origin, values, request, parent)
+    shape(origin, values, request, policy.as_ref(), parent)
+}
+
+/// The env's custom policy, if it has one that allows `request`.
+fn custom_policy(env: &Env, request: &ExecRequest) -> Result<ExecPolicy, OpsError> {
+    let Some(policy) = env.config.exec.clone() else {
+        return Err(OpsError::Usage(format!(
+            "env {name} has no custom exec policy; save one with `vsync config exec {name} --inherit NAME,…`",
+            name = env.name
+        )));
+    };
+    if request.no_redact && policy.always_redact {
+        return Err(OpsError::Usage(format!(
+            "--no-redact: env {name}'s exec policy always redacts the command's output (`vsync config exec {name} --allow-no-redact` changes it)",
+            name = env.name
+        )));
+    }
+    Ok(policy)
+}
+
+/// A change to an env's custom exec policy: each given field replaces the
+/// saved one (a new policy starts empty and always redacting).
+#[derive(Debug, Clone, Default)]
+pub struct ExecPolicyChange {
+    /// The names the child inherits.
+    pub inherit: Option<Vec<String>>,
+    /// More names the child never gets.
+    pub strip: Option<Vec<String>>,
+    /// Whether the output is always redacted.
+    pub always_redact: Option<bool>,
+}
+
+/// The env's custom exec policy, if it has one.
+pub fn exec_policy(ctx: &Context, env: &str) -> Result<Option<ExecPolicy>, OpsError> {
+    Ok(Env::load(ctx, env)?.config.exec)
+}
+
+/// Saves `change` into the env's custom exec policy (creating it) and
+/// returns the policy now saved. Every entry is checked first: a refused
+/// change writes nothing.
+pub fn set_exec_policy(
+    ctx: &Context,
+    env: &str,
+    change: ExecPolicyChange,
+) -> Result<ExecPolicy, OpsError> {
+    for (flag, entries) in [("--inherit", &change.inherit), ("--strip", &change.strip)] {
+        for entry in entries.iter().flatten() {
+            vsync_local::config::check_name_pattern(entry)
+                .map_err(|problem| OpsError::Usage(format!("{flag} {entry:?}: {problem}")))?;
+        }
+    }
+    if let Some(name) = change
+        .inherit
+        .iter()
+        .flatten()
+        .find(|name| is_stripped(name))
+    {
+        return Err(OpsError::Usage(format!(
+            "--inherit {name}: {name} is one of vsync's own credentials and never reaches a child"
+        )));
+    }
+    let mut env = Env::load(ctx, env)?;
+    let policy = env.config.exec.get_or_insert_with(|| ExecPolicy {
+        always_redact: true,
+        ..ExecPolicy::default()
+    });
+    if let Some(inherit) = change.inherit {
+        policy.inherit = inherit;
+    }
+    if let Some(strip) = change.strip {
+        policy.strip = strip;
+    }
+    if let Some(always_redact) = change.always_redact {
+        policy.always_redact = always_redact;
+    }
+    let saved = policy.clone();
+    env.config.save_for(&ctx.base, env.repo.name(), &env.name)?;
+    Ok(saved)
+}
+
+/// Removes the env's custom exec policy; returns whether it had one.
+pub fn remove_exec_policy(ctx: &Context, env: &str) -> Result<bool, OpsError> {
+    let mut env = Env::load(ctx, env)?;
+    if env.config.exec.take().is_none() {
+        return Ok(false);
+    }
+    env.config.save_for(&ctx.base, env.repo.name(), &env.name)?;
+    Ok(true)
 }
 
 /// [`child_environment`] with no local state at all: the vault named by
@@ -177,7 +276,12 @@ pub async fn child_environment_from_bootstrap(
     request: &ExecRequest,
     parent: impl IntoIterator<Item = (OsString, OsString)>,
 ) -> Result<ChildEnvironment, OpsError> {
-    check_pass_env(request)?;
+    check_modes(request)?;
+    if request.mode == TrustMode::Custom {
+        return Err(OpsError::Usage(
+            "--mode custom reads the env's policy from this machine's env config; with VSYNC_CONFIG there is none (use --mode hardened with --pass-env)".into(),
+        ));
+    }
     if request.from == SecretsFrom::Remote {
         return Err(OpsError::Usage(
             "--remote reads this machine's env config; with VSYNC_CONFIG set the vault it names is read (always from its store)".into(),
@@ -193,7 +297,7 @@ pub async fn child_environment_from_bootstrap(
         )));
     }
     let origin = format!("the vault VSYNC_CONFIG names (env {env})");
-    shape(origin, values_of(&client), request, parent)
+    shape(origin, values_of(&client), request, None, parent)
 }
 
 /// True when the process environment holds the runtime library's bootstrap
@@ -219,9 +323,15 @@ fn values_of(client: &Client) -> Vec<(String, Zeroizing<Vec<u8>>)> {
         .collect()
 }
 
-fn check_pass_env(request: &ExecRequest) -> Result<(), OpsError> {
+/// What the mode refuses before anything is read.
+fn check_modes(request: &ExecRequest) -> Result<(), OpsError> {
+    if request.no_redact && request.mode == TrustMode::Hardened {
+        return Err(OpsError::Usage(
+            "--no-redact: hardened mode always redacts the command's output".into(),
+        ));
+    }
     match request.pass_env.iter().find(|name| is_stripped(name)) {
-        Some(name) if request.mode == TrustMode::Hardened => Err(OpsError::Usage(format!(
+        Some(name) if request.mode != TrustMode::Standard => Err(OpsError::Usage(format!(
             "--pass-env {name}: {name} is one of vsync's own credentials and never reaches a child"
         ))),
         _ => Ok(()),
@@ -234,6 +344,7 @@ fn shape(
     origin: String,
     values: Vec<(String, Zeroizing<Vec<u8>>)>,
     request: &ExecRequest,
+    policy: Option<&ExecPolicy>,
     parent: impl IntoIterator<Item = (OsString, OsString)>,
 ) -> Result<ChildEnvironment, OpsError> {
     let mut secrets = Vec::new();
@@ -283,16 +394,21 @@ fn shape(
     if !request.no_inherit {
         for (name, value) in parent {
             let text = name.to_string_lossy();
-            if is_stripped(&text) {
+            let policy_strips = policy.is_some_and(|policy| matches_any(&policy.strip, &text));
+            if is_stripped(&text) || policy_strips {
                 stripped += 1;
                 continue;
             }
-            let passes = match request.mode {
-                TrustMode::Standard => true,
-                TrustMode::Hardened => {
-                    HARDENED_INHERITED.contains(&text.as_ref())
-                        || request.pass_env.iter().any(|passed| *passed == text)
+            let passed_on = request.pass_env.iter().any(|passed| *passed == text);
+            let passes = match (request.mode, policy) {
+                (TrustMode::Standard, _) => true,
+                (TrustMode::Hardened, _) => {
+                    HARDENED_INHERITED.contains(&text.as_ref()) || passed_on
                 }
+                (TrustMode::Custom, Some(policy)) => {
+                    matches_any(&policy.inherit, &text) || passed_on
+                }
+                (TrustMode::Custom, None) => passed_on,
             };
             if passes {
                 inherited.push((name, value));
@@ -310,4 +426,15 @@ fn shape(
 
 fn is_stripped(name: &str) -> bool {
     STRIPPED.contains(&name)
+}
+
+/// Whether `name` is one of `patterns`: a name, or a prefix ending in `*`
+/// (see [`vsync_local::config::check_name_pattern`]).
+fn matches_any(patterns: &[String], name: &str) -> bool {
+    patterns
+        .iter()
+        .any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => pattern == name,
+        })
 }

@@ -549,8 +549,8 @@ fn import_profile(
 
 /// Installs one env's key and config unless this machine holds a different
 /// one (then `Skipped`, or replaced with `force`). With `keep_local_routing`
-/// the incoming config carries no sync routing of its own: the routing this
-/// machine saved is kept and not compared.
+/// the incoming config carries no sync routing or exec policy of its own:
+/// what this machine saved is kept and not compared.
 pub(crate) fn import_pair(
     ctx: &Context,
     pair: &Pair,
@@ -565,10 +565,9 @@ pub(crate) fn import_pair(
     };
     let mut config = pair.config.clone();
     if keep_local_routing {
-        config.sync = existing_config
-            .as_ref()
-            .and_then(|config| config.as_ref())
-            .and_then(|config| config.sync.clone());
+        let existing = existing_config.as_ref().and_then(|config| config.as_ref());
+        config.sync = existing.and_then(|config| config.sync.clone());
+        config.exec = existing.and_then(|config| config.exec.clone());
     }
     let existing_key = ctx.keystore.get(&pair.repo, &pair.env)?;
     let key_differs = existing_key.as_ref().is_some_and(|key| **key != *pair.key);

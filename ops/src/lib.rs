@@ -39,8 +39,9 @@ pub use doctor::{DoctorReport, Finding, Verdict, doctor};
 pub use error::{EXIT_IMPORT_CONFLICT, EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED};
 pub use error::{OpsError, UnsavedPassphrase};
 pub use exec::{
-    ChildEnvironment, ExecRequest, HARDENED_INHERITED, NAMESPACE_SEPARATOR, STRIPPED, SecretsFrom,
-    TrustMode, bootstrap_configured, child_environment, child_environment_from_bootstrap,
+    ChildEnvironment, ExecPolicyChange, ExecRequest, HARDENED_INHERITED, NAMESPACE_SEPARATOR,
+    STRIPPED, SecretsFrom, TrustMode, bootstrap_configured, child_environment,
+    child_environment_from_bootstrap, exec_policy, remove_exec_policy, set_exec_policy,
 };
 pub use import::{SourceImportOutcome, SourceImportRequest, import_from};
 pub use keystore::{
@@ -71,6 +72,7 @@ pub use sync::{ParserPolicy, Skipped, SyncOutcome, SyncRequest, read_env_file, s
 pub use token::{RuntimeToken, TokenOverrides, runtime_token};
 /// The S3 provider presets, for `--provider` flags.
 pub use vsync_backends::s3::Provider;
+pub use vsync_local::config::ExecPolicy;
 /// The platform registry the CLI builds its sync flags and help from.
 pub use vsync_platforms as platforms;
 

@@ -219,7 +219,8 @@ pub struct ShareImportOptions {
     /// Replace a different key or config already saved for the env.
     pub force: bool,
     /// Keep the share's saved sync routing (`sync.*`: where `vsync sync`
-    /// sends secrets and credentials); dropped otherwise.
+    /// sends secrets and credentials) and exec policy (`exec`: which
+    /// variables `vsync exec --mode custom` passes); dropped otherwise.
     pub accept_routing: bool,
 }
 
@@ -229,8 +230,9 @@ pub struct ImportReport {
     /// Imported, unchanged (this machine already held exactly this) or
     /// replaced (`force`).
     pub outcome: ImportOutcome,
-    /// The share's sync routing as JSON (no secrets: platform names,
-    /// addresses, repositories), when it carried any.
+    /// The share's sync routing and exec policy, each named and as JSON
+    /// (no secrets: platform names, addresses, repositories, variable
+    /// names), when it carried any.
     pub routing: Option<String>,
     /// Whether that routing was kept.
     pub routing_kept: bool,
@@ -295,14 +297,30 @@ pub async fn import_share(
     let config_bytes = Zeroizing::new(payload.config.to_string().into_bytes());
     let mut config = EnvConfig::from_json(&config_bytes, file)?;
     // Routing decides where `vsync sync` sends this machine's own platform
-    // tokens: from a file that arrived from elsewhere it is shown, and kept
-    // only when the user says so.
-    let routing = config
-        .sync
-        .as_ref()
-        .map(|sync| serde_json::to_string(sync).expect("routing serialises"));
+    // tokens, and an exec policy which of its variables a command gets:
+    // from a file that arrived from elsewhere they are shown, and kept only
+    // when the user says so.
+    let carried: Vec<String> = [
+        config.sync.as_ref().map(|sync| {
+            format!(
+                "sync routing {}",
+                serde_json::to_string(sync).expect("routing serialises")
+            )
+        }),
+        config.exec.as_ref().map(|exec| {
+            format!(
+                "exec policy {}",
+                serde_json::to_string(exec).expect("a policy serialises")
+            )
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let routing = (!carried.is_empty()).then(|| carried.join(" and "));
     if !options.accept_routing {
         config.sync = None;
+        config.exec = None;
     }
 
     let toplevel = vsync_local::identity::toplevel(&ctx.cwd)?;
