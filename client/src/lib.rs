@@ -58,10 +58,10 @@ use std::sync::Arc;
 
 use vsync_backends::s3::{Proxy, S3Store};
 use vsync_crypto::config_blob::RuntimeConfig;
-use vsync_crypto::{Key, Zeroizing, rqe1, rqem};
+use vsync_crypto::{Key, Zeroizing};
 use vsync_engine::store::Store;
 use vsync_engine::timestamp::Timestamp;
-use vsync_engine::vault::{self, Layout, PointerKind, RemoteHead, VaultError};
+use vsync_engine::vault::{self, Layout, RemoteHead};
 
 pub use error::Error;
 use error::Place;
@@ -246,6 +246,9 @@ pub async fn open(options: Options) -> Result<Client, Error> {
 /// bundle, then everything is in memory.
 pub async fn open_with(config: &str, passphrase: &str, options: Options) -> Result<Client, Error> {
     let (config, layout) = decode_config(config, passphrase)?;
+    // Started before the S3 client is built: building it (TLS roots,
+    // connectors) is work the derivation can hide too.
+    let derivation = start_derivation(&config, passphrase);
     let store = S3Store::builder()
         .endpoint(config.endpoint.as_str())
         .region(config.region.as_str())
@@ -265,7 +268,7 @@ pub async fn open_with(config: &str, passphrase: &str, options: Options) -> Resu
                 ),
             )
         })?;
-    open_on(Arc::new(store), config, layout, passphrase, options).await
+    open_on(Arc::new(store), config, layout, derivation, options).await
 }
 
 /// Like [`open_with`], but reads from `store` instead of the S3 bucket the
@@ -279,7 +282,17 @@ pub async fn open_with_store(
     options: Options,
 ) -> Result<Client, Error> {
     let (config, layout) = decode_config(config, passphrase)?;
-    open_on(store, config, layout, passphrase, options).await
+    let derivation = start_derivation(&config, passphrase);
+    open_on(store, config, layout, derivation, options).await
+}
+
+/// The KDF dominates `open`: it runs on a blocking thread while the store
+/// is set up and the pointer and the bundle are downloaded.
+fn start_derivation(config: &RuntimeConfig, passphrase: &str) -> tokio::task::JoinHandle<Key> {
+    let password = Zeroizing::new(passphrase.as_bytes().to_vec());
+    let salt = config.salt.clone();
+    let iterations = config.iterations;
+    tokio::task::spawn_blocking(move || Key::derive(&password, salt.as_bytes(), iterations))
 }
 
 fn decode_config(config: &str, passphrase: &str) -> Result<(RuntimeConfig, Layout), Error> {
@@ -311,7 +324,7 @@ async fn open_on(
     store: Arc<dyn Store>,
     config: RuntimeConfig,
     layout: Layout,
-    passphrase: &str,
+    derivation: tokio::task::JoinHandle<Key>,
     options: Options,
 ) -> Result<Client, Error> {
     let place = Place {
@@ -319,21 +332,19 @@ async fn open_on(
         prefix: config.prefix.clone(),
         env: config.env.clone(),
     };
-    // The KDF dominates open(): derive on a blocking thread while the
-    // pointer and the bundle are downloaded.
-    let password = Zeroizing::new(passphrase.as_bytes().to_vec());
-    let salt = config.salt.clone();
-    let iterations = config.iterations;
-    let derivation =
-        tokio::task::spawn_blocking(move || Key::derive(&password, salt.as_bytes(), iterations));
     let head = vault::remote_head(&*store, &layout)
         .await
         .map_err(|err| place.vault_error(err))?
         .ok_or_else(|| place.manifest_not_found())?;
-    let plaintext = fetch_overlapped(&*store, &layout, &head, derivation)
+    let key = async {
+        derivation
+            .await
+            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+    };
+    let fetched = vault::fetch_deriving(&*store, &layout, &head, None, key)
         .await
         .map_err(|err| place.vault_error(err))?;
-    let contents = payload::decode(&plaintext[rqem::HEADER_LEN..], &config.env).map_err(|why| {
+    let contents = payload::decode(fetched.payload(), &config.env).map_err(|why| {
         Error::bundle_corrupt(format!(
             "version {} of env {:?}: {why} — push the env again with `vsync push {}`",
             head.ts, config.env, config.env
@@ -353,45 +364,6 @@ async fn open_on(
             place,
         }),
     })
-}
-
-/// `vault::fetch`, split so the download overlaps the key derivation:
-/// `vault::fetch` takes the derived key before its GET, which would put the
-/// whole download after the KDF. Same keys, same checks, same errors: the
-/// bundle object the head's layout names (missing ⇒ `BundleMissing`), RQE1
-/// opened with the key, and its RQEM0001 seal required to carry the
-/// pointer's timestamp (anti-rollback).
-async fn fetch_overlapped(
-    store: &dyn Store,
-    layout: &Layout,
-    head: &RemoteHead,
-    derivation: tokio::task::JoinHandle<Key>,
-) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-    let ts = &head.ts;
-    let bundle_key = match head.pointer {
-        PointerKind::Cli(_) => layout.bundle_key(ts),
-        PointerKind::Library => layout.library_bundle_key(ts),
-    };
-    let object = store
-        .get(&bundle_key)
-        .await
-        .map_err(|source| VaultError::Store {
-            store: store.describe(),
-            source,
-        })?
-        .ok_or_else(|| VaultError::BundleMissing { ts: ts.clone() })?;
-    let crypto = |source| VaultError::Crypto {
-        ts: ts.clone(),
-        source,
-    };
-    // A structurally bad envelope is refused without waiting for the KDF.
-    rqe1::check_header(&object.body).map_err(crypto)?;
-    let key = derivation
-        .await
-        .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
-    let plaintext = rqe1::open(&key, &object.body).map_err(crypto)?;
-    rqem::unwrap_expecting(&plaintext, ts.as_str()).map_err(crypto)?;
-    Ok(plaintext)
 }
 
 /// What the bucket points at now: version and generation.

@@ -559,23 +559,59 @@ pub async fn fetch(
     head: &RemoteHead,
     at: Option<&Timestamp>,
 ) -> Result<FetchedBundle, VaultError> {
+    let (ts, body) = download(store, layout, head, at).await?;
+    open_sealed(ts, &body, key)
+}
+
+/// [`fetch`] while the key is still being derived: the bundle is downloaded
+/// (and a structurally bad envelope refused) before `key` is awaited, so
+/// the round trip hides behind the derivation instead of following it.
+/// Same limits, checks and errors as [`fetch`].
+pub async fn fetch_deriving(
+    store: &dyn Store,
+    layout: &Layout,
+    head: &RemoteHead,
+    at: Option<&Timestamp>,
+    key: impl Future<Output = Key>,
+) -> Result<FetchedBundle, VaultError> {
+    let (ts, body) = download(store, layout, head, at).await?;
+    rqe1::check_header(&body).map_err(|source| VaultError::Crypto {
+        ts: ts.clone(),
+        source,
+    })?;
+    open_sealed(ts, &body, &key.await)
+}
+
+/// The bundle of version `at` (or the head's), capped at the download limit.
+async fn download(
+    store: &dyn Store,
+    layout: &Layout,
+    head: &RemoteHead,
+    at: Option<&Timestamp>,
+) -> Result<(Timestamp, Vec<u8>), VaultError> {
     let ts = at.unwrap_or(&head.ts).clone();
     let bundle_key = match head.pointer {
         PointerKind::Cli(_) => layout.bundle_key(&ts),
         PointerKind::Library => layout.library_bundle_key(&ts),
     };
-    let Some(object) = store
+    match store
         .get_limited(&bundle_key, max_bundle_download_bytes())
         .await
         .map_err(store_error(store))?
-    else {
-        return Err(VaultError::BundleMissing { ts });
-    };
+    {
+        Some(object) => Ok((ts, object.body)),
+        None => Err(VaultError::BundleMissing { ts }),
+    }
+}
+
+/// Opens an RQE1 bundle and requires its RQEM0001 seal to carry `ts`
+/// (anti-rollback).
+fn open_sealed(ts: Timestamp, body: &[u8], key: &Key) -> Result<FetchedBundle, VaultError> {
     let crypto = |source| VaultError::Crypto {
         ts: ts.clone(),
         source,
     };
-    let plaintext = rqe1::open(key, &object.body).map_err(crypto)?;
+    let plaintext = rqe1::open(key, body).map_err(crypto)?;
     rqem::unwrap_expecting(&plaintext, ts.as_str()).map_err(crypto)?;
     Ok(FetchedBundle { ts, plaintext })
 }

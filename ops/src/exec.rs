@@ -158,6 +158,8 @@ pub async fn child_environment(
             (env_file.display().to_string(), values)
         }
         SecretsFrom::Remote => {
+            // Opening the store and both round trips hide behind the KDF.
+            let derivation = env.start_derivation();
             let store = open_store(&env.config)?;
             let layout = layout(&env.config, env.repo.name(), &env.name)?;
             let Some(head) = vault::remote_head(store.as_ref(), &layout).await? else {
@@ -167,8 +169,12 @@ pub async fn child_environment(
                 }
                 .into());
             };
-            let fetched =
-                vault::fetch(store.as_ref(), &layout, &env.derive_key(), &head, None).await?;
+            let key = async {
+                derivation
+                    .await
+                    .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+            };
+            let fetched = vault::fetch_deriving(store.as_ref(), &layout, &head, None, key).await?;
             let client = Client::from_payload(&env.name, fetched.payload(), Options::new())
                 .map_err(OpsError::Runtime)?;
             (

@@ -320,6 +320,16 @@ impl Env {
         self.derive_key_from(&self.key)
     }
 
+    /// The bundle key derived on a blocking thread, for a command that has
+    /// store round trips to make meanwhile (the derivation dominates it).
+    pub(crate) fn start_derivation(&self) -> tokio::task::JoinHandle<Key> {
+        let passphrase = self.key.clone();
+        let salt = self.config.encryption.salt.clone();
+        tokio::task::spawn_blocking(move || {
+            Key::derive(passphrase.as_bytes(), salt.as_bytes(), DEFAULT_ITERATIONS)
+        })
+    }
+
     /// The bundle key for another keystore value (a rotation's old or new
     /// passphrase) with the config's salt.
     pub(crate) fn derive_key_from(&self, passphrase: &str) -> Key {
