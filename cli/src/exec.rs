@@ -41,6 +41,11 @@ pub struct ExecArgs {
     /// comma-separated).
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pass_env: Vec<String>,
+    /// Inject this env key although its name decides what the command
+    /// loads or runs first (LD_PRELOAD, NODE_OPTIONS, PATH, …: refused
+    /// otherwise). Repeatable or comma-separated; not in hardened mode.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    allow_risky_name: Vec<String>,
     /// Give the command none of the parent's variables, only the secrets.
     #[arg(long)]
     no_inherit: bool,
@@ -89,6 +94,7 @@ pub fn run(
         pass_env: args.pass_env,
         no_inherit: args.no_inherit,
         no_redact: args.no_redact,
+        allow_risky: args.allow_risky_name,
         ..ExecRequest::default()
     };
     let child_env = runtime.block_on(async {

@@ -616,3 +616,54 @@ async fn custom_mode_applies_the_envs_saved_policy() {
     let output = machine.exec(&["--mode", "custom"], "true", &[]).await;
     assert_eq!(output.status.code(), Some(2), "{output:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_that_decide_what_the_command_loads_are_refused_unless_named() {
+    let machine = machine().await;
+    let env_file = machine.vault().join(".env.dev");
+    let mut dotenv = std::fs::read_to_string(&env_file).unwrap();
+    dotenv.push_str("NODE_OPTIONS=--require /tmp/evil.js\nLD_LIBRARY_PATH=/nonexistent/lib\n");
+    std::fs::write(&env_file, dotenv).unwrap();
+    let marker = machine.home.join("ran");
+    let script = format!("touch {}", marker.display());
+
+    let output = machine.exec(&[], &script, &[]).await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("NODE_OPTIONS, LD_LIBRARY_PATH"), "{stderr}");
+    assert!(!stderr.contains("/tmp/evil.js"), "{stderr}");
+    assert!(!marker.exists());
+    // One allowed is not enough: the other is still refused.
+    let output = machine
+        .exec(&["--allow-risky-name", "NODE_OPTIONS"], &script, &[])
+        .await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(!marker.exists());
+    // Hardened mode never injects them.
+    let output = machine
+        .exec(
+            &[
+                "--mode",
+                "hardened",
+                "--allow-risky-name",
+                "NODE_OPTIONS,LD_LIBRARY_PATH",
+            ],
+            &script,
+            &[],
+        )
+        .await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(!marker.exists());
+
+    let output = machine
+        .exec(
+            &["--allow-risky-name", "NODE_OPTIONS,LD_LIBRARY_PATH"],
+            &dump_environment(&machine),
+            &[],
+        )
+        .await;
+    assert!(output.status.success(), "{output:?}");
+    let seen = machine.seen_environment();
+    assert_eq!(value(&seen, "NODE_OPTIONS"), Some("--require /tmp/evil.js"));
+    assert_eq!(value(&seen, "LD_LIBRARY_PATH"), Some("/nonexistent/lib"));
+}

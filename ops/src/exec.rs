@@ -46,6 +46,29 @@ pub const STRIPPED: &[&str] = &[
     "AWS_SESSION_TOKEN",
 ];
 
+/// Names that decide what a program loads or runs before its own code (a
+/// prefix when ending in `*`): an env key of one of them would run code of
+/// the vault's choosing inside the command, so it is refused unless asked
+/// for by name (and always in hardened mode).
+pub const RISKY_NAMES: &[&str] = &[
+    "LD_*",
+    "DYLD_*",
+    "PATH",
+    "NODE_OPTIONS",
+    "PYTHONSTARTUP",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PERL5OPT",
+    "PERL5LIB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "BASH_ENV",
+    "ENV",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+];
+
 /// What a hardened child inherits besides `--pass-env`.
 pub const HARDENED_INHERITED: &[&str] = &["PATH", "HOME", "LANG", "TERM", "TZ", "USER"];
 
@@ -97,6 +120,9 @@ pub struct ExecRequest {
     /// `--no-redact`: the child's output is passed through as it is;
     /// refused by hardened mode and by a policy that always redacts.
     pub no_redact: bool,
+    /// `--allow-risky-name`: env keys of [`RISKY_NAMES`] injected anyway
+    /// (refused in hardened mode).
+    pub allow_risky: Vec<String>,
     /// How `.env.<env>` is read (as `sync` reads it).
     pub parser: ParserPolicy,
 }
@@ -336,6 +362,11 @@ fn check_modes(request: &ExecRequest) -> Result<(), OpsError> {
             "--no-redact: hardened mode always redacts the command's output".into(),
         ));
     }
+    if !request.allow_risky.is_empty() && request.mode == TrustMode::Hardened {
+        return Err(OpsError::Usage(
+            "--allow-risky-name: hardened mode never injects a name that decides what the command loads".into(),
+        ));
+    }
     match request.pass_env.iter().find(|name| is_stripped(name)) {
         Some(name) if request.mode != TrustMode::Standard => Err(OpsError::Usage(format!(
             "--pass-env {name}: {name} is one of vsync's own credentials and never reaches a child"
@@ -384,6 +415,20 @@ fn shape(
         return Err(OpsError::Usage(format!(
             "{scope}{origin} has no {}; nothing was run",
             missing.join(", ")
+        )));
+    }
+    let risky: Vec<&str> = secrets
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| {
+            matches_any(RISKY_NAMES, name)
+                && !request.allow_risky.iter().any(|allowed| allowed == name)
+        })
+        .collect();
+    if !risky.is_empty() {
+        return Err(OpsError::Usage(format!(
+            "{origin} sets {}, which decide what the command loads or runs before its own code; nothing was run (--allow-risky-name NAME injects one anyway)",
+            risky.join(", ")
         )));
     }
     if let Some((name, _)) = secrets
@@ -436,11 +481,12 @@ fn is_stripped(name: &str) -> bool {
 
 /// Whether `name` is one of `patterns`: a name, or a prefix ending in `*`
 /// (see [`vsync_local::config::check_name_pattern`]).
-fn matches_any(patterns: &[String], name: &str) -> bool {
-    patterns
-        .iter()
-        .any(|pattern| match pattern.strip_suffix('*') {
+fn matches_any(patterns: &[impl AsRef<str>], name: &str) -> bool {
+    patterns.iter().any(|pattern| {
+        let pattern = pattern.as_ref();
+        match pattern.strip_suffix('*') {
             Some(prefix) => name.starts_with(prefix),
             None => pattern == name,
-        })
+        }
+    })
 }

@@ -40,7 +40,7 @@ pub use error::{EXIT_IMPORT_CONFLICT, EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, EXIT_SY
 pub use error::{OpsError, UnsavedPassphrase};
 pub use exec::{
     ChildEnvironment, ExecPolicyChange, ExecRequest, HARDENED_INHERITED, NAMESPACE_SEPARATOR,
-    STRIPPED, SecretsFrom, TrustMode, bootstrap_configured, child_environment,
+    RISKY_NAMES, STRIPPED, SecretsFrom, TrustMode, bootstrap_configured, child_environment,
     child_environment_from_bootstrap, exec_policy, remove_exec_policy, set_exec_policy,
 };
 pub use import::{SourceImportOutcome, SourceImportRequest, import_from};
