@@ -56,8 +56,12 @@ pub struct ExecArgs {
     /// Pass the command's output through unredacted (vsync then replaces
     /// itself with the command). Refused in hardened mode and by a custom
     /// policy that always redacts.
-    #[arg(long)]
+    #[arg(long, overrides_with = "redact")]
     no_redact: bool,
+    /// Redact the command's output (the default; the last of --redact and
+    /// --no-redact wins, so a wrapper's --no-redact can be taken back).
+    #[arg(long, overrides_with = "no_redact")]
+    redact: bool,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<OsString>,
@@ -77,6 +81,8 @@ pub fn run(
     runtime: &tokio::runtime::Runtime,
     args: ExecArgs,
 ) -> Result<(), Failure> {
+    // clap keeps only the last of --redact and --no-redact.
+    let no_redact = args.no_redact && !args.redact;
     let request = ExecRequest {
         from: if args.remote {
             SecretsFrom::Remote
@@ -93,7 +99,7 @@ pub fn run(
         },
         pass_env: args.pass_env,
         no_inherit: args.no_inherit,
-        no_redact: args.no_redact,
+        no_redact,
         allow_risky: args.allow_risky_name,
         ..ExecRequest::default()
     };
@@ -128,7 +134,7 @@ pub fn run(
             )
             .collect(),
     };
-    if args.no_redact {
+    if no_redact {
         note(&child_env, None);
         drop(child_env);
         return Err(replace_process(launch));

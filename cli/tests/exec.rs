@@ -221,6 +221,15 @@ async fn output_is_redacted_in_every_form_even_split_across_writes() {
         .exec(&["--no-redact"], "printf '%s' \"$API_KEY\"", &[])
         .await;
     assert_eq!(String::from_utf8_lossy(&output.stdout), API_KEY);
+    // The last of --no-redact and --redact wins.
+    let output = machine
+        .exec(
+            &["--no-redact", "--redact"],
+            "printf '%s' \"$API_KEY\"",
+            &[],
+        )
+        .await;
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "[REDACTED]");
 }
 
 fn hex_upper(text: &str) -> String {
