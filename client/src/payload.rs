@@ -152,7 +152,10 @@ fn decode_zip_within(payload: &[u8], env: &str, limits: &Limits) -> Result<Conte
             ));
         }
         total += declared;
-        let bytes = read_entry(&mut entry, declared, &file.name)?;
+        // A header can lie about this too; the compressed bytes can be no
+        // more than the payload holds.
+        let compressed = entry.compressed_size().min(payload.len() as u64);
+        let bytes = read_entry(&mut entry, declared, compressed, &file.name)?;
         if Some(file.index) == env_index {
             let text = std::str::from_utf8(&bytes)
                 .map_err(|_| format!("{} in the bundle is not UTF-8 text", file.name))?;
@@ -171,19 +174,24 @@ fn decode_zip_within(payload: &[u8], env: &str, limits: &Limits) -> Result<Conte
 }
 
 /// Reads one entry, which must inflate to exactly `declared` bytes. The
-/// buffer grows with the bytes that actually arrive, never to the declared
-/// size up front (a few hundred bytes of zip could otherwise make every
-/// reader reserve and wipe the whole bundle limit), and by hand: a `Vec`
-/// that reallocates leaves the old buffer's secret bytes behind, unwiped.
+/// buffer starts at the entry's compressed size (what is already in memory:
+/// a stored or incompressible file, a typical asset, then needs no second
+/// buffer) and grows with the bytes that actually arrive, never to the
+/// declared size up front (a few hundred bytes of zip could otherwise make
+/// every reader reserve and wipe the whole bundle limit), and by hand: a
+/// `Vec` that reallocates leaves the old buffer's secret bytes behind,
+/// unwiped.
 fn read_entry(
     entry: &mut impl Read,
     declared: u64,
+    compressed: u64,
     name: &str,
 ) -> Result<Zeroizing<Vec<u8>>, String> {
     let damaged = |err: std::io::Error| format!("bundle entry {name:?} is damaged: {err}");
     let declared =
         usize::try_from(declared).map_err(|_| format!("bundle entry {name:?} is too large"))?;
-    let mut bytes = Zeroizing::new(Vec::new());
+    let first = usize::try_from(compressed).map_or(declared, |compressed| compressed.min(declared));
+    let mut bytes = Zeroizing::new(Vec::with_capacity(first));
     let mut chunk = Zeroizing::new([0u8; 8192]);
     loop {
         // Reading to the end also makes the zip reader check the CRC.

@@ -136,7 +136,7 @@ pub struct RemoteHead {
 pub struct FetchedBundle {
     /// The verified timestamp.
     pub ts: Timestamp,
-    plaintext: Zeroizing<Vec<u8>>,
+    plaintext: rqe1::Opened,
 }
 
 impl FetchedBundle {
@@ -560,7 +560,7 @@ pub async fn fetch(
     at: Option<&Timestamp>,
 ) -> Result<FetchedBundle, VaultError> {
     let (ts, body) = download(store, layout, head, at).await?;
-    open_sealed(ts, &body, key)
+    open_sealed(ts, body, key)
 }
 
 /// [`fetch`] while the key is still being derived: the bundle is downloaded
@@ -579,7 +579,7 @@ pub async fn fetch_deriving(
         ts: ts.clone(),
         source,
     })?;
-    open_sealed(ts, &body, &key.await)
+    open_sealed(ts, body, &key.await)
 }
 
 /// The bundle of version `at` (or the head's), capped at the download limit.
@@ -604,14 +604,14 @@ async fn download(
     }
 }
 
-/// Opens an RQE1 bundle and requires its RQEM0001 seal to carry `ts`
-/// (anti-rollback).
-fn open_sealed(ts: Timestamp, body: &[u8], key: &Key) -> Result<FetchedBundle, VaultError> {
+/// Opens an RQE1 bundle (in its own buffer) and requires its RQEM0001 seal
+/// to carry `ts` (anti-rollback).
+fn open_sealed(ts: Timestamp, body: Vec<u8>, key: &Key) -> Result<FetchedBundle, VaultError> {
     let crypto = |source| VaultError::Crypto {
         ts: ts.clone(),
         source,
     };
-    let plaintext = rqe1::open(key, body).map_err(crypto)?;
+    let plaintext = rqe1::open_owned(key, body).map_err(crypto)?;
     rqem::unwrap_expecting(&plaintext, ts.as_str()).map_err(crypto)?;
     Ok(FetchedBundle { ts, plaintext })
 }
