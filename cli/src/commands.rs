@@ -54,6 +54,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             return Ok(());
         }
         Command::Man { dir } => return crate::docs::man(dir.as_deref()),
+        Command::Plan(crate::plan::PlanCommand::Schema) => {
+            crate::plan::schema();
+            return Ok(());
+        }
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -241,6 +245,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Doctor { json } => crate::doctor::run(&ctx, &runtime, json),
         Command::Exec(args) => crate::exec::run(Some(&ctx), &runtime, args),
         Command::Config(ConfigCommand::Exec(args)) => crate::config::exec(&ctx, args),
+        Command::Plan(command) => crate::plan::run(&ctx, command),
         Command::Compare {
             first,
             second,

@@ -9,6 +9,7 @@ mod doctor;
 mod exec;
 mod import;
 mod lifecycle;
+mod plan;
 mod progress;
 mod secret_input;
 mod status;
@@ -169,6 +170,11 @@ enum Command {
     /// parent's variables minus vsync's own credentials), its output
     /// redacted: `vsync exec dev -- ./server --port 8080`.
     Exec(exec::ExecArgs),
+    /// The plan file `vsync.toml`: one reviewed description of every env's
+    /// imports and syncs. `validate` checks it, `schema` prints its JSON
+    /// Schema, `init` writes one from this machine's saved routing.
+    #[command(subcommand)]
+    Plan(plan::PlanCommand),
     /// Per-env settings of this machine: `vsync config exec dev --inherit
     /// PATH,HOME,LC_*` saves the policy of `vsync exec dev --mode custom`.
     #[command(subcommand)]

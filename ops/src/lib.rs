@@ -19,6 +19,7 @@ mod import;
 mod keystore;
 mod lifecycle;
 mod link;
+mod plan;
 mod profile;
 mod rotate;
 mod share;
@@ -53,6 +54,7 @@ pub use lifecycle::{
     VersionsReport, init, pull, push, versions,
 };
 pub use link::{LinkState, LinkStatus, UseReport, link_status, use_env};
+pub use plan::{PlanInit, plan_init, plan_path};
 pub use profile::{
     Profile, SECRET_MASK, add_profile, list_profiles, mask_access_key, profiles_dir,
     remove_profile, show_profile,

@@ -1,0 +1,107 @@
+//! `vsync plan validate | schema | init` through the binary: a plan file's
+//! problems each at their line, the schema, and a first `vsync.toml` from
+//! the routing `vsync sync` saved.
+
+mod common;
+
+use common::Machine;
+use vsync_testcontainers::GithubFake;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_points_at_each_problem_and_says_what_to_write() {
+    let machine = Machine::new();
+    std::fs::write(
+        machine.checkout.join("vsync.toml"),
+        "version = 1\n\n[[env.dev.sync]]\nto = \"gh\"\nsettings = { rpo = \"acme/web\" }\nmax-delete = 3\n",
+    )
+    .unwrap();
+    let output = machine
+        .command(&["plan", "validate"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // A shape error stops the read: the misspelt max-deletes, first.
+    assert!(
+        stderr.contains("vsync.toml:6:1: unknown field `max-delete`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `max-deletes`?"), "{stderr}");
+
+    std::fs::write(
+        machine.checkout.join("vsync.toml"),
+        "version = 1\n\n[[env.dev.sync]]\nto = \"gh\"\nsettings = { rpo = \"acme/web\" }\n\n[[env.dev.import]]\nfrom = \"awz\"\n",
+    )
+    .unwrap();
+    let output = machine
+        .command(&["plan", "validate"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("vsync.toml:5:14: unknown setting of github-actions `rpo`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("vsync.toml:8:8: unknown import source `awz`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `aws`?"), "{stderr}");
+
+    // Another file, given by path.
+    let other = machine.home.join("other.toml");
+    std::fs::write(
+        &other,
+        "version = 1\n[[env.dev.sync]]\nto = \"gh\"\nsettings = { repo = \"acme/web\" }\n",
+    )
+    .unwrap();
+    let stdout = machine
+        .ok(&["plan", "validate", "--file", other.to_str().unwrap()])
+        .await;
+    assert!(
+        stdout.contains("ok (1 env(s), 0 import(s), 1 sync target(s))"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_needs_no_setup() {
+    let machine = Machine::new();
+    let stdout = machine.ok(&["plan", "schema"]).await;
+    let schema: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(schema["title"], "vsync.toml");
+    assert!(!machine.home.join(".config").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_moves_the_saved_routing_into_a_plan_that_validates() {
+    let fake = GithubFake::start().await.unwrap();
+    let machine = Machine::new();
+    machine.ok(&["init", "dev", "--repo=acme_web"]).await;
+    machine.ok(&["init", "prod"]).await;
+    std::fs::write(machine.vault().join(".env.dev"), "API_KEY=k-123456789\n").unwrap();
+    let output = machine
+        .command(&["sync", "dev", "gh", "--gh-repo=acme/api"])
+        .env("GITHUB_API_URL", fake.endpoint())
+        .env("GITHUB_TOKEN", GithubFake::TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+
+    let stdout = machine.ok(&["plan", "init"]).await;
+    assert!(stdout.contains("2 env(s), 1 sync target(s)"), "{stdout}");
+    let text = std::fs::read_to_string(machine.checkout.join("vsync.toml")).unwrap();
+    assert!(text.contains("[[env.dev.sync]]\nto = \"gh\"\n"), "{text}");
+    assert!(text.contains("repo = \"acme/api\""), "{text}");
+    assert!(!text.contains("k-123456789"));
+    machine.ok(&["plan", "validate"]).await;
+
+    // An existing plan is not overwritten without --force.
+    let output = machine.command(&["plan", "init"]).output().await.unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    machine.ok(&["plan", "init", "--force"]).await;
+}

@@ -1,0 +1,222 @@
+use std::path::Path;
+
+use serde_json::json;
+
+use super::*;
+
+fn problems(text: &str) -> Vec<Problem> {
+    match parse(text, Path::new("vsync.toml")) {
+        Ok(_) => Vec::new(),
+        Err(PlanError::Problems { problems, .. }) => problems,
+        Err(other) => panic!("{other}"),
+    }
+}
+
+const GOOD: &str = r#"version = 1
+
+[[env.dev.import]]
+from = "aws"
+settings = { region = "eu-west-1" }
+include = ["API_*"]
+prefer = "source"
+
+[[env.dev.sync]]
+to = "gh"
+settings = { repo = "acme/web" }
+prune = true
+max-deletes = 5
+on-failure = "continue"
+
+[[env.prod.sync]]
+to = "github-actions"
+settings = { repo = "acme/web" }
+"#;
+
+#[test]
+fn a_good_file_reads_with_its_defaults() {
+    let plan = parse(GOOD, Path::new("vsync.toml")).unwrap();
+    assert_eq!(plan.env.len(), 2);
+    let dev = plan
+        .env
+        .iter()
+        .find(|(name, _)| name.get_ref() == "dev")
+        .unwrap()
+        .1;
+    assert_eq!(dev.import[0].prefer, Some(Prefer::Source));
+    assert_eq!(dev.sync[0].max_deletes, 5);
+    assert_eq!(dev.sync[0].on_failure, OnFailure::Continue);
+    let prod = plan
+        .env
+        .iter()
+        .find(|(name, _)| name.get_ref() == "prod")
+        .unwrap()
+        .1;
+    assert_eq!(prod.sync[0].max_deletes, DEFAULT_MAX_DELETES);
+    assert_eq!(prod.sync[0].on_failure, OnFailure::FailClosed);
+    assert!(!prod.sync[0].prune);
+}
+
+#[test]
+fn a_misspelt_key_points_at_its_line_and_column_with_the_fix() {
+    let text = GOOD.replace("max-deletes = 5", "max-delete = 5");
+    let found = problems(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].line, found[0].column), (13, 1));
+    assert!(
+        found[0].message.contains("did you mean `max-deletes`?"),
+        "{}",
+        found[0].message
+    );
+    let text = GOOD.replace("on-failure = \"continue\"", "on-failure = \"continu\"");
+    let found = problems(&text);
+    assert_eq!(found[0].line, 14);
+    assert!(
+        found[0].message.contains("did you mean `continue`?"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn every_semantic_problem_is_reported_at_its_place() {
+    let text = r#"version = 2
+
+[[env.dev.import]]
+from = "awss"
+include = ["[oops"]
+
+[[env.dev.sync]]
+to = "gh"
+settings = { rpo = "acme/web" }
+
+[[env.dev.sync]]
+to = "gh"
+settings = { repo = true }
+
+[[env."a/b".sync]]
+to = "gitlab"
+"#;
+    let found = problems(text);
+    let places: Vec<(usize, usize)> = found.iter().map(|p| (p.line, p.column)).collect();
+    assert_eq!(
+        places,
+        [
+            (1, 11),
+            (4, 8),
+            (5, 12),
+            (9, 14),
+            (12, 6),
+            (13, 21),
+            (15, 7),
+            (16, 6)
+        ],
+        "{found:#?}"
+    );
+    let text_of = |line: usize| {
+        found
+            .iter()
+            .find(|p| p.line == line)
+            .map(|p| p.message.as_str())
+            .unwrap()
+    };
+    assert!(text_of(1).contains("write `version = 1`"));
+    assert!(text_of(4).contains("did you mean `aws`?"), "{}", text_of(4));
+    assert!(text_of(5).contains("not a glob"));
+    assert!(
+        text_of(9).contains("did you mean `repo`?"),
+        "{}",
+        text_of(9)
+    );
+    assert!(text_of(12).contains("syncs to gh twice"));
+    assert!(text_of(13).contains("takes a string"));
+    assert!(text_of(15).contains("cannot be an env name"));
+    assert!(text_of(16).contains("unknown sync target `gitlab`"));
+}
+
+#[test]
+fn routing_the_platform_refuses_is_a_problem_at_its_target() {
+    // GitHub's scope is one of three words.
+    let found = problems(
+        "version = 1\n[[env.dev.sync]]\nto = \"gh\"\nsettings = { repo = \"a/b\", scope = \"everywhere\" }\n",
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].line, found[0].column), (3, 6));
+    assert!(found[0].message.starts_with("gh: "), "{}", found[0].message);
+    assert!(
+        found[0].message.contains("everywhere"),
+        "{}",
+        found[0].message
+    );
+}
+
+#[test]
+fn a_file_that_is_not_toml_says_where() {
+    let found = problems("version = 1\n[[env.dev.sync]\n");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].line, 2);
+}
+
+#[test]
+fn an_oversized_file_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    std::fs::write(&path, " ".repeat(MAX_FILE_BYTES as usize + 1)).unwrap();
+    assert!(matches!(load(&path), Err(PlanError::TooLarge { .. })));
+}
+
+#[test]
+fn init_writes_a_file_that_reads_back_as_the_saved_routing() {
+    let saved = [
+        SavedRouting {
+            env: "dev".into(),
+            targets: vec![(
+                "gh".into(),
+                json!({"repo": "acme/web"}).as_object().unwrap().clone(),
+            )],
+        },
+        SavedRouting {
+            env: "prod.eu".into(),
+            targets: vec![(
+                "vault".into(),
+                json!({"addr": "https://vault.example.com", "mount": "secret", "secretPath": "web"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            )],
+        },
+    ];
+    let text = render(&saved);
+    let plan = parse(&text, Path::new("vsync.toml")).unwrap_or_else(|err| panic!("{err}\n{text}"));
+    for routing in &saved {
+        let env = plan
+            .env
+            .iter()
+            .find(|(name, _)| *name.get_ref() == routing.env)
+            .unwrap()
+            .1;
+        assert_eq!(env.sync.len(), 1);
+        assert_eq!(env.sync[0].to.get_ref(), &routing.targets[0].0);
+        assert_eq!(check::routing(&env.sync[0].settings), routing.targets[0].1);
+    }
+}
+
+#[test]
+fn the_schema_lists_every_platforms_settings() {
+    let schema = schema();
+    let sync = &schema["$defs"]["sync"];
+    let targets = sync["properties"]["to"]["enum"].as_array().unwrap();
+    assert!(targets.contains(&json!("gh")) && targets.contains(&json!("vault")));
+    let github = sync["allOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["if"]["properties"]["to"]["enum"][0] == "gh")
+        .unwrap();
+    assert_eq!(
+        github["then"]["properties"]["settings"]["properties"]["repo"]["type"],
+        "string"
+    );
+    let sources = schema["$defs"]["import"]["properties"]["from"]["enum"]
+        .as_array()
+        .unwrap();
+    assert!(sources.contains(&json!("aws")) && sources.contains(&json!("dotenv")));
+}
