@@ -7,21 +7,27 @@ mod common;
 use common::Machine;
 use vsync_testcontainers::GithubFake;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn validate_points_at_each_problem_and_says_what_to_write() {
-    let machine = Machine::new();
-    std::fs::write(
-        machine.checkout.join("vsync.toml"),
-        "version = 1\n\n[[env.dev.sync]]\nto = \"gh\"\nsettings = { rpo = \"acme/web\" }\nmax-delete = 3\n",
-    )
-    .unwrap();
+/// Writes `text` as the checkout's vsync.toml and runs `vsync plan
+/// validate`, which must refuse it; returns what it printed.
+async fn refused(machine: &Machine, text: &str) -> String {
+    std::fs::write(machine.checkout.join("vsync.toml"), text).unwrap();
     let output = machine
         .command(&["plan", "validate"])
         .output()
         .await
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_points_at_each_problem_and_says_what_to_write() {
+    let machine = Machine::new();
+    let stderr = refused(
+        &machine,
+        "version = 1\n\n[[env.dev.sync]]\nto = \"gh\"\nsettings = { rpo = \"acme/web\" }\nmax-delete = 3\n",
+    )
+    .await;
     // A shape error stops the read: the misspelt max-deletes, first.
     assert!(
         stderr.contains("vsync.toml:6:1: unknown field `max-delete`"),
@@ -29,18 +35,11 @@ async fn validate_points_at_each_problem_and_says_what_to_write() {
     );
     assert!(stderr.contains("did you mean `max-deletes`?"), "{stderr}");
 
-    std::fs::write(
-        machine.checkout.join("vsync.toml"),
+    let stderr = refused(
+        &machine,
         "version = 1\n\n[[env.dev.sync]]\nto = \"gh\"\nsettings = { rpo = \"acme/web\" }\n\n[[env.dev.import]]\nfrom = \"awz\"\n",
     )
-    .unwrap();
-    let output = machine
-        .command(&["plan", "validate"])
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    .await;
     assert!(
         stderr.contains("vsync.toml:5:14: unknown setting of github-actions `rpo`"),
         "{stderr}"

@@ -10,10 +10,6 @@ use crate::{DEFAULT_MAX_DELETES, VERSION};
 /// The JSON Schema of `vsync.toml`.
 pub fn schema() -> Value {
     let strings = json!({"type": "array", "items": {"type": "string"}});
-    let kind = |kind: SettingKind| match kind {
-        SettingKind::Text => "string",
-        SettingKind::Switch => "boolean",
-    };
     // One `if from/to is this platform then its settings` per platform.
     let per_platform =
         |role: &str, fields: &dyn Fn(&vsync_platforms::Platform) -> Option<Value>| {
@@ -40,33 +36,14 @@ pub fn schema() -> Value {
             .collect::<Vec<_>>()
     };
     let source_settings = |platform: &vsync_platforms::Platform| {
-        platform.source.map(|source| {
-            source
-                .settings
-                .iter()
-                .map(|s| {
-                    (
-                        s.field.to_owned(),
-                        json!({"type": kind(s.kind), "description": s.help}),
-                    )
-                })
-                .collect::<serde_json::Map<_, _>>()
-                .into()
-        })
+        platform
+            .source
+            .map(|source| properties(source.settings.iter().map(|s| (s.field, s.kind, s.help))))
     };
     let sink_settings = |platform: &vsync_platforms::Platform| {
-        platform.sink.map(|sink| {
-            sink.settings
-                .iter()
-                .map(|s| {
-                    (
-                        s.field.to_owned(),
-                        json!({"type": kind(s.kind), "description": s.help}),
-                    )
-                })
-                .collect::<serde_json::Map<_, _>>()
-                .into()
-        })
+        platform
+            .sink
+            .map(|sink| properties(sink.settings.iter().map(|s| (s.field, s.kind, s.help))))
     };
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -121,4 +98,18 @@ pub fn schema() -> Value {
             },
         },
     })
+}
+
+/// A platform's settings as schema properties: each field's type and help.
+fn properties(settings: impl Iterator<Item = (&'static str, SettingKind, &'static str)>) -> Value {
+    settings
+        .map(|(field, kind, help)| {
+            let kind = match kind {
+                SettingKind::Text => "string",
+                SettingKind::Switch => "boolean",
+            };
+            (field.to_owned(), json!({"type": kind, "description": help}))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
