@@ -54,7 +54,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             return Ok(());
         }
         Command::Man { dir } => return crate::docs::man(dir.as_deref()),
-        Command::Plan(crate::plan::PlanCommand::Schema) => {
+        Command::Plan(crate::plan::PlanArgs {
+            command: Some(crate::plan::PlanCommand::Schema),
+            ..
+        }) => {
             crate::plan::schema();
             return Ok(());
         }
@@ -245,7 +248,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Doctor { json } => crate::doctor::run(&ctx, &runtime, json),
         Command::Exec(args) => crate::exec::run(Some(&ctx), &runtime, args),
         Command::Config(ConfigCommand::Exec(args)) => crate::config::exec(&ctx, args),
-        Command::Plan(command) => crate::plan::run(&ctx, command),
+        Command::Plan(args) => crate::plan::run(&ctx, &runtime, args),
         Command::Compare {
             first,
             second,

@@ -171,10 +171,11 @@ enum Command {
     /// redacted: `vsync exec dev -- ./server --port 8080`.
     Exec(exec::ExecArgs),
     /// The plan file `vsync.toml`: one reviewed description of every env's
-    /// imports and syncs. `validate` checks it, `schema` prints its JSON
-    /// Schema, `init` writes one from this machine's saved routing.
-    #[command(subcommand)]
-    Plan(plan::PlanCommand),
+    /// imports and syncs. Alone, plans every sync target at once (as `sync
+    /// --dry-run`, writing nothing); `validate` checks the file, `schema`
+    /// prints its JSON Schema, `init` writes one from this machine's saved
+    /// routing.
+    Plan(plan::PlanArgs),
     /// Per-env settings of this machine: `vsync config exec dev --inherit
     /// PATH,HOME,LC_*` saves the policy of `vsync exec dev --mode custom`.
     #[command(subcommand)]

@@ -1,11 +1,37 @@
-//! `vsync plan validate | schema | init`: the plan file `vsync.toml`.
+//! `vsync plan`: every sync target of `vsync.toml` planned at once, and
+//! `vsync plan validate | schema | init` for the file itself.
 
 use std::path::PathBuf;
 
-use clap::Subcommand;
-use vsync_ops::Context;
+use clap::{Args, Subcommand};
+use vsync_engine::sync::{Action, SyncReport};
+use vsync_ops::{Context, EXIT_SYNC_REFUSED, PlanReport, PlanScope, TargetResult};
 
 use crate::commands::{Failure, usage};
+use crate::progress::StderrProgress;
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct PlanArgs {
+    #[command(subcommand)]
+    pub command: Option<PlanCommand>,
+    /// Only this env (repeatable).
+    #[arg(long = "env", value_name = "ENV")]
+    envs: Vec<String>,
+    /// Only this sync target, a platform's short or long name (repeatable).
+    #[arg(long = "target", value_name = "PLATFORM")]
+    targets: Vec<String>,
+    /// The plan file (default: vsync.toml at the working tree's root).
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// Machine-readable report on stdout.
+    #[arg(long, conflicts_with = "markdown")]
+    json: bool,
+    /// A Markdown report on stdout, for a pull-request comment or a CI job
+    /// summary.
+    #[arg(long)]
+    markdown: bool,
+}
 
 #[derive(Subcommand)]
 pub enum PlanCommand {
@@ -37,7 +63,14 @@ pub fn schema() {
     );
 }
 
-pub fn run(ctx: &Context, command: PlanCommand) -> Result<(), Failure> {
+pub fn run(
+    ctx: &Context,
+    runtime: &tokio::runtime::Runtime,
+    args: PlanArgs,
+) -> Result<(), Failure> {
+    let Some(command) = args.command else {
+        return plan(ctx, runtime, args);
+    };
     match command {
         PlanCommand::Schema => schema(),
         PlanCommand::Validate { file } => {
@@ -65,4 +98,129 @@ pub fn run(ctx: &Context, command: PlanCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `vsync plan`: plans every sync target in scope, writing nothing.
+fn plan(ctx: &Context, runtime: &tokio::runtime::Runtime, args: PlanArgs) -> Result<(), Failure> {
+    let path = match args.file {
+        Some(path) => path,
+        None => vsync_ops::plan_path(ctx)?,
+    };
+    let file = vsync_plan::load(&path).map_err(|err| usage(err.to_string()))?;
+    let scope = PlanScope {
+        envs: args.envs,
+        targets: args.targets,
+    };
+    let progress = StderrProgress::new();
+    let environment = |name: &str| std::env::var(name).ok();
+    let report = runtime.block_on(vsync_ops::plan(ctx, &file, &scope, &environment, &progress))?;
+    drop(progress);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("a report serialises")
+        );
+    } else if args.markdown {
+        print_markdown(&report);
+    } else {
+        print_text(&report);
+    }
+    match report.refused() {
+        0 => Ok(()),
+        _ => Err(Failure::reported(EXIT_SYNC_REFUSED as u8)),
+    }
+}
+
+/// The names of a report's lines with `action`.
+fn names(report: &SyncReport, action: Action) -> Vec<&str> {
+    report
+        .secrets
+        .iter()
+        .filter(|line| line.plan.action == action)
+        .map(|line| line.plan.name.as_str())
+        .collect()
+}
+
+/// The actions a plan shows, with their words.
+const ACTIONS: [(Action, &str); 5] = [
+    (Action::Create, "create"),
+    (Action::Update, "update"),
+    (Action::Unchanged, "unchanged"),
+    (Action::Prune, "delete"),
+    (Action::Stale, "stale"),
+];
+
+fn drifted(report: &SyncReport) -> usize {
+    report
+        .secrets
+        .iter()
+        .filter(|line| line.plan.drift.is_some())
+        .count()
+}
+
+fn print_text(report: &PlanReport) {
+    for target in &report.targets {
+        match &target.result {
+            TargetResult::Refused { reason } => {
+                println!("{} -> {}: refused: {reason}", target.env, target.to);
+            }
+            TargetResult::Planned(outcome) => {
+                let sync = &outcome.report;
+                let counts: Vec<String> = ACTIONS
+                    .iter()
+                    .map(|(action, word)| format!("{} {word}", sync.count(*action)))
+                    .collect();
+                println!(
+                    "{} -> {}: {}, {} drifted",
+                    target.env,
+                    sync.target,
+                    counts.join(", "),
+                    drifted(sync)
+                );
+                // Every name that would change; unchanged ones only counted.
+                for (action, word) in ACTIONS.iter().filter(|(a, _)| *a != Action::Unchanged) {
+                    let listed = names(sync, *action);
+                    if !listed.is_empty() {
+                        println!("  {word}: {}", listed.join(", "));
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "{} target(s), {} refused; nothing was written",
+        report.targets.len(),
+        report.refused()
+    );
+}
+
+fn print_markdown(report: &PlanReport) {
+    println!("### vsync plan\n");
+    println!("| env | target | create | update | unchanged | delete | stale | drifted | |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---|");
+    for target in &report.targets {
+        match &target.result {
+            TargetResult::Refused { reason } => println!(
+                "| {} | {} | | | | | | | refused: {} |",
+                target.env,
+                target.to,
+                reason.replace('|', "\\|").replace('\n', " ")
+            ),
+            TargetResult::Planned(outcome) => {
+                let sync = &outcome.report;
+                let counts: Vec<String> = ACTIONS
+                    .iter()
+                    .map(|(action, _)| sync.count(*action).to_string())
+                    .collect();
+                println!(
+                    "| {} | {} | {} | {} | |",
+                    target.env,
+                    sync.target.replace('|', "\\|"),
+                    counts.join(" | "),
+                    drifted(sync)
+                );
+            }
+        }
+    }
+    println!("\nNothing was written.");
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Machine;
+use common::{Machine, tree};
 
 /// The note printed when no OS keychain answers.
 const NO_KEYCHAIN: &str = "no OS keychain answers";
@@ -209,21 +209,6 @@ fn problems(findings: &[Finding]) -> Vec<(&str, &str)> {
         .filter(|finding| finding.verdict == "problem")
         .map(|finding| (finding.check.as_str(), finding.subject.as_str()))
         .collect()
-}
-
-/// Every file below `dir` with its bytes.
-fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(tree(&path));
-        } else {
-            files.push((path.clone(), std::fs::read(&path).unwrap()));
-        }
-    }
-    files.sort();
-    files
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

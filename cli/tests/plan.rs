@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Machine;
+use common::{Machine, tree};
 use vsync_testcontainers::GithubFake;
 
 /// Writes `text` as the checkout's vsync.toml and runs `vsync plan
@@ -103,4 +103,112 @@ async fn init_moves_the_saved_routing_into_a_plan_that_validates() {
     let output = machine.command(&["plan", "init"]).output().await.unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     machine.ok(&["plan", "init", "--force"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_every_target_of_every_env_and_writes_nothing() {
+    let fake = GithubFake::start().await.unwrap();
+    let machine = Machine::new();
+    machine.ok(&["init", "dev", "--repo=acme_web"]).await;
+    machine.ok(&["init", "prod"]).await;
+    let dev_secret = "dev-secret-value-7f3a9c";
+    let prod_secret = "prod-secret-value-51d04b";
+    std::fs::write(
+        machine.vault().join(".env.dev"),
+        format!("API_KEY={dev_secret}\nDEBUG=yes-please\n"),
+    )
+    .unwrap();
+    let prod_vault = machine.checkout.join("infra/vault/prod");
+    std::fs::write(
+        prod_vault.join(".env.prod"),
+        format!("API_KEY={prod_secret}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        machine.checkout.join("vsync.toml"),
+        r#"version = 1
+
+[[env.dev.sync]]
+to = "gh"
+settings = { repo = "acme/api" }
+
+[[env.prod.sync]]
+to = "gh"
+settings = { repo = "acme/api" }
+exclude = ["NOT_THERE"]
+
+[[env.prod.sync]]
+to = "vault"
+settings = { addr = "http://vault.example.com:8200", secretPath = "web" }
+"#,
+    )
+    .unwrap();
+    let home_before = tree(&machine.home);
+    let checkout_before = tree(&machine.checkout);
+    let run = |args: &[&str]| {
+        let mut full = vec!["plan"];
+        full.extend_from_slice(args);
+        let mut command = machine.command(&full);
+        command
+            .env("GITHUB_API_URL", fake.endpoint())
+            .env("GITHUB_TOKEN", GithubFake::TOKEN)
+            .env("VAULT_TOKEN", "hvs.plan-test-token");
+        command
+    };
+
+    let output = run(&[]).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The vault target is refused (a token over plain http), the others planned.
+    assert_eq!(output.status.code(), Some(12), "{stdout}\n{stderr}");
+    assert!(stdout.contains("dev -> "), "{stdout}");
+    assert!(
+        stdout.contains("2 create, 0 update, 0 unchanged"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("create: API_KEY, DEBUG"), "{stdout}");
+    assert!(stdout.contains("1 create, 0 update"), "{stdout}");
+    assert!(stdout.contains("prod -> vault: refused:"), "{stdout}");
+    assert!(
+        stdout.contains("3 target(s), 1 refused; nothing was written"),
+        "{stdout}"
+    );
+
+    // Scoped: one env, one target.
+    let output = run(&["--env", "dev", "--target", "github-actions", "--json"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let targets = json["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1);
+    assert_eq!(targets[0]["env"], "dev");
+    assert_eq!(targets[0]["result"], "planned");
+    let json_text = String::from_utf8_lossy(&output.stdout).into_owned();
+
+    let output = run(&["--markdown"]).output().await.unwrap();
+    let markdown = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(markdown.contains("| env | target | create |"), "{markdown}");
+    assert!(markdown.contains("| prod | vault |"), "{markdown}");
+
+    let output = run(&["--env", "staging"]).output().await.unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+
+    // Nothing anywhere: no secret at GitHub, no routing saved, no record.
+    assert_eq!(fake.counts().puts, 0);
+    assert_eq!(fake.counts().deletes, 0);
+    assert_eq!(tree(&machine.home), home_before);
+    assert_eq!(tree(&machine.checkout), checkout_before);
+    // And never a value in any output.
+    for text in [
+        stdout.as_ref(),
+        stderr.as_ref(),
+        json_text.as_str(),
+        markdown.as_str(),
+    ] {
+        for secret in [dev_secret, prod_secret, "yes-please", "hvs.plan-test-token"] {
+            assert!(!text.contains(secret), "{secret} shown in {text}");
+        }
+    }
 }

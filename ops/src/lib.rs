@@ -54,7 +54,9 @@ pub use lifecycle::{
     VersionsReport, init, pull, push, versions,
 };
 pub use link::{LinkState, LinkStatus, UseReport, link_status, use_env};
-pub use plan::{PlanInit, plan_init, plan_path};
+pub use plan::{
+    PlanInit, PlanReport, PlanScope, TargetPlan, TargetResult, plan, plan_init, plan_path,
+};
 pub use profile::{
     Profile, SECRET_MASK, add_profile, list_profiles, mask_access_key, profiles_dir,
     remove_profile, show_profile,

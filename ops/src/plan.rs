@@ -1,14 +1,20 @@
-//! `vsync plan init`: the working tree's `vsync.toml` written from the sync
-//! routing this machine saved for the repo's envs (the file's model and
-//! checks are `vsync-plan`'s).
+//! `vsync plan`: every sync target of the working tree's `vsync.toml`
+//! planned at once, writing nothing; and `vsync plan init`, the file
+//! written from the sync routing this machine saved for the repo's envs
+//! (the file's model and checks are `vsync-plan`'s).
 
 use std::path::PathBuf;
 
+use serde::Serialize;
+use vsync_engine::sync::SyncOptions;
 use vsync_local::EnvConfig;
-use vsync_plan::SavedRouting;
+use vsync_plan::{PlanFile, SavedRouting};
 
 use crate::keystore::config_files;
-use crate::{Context, OpsError};
+use crate::lifecycle::Env;
+use crate::sync::{ParserPolicy, SyncOutcome, SyncRequest, sync_routed};
+use crate::{Context, OpsError, Progress, platforms};
+use platforms::Environment;
 
 /// What `plan init` wrote.
 #[derive(Debug)]
@@ -71,4 +77,137 @@ pub fn plan_init(ctx: &Context, force: bool) -> Result<PlanInit, OpsError> {
         envs: envs.len(),
         targets: envs.iter().map(|env| env.targets.len()).sum(),
     })
+}
+
+/// Which envs and sync targets `vsync plan` covers (every one when empty).
+#[derive(Debug, Clone, Default)]
+pub struct PlanScope {
+    /// Env names.
+    pub envs: Vec<String>,
+    /// Platforms (short or long names).
+    pub targets: Vec<String>,
+}
+
+/// What `vsync plan` found for every target in scope. Names and counts,
+/// never a value.
+#[derive(Debug, Serialize)]
+pub struct PlanReport {
+    /// One entry per env and sync target, in the file's env order.
+    pub targets: Vec<TargetPlan>,
+}
+
+impl PlanReport {
+    /// How many targets were refused before planning.
+    pub fn refused(&self) -> usize {
+        self.targets
+            .iter()
+            .filter(|target| matches!(target.result, TargetResult::Refused { .. }))
+            .count()
+    }
+}
+
+/// One env's sync to one platform, planned or refused.
+#[derive(Debug, Serialize)]
+pub struct TargetPlan {
+    /// The env.
+    pub env: String,
+    /// The platform's short name.
+    pub to: &'static str,
+    /// What planning it gave.
+    #[serde(flatten)]
+    pub result: TargetResult,
+}
+
+/// A target's plan, or why there is none.
+#[derive(Debug, Serialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum TargetResult {
+    /// The dry run's report: every name with its action.
+    Planned(SyncOutcome),
+    /// Refused before any call could tell (no config or key on this
+    /// machine, routing or credentials missing, preflight).
+    Refused {
+        /// Why, and what to fix.
+        reason: String,
+    },
+}
+
+/// Plans every sync of `plan` in `scope` as `vsync sync --dry-run` would,
+/// with the plan file's routing: each target listed and compared, nothing
+/// written anywhere (no routing saved, no record updated).
+pub async fn plan(
+    ctx: &Context,
+    plan: &PlanFile,
+    scope: &PlanScope,
+    environment: Environment<'_>,
+    progress: &dyn Progress,
+) -> Result<PlanReport, OpsError> {
+    for env in &scope.envs {
+        if !plan.env.keys().any(|name| name.get_ref() == env) {
+            return Err(OpsError::Usage(format!(
+                "--env {env}: vsync.toml has no env {env}"
+            )));
+        }
+    }
+    let wanted_target = |short: &str, name: &str| {
+        scope.targets.is_empty()
+            || scope
+                .targets
+                .iter()
+                .any(|target| target == short || target == name)
+    };
+    let mut targets = Vec::new();
+    for (name, env_plan) in &plan.env {
+        let name = name.get_ref();
+        if !scope.envs.is_empty() && !scope.envs.contains(name) {
+            continue;
+        }
+        let env = Env::load(ctx, name);
+        for sync in &env_plan.sync {
+            let (platform, sink_side) = platforms::find_sink(sync.to.get_ref())?;
+            if !wanted_target(platform.short, platform.name) {
+                continue;
+            }
+            let request = SyncRequest {
+                flags: Vec::new(),
+                sets: Vec::new(),
+                parser: ParserPolicy {
+                    inline_file_suffixes: sync.inline_file_suffix.clone(),
+                    exclude: sync.exclude.clone(),
+                },
+                options: SyncOptions {
+                    dry_run: true,
+                    prune: sync.prune,
+                    max_deletes: sync.max_deletes,
+                    ..SyncOptions::default()
+                },
+            };
+            let planned = match &env {
+                Err(err) => Err(err.to_string()),
+                Ok(env) => match platform.routing(None, &sync.routing()) {
+                    Err(err) => Err(err.to_string()),
+                    Ok(routing) => sync_routed(
+                        env,
+                        platform.name,
+                        sink_side,
+                        &routing,
+                        &request,
+                        environment,
+                        progress,
+                    )
+                    .await
+                    .map_err(|err| err.to_string()),
+                },
+            };
+            targets.push(TargetPlan {
+                env: name.clone(),
+                to: platform.short,
+                result: match planned {
+                    Ok(outcome) => TargetResult::Planned(outcome),
+                    Err(reason) => TargetResult::Refused { reason },
+                },
+            });
+        }
+    }
+    Ok(PlanReport { targets })
 }

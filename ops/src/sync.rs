@@ -123,6 +123,30 @@ pub async fn sync(
             .insert(platform.short.to_owned(), block);
         env.config.save_for(&ctx.base, env.repo.name(), &env.name)?;
     }
+    sync_routed(
+        &env,
+        platform.name,
+        sink_side,
+        &routing,
+        request,
+        environment,
+        progress,
+    )
+    .await
+}
+
+/// [`sync`] of `env` with `routing` as it is (checked, and saved nowhere):
+/// what `sync` does once the routing is settled, and what `vsync plan`
+/// runs, dry, with the plan file's routing.
+pub(crate) async fn sync_routed(
+    env: &Env,
+    platform: &'static str,
+    sink_side: &platforms::SinkSide,
+    routing: &platforms::Routing,
+    request: &SyncRequest,
+    environment: Environment<'_>,
+    progress: &dyn Progress,
+) -> Result<SyncOutcome, OpsError> {
     // The vault folder is read through no symlink (a symlinked `infra`
     // would sync another tree's `.env`).
     env.check_vault_path()?;
@@ -142,7 +166,7 @@ pub async fn sync(
 
     let sink = (sink_side.build)(&SinkRequest {
         env: &env.name,
-        routing: &routing,
+        routing,
         environment,
     })?;
     progress.step(
@@ -175,7 +199,7 @@ pub async fn sync(
         progress.warn(warning);
     }
     Ok(SyncOutcome {
-        platform: platform.name,
+        platform,
         env_file,
         skipped,
         report,

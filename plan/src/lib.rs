@@ -140,6 +140,13 @@ pub struct SyncPlan {
     pub inline_file_suffix: Vec<String>,
 }
 
+impl SyncPlan {
+    /// The settings as the routing object the platform reads.
+    pub fn routing(&self) -> vsync_platforms::Routing {
+        check::routing(&self.settings)
+    }
+}
+
 fn default_max_deletes() -> usize {
     DEFAULT_MAX_DELETES
 }

@@ -208,3 +208,19 @@ impl Machine {
         self.home.join(".config/vsync/.keystore/acme_web/dev.key")
     }
 }
+
+/// Every file below `dir` with its bytes, sorted: compared before and
+/// after a command that must write nothing.
+pub fn tree(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(tree(&path));
+        } else {
+            files.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
