@@ -4,8 +4,12 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use vsync_engine::import::ImportAction;
 use vsync_engine::sync::{Action, SyncReport};
-use vsync_ops::{Context, EXIT_SYNC_REFUSED, PlanReport, PlanScope, TargetResult};
+use vsync_ops::{
+    Context, EXIT_SYNC_REFUSED, ImportResult, PlanReport, PlanScope, SourceImportOutcome,
+    TargetResult,
+};
 
 use crate::commands::{Failure, usage};
 use crate::progress::StderrProgress;
@@ -158,7 +162,54 @@ fn drifted(report: &SyncReport) -> usize {
         .count()
 }
 
+/// The import actions a plan shows, with their words; the changing ones
+/// are listed by name.
+const IMPORT_ACTIONS: [(ImportAction, &str, bool); 6] = [
+    (ImportAction::Add, "add", true),
+    (ImportAction::Change, "change", true),
+    (ImportAction::Unchanged, "unchanged", false),
+    (ImportAction::Delete, "delete", true),
+    (ImportAction::Conflict, "conflict", true),
+    (ImportAction::Disabled, "disabled", false),
+];
+
+fn import_keys(outcome: &SourceImportOutcome, action: ImportAction) -> Vec<&str> {
+    outcome
+        .lines
+        .iter()
+        .filter(|line| line.action == action)
+        .map(|line| line.key.as_str())
+        .collect()
+}
+
 fn print_text(report: &PlanReport) {
+    for import in &report.imports {
+        match &import.result {
+            ImportResult::Refused { reason } => {
+                println!("{} <- {}: refused: {reason}", import.env, import.from);
+            }
+            ImportResult::Planned(outcome) => {
+                let counts: Vec<String> = IMPORT_ACTIONS
+                    .iter()
+                    .map(|(action, word, _)| {
+                        format!("{} {word}", import_keys(outcome, *action).len())
+                    })
+                    .collect();
+                println!(
+                    "{} <- {}: {}",
+                    import.env,
+                    outcome.origin,
+                    counts.join(", ")
+                );
+                for (action, word, _) in IMPORT_ACTIONS.iter().filter(|(_, _, listed)| *listed) {
+                    let keys = import_keys(outcome, *action);
+                    if !keys.is_empty() {
+                        println!("  {word}: {}", keys.join(", "));
+                    }
+                }
+            }
+        }
+    }
     for target in &report.targets {
         match &target.result {
             TargetResult::Refused { reason } => {
@@ -188,7 +239,8 @@ fn print_text(report: &PlanReport) {
         }
     }
     println!(
-        "{} target(s), {} refused; nothing was written",
+        "{} import(s), {} target(s), {} refused; nothing was written",
+        report.imports.len(),
         report.targets.len(),
         report.refused()
     );
@@ -196,6 +248,35 @@ fn print_text(report: &PlanReport) {
 
 fn print_markdown(report: &PlanReport) {
     println!("### vsync plan\n");
+    if !report.imports.is_empty() {
+        println!(
+            "| env | import from | add | change | unchanged | delete | conflict | disabled | |"
+        );
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---|");
+        for import in &report.imports {
+            match &import.result {
+                ImportResult::Refused { reason } => println!(
+                    "| {} | {} | | | | | | | refused: {} |",
+                    import.env,
+                    import.from,
+                    cell(reason)
+                ),
+                ImportResult::Planned(outcome) => {
+                    let counts: Vec<String> = IMPORT_ACTIONS
+                        .iter()
+                        .map(|(action, _, _)| import_keys(outcome, *action).len().to_string())
+                        .collect();
+                    println!(
+                        "| {} | {} | {} | |",
+                        import.env,
+                        cell(&outcome.origin),
+                        counts.join(" | ")
+                    );
+                }
+            }
+        }
+        println!();
+    }
     println!("| env | target | create | update | unchanged | delete | stale | drifted | |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|---|");
     for target in &report.targets {
@@ -204,7 +285,7 @@ fn print_markdown(report: &PlanReport) {
                 "| {} | {} | | | | | | | refused: {} |",
                 target.env,
                 target.to,
-                reason.replace('|', "\\|").replace('\n', " ")
+                cell(reason)
             ),
             TargetResult::Planned(outcome) => {
                 let sync = &outcome.report;
@@ -215,7 +296,7 @@ fn print_markdown(report: &PlanReport) {
                 println!(
                     "| {} | {} | {} | {} | |",
                     target.env,
-                    sync.target.replace('|', "\\|"),
+                    cell(&sync.target),
                     counts.join(" | "),
                     drifted(sync)
                 );
@@ -223,4 +304,9 @@ fn print_markdown(report: &PlanReport) {
         }
     }
     println!("\nNothing was written.");
+}
+
+/// `text` as one Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
 }

@@ -124,9 +124,20 @@ async fn plan_shows_every_target_of_every_env_and_writes_nothing() {
         format!("API_KEY={prod_secret}\n"),
     )
     .unwrap();
+    let source = machine.home.join("source.env");
+    let new_secret = "new-secret-value-9e1d22";
+    std::fs::write(
+        &source,
+        format!("API_KEY={dev_secret}\nNEW_ONE={new_secret}\n"),
+    )
+    .unwrap();
     std::fs::write(
         machine.checkout.join("vsync.toml"),
         r#"version = 1
+
+[[env.dev.import]]
+from = "dotenv"
+settings = { file = "SOURCE" }
 
 [[env.dev.sync]]
 to = "gh"
@@ -140,7 +151,8 @@ exclude = ["NOT_THERE"]
 [[env.prod.sync]]
 to = "vault"
 settings = { addr = "http://vault.example.com:8200", secretPath = "web" }
-"#,
+"#
+        .replace("SOURCE", source.to_str().unwrap()),
     )
     .unwrap();
     let home_before = tree(&machine.home);
@@ -169,8 +181,10 @@ settings = { addr = "http://vault.example.com:8200", secretPath = "web" }
     assert!(stdout.contains("create: API_KEY, DEBUG"), "{stdout}");
     assert!(stdout.contains("1 create, 0 update"), "{stdout}");
     assert!(stdout.contains("prod -> vault: refused:"), "{stdout}");
+    assert!(stdout.contains("1 add, 0 change, 1 unchanged"), "{stdout}");
+    assert!(stdout.contains("  add: NEW_ONE"), "{stdout}");
     assert!(
-        stdout.contains("3 target(s), 1 refused; nothing was written"),
+        stdout.contains("1 import(s), 3 target(s), 1 refused; nothing was written"),
         "{stdout}"
     );
 
@@ -191,6 +205,10 @@ settings = { addr = "http://vault.example.com:8200", secretPath = "web" }
     let markdown = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(markdown.contains("| env | target | create |"), "{markdown}");
     assert!(markdown.contains("| prod | vault |"), "{markdown}");
+    assert!(
+        markdown.contains("| env | import from | add |"),
+        "{markdown}"
+    );
 
     let output = run(&["--env", "staging"]).output().await.unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
@@ -207,7 +225,13 @@ settings = { addr = "http://vault.example.com:8200", secretPath = "web" }
         json_text.as_str(),
         markdown.as_str(),
     ] {
-        for secret in [dev_secret, prod_secret, "yes-please", "hvs.plan-test-token"] {
+        for secret in [
+            dev_secret,
+            prod_secret,
+            new_secret,
+            "yes-please",
+            "hvs.plan-test-token",
+        ] {
             assert!(!text.contains(secret), "{secret} shown in {text}");
         }
     }

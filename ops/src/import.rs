@@ -105,7 +105,13 @@ pub async fn import_from(
         environment,
         vault_folder_of: &vault_folder_of,
     })?;
-    let lock = env.lock(ctx, progress)?;
+    // A dry run writes nothing, not even the lock file; writers replace
+    // `.env.<env>` atomically, so it reads a whole file either way.
+    let lock = if request.dry_run {
+        None
+    } else {
+        Some(env.lock(ctx, progress)?)
+    };
 
     let env_file = env.vault_dir.join(format!(".env.{}", env.name));
     progress.step(1, 3, &format!("reading {}", env_file.display()));

@@ -55,7 +55,8 @@ pub use lifecycle::{
 };
 pub use link::{LinkState, LinkStatus, UseReport, link_status, use_env};
 pub use plan::{
-    PlanInit, PlanReport, PlanScope, TargetPlan, TargetResult, plan, plan_init, plan_path,
+    ImportPlanned, ImportResult, PlanInit, PlanReport, PlanScope, TargetPlan, TargetResult, plan,
+    plan_init, plan_path,
 };
 pub use profile::{
     Profile, SECRET_MASK, add_profile, list_profiles, mask_access_key, profiles_dir,

@@ -6,10 +6,12 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
+use vsync_engine::import::{ImportOptions, NameRules, Prefer};
 use vsync_engine::sync::SyncOptions;
 use vsync_local::EnvConfig;
 use vsync_plan::{PlanFile, SavedRouting};
 
+use crate::import::{SourceImportOutcome, SourceImportRequest, import_from};
 use crate::keystore::config_files;
 use crate::lifecycle::Env;
 use crate::sync::{ParserPolicy, SyncOutcome, SyncRequest, sync_routed};
@@ -88,22 +90,55 @@ pub struct PlanScope {
     pub targets: Vec<String>,
 }
 
-/// What `vsync plan` found for every target in scope. Names and counts,
-/// never a value.
+/// What `vsync plan` found for every import and sync target in scope.
+/// Names and counts, never a value.
 #[derive(Debug, Serialize)]
 pub struct PlanReport {
+    /// One entry per env and import, in the file's order.
+    pub imports: Vec<ImportPlanned>,
     /// One entry per env and sync target, in the file's env order.
     pub targets: Vec<TargetPlan>,
 }
 
 impl PlanReport {
-    /// How many targets were refused before planning.
+    /// How many imports and targets were refused before planning.
     pub fn refused(&self) -> usize {
-        self.targets
+        let imports = self
+            .imports
             .iter()
-            .filter(|target| matches!(target.result, TargetResult::Refused { .. }))
-            .count()
+            .filter(|import| matches!(import.result, ImportResult::Refused { .. }));
+        let targets = self
+            .targets
+            .iter()
+            .filter(|target| matches!(target.result, TargetResult::Refused { .. }));
+        imports.count() + targets.count()
     }
+}
+
+/// One env's import from one platform, planned or refused.
+#[derive(Debug, Serialize)]
+pub struct ImportPlanned {
+    /// The env imported into.
+    pub env: String,
+    /// The platform's short name.
+    pub from: &'static str,
+    /// What planning it gave.
+    #[serde(flatten)]
+    pub result: ImportResult,
+}
+
+/// An import's plan, or why there is none.
+#[derive(Debug, Serialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum ImportResult {
+    /// The dry run's report: every key with its action.
+    Planned(SourceImportOutcome),
+    /// Refused before or while reading the source (settings, credentials,
+    /// a conflict the file does not settle).
+    Refused {
+        /// Why, and what to fix.
+        reason: String,
+    },
 }
 
 /// One env's sync to one platform, planned or refused.
@@ -132,9 +167,12 @@ pub enum TargetResult {
     },
 }
 
-/// Plans every sync of `plan` in `scope` as `vsync sync --dry-run` would,
-/// with the plan file's routing: each target listed and compared, nothing
-/// written anywhere (no routing saved, no record updated).
+/// Plans every import and sync of `plan` in `scope` as `vsync import
+/// --dry-run` and `vsync sync --dry-run` would, with the plan file's
+/// settings: each source read and each target listed and compared, nothing
+/// written anywhere (no routing saved, no record updated, no `.env`
+/// touched). Each is planned against the vault as it is now: an import
+/// planned for an env is not yet in that env's sync plans.
 pub async fn plan(
     ctx: &Context,
     plan: &PlanFile,
@@ -156,11 +194,57 @@ pub async fn plan(
                 .iter()
                 .any(|target| target == short || target == name)
     };
+    let mut imports = Vec::new();
     let mut targets = Vec::new();
     for (name, env_plan) in &plan.env {
         let name = name.get_ref();
         if !scope.envs.is_empty() && !scope.envs.contains(name) {
             continue;
+        }
+        for import in &env_plan.import {
+            let (platform, _) = platforms::find_source(import.from.get_ref())?;
+            if !wanted_target(platform.short, platform.name) {
+                continue;
+            }
+            let request = SourceImportRequest {
+                sets: import.sets(),
+                options: ImportOptions {
+                    names: NameRules {
+                        prefix: import.prefix.clone(),
+                        renames: import.rename.clone().into_iter().collect(),
+                        include: import
+                            .include
+                            .iter()
+                            .map(|glob| glob.get_ref().clone())
+                            .collect(),
+                        exclude: import
+                            .exclude
+                            .iter()
+                            .map(|glob| glob.get_ref().clone())
+                            .collect(),
+                    },
+                    prefer: import.prefer.map(|prefer| match prefer {
+                        vsync_plan::Prefer::Source => Prefer::Source,
+                        vsync_plan::Prefer::Vault => Prefer::Vault,
+                    }),
+                    delete_missing: import.delete_missing,
+                    ..ImportOptions::default()
+                },
+                dry_run: true,
+                push: false,
+            };
+            let planned =
+                import_from(ctx, name, platform.short, &request, environment, progress).await;
+            imports.push(ImportPlanned {
+                env: name.clone(),
+                from: platform.short,
+                result: match planned {
+                    Ok(outcome) => ImportResult::Planned(outcome),
+                    Err(err) => ImportResult::Refused {
+                        reason: err.to_string(),
+                    },
+                },
+            });
         }
         let env = Env::load(ctx, name);
         for sync in &env_plan.sync {
@@ -209,5 +293,5 @@ pub async fn plan(
             });
         }
     }
-    Ok(PlanReport { targets })
+    Ok(PlanReport { imports, targets })
 }

@@ -140,6 +140,19 @@ pub struct SyncPlan {
     pub inline_file_suffix: Vec<String>,
 }
 
+impl ImportPlan {
+    /// The settings as `field=value` pairs, as `--set` gives them.
+    pub fn sets(&self) -> Vec<String> {
+        self.settings
+            .iter()
+            .map(|(field, value)| match value.get_ref() {
+                toml::Value::String(text) => format!("{}={text}", field.get_ref()),
+                other => format!("{}={other}", field.get_ref()),
+            })
+            .collect()
+    }
+}
+
 impl SyncPlan {
     /// The settings as the routing object the platform reads.
     pub fn routing(&self) -> vsync_platforms::Routing {
