@@ -338,10 +338,7 @@ async fn remote_reads_the_pushed_version_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_with_only_vsync_config_and_passphrase_runs_the_command() {
-    let server = vsync_testcontainers::S3Server::start()
-        .await
-        .expect("start s3s-fs");
-    server.create_bucket("vault").await.unwrap();
+    let server = common::s3_server().await;
     let machine = Machine::new();
     machine
         .init_on_bucket("dev", &server, &server.endpoint())

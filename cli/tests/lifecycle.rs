@@ -10,12 +10,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::Machine;
+use common::{BUCKET, Machine, s3_server};
 use vsync_backends::s3::{Proxy, S3Store};
 use vsync_engine::store::{ObjectInfo, PutCondition, Store, StoreError};
 use vsync_testcontainers::{EtagUnquotingProxy, ForwardProxy, S3Server};
-
-const BUCKET: &str = "vault";
 
 impl Machine {
     /// Adds a profile for the harness's server and inits `dev` with it.
@@ -80,12 +78,6 @@ fn assert_vault(dir: &Path, files: &[(PathBuf, Vec<u8>)]) {
     }
 }
 
-async fn server() -> S3Server {
-    let server = S3Server::start().await.expect("start s3s-fs");
-    server.create_bucket(BUCKET).await.unwrap();
-    server
-}
-
 /// A store on the harness's bucket, for reading and tampering behind the
 /// CLI's back.
 fn direct_store(server: &S3Server) -> S3Store {
@@ -111,7 +103,7 @@ fn versions_of(json: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_versions_and_pull_at_against_s3() {
-    let server = server().await;
+    let server = s3_server().await;
     let alice = Machine::new();
     alice.init_on(&server).await;
     let first = write_vault(&alice.vault(), "postgres://first");
@@ -163,7 +155,7 @@ async fn newcomer_flow_works_on_the_local_store_without_any_account() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_pushes_one_wins_and_the_bucket_stays_consistent() {
-    let server = server().await;
+    let server = s3_server().await;
     let alice = Machine::new();
     alice.init_on(&server).await;
     write_vault(&alice.vault(), "postgres://base");
@@ -204,7 +196,7 @@ async fn concurrent_pushes_one_wins_and_the_bucket_stays_consistent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_tamper_and_wrong_key_are_refused() {
-    let server = server().await;
+    let server = s3_server().await;
     let alice = Machine::new();
     alice.init_on(&server).await;
     write_vault(&alice.vault(), "postgres://one");
@@ -319,7 +311,7 @@ impl Store for DiesAfterFirstWrite {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_dying_mid_push_leaves_the_previous_version_intact() {
-    let server = Arc::new(server().await);
+    let server = Arc::new(s3_server().await);
     let alice = Machine::new();
     alice.init_on(&server).await;
     let previous = write_vault(&alice.vault(), "postgres://previous");
@@ -372,7 +364,7 @@ fn vsync_crypto_key(machine: &Machine) -> vsync_crypto::kdf::Key {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_share_onboards_a_second_machine() {
-    let server = server().await;
+    let server = s3_server().await;
     let alice = Machine::new();
     alice.init_on(&server).await;
     let files = write_vault(&alice.vault(), "postgres://shared");
@@ -422,7 +414,7 @@ async fn a_share_onboards_a_second_machine() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_honours_http_proxy() {
-    let server = server().await;
+    let server = s3_server().await;
     let alice = Machine::new();
     alice.init_on(&server).await;
     write_vault(&alice.vault(), "postgres://proxied");
@@ -443,7 +435,7 @@ async fn the_cli_honours_http_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_token_mints_a_blob_for_the_env() {
-    let server = server().await;
+    let server = s3_server().await;
     let alice = Machine::new();
     alice.init_on(&server).await;
 
@@ -473,7 +465,7 @@ async fn runtime_token_mints_a_blob_for_the_env() {
 /// flips after the next `vsync push`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runtime_library_opens_what_the_cli_pushed() {
-    let server = server().await;
+    let server = s3_server().await;
     let alice = Machine::new();
     alice.init_on(&server).await;
     let files = write_vault(&alice.vault(), "postgres://app@db/first");
@@ -518,7 +510,7 @@ fn audit_rows(json: &str) -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_log_records_each_verb_and_racing_appends_all_land() {
-    let server = server().await;
+    let server = s3_server().await;
     let alice = Machine::new();
     alice.init_on(&server).await;
     assert!(
@@ -616,7 +608,7 @@ async fn the_audit_log_records_each_verb_and_racing_appends_all_land() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_re_keys_the_current_version_and_every_reader_with_the_new_key_works() {
-    let server = server().await;
+    let server = s3_server().await;
     let alice = Machine::new();
     alice.init_on(&server).await;
     let files = write_vault(&alice.vault(), "postgres://rotated");
@@ -756,7 +748,7 @@ async fn rotation_re_keys_the_current_version_and_every_reader_with_the_new_key_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_that_loses_the_race_keeps_the_old_key() {
-    let server = server().await;
+    let server = s3_server().await;
     let alice = Machine::new();
     alice.init_on(&server).await;
     write_vault(&alice.vault(), "postgres://race");
@@ -837,7 +829,7 @@ async fn a_rotation_that_loses_the_race_keeps_the_old_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keytree_moves_every_key_and_profile_to_another_machine() {
     use std::os::unix::fs::PermissionsExt;
-    let server = server().await;
+    let server = s3_server().await;
     let alice = Machine::new();
     alice.init_on(&server).await;
     alice
@@ -1022,7 +1014,7 @@ fn status_of(json: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_names_the_keystore_and_compares_with_the_remote() {
-    let server = server().await;
+    let server = s3_server().await;
     let alice = Machine::new();
     alice.init_on(&server).await;
     write_vault(&alice.vault(), "postgres://status");
@@ -1220,7 +1212,7 @@ async fn use_links_dot_env_to_the_chosen_env() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forced_hetzner_preset_works_behind_an_rgw_and_without_it_the_412_is_explained() {
-    let server = server().await;
+    let server = s3_server().await;
     let rgw = EtagUnquotingProxy::start(&server.endpoint()).await.unwrap();
 
     // A custom host (127.0.0.1) is not recognisable as Hetzner: forced.

@@ -299,10 +299,7 @@ async fn doctor_names_loose_modes_a_skewed_clock_and_an_unignored_vault() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_names_a_dead_store_and_a_target_without_credentials() {
-    let server = vsync_testcontainers::S3Server::start()
-        .await
-        .expect("start s3s-fs");
-    server.create_bucket("vault").await.unwrap();
+    let server = common::s3_server().await;
     let machine = Machine::new();
     machine
         .init_on_bucket("dev", &server, &server.endpoint())
@@ -383,10 +380,7 @@ async fn doctor_names_a_dead_store_and_a_target_without_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_compares_the_buckets_clock_with_this_one() {
-    let server = vsync_testcontainers::S3Server::start()
-        .await
-        .expect("start s3s-fs");
-    server.create_bucket("vault").await.unwrap();
+    let server = common::s3_server().await;
     let machine = Machine::new();
     // Two views of one bucket: its server's clock an hour ahead, and two
     // minutes behind.

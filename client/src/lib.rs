@@ -57,11 +57,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use vsync_backends::s3::{Proxy, S3Store};
+use vsync_crypto::Zeroizing;
 use vsync_crypto::config_blob::RuntimeConfig;
-use vsync_crypto::{Key, Zeroizing};
 use vsync_engine::store::Store;
 use vsync_engine::timestamp::Timestamp;
-use vsync_engine::vault::{self, Layout, RemoteHead};
+use vsync_engine::vault::{self, Derivation, Layout, RemoteHead};
 
 pub use error::Error;
 use error::Place;
@@ -288,11 +288,12 @@ pub async fn open_with_store(
 
 /// The KDF dominates `open`: it runs on a blocking thread while the store
 /// is set up and the pointer and the bundle are downloaded.
-fn start_derivation(config: &RuntimeConfig, passphrase: &str) -> tokio::task::JoinHandle<Key> {
-    let password = Zeroizing::new(passphrase.as_bytes().to_vec());
-    let salt = config.salt.clone();
-    let iterations = config.iterations;
-    tokio::task::spawn_blocking(move || Key::derive(&password, salt.as_bytes(), iterations))
+fn start_derivation(config: &RuntimeConfig, passphrase: &str) -> Derivation {
+    Derivation::start(
+        passphrase.as_bytes(),
+        config.salt.as_bytes(),
+        config.iterations,
+    )
 }
 
 fn decode_config(config: &str, passphrase: &str) -> Result<(RuntimeConfig, Layout), Error> {
@@ -324,7 +325,7 @@ async fn open_on(
     store: Arc<dyn Store>,
     config: RuntimeConfig,
     layout: Layout,
-    derivation: tokio::task::JoinHandle<Key>,
+    derivation: Derivation,
     options: Options,
 ) -> Result<Client, Error> {
     let place = Place {
@@ -336,12 +337,7 @@ async fn open_on(
         .await
         .map_err(|err| place.vault_error(err))?
         .ok_or_else(|| place.manifest_not_found())?;
-    let key = async {
-        derivation
-            .await
-            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
-    };
-    let fetched = vault::fetch_deriving(&*store, &layout, &head, None, key)
+    let fetched = vault::fetch_deriving(&*store, &layout, &head, None, derivation)
         .await
         .map_err(|err| place.vault_error(err))?;
     let contents = payload::decode(fetched.payload(), &config.env).map_err(|why| {

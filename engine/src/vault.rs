@@ -10,6 +10,8 @@
 //! Also read: the runtime libraries' documented layout, `manifest` (a
 //! plaintext RQEM0001 seal naming the timestamp) + `v=<ts>`.
 
+use std::num::NonZeroU32;
+
 use vsync_crypto::rqem::{self, ManifestMeta};
 use vsync_crypto::{ErrorClass, Key, Zeroizing, rqe1};
 
@@ -563,8 +565,30 @@ pub async fn fetch(
     open_sealed(ts, body, key)
 }
 
+/// A bundle key being derived on a blocking thread: PBKDF2 dominates every
+/// read of a version, so the store's round trips run meanwhile.
+pub struct Derivation(tokio::task::JoinHandle<Key>);
+
+impl Derivation {
+    /// Starts deriving the key of `passphrase` with `salt`.
+    pub fn start(passphrase: &[u8], salt: &[u8], iterations: NonZeroU32) -> Self {
+        let passphrase = Zeroizing::new(passphrase.to_vec());
+        let salt = salt.to_vec();
+        Derivation(tokio::task::spawn_blocking(move || {
+            Key::derive(&passphrase, &salt, iterations)
+        }))
+    }
+
+    /// The derived key (a panic while deriving is raised here).
+    pub async fn key(self) -> Key {
+        self.0
+            .await
+            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+    }
+}
+
 /// [`fetch`] while the key is still being derived: the bundle is downloaded
-/// (and a structurally bad envelope refused) before `key` is awaited, so
+/// (and a structurally bad envelope refused) before the key is awaited, so
 /// the round trip hides behind the derivation instead of following it.
 /// Same limits, checks and errors as [`fetch`].
 pub async fn fetch_deriving(
@@ -572,14 +596,14 @@ pub async fn fetch_deriving(
     layout: &Layout,
     head: &RemoteHead,
     at: Option<&Timestamp>,
-    key: impl Future<Output = Key>,
+    derivation: Derivation,
 ) -> Result<FetchedBundle, VaultError> {
     let (ts, body) = download(store, layout, head, at).await?;
     rqe1::check_header(&body).map_err(|source| VaultError::Crypto {
         ts: ts.clone(),
         source,
     })?;
-    open_sealed(ts, body, &key.await)
+    open_sealed(ts, body, &derivation.key().await)
 }
 
 /// The bundle of version `at` (or the head's), capped at the download limit.

@@ -195,12 +195,8 @@ pub async fn child_environment(
                 }
                 .into());
             };
-            let key = async {
-                derivation
-                    .await
-                    .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
-            };
-            let fetched = vault::fetch_deriving(store.as_ref(), &layout, &head, None, key).await?;
+            let fetched =
+                vault::fetch_deriving(store.as_ref(), &layout, &head, None, derivation).await?;
             let client = Client::from_payload(&env.name, fetched.payload(), Options::new())
                 .map_err(OpsError::Runtime)?;
             (

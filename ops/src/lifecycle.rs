@@ -322,12 +322,12 @@ impl Env {
 
     /// The bundle key derived on a blocking thread, for a command that has
     /// store round trips to make meanwhile (the derivation dominates it).
-    pub(crate) fn start_derivation(&self) -> tokio::task::JoinHandle<Key> {
-        let passphrase = self.key.clone();
-        let salt = self.config.encryption.salt.clone();
-        tokio::task::spawn_blocking(move || {
-            Key::derive(passphrase.as_bytes(), salt.as_bytes(), DEFAULT_ITERATIONS)
-        })
+    pub(crate) fn start_derivation(&self) -> vault::Derivation {
+        vault::Derivation::start(
+            self.key.as_bytes(),
+            self.config.encryption.salt.as_bytes(),
+            DEFAULT_ITERATIONS,
+        )
     }
 
     /// The bundle key for another keystore value (a rotation's old or new
@@ -744,9 +744,9 @@ pub(crate) mod tests {
 
     use crate::Quiet;
 
-    /// A git checkout whose repo `acme` has env `dev` on the local store,
-    /// with one `.env.dev` in its vault folder.
-    pub(crate) fn machine() -> (tempfile::TempDir, Context) {
+    /// An empty git checkout of repo `acme`, its machine state sandboxed in
+    /// the same temporary directory.
+    pub(crate) fn checkout() -> (tempfile::TempDir, Context) {
         let tmp = tempfile::tempdir().unwrap();
         let checkout = tmp.path().join("checkout");
         std::fs::create_dir_all(&checkout).unwrap();
@@ -757,6 +757,13 @@ pub(crate) mod tests {
             .unwrap();
         assert!(git.success());
         let ctx = Context::sandboxed(tmp.path(), checkout, "acme");
+        (tmp, ctx)
+    }
+
+    /// A git checkout whose repo `acme` has env `dev` on the local store,
+    /// with one `.env.dev` in its vault folder.
+    pub(crate) fn machine() -> (tempfile::TempDir, Context) {
+        let (tmp, ctx) = checkout();
         let report = init(
             &ctx,
             "dev",

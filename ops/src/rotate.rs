@@ -376,16 +376,7 @@ mod tests {
 
     /// A repo with one pushed version of `dev` on the local store.
     async fn pushed_machine() -> Machine {
-        let tmp = tempfile::tempdir().unwrap();
-        let checkout = tmp.path().join("checkout");
-        std::fs::create_dir_all(&checkout).unwrap();
-        let git = std::process::Command::new("git")
-            .args(["init", "-q"])
-            .current_dir(&checkout)
-            .status()
-            .unwrap();
-        assert!(git.success());
-        let ctx = Context::sandboxed(tmp.path(), checkout.clone(), "acme");
+        let (tmp, ctx) = crate::lifecycle::tests::checkout();
         let store_dir = ctx.local_store_dir.clone();
         let report = init(
             &ctx,

@@ -90,6 +90,18 @@ pub fn variables_removed_from_child(
     removed
 }
 
+/// The bucket [`Machine::init_on_bucket`]'s profiles name.
+pub const BUCKET: &str = "vault";
+
+/// The harness's S3 server with [`BUCKET`] created.
+pub async fn s3_server() -> vsync_testcontainers::S3Server {
+    let server = vsync_testcontainers::S3Server::start()
+        .await
+        .expect("start s3s-fs");
+    server.create_bucket(BUCKET).await.unwrap();
+    server
+}
+
 /// One developer machine: its own HOME (config, file keystore, local store)
 /// and its own checkout of the repo.
 pub struct Machine {
@@ -188,7 +200,7 @@ impl Machine {
                 env,
                 &format!("--endpoint={endpoint}"),
                 &format!("--region={}", server.region()),
-                "--bucket=vault",
+                &format!("--bucket={BUCKET}"),
                 &format!("--access-key={}", server.access_key()),
             ])
             .env("VSYNC_SECRET_ACCESS_KEY", server.secret_key())
