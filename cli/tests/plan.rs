@@ -103,6 +103,24 @@ async fn init_moves_the_saved_routing_into_a_plan_that_validates() {
     let output = machine.command(&["plan", "init"]).output().await.unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     machine.ok(&["plan", "init", "--force"]).await;
+
+    // A checkout's vsync.toml symlink, even a dangling one, is never
+    // written through: refused without --force, replaced with it.
+    let plan = machine.checkout.join("vsync.toml");
+    let outside = machine.home.join("bashrc");
+    std::fs::remove_file(&plan).unwrap();
+    std::os::unix::fs::symlink(&outside, &plan).unwrap();
+    let output = machine.command(&["plan", "init"]).output().await.unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(!outside.exists());
+    std::fs::write(&outside, "alias ll='ls -l'\n").unwrap();
+    machine.ok(&["plan", "init", "--force"]).await;
+    assert_eq!(
+        std::fs::read_to_string(&outside).unwrap(),
+        "alias ll='ls -l'\n"
+    );
+    assert!(!std::fs::symlink_metadata(&plan).unwrap().is_symlink());
+    machine.ok(&["plan", "validate"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

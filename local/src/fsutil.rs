@@ -100,15 +100,22 @@ fn temp_sibling(path: &Path) -> PathBuf {
 /// must exist. On failure the temporary file is removed and `path` is left
 /// as it was.
 pub fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_atomic(path, contents, 0o600)
+}
+
+/// [`write_private_atomic`] with `mode` (0644 for a file meant to be
+/// committed). The rename replaces `path` itself: a symlink there is
+/// replaced, never written through.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let temp = temp_sibling(path);
     let result = (|| {
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&temp)?;
         // The umask can only narrow the mode, but be explicit.
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(contents)?;
         file.sync_all()?;
         drop(file);

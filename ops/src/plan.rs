@@ -41,7 +41,8 @@ pub fn plan_path(ctx: &Context) -> Result<PathBuf, OpsError> {
 pub fn plan_init(ctx: &Context, force: bool) -> Result<PlanInit, OpsError> {
     let repo = ctx.repo()?;
     let path = plan_path(ctx)?;
-    if path.exists() && !force {
+    // `symlink_metadata`: a link there, even a dangling one, exists too.
+    if std::fs::symlink_metadata(&path).is_ok() && !force {
         return Err(OpsError::Usage(format!(
             "{} exists; check it with `vsync plan validate`, or pass --force to write it anew",
             path.display()
@@ -70,9 +71,13 @@ pub fn plan_init(ctx: &Context, force: bool) -> Result<PlanInit, OpsError> {
             "the saved routing does not make a valid plan; fix the env configs or write vsync.toml by hand:\n{err}"
         ))
     })?;
-    std::fs::write(&path, text).map_err(|source| OpsError::Io {
-        path: path.clone(),
-        source,
+    // Replaced, never written through: a `vsync.toml` symlink in a checkout
+    // must not make `--force` overwrite the file it points at.
+    vsync_local::fsutil::write_atomic(&path, text.as_bytes(), 0o644).map_err(|source| {
+        OpsError::Io {
+            path: path.clone(),
+            source,
+        }
     })?;
     Ok(PlanInit {
         path,

@@ -205,6 +205,14 @@ pub enum PlanError {
         /// Its size.
         len: u64,
     },
+    /// It is a symlink or not a regular file: a checkout's `vsync.toml`
+    /// pointing elsewhere could have another file's contents echoed in the
+    /// problems reported.
+    #[error("{}: not a regular file (a symlink is not followed); give the file itself with --file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
     /// It was read and is wrong, at these places.
     #[error("{}", problems.iter().map(|p| format!("{}:{}:{}: {}", path.display(), p.line, p.column, p.message)).collect::<Vec<_>>().join("\n"))]
     Problems {
@@ -218,13 +226,20 @@ pub enum PlanError {
 /// A plan file is a few kilobytes; anything past this is not one.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
-/// Reads and checks the plan file at `path`.
+/// Reads and checks the plan file at `path`, a regular file (not followed
+/// through a symlink) of at most [`MAX_FILE_BYTES`].
 pub fn load(path: &Path) -> Result<PlanFile, PlanError> {
     let io = |source| PlanError::Io {
         path: path.to_owned(),
         source,
     };
-    let len = std::fs::metadata(path).map_err(io)?.len();
+    let metadata = std::fs::symlink_metadata(path).map_err(io)?;
+    if !metadata.is_file() {
+        return Err(PlanError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    let len = metadata.len();
     if len > MAX_FILE_BYTES {
         return Err(PlanError::TooLarge {
             path: path.to_owned(),

@@ -164,6 +164,23 @@ fn an_oversized_file_is_refused_before_it_is_read() {
 }
 
 #[test]
+fn a_symlink_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("credentials");
+    std::fs::write(
+        &elsewhere,
+        "[default]\naws_secret_access_key = \"wJalrXUtnFEMI\"\n",
+    )
+    .unwrap();
+    let link = dir.path().join(FILE_NAME);
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let err = load(&link).unwrap_err();
+    assert!(matches!(err, PlanError::NotAFile { .. }), "{err}");
+    assert!(!err.to_string().contains("wJalrXUtnFEMI"));
+    assert!(matches!(load(dir.path()), Err(PlanError::NotAFile { .. })));
+}
+
+#[test]
 fn init_writes_a_file_that_reads_back_as_the_saved_routing() {
     let saved = [
         SavedRouting {
