@@ -15,6 +15,10 @@ use crate::Key;
 /// Domain separation: the fingerprint key is never the bundle key itself.
 const LABEL: &[u8] = b"vsync sync fingerprint v1";
 
+/// Domain separation of the key that authenticates `vsync plan` artifacts:
+/// a tag made for an artifact is never a fingerprint, nor the reverse.
+const PLAN_ARTIFACT_LABEL: &[u8] = b"vsync plan artifact v1";
+
 /// The HMAC key fingerprints are computed under; wiped on drop.
 pub struct FingerprintKey(Zeroizing<[u8; 32]>);
 
@@ -22,9 +26,21 @@ impl FingerprintKey {
     /// Derives the fingerprint key from an env's vault key:
     /// HMAC-SHA256(vault key, "vsync sync fingerprint v1").
     pub fn derive(vault_key: &Key) -> Self {
+        Self::derive_labeled(vault_key, LABEL)
+    }
+
+    /// The key that tags `vsync plan` artifacts of this env:
+    /// HMAC-SHA256(vault key, "vsync plan artifact v1"). Anyone who can
+    /// open the env's vault can make a tag; nobody else can edit a tagged
+    /// artifact unnoticed.
+    pub fn derive_for_plan_artifacts(vault_key: &Key) -> Self {
+        Self::derive_labeled(vault_key, PLAN_ARTIFACT_LABEL)
+    }
+
+    fn derive_labeled(vault_key: &Key, label: &[u8]) -> Self {
         let mut mac = Hmac::<Sha256>::new_from_slice(vault_key.bytes())
             .expect("HMAC accepts a key of any length");
-        mac.update(LABEL);
+        mac.update(label);
         let mut key = Zeroizing::new([0u8; 32]);
         key.copy_from_slice(&mac.finalize().into_bytes());
         FingerprintKey(key)
@@ -47,6 +63,18 @@ impl FingerprintKey {
             .iter()
             .map(|byte| format!("{byte:02x}"))
             .collect()
+    }
+
+    /// Whether `fingerprint` is `value`'s, compared in constant time (a
+    /// tag check must not tell how many leading digits were right).
+    pub fn verify(&self, value: &[u8], fingerprint: &str) -> bool {
+        let expected = self.fingerprint(value);
+        expected.len() == fingerprint.len()
+            && expected
+                .bytes()
+                .zip(fingerprint.bytes())
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0
     }
 }
 
@@ -80,6 +108,22 @@ mod tests {
         let b = FingerprintKey::derive(&key(b"other"));
         assert_ne!(a.fingerprint(b"hunter2"), a.fingerprint(b"hunter3"));
         assert_ne!(a.fingerprint(b"hunter2"), b.fingerprint(b"hunter2"));
+    }
+
+    #[test]
+    fn plan_artifact_tags_are_not_fingerprints_and_verify_only_unchanged() {
+        let vault_key = key(b"k");
+        let tags = FingerprintKey::derive_for_plan_artifacts(&vault_key);
+        let tag = tags.fingerprint(b"{\"plan\":1}");
+        assert_ne!(
+            tag,
+            FingerprintKey::derive(&vault_key).fingerprint(b"{\"plan\":1}")
+        );
+        assert!(tags.verify(b"{\"plan\":1}", &tag));
+        assert!(!tags.verify(b"{\"plan\":2}", &tag));
+        assert!(!tags.verify(b"{\"plan\":1}", &tag[..63]));
+        let other = FingerprintKey::derive_for_plan_artifacts(&key(b"other"));
+        assert!(!other.verify(b"{\"plan\":1}", &tag));
     }
 
     #[test]

@@ -130,7 +130,7 @@ pub async fn import_from(
     let fingerprints = FingerprintKey::derive(&key);
     let target = import::record_target(&source.origin(), &request.options.names, &fingerprints);
     let records = RecordStore::new(store.as_ref(), &layout, &target, &key);
-    let record = records.load().await.map_err(OpsError::Sync)?;
+    let mut record = records.load().await.map_err(OpsError::Sync)?;
     let asset = |name: &str| read_asset(&env.vault_dir.join(name));
     let view = VaultView {
         entries: &entries,
@@ -184,7 +184,7 @@ pub async fn import_from(
         write_plan(&env.vault_dir, &outcome.env_file, &text, &plan.writes)?;
     }
     records
-        .save(record, &plan.record)
+        .save(&mut record, &plan.record)
         .await
         .map_err(OpsError::Sync)?;
 

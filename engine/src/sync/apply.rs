@@ -148,6 +148,15 @@ where
     }
 }
 
+/// Told of every batch's answer as it arrives, before the next batch of that
+/// worker goes out: the sync checkpoints its record there, so a process
+/// killed mid-apply has kept what it wrote.
+#[async_trait::async_trait]
+pub(super) trait Answers: Sync {
+    /// `results` are the answers to the changes from index `first` on.
+    async fn answered(&self, first: usize, results: &[Result<Applied, SinkError>]);
+}
+
 /// Applies `changes` through `sink`, batched per its capabilities, at most
 /// `budget.max_in_flight` calls at once; one result per change, in order.
 pub(super) async fn execute(
@@ -156,6 +165,7 @@ pub(super) async fn execute(
     budget: &RateBudget,
     policy: &RetryPolicy,
     progress: &dyn SyncProgress,
+    answers: &dyn Answers,
 ) -> Vec<Result<Applied, SinkError>> {
     let pacer = Pacer::new(budget);
     let answered = AtomicUsize::new(0);
@@ -181,6 +191,7 @@ pub(super) async fn execute(
                     })
                     .await;
                     let results = outcome.unwrap_or_else(|error| vec![Err(error); batch.len()]);
+                    answers.answered(index * batch_len, &results).await;
                     progress
                         .written(answered.fetch_add(batch.len(), Ordering::Relaxed) + batch.len());
                     (index, results)
@@ -329,9 +340,10 @@ mod tests {
         }
     }
 
-    /// Records every count it is told.
+    /// Records every count it is told, and every answer's first index and
+    /// length.
     #[derive(Default)]
-    struct Counts(Mutex<Vec<usize>>);
+    struct Counts(Mutex<Vec<usize>>, Mutex<Vec<(usize, usize)>>);
 
     impl SyncProgress for Counts {
         fn written(&self, done: usize) {
@@ -339,11 +351,22 @@ mod tests {
         }
     }
 
+    #[async_trait::async_trait]
+    impl Answers for Counts {
+        async fn answered(&self, first: usize, results: &[Result<Applied, SinkError>]) {
+            self.1.lock().unwrap().push((first, results.len()));
+        }
+    }
+
     #[tokio::test]
-    async fn every_answer_advances_the_count_to_the_total() {
+    async fn every_answer_is_heard_and_advances_the_count_to_the_total() {
         let names = ["A", "REFUSED", "C", "D", "E"];
         let changes: Vec<Change<'_>> = names.iter().map(|name| Change::Delete { name }).collect();
-        for (batch, expected) in [(Batch::One, vec![1, 2, 3, 4, 5]), (Batch::All, vec![5])] {
+        let one_by_one = vec![(0, 1), (1, 1), (2, 1), (3, 1), (4, 1)];
+        for (batch, expected, heard) in [
+            (Batch::One, vec![1, 2, 3, 4, 5], one_by_one),
+            (Batch::All, vec![5], vec![(0, 5)]),
+        ] {
             let sink = Accepting(Capabilities {
                 readable: true,
                 names: NameRules {
@@ -364,10 +387,19 @@ mod tests {
                 rate: RateBudget::unpaced(1),
             });
             let counts = Counts::default();
-            let results = execute(&sink, &changes, &RateBudget::unpaced(1), &fast(), &counts).await;
+            let results = execute(
+                &sink,
+                &changes,
+                &RateBudget::unpaced(1),
+                &fast(),
+                &counts,
+                &counts,
+            )
+            .await;
             // A refusal is an answer too: the count reaches the total.
             assert_eq!(results.iter().filter(|result| result.is_err()).count(), 1);
             assert_eq!(*counts.0.lock().unwrap(), expected, "{batch:?}");
+            assert_eq!(*counts.1.lock().unwrap(), heard, "{batch:?}");
         }
     }
 }

@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use vsync_crypto::fingerprint::FingerprintKey;
 
-use crate::sink::{Change, RateBudget, SecretValue, Sink, SinkError};
+use crate::sink::{Applied, Batch, Change, RateBudget, SecretValue, Sink, SinkError};
 use crate::store::StoreError;
 
 pub use apply::RetryPolicy;
@@ -98,6 +98,11 @@ pub struct PlannedSecret {
     /// Why an owned name is left alone, if it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ownership: Option<String>,
+    /// The platform's revision of the name when it was listed, if it has
+    /// one: what a reviewed plan is bound to, so an edit made between the
+    /// review and the apply is noticed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// A preflight problem that refuses the sync.
@@ -210,6 +215,8 @@ pub struct SyncReport {
     pub status: SyncStatus,
     /// One line per platform name.
     pub secrets: Vec<SecretReport>,
+    /// What the plan's writes cost at the platform.
+    pub writes: WriteCost,
     /// Problems that did not fail the sync (e.g. the record could not be
     /// saved, so the next sync re-checks everything).
     pub warnings: Vec<String>,
@@ -231,6 +238,17 @@ impl SyncReport {
             .filter(|secret| matches!(secret.outcome, Outcome::Failed(_)))
             .count()
     }
+}
+
+/// The platform calls a plan's writes take, and the least time the
+/// platform's rate budget lets them take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WriteCost {
+    /// Write calls (one per change, or one per batch where the platform
+    /// takes changes in batches), retries not counted.
+    pub calls: usize,
+    /// Whole seconds the pacing takes at least.
+    pub paced_seconds: u64,
 }
 
 /// Why a sync did not run.
@@ -335,6 +353,13 @@ pub async fn sync(
     let writes: Vec<&PlannedSecret> = planned.iter().filter(|line| line.action.writes()).collect();
     let mut warnings = Vec::new();
     let paced = budget.minimum_duration(writes.len());
+    let cost = WriteCost {
+        calls: match caps.batch {
+            Batch::One => writes.len(),
+            Batch::All => usize::from(!writes.is_empty()),
+        },
+        paced_seconds: paced.as_secs(),
+    };
     // A run tells its progress up front; a plan states it in the report.
     if options.dry_run && paced >= PACING_WORTH_A_WARNING {
         warnings.push(format!(
@@ -357,12 +382,42 @@ pub async fn sync(
             }
         })
         .collect();
+    let journal = Journal {
+        records,
+        // `changes` are `writes` in order: a put records its value's entry.
+        entries: writes
+            .iter()
+            .map(|line| {
+                if line.action == Action::Prune {
+                    return None;
+                }
+                let secret = by_key[line.key.as_deref()?];
+                Some(RecordEntry {
+                    key: secret.key.to_owned(),
+                    fingerprint: secret.fingerprint.clone(),
+                    revision: None,
+                })
+            })
+            .collect(),
+        changes: &changes,
+        answered: std::sync::Mutex::new((RecordDelta::default(), 0)),
+        saved: tokio::sync::Mutex::new(JournalSaved {
+            record,
+            answers: 0,
+            problem: None,
+        }),
+    };
     let results = if options.dry_run {
         Vec::new()
     } else {
         progress.writing(changes.len(), paced);
-        execute(sink, &changes, &budget, &options.retry, progress).await
+        execute(sink, &changes, &budget, &options.retry, progress, &journal).await
     };
+    let JournalSaved {
+        mut record,
+        problem: checkpoint_problem,
+        ..
+    } = journal.saved.into_inner();
 
     // What became of every name: written (with the revision the platform
     // answered, if any), failed, or left alone.
@@ -406,6 +461,7 @@ pub async fn sync(
         dry_run: options.dry_run,
         status,
         secrets,
+        writes: cost,
         warnings,
     };
     if options.dry_run {
@@ -446,12 +502,85 @@ pub async fn sync(
         &report,
         &outcomes,
     );
-    if let Err(error) = records.save(record, &delta).await {
+    if let Err(error) = records.save(&mut record, &delta).await {
         report.warnings.push(format!(
             "the sync record was not saved ({error}); the next sync will re-check every secret"
         ));
+    } else if let Some(problem) = checkpoint_problem {
+        report.warnings.push(format!(
+            "the sync record could not be saved while writing ({problem}); it was saved at the end"
+        ));
     }
     Ok(report)
+}
+
+/// The sync record kept up to date while the writes are answered: after
+/// each answer, every write applied so far is saved (compare-and-swap, as
+/// at the end), so a process killed mid-apply has its record of what it
+/// wrote and a re-run writes only the rest. Saves do not queue up: an
+/// answer arriving while a save runs is taken by the next one.
+struct Journal<'a> {
+    records: &'a RecordStore<'a>,
+    changes: &'a [Change<'a>],
+    /// Per change, the entry a successful put records (`None`: a delete).
+    entries: Vec<Option<RecordEntry>>,
+    /// What the answers so far change in the record, and how many answers
+    /// that is.
+    answered: std::sync::Mutex<(RecordDelta, usize)>,
+    saved: tokio::sync::Mutex<JournalSaved>,
+}
+
+struct JournalSaved {
+    /// The record as last saved (or loaded).
+    record: record::Record,
+    /// How many answers the saved record holds.
+    answers: usize,
+    /// The first save that failed, if any; later answers still try.
+    problem: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl apply::Answers for Journal<'_> {
+    async fn answered(&self, first: usize, results: &[Result<Applied, SinkError>]) {
+        {
+            let mut answered = self.answered.lock().expect("journal lock");
+            for (index, result) in (first..).zip(results) {
+                let Ok(applied) = result else { continue };
+                match &self.entries[index] {
+                    Some(entry) => {
+                        let entry = RecordEntry {
+                            revision: applied.revision.clone(),
+                            ..entry.clone()
+                        };
+                        answered
+                            .0
+                            .set
+                            .insert(self.changes[index].name().to_owned(), entry);
+                    }
+                    None => answered
+                        .0
+                        .remove
+                        .push(self.changes[index].name().to_owned()),
+                }
+            }
+            answered.1 += results.len();
+        }
+        let mut saved = self.saved.lock().await;
+        let (delta, answers) = {
+            let answered = self.answered.lock().expect("journal lock");
+            if answered.1 <= saved.answers {
+                return; // an earlier save took this answer too
+            }
+            (answered.0.clone(), answered.1)
+        };
+        let saved = &mut *saved;
+        match self.records.save(&mut saved.record, &delta).await {
+            Ok(()) => saved.answers = answers,
+            Err(error) => {
+                saved.problem.get_or_insert(error.to_string());
+            }
+        }
+    }
 }
 
 /// Told how a sync's writes advance, for a progress display. Called from

@@ -234,6 +234,7 @@ pub(super) async fn diff(
             action,
             drift,
             ownership: None,
+            revision: found.and_then(|found| found.revision.clone()),
         });
     }
 
@@ -265,6 +266,7 @@ pub(super) async fn diff(
             action,
             drift: None,
             ownership,
+            revision: found.revision.clone(),
         });
     }
     Ok(Plan {

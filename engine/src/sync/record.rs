@@ -51,7 +51,7 @@ pub struct Record {
 }
 
 /// What one sync changed in the record: entries to set and names to drop.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RecordDelta {
     /// Entries written or confirmed by this sync.
     pub set: BTreeMap<String, RecordEntry>,
@@ -128,13 +128,15 @@ impl<'a> RecordStore<'a> {
     }
 
     /// Writes `record` with `delta` applied, compare-and-swap; on a lost
-    /// race, reloads and applies `delta` to the newer record instead.
-    pub async fn save(&self, mut record: Record, delta: &RecordDelta) -> Result<(), SyncError> {
+    /// race, reloads and applies `delta` to the newer record instead. On
+    /// success `record` is what was written, with its new ETag, so the
+    /// next save (a later checkpoint of the same sync) swaps against it.
+    pub async fn save(&self, record: &mut Record, delta: &RecordDelta) -> Result<(), SyncError> {
         if delta.is_empty() {
             return Ok(());
         }
         for _ in 0..SAVE_ATTEMPTS {
-            let mut secrets = std::mem::take(&mut record.secrets);
+            let mut secrets = record.secrets.clone();
             delta.apply_to(&mut secrets);
             let file = RecordFile {
                 format: FORMAT.to_owned(),
@@ -142,14 +144,20 @@ impl<'a> RecordStore<'a> {
                 secrets,
             };
             let plaintext = serde_json::to_vec(&file).expect("a record serialises");
-            let condition = match record.etag.take() {
+            let condition = match record.etag.clone() {
                 Some(etag) => PutCondition::IfMatch(etag),
                 None => PutCondition::IfAbsent,
             };
             let sealed = rqe1::seal(self.key, &plaintext);
             match self.store.put(&self.object_key, &sealed, condition).await {
-                Ok(_) => return Ok(()),
-                Err(StoreError::PreconditionFailed { .. }) => record = self.load().await?,
+                Ok(etag) => {
+                    *record = Record {
+                        secrets: file.secrets,
+                        etag: Some(etag),
+                    };
+                    return Ok(());
+                }
+                Err(StoreError::PreconditionFailed { .. }) => *record = self.load().await?,
                 Err(error) => return Err(SyncError::Record(error)),
             }
         }

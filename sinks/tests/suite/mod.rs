@@ -584,6 +584,107 @@ pub async fn prune_removes_only_owned_names(platform: &dyn Platform) {
     assert_platform_holds(platform, sink.as_ref(), fewer).await;
 }
 
+/// `inner`, with every write call after the first `through` left without
+/// an answer forever: a `vsync sync` killed mid-apply, once the future
+/// running it is dropped.
+struct CutOff<'a> {
+    inner: &'a dyn Sink,
+    through: usize,
+    calls: std::sync::atomic::AtomicUsize,
+    /// The names the calls let through wrote.
+    written: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl Sink for CutOff<'_> {
+    fn capabilities(&self) -> &vsync_engine::sink::Capabilities {
+        self.inner.capabilities()
+    }
+    fn target(&self) -> String {
+        self.inner.target()
+    }
+    fn map_name(&self, key: &str) -> String {
+        self.inner.map_name(key)
+    }
+    async fn inventory(
+        &self,
+    ) -> Result<Vec<vsync_engine::sink::RemoteSecret>, vsync_engine::sink::SinkError> {
+        self.inner.inventory().await
+    }
+    async fn read(&self, name: &str) -> Result<Option<SecretValue>, vsync_engine::sink::SinkError> {
+        self.inner.read(name).await
+    }
+    async fn apply_one(
+        &self,
+        change: &Change<'_>,
+    ) -> Result<vsync_engine::sink::Applied, vsync_engine::sink::SinkError> {
+        self.apply(std::slice::from_ref(change)).await.remove(0)
+    }
+    async fn apply(
+        &self,
+        changes: &[Change<'_>],
+    ) -> Vec<Result<vsync_engine::sink::Applied, vsync_engine::sink::SinkError>> {
+        use std::sync::atomic::Ordering;
+        if self.calls.fetch_add(1, Ordering::SeqCst) >= self.through {
+            return std::future::pending().await;
+        }
+        let results = self.inner.apply(changes).await;
+        for (change, result) in changes.iter().zip(&results) {
+            if result.is_ok() {
+                self.written.lock().unwrap().push(change.name().to_owned());
+            }
+        }
+        results
+    }
+}
+
+pub async fn a_sync_cut_off_mid_apply_keeps_what_it_wrote(platform: &dyn Platform) {
+    let vault = Vault::new();
+    let sink = platform.sink();
+    // A platform that takes every change in one call is cut before it.
+    let one_by_one = sink.capabilities().batch == vsync_engine::sink::Batch::One;
+    let cut = CutOff {
+        inner: sink.as_ref(),
+        through: if one_by_one { 2 } else { 0 },
+        calls: Default::default(),
+        written: Default::default(),
+    };
+    let run = vault.sync(&cut, BASE, options());
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), run)
+            .await
+            .is_err(),
+        "the cut-off sync never finishes"
+    );
+    let mut written = cut.written.into_inner().unwrap();
+    written.sort();
+    assert_eq!(written.is_empty(), !one_by_one);
+
+    // The record holds exactly what the answered calls wrote.
+    let target = sink.target();
+    let records = RecordStore::new(&vault.store, &vault.layout, &target, &vault.key);
+    let record = records.load().await.unwrap();
+    let recorded: Vec<String> = record.secrets.keys().cloned().collect();
+    assert_eq!(recorded, written);
+
+    // A re-run writes only the rest.
+    let before = platform.faults().writes();
+    let report = vault
+        .sync(platform.sink().as_ref(), BASE, options())
+        .await
+        .unwrap();
+    assert_eq!(report.count(Action::Unchanged), written.len());
+    assert_eq!(report.count(Action::Create), BASE.len() - written.len());
+    if one_by_one {
+        assert_eq!(
+            platform.faults().writes(),
+            before + (BASE.len() - written.len()) * platform.writes_per_create(),
+            "nothing written before the cut is written again"
+        );
+    }
+    assert_platform_holds(platform, sink.as_ref(), BASE).await;
+}
+
 /// Expands to one `#[tokio::test]` per suite case for a platform, given an
 /// async expression that starts its harness (`#[macro_use] mod suite;`).
 macro_rules! sink_suite {
@@ -600,6 +701,7 @@ macro_rules! sink_suite {
             throttles_and_outages_while_listing_and_reading_are_retried,
             a_429_burst_is_paced_and_completes,
             a_failure_halfway_is_partial_and_a_rerun_finishes,
+            a_sync_cut_off_mid_apply_keeps_what_it_wrote,
             prune_removes_only_owned_names
         );
     };
