@@ -1,5 +1,6 @@
-//! `vsync plan`: every sync target of `vsync.toml` planned at once, and
-//! `vsync plan validate | schema | init` for the file itself.
+//! `vsync plan`: every import and sync target of `vsync.toml` planned at
+//! once (and kept as a reviewed artifact with `--out`), `vsync plan apply`,
+//! and `vsync plan validate | schema | init` for the file itself.
 
 use std::path::PathBuf;
 
@@ -7,9 +8,11 @@ use clap::{Args, Subcommand};
 use vsync_engine::import::ImportAction;
 use vsync_engine::sync::{Action, SyncReport};
 use vsync_ops::{
-    Context, EXIT_SYNC_REFUSED, ImportResult, PlanReport, PlanScope, SourceImportOutcome,
+    AppliedImport, AppliedTarget, ApplyReport, ApplyRequest, ApplyStatus, Context, EXIT_SYNC_NOOP,
+    EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED, ImportResult, PlanReport, PlanScope, SourceImportOutcome,
     TargetResult,
 };
+use vsync_plan::{Artifact, Shard};
 
 use crate::commands::{Failure, usage};
 use crate::progress::StderrProgress;
@@ -28,6 +31,15 @@ pub struct PlanArgs {
     /// The plan file (default: vsync.toml at the working tree's root).
     #[arg(long, value_name = "PATH")]
     file: Option<PathBuf>,
+    /// Only the I-th of N stable parts of the sync targets (a CI matrix
+    /// job); imports are run by part 1.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
+    /// Write the reviewed plan artifact here, for `vsync plan apply`
+    /// (names, actions and revisions, never a value; tagged with the envs'
+    /// keys).
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
     /// Machine-readable report on stdout.
     #[arg(long, conflicts_with = "markdown")]
     json: bool,
@@ -35,6 +47,36 @@ pub struct PlanArgs {
     /// summary.
     #[arg(long)]
     markdown: bool,
+    /// Exit 10 when nothing would change.
+    #[arg(long)]
+    detailed_exitcode: bool,
+}
+
+#[derive(Args)]
+pub struct ApplyArgs {
+    /// The reviewed artifact `vsync plan --out` wrote; without it the plan
+    /// is made and applied in one go.
+    #[arg(value_name = "PLAN.json")]
+    artifact: Option<PathBuf>,
+    /// Only this env (repeatable; not with an artifact, which has its
+    /// scope).
+    #[arg(long = "env", value_name = "ENV", conflicts_with = "artifact")]
+    envs: Vec<String>,
+    /// Only this sync target (repeatable; not with an artifact).
+    #[arg(long = "target", value_name = "PLATFORM", conflicts_with = "artifact")]
+    targets: Vec<String>,
+    /// Only the I-th of N parts of the sync targets (not with an artifact).
+    #[arg(long, value_name = "I/N", conflicts_with = "artifact")]
+    shard: Option<Shard>,
+    /// The plan file (default: vsync.toml at the working tree's root).
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// Machine-readable report on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Exit 10 when nothing needed writing.
+    #[arg(long)]
+    detailed_exitcode: bool,
 }
 
 #[derive(Subcommand)]
@@ -57,6 +99,11 @@ pub enum PlanCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Apply the plan: imports (then push), then every sync target at once.
+    /// With a reviewed artifact, exactly what was reviewed, refused (exit
+    /// 14) when anything moved since; a killed apply re-run with the same
+    /// artifact finishes without writing again what it wrote.
+    Apply(ApplyArgs),
 }
 
 /// `vsync plan schema`, which needs no machine state.
@@ -91,6 +138,7 @@ pub fn run(
                 plan.env.len()
             );
         }
+        PlanCommand::Apply(args) => return apply(ctx, runtime, args),
         PlanCommand::Init { force } => {
             let written = vsync_ops::plan_init(ctx, force)?;
             println!(
@@ -104,16 +152,14 @@ pub fn run(
     Ok(())
 }
 
-/// `vsync plan`: plans every sync target in scope, writing nothing.
+/// `vsync plan`: plans every sync target in scope, writing nothing but the
+/// artifact, if asked.
 fn plan(ctx: &Context, runtime: &tokio::runtime::Runtime, args: PlanArgs) -> Result<(), Failure> {
-    let path = match args.file {
-        Some(path) => path,
-        None => vsync_ops::plan_path(ctx)?,
-    };
-    let file = vsync_plan::load(&path).map_err(|err| usage(err.to_string()))?;
+    let (path, file) = load(ctx, args.file)?;
     let scope = PlanScope {
         envs: args.envs,
         targets: args.targets,
+        shard: args.shard,
     };
     let progress = StderrProgress::new();
     let environment = |name: &str| std::env::var(name).ok();
@@ -129,9 +175,129 @@ fn plan(ctx: &Context, runtime: &tokio::runtime::Runtime, args: PlanArgs) -> Res
     } else {
         print_text(&report);
     }
-    match report.refused() {
-        0 => Ok(()),
-        _ => Err(Failure::reported(EXIT_SYNC_REFUSED as u8)),
+    if report.refused() > 0 {
+        return Err(Failure::reported(EXIT_SYNC_REFUSED as u8));
+    }
+    if let Some(out) = args.out {
+        let artifact = vsync_ops::artifact(ctx, &file, &scope, &report)?;
+        vsync_ops::save_artifact(&out, &artifact)?;
+        eprintln!(
+            "wrote the plan artifact {} (from {}); apply it with `vsync plan apply {}`",
+            out.display(),
+            path.display(),
+            out.display()
+        );
+    }
+    if args.detailed_exitcode && report.changes_nothing() {
+        return Err(Failure::reported(EXIT_SYNC_NOOP as u8));
+    }
+    Ok(())
+}
+
+/// The plan file at `file`, or vsync.toml at the working tree's root.
+fn load(ctx: &Context, file: Option<PathBuf>) -> Result<(PathBuf, vsync_plan::PlanFile), Failure> {
+    let path = match file {
+        Some(path) => path,
+        None => vsync_ops::plan_path(ctx)?,
+    };
+    let file = vsync_plan::load(&path).map_err(|err| usage(err.to_string()))?;
+    Ok((path, file))
+}
+
+/// `vsync plan apply`.
+fn apply(ctx: &Context, runtime: &tokio::runtime::Runtime, args: ApplyArgs) -> Result<(), Failure> {
+    let (_, file) = load(ctx, args.file)?;
+    let artifact = match &args.artifact {
+        Some(path) => Some(Artifact::load(path).map_err(vsync_ops::OpsError::from)?),
+        None => None,
+    };
+    let request = ApplyRequest {
+        artifact,
+        scope: PlanScope {
+            envs: args.envs,
+            targets: args.targets,
+            shard: args.shard,
+        },
+    };
+    let progress = StderrProgress::new();
+    let environment = |name: &str| std::env::var(name).ok();
+    let report = runtime.block_on(vsync_ops::apply(
+        ctx,
+        &file,
+        request,
+        &environment,
+        &progress,
+    ))?;
+    drop(progress);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("a report serialises")
+        );
+    } else {
+        print_applied(&report);
+    }
+    match report.status() {
+        ApplyStatus::Applied => Ok(()),
+        ApplyStatus::NoChange if args.detailed_exitcode => {
+            Err(Failure::reported(EXIT_SYNC_NOOP as u8))
+        }
+        ApplyStatus::NoChange => Ok(()),
+        ApplyStatus::Partial => Err(Failure::reported(EXIT_SYNC_PARTIAL as u8)),
+        ApplyStatus::Refused => Err(Failure::reported(EXIT_SYNC_REFUSED as u8)),
+    }
+}
+
+fn print_applied(report: &ApplyReport) {
+    for import in &report.imports {
+        let what = match &import.result {
+            AppliedImport::Applied(outcome) => format!(
+                "{} key(s) written{}",
+                outcome.written,
+                outcome
+                    .pushed
+                    .as_ref()
+                    .map(|version| format!(", pushed {version}"))
+                    .unwrap_or_default()
+            ),
+            AppliedImport::Skipped { reason } => format!("skipped: {reason}"),
+            AppliedImport::Refused { reason } => format!("refused: {reason}"),
+            AppliedImport::Failed { error } => format!("failed: {error}"),
+        };
+        println!("{} <- {}: {what}", import.env, import.from);
+    }
+    for target in &report.targets {
+        match &target.result {
+            AppliedTarget::Applied(outcome) => {
+                let sync = &outcome.report;
+                let applied = sync
+                    .secrets
+                    .iter()
+                    .filter(|line| line.outcome == vsync_engine::sync::Outcome::Applied)
+                    .count();
+                println!(
+                    "{} -> {}: {applied} written, {} failed, {} unchanged",
+                    target.env,
+                    sync.target,
+                    sync.failures(),
+                    sync.count(Action::Unchanged)
+                );
+                for line in &sync.secrets {
+                    if let vsync_engine::sync::Outcome::Failed(error) = &line.outcome {
+                        println!("  {} failed: {error}", line.plan.name);
+                    }
+                }
+            }
+            AppliedTarget::Skipped { reason } => {
+                println!("{} -> {}: skipped: {reason}", target.env, target.to)
+            }
+            AppliedTarget::Refused { reason } => {
+                println!("{} -> {}: refused: {reason}", target.env, target.to)
+            }
+            AppliedTarget::Failed { error } => {
+                println!("{} -> {}: failed: {error}", target.env, target.to)
+            }
+        }
     }
 }
 
@@ -222,11 +388,12 @@ fn print_text(report: &PlanReport) {
                     .map(|(action, word)| format!("{} {word}", sync.count(*action)))
                     .collect();
                 println!(
-                    "{} -> {}: {}, {} drifted",
+                    "{} -> {}: {}, {} drifted; {}",
                     target.env,
                     sync.target,
                     counts.join(", "),
-                    drifted(sync)
+                    drifted(sync),
+                    cost(sync)
                 );
                 // Every name that would change; unchanged ones only counted.
                 for (action, word) in ACTIONS.iter().filter(|(a, _)| *a != Action::Unchanged) {
@@ -277,12 +444,14 @@ fn print_markdown(report: &PlanReport) {
         }
         println!();
     }
-    println!("| env | target | create | update | unchanged | delete | stale | drifted | |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---|");
+    println!(
+        "| env | target | create | update | unchanged | delete | stale | drifted | calls | pacing | |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for target in &report.targets {
         match &target.result {
             TargetResult::Refused { reason } => println!(
-                "| {} | {} | | | | | | | refused: {} |",
+                "| {} | {} | | | | | | | | | refused: {} |",
                 target.env,
                 target.to,
                 cell(reason)
@@ -294,16 +463,26 @@ fn print_markdown(report: &PlanReport) {
                     .map(|(action, _)| sync.count(*action).to_string())
                     .collect();
                 println!(
-                    "| {} | {} | {} | {} | |",
+                    "| {} | {} | {} | {} | {} | ≥ {} s | |",
                     target.env,
                     cell(&sync.target),
                     counts.join(" | "),
-                    drifted(sync)
+                    drifted(sync),
+                    sync.writes.calls,
+                    sync.writes.paced_seconds
                 );
             }
         }
     }
     println!("\nNothing was written.");
+}
+
+/// The write calls a target's plan takes and the least pacing time.
+fn cost(sync: &SyncReport) -> String {
+    format!(
+        "{} write call(s), at least {} s of pacing",
+        sync.writes.calls, sync.writes.paced_seconds
+    )
 }
 
 /// `text` as one Markdown table cell.

@@ -192,11 +192,12 @@ settings = { addr = "http://vault.example.com:8200", secretPath = "web" }
     // The vault target is refused (a token over plain http), the others planned.
     assert_eq!(output.status.code(), Some(12), "{stdout}\n{stderr}");
     assert!(stdout.contains("dev -> "), "{stdout}");
+    // dev's sync is planned after its import: NEW_ONE is created too.
     assert!(
-        stdout.contains("2 create, 0 update, 0 unchanged"),
+        stdout.contains("3 create, 0 update, 0 unchanged"),
         "{stdout}"
     );
-    assert!(stdout.contains("create: API_KEY, DEBUG"), "{stdout}");
+    assert!(stdout.contains("create: API_KEY, DEBUG, NEW_ONE"), "{stdout}");
     assert!(stdout.contains("1 create, 0 update"), "{stdout}");
     assert!(stdout.contains("prod -> vault: refused:"), "{stdout}");
     assert!(stdout.contains("1 add, 0 change, 1 unchanged"), "{stdout}");

@@ -227,6 +227,18 @@ pub enum OpsError {
         /// The keys in conflict.
         keys: Vec<String>,
     },
+    /// `vsync plan apply`: what the reviewed plan was made from moved.
+    #[error(
+        "the plan is stale, nothing was written: {}; make a new plan with `vsync plan --out`, review it, and apply that",
+        .reasons.join("; ")
+    )]
+    StalePlan {
+        /// What moved, one entry per env, import, target or name.
+        reasons: Vec<String>,
+    },
+    /// A plan artifact that cannot be read or does not verify.
+    #[error(transparent)]
+    Artifact(#[from] vsync_plan::ArtifactError),
 }
 
 fn summarize(report: &DirtyReport) -> String {
@@ -280,6 +292,9 @@ pub const EXIT_SYNC_REFUSED: i32 = 12;
 /// Exit code of an import refused because keys changed both at the source
 /// and in the vault since the last import (`--prefer` settles them).
 pub const EXIT_IMPORT_CONFLICT: i32 = 13;
+/// Exit code of a `plan apply` refused because what the plan was made from
+/// moved since (a push, an edit at a platform, another `vsync.toml`).
+pub const EXIT_PLAN_STALE: i32 = 14;
 
 impl OpsError {
     /// The process exit code for this failure (documented in the README):
@@ -288,7 +303,7 @@ impl OpsError {
     /// 4 a conflict another writer or the local state caused, 5 a bundle
     /// that does not decrypt, verify or unpack safely (hostile entries,
     /// past the size limits), 12 a sync or import refused before any
-    /// write, 13 an import conflict, 1 anything else.
+    /// write, 13 an import conflict, 14 a stale plan, 1 anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
             OpsError::VaultPath(_)
@@ -331,6 +346,9 @@ impl OpsError {
                 _ => 3,
             },
             OpsError::ImportConflict { .. } => EXIT_IMPORT_CONFLICT,
+            OpsError::StalePlan { .. } => EXIT_PLAN_STALE,
+            OpsError::Artifact(vsync_plan::ArtifactError::NotAuthentic { .. }) => 5,
+            OpsError::Artifact(_) => 2,
             OpsError::Store(_) | OpsError::RotationUnconfirmed { .. } => 3,
             OpsError::Vault(err) => match err {
                 // An object too large to be a pointer or a bundle is a bad

@@ -69,6 +69,10 @@ pub struct SourceImportOutcome {
     /// The version pushed (`--push`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pushed: Option<String>,
+    /// A keyed digest of the values written: what a reviewed plan is bound
+    /// to (not shown: it is only compared).
+    #[serde(skip)]
+    pub digest: String,
 }
 
 impl SourceImportOutcome {
@@ -92,9 +96,27 @@ pub async fn import_from(
     environment: Environment<'_>,
     progress: &dyn Progress,
 ) -> Result<SourceImportOutcome, OpsError> {
+    let env = Env::load(ctx, env)?;
+    let (outcome, _) = import_into(ctx, &env, from, request, None, environment, progress).await?;
+    Ok(outcome)
+}
+
+/// [`import_from`] into an env already loaded. A dry run also answers the
+/// `.env.<env>` text the import would leave, and plans against `planned`
+/// instead of the file when given (what an earlier import of the same
+/// plan would leave), so `vsync plan` can plan a chain of imports and the
+/// syncs after them without writing anything.
+pub(crate) async fn import_into(
+    ctx: &Context,
+    env: &Env,
+    from: &str,
+    request: &SourceImportRequest,
+    planned: Option<&str>,
+    environment: Environment<'_>,
+    progress: &dyn Progress,
+) -> Result<(SourceImportOutcome, Option<Zeroizing<String>>), OpsError> {
     let (platform, side) = platforms::find_source(from)?;
     let settings = platform.source_settings(&request.sets)?;
-    let env = Env::load(ctx, env)?;
     let vault_folder_of = |other: &str| -> Result<PathBuf, PlatformError> {
         let config = EnvConfig::load_for(&ctx.base, env.repo.name(), other)
             .map_err(|error| PlatformError::Setup(format!("env {other}: {error}")))?;
@@ -116,10 +138,10 @@ pub async fn import_from(
     let env_file = env.vault_dir.join(format!(".env.{}", env.name));
     progress.step(1, 3, &format!("reading {}", env_file.display()));
     let folder_exists = env.check_vault_path()?;
-    let text = if folder_exists {
-        read_if_exists(&env_file)?
-    } else {
-        Zeroizing::new(String::new())
+    let text = match planned {
+        Some(planned) => Zeroizing::new(planned.to_owned()),
+        None if folder_exists => read_if_exists(&env_file)?,
+        None => Zeroizing::new(String::new()),
     };
     let entries = current_entries(&env_file, &text)?;
 
@@ -156,9 +178,11 @@ pub async fn import_from(
         written: plan.writes.len(),
         backup: None,
         pushed: None,
+        digest: writes_digest(&plan.writes, &fingerprints),
     };
     if request.dry_run {
-        return Ok(outcome);
+        let after = updated_env_text(&outcome.env_file, &text, &plan.writes)?;
+        return Ok((outcome, Some(after.unwrap_or(text))));
     }
     let conflicts = plan.conflicts();
     if !conflicts.is_empty() {
@@ -191,10 +215,27 @@ pub async fn import_from(
     // Push takes the env's lock itself.
     drop(lock);
     if request.push && !plan.writes.is_empty() {
-        let report: PushReport = push_env(ctx, &env, &PushOptions::default(), progress).await?;
+        let report: PushReport = push_env(ctx, env, &PushOptions::default(), progress).await?;
         outcome.pushed = Some(report.ts.to_string());
     }
-    Ok(outcome)
+    Ok((outcome, None))
+}
+
+/// A keyed digest of what an import writes (every key with its value's
+/// fingerprint, or its deletion): what a reviewed plan binds an import to.
+fn writes_digest(
+    writes: &BTreeMap<String, (Destination, VaultWrite)>,
+    fingerprints: &FingerprintKey,
+) -> String {
+    let mut listing = Vec::new();
+    for (key, (_, write)) in writes {
+        let value = match write {
+            VaultWrite::Set(value) => fingerprints.fingerprint(value.as_bytes()),
+            VaultWrite::Delete => "-".to_owned(),
+        };
+        listing.extend_from_slice(format!("{key}\0{value}\n").as_bytes());
+    }
+    fingerprints.fingerprint(&listing)
 }
 
 /// The vault's entries as written (last occurrence winning); a file the
@@ -231,6 +272,27 @@ fn write_plan(
         let path = path.to_owned();
         move |source| OpsError::Io { path, source }
     };
+    for (key, (destination, write)) in writes {
+        if let (Destination::Asset, VaultWrite::Set(value)) = (destination, write) {
+            let path = vault_dir.join(key);
+            refuse_symlink(&path)?;
+            fsutil::write_private_atomic(&path, value.as_bytes()).map_err(io(&path))?;
+        }
+    }
+    if let Some(updated) = updated_env_text(env_file, text, writes)? {
+        refuse_symlink(env_file)?;
+        fsutil::write_private_atomic(env_file, updated.as_bytes()).map_err(io(env_file))?;
+    }
+    Ok(())
+}
+
+/// `.env.<env>`'s text with the writes bound for it made, or `None` when
+/// none is.
+fn updated_env_text(
+    env_file: &Path,
+    text: &str,
+    writes: &BTreeMap<String, (Destination, VaultWrite)>,
+) -> Result<Option<Zeroizing<String>>, OpsError> {
     let mut changes: Vec<(&str, Option<&str>)> = Vec::new();
     for (key, (destination, write)) in writes {
         match (destination, write) {
@@ -239,26 +301,19 @@ fn write_plan(
                 changes.push((key, Some(text)));
             }
             (Destination::EnvFile, VaultWrite::Delete) => changes.push((key, None)),
-            (Destination::Asset, VaultWrite::Set(value)) => {
-                let path = vault_dir.join(key);
-                refuse_symlink(&path)?;
-                fsutil::write_private_atomic(&path, value.as_bytes()).map_err(io(&path))?;
-            }
-            (Destination::Asset, VaultWrite::Delete) => {}
+            (Destination::Asset, _) => {}
         }
     }
-    if !changes.is_empty() {
-        let updated = dotenv::update(text, changes).map_err(|error| {
-            OpsError::Sync(SyncError::Preflight(vec![Refusal {
-                key: None,
-                name: None,
-                problem: format!("{}: {error}", env_file.display()),
-            }]))
-        })?;
-        refuse_symlink(env_file)?;
-        fsutil::write_private_atomic(env_file, updated.as_bytes()).map_err(io(env_file))?;
+    if changes.is_empty() {
+        return Ok(None);
     }
-    Ok(())
+    dotenv::update(text, changes).map(Some).map_err(|error| {
+        OpsError::Sync(SyncError::Preflight(vec![Refusal {
+            key: None,
+            name: None,
+            problem: format!("{}: {error}", env_file.display()),
+        }]))
+    })
 }
 
 /// A rename would replace a symlink rather than write through it, but a

@@ -37,7 +37,9 @@ pub use audit::{
 pub use compare::{Comparison, Difference, compare};
 pub use context::{Context, Repo};
 pub use doctor::{DoctorReport, Finding, Verdict, doctor};
-pub use error::{EXIT_IMPORT_CONFLICT, EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED};
+pub use error::{
+    EXIT_IMPORT_CONFLICT, EXIT_PLAN_STALE, EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED,
+};
 pub use error::{OpsError, UnsavedPassphrase};
 pub use exec::{
     ChildEnvironment, ExecPolicyChange, ExecRequest, HARDENED_INHERITED, NAMESPACE_SEPARATOR,
@@ -55,8 +57,9 @@ pub use lifecycle::{
 };
 pub use link::{LinkState, LinkStatus, UseReport, link_status, use_env};
 pub use plan::{
-    ImportPlanned, ImportResult, PlanInit, PlanReport, PlanScope, TargetPlan, TargetResult, plan,
-    plan_init, plan_path,
+    AppliedImport, AppliedTarget, ApplyReport, ApplyRequest, ApplyStatus, ImportApplied,
+    ImportPlanned, ImportResult, PlanInit, PlanReport, PlanScope, TargetApplied, TargetPlan,
+    TargetResult, apply, artifact, plan, plan_init, plan_path, save_artifact,
 };
 pub use profile::{
     Profile, SECRET_MASK, add_profile, list_profiles, mask_access_key, profiles_dir,

@@ -93,6 +93,10 @@ pub struct SyncOutcome {
     /// The engine's report.
     #[serde(flatten)]
     pub report: SyncReport,
+    /// A keyed digest of every name's value to sync: what a reviewed plan
+    /// is bound to (not shown: it is only compared).
+    #[serde(skip)]
+    pub desired_digest: String,
 }
 
 /// Syncs env `env` of the current repo to the platform named `target`
@@ -129,6 +133,7 @@ pub async fn sync(
         sink_side,
         &routing,
         request,
+        None,
         environment,
         progress,
     )
@@ -137,13 +142,16 @@ pub async fn sync(
 
 /// [`sync`] of `env` with `routing` as it is (checked, and saved nowhere):
 /// what `sync` does once the routing is settled, and what `vsync plan`
-/// runs, dry, with the plan file's routing.
+/// runs with the plan file's routing. `planned`: the `.env.<env>` text to
+/// sync instead of the file's (what a plan's imports would leave).
+#[allow(clippy::too_many_arguments)] // one call site per caller, each with its own sources
 pub(crate) async fn sync_routed(
     env: &Env,
     platform: &'static str,
     sink_side: &platforms::SinkSide,
     routing: &platforms::Routing,
     request: &SyncRequest,
+    planned: Option<&str>,
     environment: Environment<'_>,
     progress: &dyn Progress,
 ) -> Result<SyncOutcome, OpsError> {
@@ -155,7 +163,10 @@ pub(crate) async fn sync_routed(
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .ok_or(OpsError::NoHome)?;
-    let (desired, skipped) = read_env_file(&env_file, &request.parser, &home)?;
+    let (desired, skipped) = match planned {
+        Some(text) => read_env_text(text, &env_file, &request.parser, &home)?,
+        None => read_env_file(&env_file, &request.parser, &home)?,
+    };
     if desired.is_empty() {
         return Err(OpsError::Usage(format!(
             "{} has no keys to sync ({} skipped)",
@@ -179,6 +190,7 @@ pub(crate) async fn sync_routed(
     let key = env.derive_key();
     let records = RecordStore::new(store.as_ref(), &layout, &sink.target(), &key);
     let fingerprints = FingerprintKey::derive(&key);
+    let desired_digest = desired_digest(&desired, &fingerprints);
     let step = if request.options.dry_run {
         "planning only (--dry-run)"
     } else {
@@ -203,7 +215,23 @@ pub(crate) async fn sync_routed(
         env_file,
         skipped,
         report,
+        desired_digest,
     })
+}
+
+/// A keyed digest of the secrets to sync: every key (the last of a key
+/// written twice wins, as in the sync) with its value's fingerprint.
+fn desired_digest(desired: &[Desired], fingerprints: &FingerprintKey) -> String {
+    let latest: std::collections::BTreeMap<&str, &SecretValue> = desired
+        .iter()
+        .map(|secret| (secret.key.as_str(), &secret.value))
+        .collect();
+    let mut listing = Vec::new();
+    for (key, value) in latest {
+        let fingerprint = fingerprints.fingerprint(value.as_bytes());
+        listing.extend_from_slice(format!("{key}\0{fingerprint}\n").as_bytes());
+    }
+    fingerprints.fingerprint(&listing)
 }
 
 /// Reads `.env.<env>` into the secrets to sync, with upstream's rules:
@@ -224,6 +252,16 @@ pub fn read_env_file(
             source,
         }
     })?);
+    read_env_text(&text, path, policy, home)
+}
+
+/// [`read_env_file`] of `text`, read from (or planned for) `path`.
+fn read_env_text(
+    text: &str,
+    path: &Path,
+    policy: &ParserPolicy,
+    home: &Path,
+) -> Result<(Vec<Desired>, Vec<Skipped>), OpsError> {
     let vault_root = path.parent().unwrap_or(Path::new("."));
     let places = Placeholders {
         vault_root: &vault_root.to_string_lossy(),
@@ -237,7 +275,7 @@ pub fn read_env_file(
     let mut desired = Vec::new();
     let mut skipped = Vec::new();
     let mut unresolved = Vec::new();
-    let parsed = dotenv::parse(&text);
+    let parsed = dotenv::parse(text);
     if !parsed.problems.is_empty() {
         let refusals = dotenv::summarize(&parsed.problems)
             .into_iter()

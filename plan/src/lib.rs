@@ -25,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod artifact;
 mod check;
 mod init;
 mod schema;
@@ -35,6 +36,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use artifact::{Artifact, ArtifactError, Shard};
 pub use init::{SavedRouting, render};
 pub use schema::schema;
 
@@ -58,6 +60,10 @@ pub struct PlanFile {
     /// Each env's imports and syncs, by env name.
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, EnvPlan>,
+    /// SHA-256 of the file's bytes, lowercase hex: what a plan artifact is
+    /// bound to.
+    #[serde(skip)]
+    pub sha256: String,
 }
 
 /// One env's part of the plan.
@@ -165,7 +171,7 @@ fn default_max_deletes() -> usize {
 }
 
 /// What a sync target's failure does to the rest of the run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnFailure {
     /// The run stops and reports failure.
@@ -256,12 +262,17 @@ pub fn parse(text: &str, path: &Path) -> Result<PlanFile, PlanError> {
         path: path.to_owned(),
         problems,
     };
-    let plan: PlanFile = toml::from_str(text).map_err(|err| {
+    let mut plan: PlanFile = toml::from_str(text).map_err(|err| {
         let at = err.span().map_or(0, |span| span.start);
         problems(vec![problem(text, at, check::explain(err.message()))])
     })?;
     let found = check::check(&plan, text);
     if found.is_empty() {
+        use sha2::Digest;
+        plan.sha256 = sha2::Sha256::digest(text)
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
         Ok(plan)
     } else {
         Err(problems(found))

@@ -237,3 +237,163 @@ fn the_schema_lists_every_platforms_settings() {
         .unwrap();
     assert!(sources.contains(&json!("aws")) && sources.contains(&json!("dotenv")));
 }
+
+mod artifacts {
+    use std::collections::BTreeMap;
+    use std::num::NonZeroU32;
+
+    use vsync_crypto::Key;
+    use vsync_crypto::fingerprint::FingerprintKey;
+
+    use crate::artifact::*;
+
+    fn key(passphrase: &[u8]) -> FingerprintKey {
+        let key = Key::derive(passphrase, b"salt", NonZeroU32::new(1).unwrap());
+        FingerprintKey::derive_for_plan_artifacts(&key)
+    }
+
+    fn artifact() -> Artifact {
+        Artifact {
+            format: FORMAT.to_owned(),
+            repo: "acme/api".to_owned(),
+            file_sha256: "ab".repeat(32),
+            scope: Scope::default(),
+            envs: BTreeMap::from([
+                ("dev".to_owned(), EnvState { version: None }),
+                (
+                    "prod".to_owned(),
+                    EnvState {
+                        version: Some("2026-12-01T10:00:00Z".to_owned()),
+                    },
+                ),
+            ]),
+            imports: Vec::new(),
+            targets: vec![ReviewedTarget {
+                env: "prod".to_owned(),
+                to: "gh".to_owned(),
+                target: "github-actions:repo=acme/api".to_owned(),
+                desired: "cd".repeat(32),
+                lines: vec![ReviewedName {
+                    name: "API_TOKEN".to_owned(),
+                    action: "create".to_owned(),
+                    drift: None,
+                    revision: None,
+                }],
+            }],
+            tags: BTreeMap::new(),
+        }
+    }
+
+    fn tagged() -> Artifact {
+        let mut artifact = artifact();
+        artifact.tag("dev", &key(b"dev"));
+        artifact.tag("prod", &key(b"prod"));
+        artifact
+    }
+
+    fn keys() -> BTreeMap<String, FingerprintKey> {
+        ["dev", "prod"]
+            .into_iter()
+            .map(|env| (env.to_owned(), key(env.as_bytes())))
+            .collect()
+    }
+
+    #[test]
+    fn a_tagged_artifact_verifies_after_a_round_trip_through_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        std::fs::write(&path, tagged().to_json()).unwrap();
+        let loaded = Artifact::load(&path).unwrap();
+        assert_eq!(loaded, tagged());
+        loaded.verify(&keys()).unwrap();
+    }
+
+    #[test]
+    fn an_edit_or_another_envs_key_or_a_missing_tag_is_refused() {
+        let mut edited = tagged();
+        edited.targets[0].lines[0].action = "unchanged".to_owned();
+        assert!(matches!(
+            edited.verify(&keys()),
+            Err(ArtifactError::NotAuthentic { .. })
+        ));
+
+        // dev's key for every env: dev verifies, prod does not.
+        let wrong_keys = BTreeMap::from([
+            ("dev".to_owned(), key(b"dev")),
+            ("prod".to_owned(), key(b"dev")),
+        ]);
+        match tagged().verify(&wrong_keys) {
+            Err(ArtifactError::NotAuthentic { env }) => assert_eq!(env, "prod"),
+            other => panic!("expected prod refused, got {other:?}"),
+        }
+
+        let mut untagged = tagged();
+        untagged.tags.remove("dev");
+        assert!(untagged.verify(&keys()).is_err());
+        // An env without a key on this machine cannot vouch for it.
+        let only_dev = BTreeMap::from([("dev".to_owned(), key(b"dev"))]);
+        assert!(tagged().verify(&only_dev).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_other_formats_and_links_are_not_artifacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        let mut json: serde_json::Value = serde_json::from_str(&tagged().to_json()).unwrap();
+        json["extra"] = serde_json::json!(1);
+        std::fs::write(&path, json.to_string()).unwrap();
+        assert!(matches!(
+            Artifact::load(&path),
+            Err(ArtifactError::Format { .. })
+        ));
+
+        let mut other = tagged();
+        other.format = "vsync-plan-artifact/9".to_owned();
+        std::fs::write(&path, other.to_json()).unwrap();
+        assert!(matches!(
+            Artifact::load(&path),
+            Err(ArtifactError::Format { .. })
+        ));
+
+        let real = dir.path().join("real.json");
+        std::fs::write(&real, tagged().to_json()).unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(matches!(
+            Artifact::load(&link),
+            Err(ArtifactError::NotAnArtifact { .. })
+        ));
+    }
+
+    #[test]
+    fn shards_split_targets_stably_and_only_the_first_takes_imports() {
+        assert!("0/4".parse::<Shard>().is_err());
+        assert!("5/4".parse::<Shard>().is_err());
+        assert!("x".parse::<Shard>().is_err());
+        let shards: Vec<Shard> = (1..=4)
+            .map(|index| format!("{index}/4").parse().unwrap())
+            .collect();
+        let targets: Vec<serde_json::Map<String, serde_json::Value>> = (0..200)
+            .map(|n| {
+                let target = serde_json::json!({ "repo": format!("acme/repo-{n}") });
+                target.as_object().unwrap().clone()
+            })
+            .collect();
+        let mut sizes = [0usize; 4];
+        for target in &targets {
+            let holders: Vec<usize> = (0..4)
+                .filter(|&shard| shards[shard].holds("prod", "gh", target))
+                .collect();
+            assert_eq!(holders.len(), 1, "every target in exactly one shard");
+            sizes[holders[0]] += 1;
+        }
+        assert!(sizes.iter().all(|&size| size > 20), "{sizes:?}");
+        // The same target, the same shard, in another run.
+        let again: Shard = "3/4".parse().unwrap();
+        assert_eq!(
+            again.holds("prod", "gh", &targets[7]),
+            shards[2].holds("prod", "gh", &targets[7])
+        );
+        assert!(shards[0].holds_imports() && !shards[1].holds_imports());
+    }
+}
