@@ -197,7 +197,10 @@ settings = { addr = "http://vault.example.com:8200", secretPath = "web" }
         stdout.contains("3 create, 0 update, 0 unchanged"),
         "{stdout}"
     );
-    assert!(stdout.contains("create: API_KEY, DEBUG, NEW_ONE"), "{stdout}");
+    assert!(
+        stdout.contains("create: API_KEY, DEBUG, NEW_ONE"),
+        "{stdout}"
+    );
     assert!(stdout.contains("1 create, 0 update"), "{stdout}");
     assert!(stdout.contains("prod -> vault: refused:"), "{stdout}");
     assert!(stdout.contains("1 add, 0 change, 1 unchanged"), "{stdout}");

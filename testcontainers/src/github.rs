@@ -162,6 +162,11 @@ struct Shared {
     counts: Counters,
     injected: Mutex<VecDeque<InjectedFailure>>,
     data: Mutex<Data>,
+    /// Secret writes still served before the rest are held
+    /// ([`GithubFake::hold_writes_after`]); `None`: none held.
+    hold_after: Mutex<Option<usize>>,
+    /// Secret writes held so far.
+    held: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -231,6 +236,8 @@ impl GithubFake {
             counts: Counters::default(),
             injected: Mutex::new(VecDeque::new()),
             data: Mutex::new(Data::default()),
+            hold_after: Mutex::new(None),
+            held: AtomicUsize::new(0),
         });
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
@@ -415,6 +422,24 @@ impl GithubFake {
         injected.extend(std::iter::repeat_n(failure, count));
     }
 
+    /// Serves `served` more secret writes (creates and updates), then
+    /// holds every later one: never answered, never applied — a process
+    /// killed mid-apply leaves such requests behind. Held ones stay held;
+    /// [`GithubFake::stop_holding`] serves the writes that come after it.
+    pub fn hold_writes_after(&self, served: usize) {
+        *lock(&self.shared.hold_after) = Some(served);
+    }
+
+    /// Serves every secret write from now on.
+    pub fn stop_holding(&self) {
+        *lock(&self.shared.hold_after) = None;
+    }
+
+    /// Secret writes held so far.
+    pub fn held(&self) -> usize {
+        self.shared.held.load(Ordering::SeqCst)
+    }
+
     /// Requests received so far, by kind.
     pub fn counts(&self) -> RequestCounts {
         let counts = &self.shared.counts;
@@ -571,6 +596,18 @@ async fn handle(
             counts.puts.fetch_add(1, Ordering::SeqCst);
             if let Some(refusal) = write_refusal(&shared, &headers) {
                 return refusal;
+            }
+            let hold = match &mut *lock(&shared.hold_after) {
+                Some(0) => true,
+                Some(served) => {
+                    *served -= 1;
+                    false
+                }
+                None => false,
+            };
+            if hold {
+                shared.held.fetch_add(1, Ordering::SeqCst);
+                return std::future::pending().await;
             }
             put_secret(&shared, &scope, name, &body)
         }

@@ -517,8 +517,8 @@ pub async fn sync(
 /// The sync record kept up to date while the writes are answered: after
 /// each answer, every write applied so far is saved (compare-and-swap, as
 /// at the end), so a process killed mid-apply has its record of what it
-/// wrote and a re-run writes only the rest. Saves do not queue up: an
-/// answer arriving while a save runs is taken by the next one.
+/// wrote and a re-run writes only the rest. Saves do not queue up: answers
+/// arriving while a save runs are taken by the next one.
 struct Journal<'a> {
     records: &'a RecordStore<'a>,
     changes: &'a [Change<'a>],
@@ -565,19 +565,24 @@ impl apply::Answers for Journal<'_> {
             }
             answered.1 += results.len();
         }
-        let mut saved = self.saved.lock().await;
-        let (delta, answers) = {
-            let answered = self.answered.lock().expect("journal lock");
-            if answered.1 <= saved.answers {
-                return; // an earlier save took this answer too
-            }
-            (answered.0.clone(), answered.1)
-        };
-        let saved = &mut *saved;
-        match self.records.save(&mut saved.record, &delta).await {
-            Ok(()) => saved.answers = answers,
-            Err(error) => {
-                saved.problem.get_or_insert(error.to_string());
+        // One saver at a time, and no worker waits for it: the one saving
+        // goes on until no answer is left unsaved, so an answer that
+        // arrives meanwhile is in the store moments later.
+        while let Ok(mut saved) = self.saved.try_lock() {
+            let (delta, answers) = {
+                let answered = self.answered.lock().expect("journal lock");
+                if answered.1 <= saved.answers {
+                    return;
+                }
+                (answered.0.clone(), answered.1)
+            };
+            let saved = &mut *saved;
+            match self.records.save(&mut saved.record, &delta).await {
+                Ok(()) => saved.answers = answers,
+                Err(error) => {
+                    saved.problem.get_or_insert(error.to_string());
+                    return;
+                }
             }
         }
     }
