@@ -8,9 +8,8 @@ use clap::{Args, Subcommand};
 use vsync_engine::import::ImportAction;
 use vsync_engine::sync::{Action, SyncReport};
 use vsync_ops::{
-    AppliedImport, AppliedTarget, ApplyReport, ApplyRequest, ApplyStatus, Context, EXIT_SYNC_NOOP,
-    EXIT_SYNC_PARTIAL, EXIT_SYNC_REFUSED, ImportResult, PlanReport, PlanScope, SourceImportOutcome,
-    TargetResult,
+    Applied, ApplyReport, ApplyRequest, ApplyStatus, Context, EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL,
+    EXIT_SYNC_REFUSED, ImportResult, PlanReport, PlanScope, SourceImportOutcome, TargetResult,
 };
 use vsync_plan::{Artifact, Shard};
 
@@ -251,7 +250,7 @@ fn apply(ctx: &Context, runtime: &tokio::runtime::Runtime, args: ApplyArgs) -> R
 fn print_applied(report: &ApplyReport) {
     for import in &report.imports {
         let what = match &import.result {
-            AppliedImport::Applied(outcome) => format!(
+            Applied::Applied(outcome) => format!(
                 "{} key(s) written{}",
                 outcome.written,
                 outcome
@@ -260,15 +259,15 @@ fn print_applied(report: &ApplyReport) {
                     .map(|version| format!(", pushed {version}"))
                     .unwrap_or_default()
             ),
-            AppliedImport::Skipped { reason } => format!("skipped: {reason}"),
-            AppliedImport::Refused { reason } => format!("refused: {reason}"),
-            AppliedImport::Failed { error } => format!("failed: {error}"),
+            Applied::Skipped { reason } => format!("skipped: {reason}"),
+            Applied::Refused { reason } => format!("refused: {reason}"),
+            Applied::Failed { error } => format!("failed: {error}"),
         };
         println!("{} <- {}: {what}", import.env, import.from);
     }
     for target in &report.targets {
         match &target.result {
-            AppliedTarget::Applied(outcome) => {
+            Applied::Applied(outcome) => {
                 let sync = &outcome.report;
                 let applied = sync
                     .secrets
@@ -288,13 +287,13 @@ fn print_applied(report: &ApplyReport) {
                     }
                 }
             }
-            AppliedTarget::Skipped { reason } => {
+            Applied::Skipped { reason } => {
                 println!("{} -> {}: skipped: {reason}", target.env, target.to)
             }
-            AppliedTarget::Refused { reason } => {
+            Applied::Refused { reason } => {
                 println!("{} -> {}: refused: {reason}", target.env, target.to)
             }
-            AppliedTarget::Failed { error } => {
+            Applied::Failed { error } => {
                 println!("{} -> {}: failed: {error}", target.env, target.to)
             }
         }

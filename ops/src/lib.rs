@@ -57,7 +57,7 @@ pub use lifecycle::{
 };
 pub use link::{LinkState, LinkStatus, UseReport, link_status, use_env};
 pub use plan::{
-    AppliedImport, AppliedTarget, ApplyReport, ApplyRequest, ApplyStatus, ImportApplied,
+    Applied, AppliedImport, AppliedTarget, ApplyReport, ApplyRequest, ApplyStatus, ImportApplied,
     ImportPlanned, ImportResult, PlanInit, PlanReport, PlanScope, TargetApplied, TargetPlan,
     TargetResult, apply, artifact, plan, plan_init, plan_path, save_artifact,
 };

@@ -66,28 +66,7 @@ pub struct ImportApplied {
 }
 
 /// What became of an import.
-#[derive(Debug, Serialize)]
-#[serde(tag = "result", rename_all = "lowercase")]
-pub enum AppliedImport {
-    /// Run (and pushed, when it changed the vault).
-    Applied(SourceImportOutcome),
-    /// Not run, and why (nothing to import, another shard runs it, a
-    /// refusal elsewhere).
-    Skipped {
-        /// Why.
-        reason: String,
-    },
-    /// Refused while planning.
-    Refused {
-        /// Why, and what to fix.
-        reason: String,
-    },
-    /// Failed while running; the env's syncs were not started.
-    Failed {
-        /// Why.
-        error: String,
-    },
-}
+pub type AppliedImport = Applied<SourceImportOutcome>;
 
 /// One sync target's part in an apply.
 #[derive(Debug, Serialize)]
@@ -102,13 +81,17 @@ pub struct TargetApplied {
 }
 
 /// What became of a sync target.
+pub type AppliedTarget = Applied<SyncOutcome>;
+
+/// What became of an import or a sync target in an apply.
 #[derive(Debug, Serialize)]
 #[serde(tag = "result", rename_all = "lowercase")]
-pub enum AppliedTarget {
-    /// Synced: every name with what became of it.
-    Applied(SyncOutcome),
-    /// Not started, and why (nothing to write, a refusal or a failed
-    /// import it depends on).
+pub enum Applied<T> {
+    /// Run: an import's report (pushed when it changed the vault), a
+    /// target's (every name with what became of it).
+    Applied(T),
+    /// Not started, and why (nothing to do, another shard runs it, a
+    /// refusal elsewhere, a failed import it depends on).
     Skipped {
         /// Why.
         reason: String,
@@ -118,7 +101,8 @@ pub enum AppliedTarget {
         /// Why, and what to fix.
         reason: String,
     },
-    /// Failed before or instead of writing.
+    /// Failed before or instead of writing (an import's failure stops its
+    /// env's syncs).
     Failed {
         /// Why.
         error: String,
@@ -141,11 +125,11 @@ pub enum ApplyStatus {
 impl ApplyReport {
     /// How the apply ended.
     pub fn status(&self) -> ApplyStatus {
-        let imports_written = self.imports.iter().any(|import| {
-            matches!(&import.result, AppliedImport::Applied(outcome) if outcome.written > 0)
-        });
+        let imports_written = self.imports.iter().any(
+            |import| matches!(&import.result, Applied::Applied(outcome) if outcome.written > 0),
+        );
         let targets_written = self.targets.iter().any(|target| match &target.result {
-            AppliedTarget::Applied(outcome) => outcome
+            Applied::Applied(outcome) => outcome
                 .report
                 .secrets
                 .iter()
@@ -155,12 +139,12 @@ impl ApplyReport {
         let troubled = self.imports.iter().any(|import| {
             matches!(
                 import.result,
-                AppliedImport::Refused { .. } | AppliedImport::Failed { .. }
+                Applied::Refused { .. } | Applied::Failed { .. }
             )
         }) || self.targets.iter().any(|target| match &target.result {
-            AppliedTarget::Applied(outcome) => outcome.report.failures() > 0,
-            AppliedTarget::Refused { .. } | AppliedTarget::Failed { .. } => true,
-            AppliedTarget::Skipped { .. } => false,
+            Applied::Applied(outcome) => outcome.report.failures() > 0,
+            Applied::Refused { .. } | Applied::Failed { .. } => true,
+            Applied::Skipped { .. } => false,
         });
         match (troubled, imports_written || targets_written) {
             (true, false) => ApplyStatus::Refused,
@@ -374,26 +358,24 @@ pub async fn apply(
     let mut failed_envs: Vec<String> = Vec::new();
     for import in planned.imports {
         let result = match import.result {
-            ImportResult::Refused { reason } => AppliedImport::Refused { reason },
-            ImportResult::Planned(outcome) if !outcome.conflicts().is_empty() => {
-                AppliedImport::Refused {
-                    reason: OpsError::ImportConflict {
-                        keys: outcome
-                            .conflicts()
-                            .iter()
-                            .map(|key| key.to_string())
-                            .collect(),
-                    }
-                    .to_string(),
+            ImportResult::Refused { reason } => Applied::Refused { reason },
+            ImportResult::Planned(outcome) if !outcome.conflicts().is_empty() => Applied::Refused {
+                reason: OpsError::ImportConflict {
+                    keys: outcome
+                        .conflicts()
+                        .iter()
+                        .map(|key| key.to_string())
+                        .collect(),
                 }
-            }
-            ImportResult::Planned(_) if !import.in_shard => AppliedImport::Skipped {
+                .to_string(),
+            },
+            ImportResult::Planned(_) if !import.in_shard => Applied::Skipped {
                 reason: "run by shard 1".to_owned(),
             },
-            ImportResult::Planned(_) if stop.is_some() => AppliedImport::Skipped {
+            ImportResult::Planned(_) if stop.is_some() => Applied::Skipped {
                 reason: stop.clone().expect("checked"),
             },
-            ImportResult::Planned(outcome) if outcome.written == 0 => AppliedImport::Skipped {
+            ImportResult::Planned(outcome) if outcome.written == 0 => Applied::Skipped {
                 reason: "nothing to import".to_owned(),
             },
             ImportResult::Planned(_) => {
@@ -413,10 +395,10 @@ pub async fn apply(
                     .await
                 };
                 match run.await.map(|(outcome, _)| outcome) {
-                    Ok(outcome) => AppliedImport::Applied(outcome),
+                    Ok(outcome) => Applied::Applied(outcome),
                     Err(err) => {
                         failed_envs.push(import.env.clone());
-                        AppliedImport::Failed {
+                        Applied::Failed {
                             error: err.to_string(),
                         }
                     }
@@ -436,17 +418,17 @@ pub async fn apply(
     let mut results: Vec<Option<AppliedTarget>> = Vec::new();
     for (position, target) in planned.targets.iter().enumerate() {
         let skip = match &target.result {
-            TargetResult::Refused { reason } => Some(AppliedTarget::Refused {
+            TargetResult::Refused { reason } => Some(Applied::Refused {
                 reason: reason.clone(),
             }),
-            _ if stop.is_some() => Some(AppliedTarget::Skipped {
+            _ if stop.is_some() => Some(Applied::Skipped {
                 reason: stop.clone().expect("checked"),
             }),
-            _ if failed_envs.contains(&target.env) => Some(AppliedTarget::Skipped {
+            _ if failed_envs.contains(&target.env) => Some(Applied::Skipped {
                 reason: format!("not started: the import into {} failed", target.env),
             }),
             TargetResult::Planned(outcome) if outcome.report.writes.calls == 0 => {
-                Some(AppliedTarget::Skipped {
+                Some(Applied::Skipped {
                     reason: "nothing to write".to_owned(),
                 })
             }
@@ -476,8 +458,8 @@ pub async fn apply(
         .await;
     for (position, result) in ran {
         results[position] = Some(match result {
-            Ok(outcome) => AppliedTarget::Applied(outcome),
-            Err(err) => AppliedTarget::Failed {
+            Ok(outcome) => Applied::Applied(outcome),
+            Err(err) => Applied::Failed {
                 error: err.to_string(),
             },
         });

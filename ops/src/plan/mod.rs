@@ -27,7 +27,7 @@ use crate::{Context, OpsError, Progress, platforms};
 use platforms::Environment;
 
 pub use apply::{
-    AppliedImport, AppliedTarget, ApplyReport, ApplyRequest, ApplyStatus, ImportApplied,
+    Applied, AppliedImport, AppliedTarget, ApplyReport, ApplyRequest, ApplyStatus, ImportApplied,
     TargetApplied, apply, artifact, save_artifact,
 };
 
