@@ -65,6 +65,22 @@ impl FingerprintKey {
             .collect()
     }
 
+    /// One fingerprint of a whole listing: each name with its value's
+    /// fingerprint (`None`: a deletion), in the order given — callers give
+    /// names sorted and unique, so the same listing always has the same
+    /// digest. What a reviewed plan is bound to.
+    pub fn listing<'a>(
+        &self,
+        entries: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+    ) -> String {
+        let mut listing = Vec::new();
+        for (name, value) in entries {
+            let value = value.map_or_else(|| "-".to_owned(), |value| self.fingerprint(value));
+            listing.extend_from_slice(format!("{name}\0{value}\n").as_bytes());
+        }
+        self.fingerprint(&listing)
+    }
+
     /// Whether `fingerprint` is `value`'s, compared in constant time (a
     /// tag check must not tell how many leading digits were right).
     pub fn verify(&self, value: &[u8], fingerprint: &str) -> bool {
@@ -124,6 +140,24 @@ mod tests {
         assert!(!tags.verify(b"{\"plan\":1}", &tag[..63]));
         let other = FingerprintKey::derive_for_plan_artifacts(&key(b"other"));
         assert!(!other.verify(b"{\"plan\":1}", &tag));
+    }
+
+    #[test]
+    fn a_listing_digest_moves_with_any_name_value_or_deletion() {
+        let fingerprints = FingerprintKey::derive(&key(b"k"));
+        let digest = |entries: &[(&str, Option<&[u8]>)]| {
+            fingerprints.listing(entries.iter().map(|(name, value)| (*name, *value)))
+        };
+        let base = digest(&[("A", Some(b"1")), ("B", Some(b"2"))]);
+        assert_eq!(base, digest(&[("A", Some(b"1")), ("B", Some(b"2"))]));
+        for other in [
+            digest(&[("A", Some(b"1")), ("B", Some(b"3"))]),
+            digest(&[("A", Some(b"1")), ("C", Some(b"2"))]),
+            digest(&[("A", Some(b"1")), ("B", None)]),
+            digest(&[("A", Some(b"1"))]),
+        ] {
+            assert_ne!(base, other);
+        }
     }
 
     #[test]

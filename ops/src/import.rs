@@ -227,15 +227,13 @@ fn writes_digest(
     writes: &BTreeMap<String, (Destination, VaultWrite)>,
     fingerprints: &FingerprintKey,
 ) -> String {
-    let mut listing = Vec::new();
-    for (key, (_, write)) in writes {
+    fingerprints.listing(writes.iter().map(|(key, (_, write))| {
         let value = match write {
-            VaultWrite::Set(value) => fingerprints.fingerprint(value.as_bytes()),
-            VaultWrite::Delete => "-".to_owned(),
+            VaultWrite::Set(value) => Some(value.as_bytes()),
+            VaultWrite::Delete => None,
         };
-        listing.extend_from_slice(format!("{key}\0{value}\n").as_bytes());
-    }
-    fingerprints.fingerprint(&listing)
+        (key.as_str(), value)
+    }))
 }
 
 /// The vault's entries as written (last occurrence winning); a file the

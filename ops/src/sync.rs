@@ -226,12 +226,11 @@ fn desired_digest(desired: &[Desired], fingerprints: &FingerprintKey) -> String 
         .iter()
         .map(|secret| (secret.key.as_str(), &secret.value))
         .collect();
-    let mut listing = Vec::new();
-    for (key, value) in latest {
-        let fingerprint = fingerprints.fingerprint(value.as_bytes());
-        listing.extend_from_slice(format!("{key}\0{fingerprint}\n").as_bytes());
-    }
-    fingerprints.fingerprint(&listing)
+    fingerprints.listing(
+        latest
+            .into_iter()
+            .map(|(key, value)| (key, Some(value.as_bytes()))),
+    )
 }
 
 /// Reads `.env.<env>` into the secrets to sync, with upstream's rules:

@@ -355,6 +355,15 @@ mod artifacts {
             Err(ArtifactError::Format { .. })
         ));
 
+        // Refused by its size, before a byte of it is read.
+        let huge = dir.path().join("huge.json");
+        let file = std::fs::File::create(&huge).unwrap();
+        file.set_len(MAX_ARTIFACT_BYTES + 1).unwrap();
+        assert!(matches!(
+            Artifact::load(&huge),
+            Err(ArtifactError::NotAnArtifact { .. })
+        ));
+
         let real = dir.path().join("real.json");
         std::fs::write(&real, tagged().to_json()).unwrap();
         let link = dir.path().join("link.json");

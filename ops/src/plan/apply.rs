@@ -554,7 +554,7 @@ fn stale(
                 && import
                     .lines
                     .iter()
-                    .any(|line| ["add", "change", "delete"].contains(&line.action.as_str()))
+                    .any(|line| is_import_write(&line.action))
         });
         if now != state.version && !imports_push {
             reasons.push(format!(
