@@ -20,13 +20,14 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
-use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Machine;
+use support::{median, ms, path};
 
 const ROUNDS: usize = 25;
 const SECRETS: usize = 20;
@@ -179,17 +180,4 @@ fn tsafe_vault(home: &Path, dotenv: &str) -> Option<Command> {
         ok(command(&["set", name, value]));
     }
     Some(command(&["exec", "--", "true"]))
-}
-
-fn path() -> OsString {
-    std::env::var_os("PATH").unwrap_or_default()
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
-fn ms(time: Duration) -> f64 {
-    time.as_secs_f64() * 1000.0
 }

@@ -39,14 +39,14 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
-use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Machine;
+use support::{median, ms, path};
 use vsync_engine::sink::RateBudget;
 use vsync_engine::sync::SyncOptions;
 use vsync_testcontainers::faults::{Call, Faults};
@@ -202,7 +202,8 @@ fn main() {
     let dotenv = dotenv();
     std::fs::write(machine.vault().join(format!(".env.{ENV}")), &dotenv).expect("the .env");
     let ca_file = machine.home.join("keyvault-ca.pem");
-    write_private(&ca_file, azure.ca_pem());
+    vsync_local::fsutil::write_private_atomic(&ca_file, azure.ca_pem().as_bytes())
+        .expect("a private file");
     let variables: Vec<(&str, String)> = vec![
         ("GITHUB_API_URL", github.endpoint()),
         ("GITHUB_TOKEN", GithubFake::TOKEN.to_owned()),
@@ -619,31 +620,4 @@ fn context(machine: &Machine) -> vsync_ops::Context {
         audit_meta_env: None,
         audit_note_env: None,
     }
-}
-
-/// `contents` written as a 0600 file at `path`.
-fn write_private(path: &Path, contents: &str) {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .expect("a private file");
-    file.write_all(contents.as_bytes()).expect("written");
-}
-
-fn path() -> OsString {
-    std::env::var_os("PATH").unwrap_or_default()
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
-fn ms(time: Duration) -> f64 {
-    time.as_secs_f64() * 1000.0
 }
