@@ -128,7 +128,7 @@ pub fn run(
                 Some(path) => path,
                 None => vsync_ops::plan_path(ctx)?,
             };
-            let plan = vsync_plan::load(&path).map_err(|err| usage(err.to_string()))?;
+            let plan = read(&path)?;
             let imports: usize = plan.env.values().map(|env| env.import.len()).sum();
             let syncs: usize = plan.env.values().map(|env| env.sync.len()).sum();
             println!(
@@ -136,6 +136,7 @@ pub fn run(
                 path.display(),
                 plan.env.len()
             );
+            print_overrides(&plan.overrides);
         }
         PlanCommand::Apply(args) => return apply(ctx, runtime, args),
         PlanCommand::Init { force } => {
@@ -199,8 +200,23 @@ fn load(ctx: &Context, file: Option<PathBuf>) -> Result<(PathBuf, vsync_plan::Pl
         Some(path) => path,
         None => vsync_ops::plan_path(ctx)?,
     };
-    let file = vsync_plan::load(&path).map_err(|err| usage(err.to_string()))?;
+    let file = read(&path)?;
     Ok((path, file))
+}
+
+/// Reads the plan file at `path` with this process's `VSYNC_ENV__…`
+/// overrides.
+fn read(path: &std::path::Path) -> Result<vsync_plan::PlanFile, Failure> {
+    let overrides =
+        vsync_plan::overrides::from_environment().map_err(|err| usage(err.to_string()))?;
+    vsync_plan::load(path, &overrides).map_err(|err| usage(err.to_string()))
+}
+
+/// The overrides a plan was made with: part of what is reviewed.
+fn print_overrides(overrides: &[vsync_plan::Override]) {
+    for one in overrides {
+        println!("override {}={:?}", one.variable, one.value);
+    }
 }
 
 /// `vsync plan apply`.
@@ -348,6 +364,7 @@ fn import_keys(outcome: &SourceImportOutcome, action: ImportAction) -> Vec<&str>
 }
 
 fn print_text(report: &PlanReport) {
+    print_overrides(&report.overrides);
     for import in &report.imports {
         match &import.result {
             ImportResult::Refused { reason } => {
@@ -414,6 +431,13 @@ fn print_text(report: &PlanReport) {
 
 fn print_markdown(report: &PlanReport) {
     println!("### vsync plan\n");
+    if !report.overrides.is_empty() {
+        println!("`vsync.toml` with these overrides:\n");
+        for one in &report.overrides {
+            println!("- `{}={:?}`", one.variable, one.value.replace('`', "'"));
+        }
+        println!();
+    }
     if !report.imports.is_empty() {
         println!(
             "| env | import from | add | change | unchanged | delete | conflict | disabled | |"

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Machine, tree};
-use vsync_testcontainers::GithubFake;
+use vsync_testcontainers::{GithubFake, GithubScope};
 
 /// Writes `text` as the checkout's vsync.toml and runs `vsync plan
 /// validate`, which must refuse it; returns what it printed.
@@ -257,4 +257,107 @@ settings = { addr = "http://vault.example.com:8200", secretPath = "web" }
             assert!(!text.contains(secret), "{secret} shown in {text}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrides_are_shown_recorded_in_the_artifact_and_must_match_at_apply() {
+    let fake = GithubFake::start().await.unwrap();
+    let machine = Machine::new();
+    machine.ok(&["init", "dev", "--repo=acme_web"]).await;
+    std::fs::write(
+        machine.vault().join(".env.dev"),
+        "API_KEY=dev-api-key-0c4d1e\nDEBUG=local-only-19ab\n",
+    )
+    .unwrap();
+    std::fs::write(
+        machine.checkout.join("vsync.toml"),
+        "version = 1\n\n[[env.dev.sync]]\nto = \"gh\"\nsettings = { repo = \"acme/api\" }\n",
+    )
+    .unwrap();
+    let exclude = ("VSYNC_ENV__DEV__SYNC__GH__EXCLUDE", r#"["DEBUG"]"#);
+    let run = |args: &[&str], overrides: &[(&str, &str)]| {
+        let mut command = machine.command(args);
+        command
+            .env("GITHUB_API_URL", fake.endpoint())
+            .env("GITHUB_TOKEN", GithubFake::TOKEN)
+            .envs(overrides.iter().copied());
+        command
+    };
+
+    let output = run(&["plan", "validate"], &[exclude])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains(r#"override VSYNC_ENV__DEV__SYNC__GH__EXCLUDE="[\"DEBUG\"]""#),
+        "{stdout}"
+    );
+
+    // The plan says it was changed, and plans without DEBUG.
+    let artifact = machine.home.join("plan.json");
+    let output = run(&["plan", "--out", artifact.to_str().unwrap()], &[exclude])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.starts_with("override VSYNC_ENV__DEV__SYNC__GH__EXCLUDE="),
+        "{stdout}"
+    );
+    assert!(stdout.contains("create: API_KEY\n"), "{stdout}");
+    let output = run(&["plan", "--markdown"], &[exclude])
+        .output()
+        .await
+        .unwrap();
+    let markdown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        markdown.contains(r#"- `VSYNC_ENV__DEV__SYNC__GH__EXCLUDE="[\"DEBUG\"]"`"#),
+        "{markdown}"
+    );
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&artifact).unwrap()).unwrap();
+    assert_eq!(
+        recorded["overrides"],
+        serde_json::json!([{"variable": exclude.0, "value": exclude.1}])
+    );
+
+    // Applied without the override, or with another value, it is stale.
+    for overrides in [&[][..], &[(exclude.0, r#"["API_KEY"]"#)][..]] {
+        let output = run(&["plan", "apply", artifact.to_str().unwrap()], overrides)
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(14), "{stderr}");
+        assert!(
+            stderr.contains(r#"VSYNC_ENV__DEV__SYNC__GH__EXCLUDE was "[\"DEBUG\"]" when planned"#),
+            "{stderr}"
+        );
+    }
+    assert_eq!(fake.counts().puts, 0);
+
+    // With it, exactly what was reviewed.
+    let output = run(&["plan", "apply", artifact.to_str().unwrap()], &[exclude])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let scope = GithubScope::Environment("acme/api".to_owned(), "dev".to_owned());
+    assert_eq!(fake.names(&scope), ["API_KEY"]);
+
+    // A bad override is refused by name, before anything is planned.
+    let output = run(&["plan"], &[("VSYNC_ENV__DEV__SYNC__GH__PRUNE", "yes")])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("VSYNC_ENV__DEV__SYNC__GH__PRUNE: takes true or false"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("dev-api-key-0c4d1e"), "{stderr}");
 }

@@ -29,6 +29,9 @@ pub struct Artifact {
     pub repo: String,
     /// SHA-256 of the `vsync.toml` bytes planned, lowercase hex.
     pub file_sha256: String,
+    /// The `VSYNC_ENV__…` overrides the plan was made with.
+    #[serde(default)]
+    pub overrides: Vec<crate::Override>,
     /// What was planned.
     pub scope: Scope,
     /// Per env in scope, its published version when planned.

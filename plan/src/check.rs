@@ -5,13 +5,14 @@
 use serde_json::Value;
 use vsync_platforms::{REGISTRY, SettingKind};
 
-use crate::{PlanFile, Problem, Settings, VERSION, problem};
+use crate::{PlanFile, Settings, VERSION};
 
-/// Every problem of `plan` (parsed from `text`), in the file's order.
-pub(crate) fn check(plan: &PlanFile, text: &str) -> Vec<Problem> {
+/// Every problem of `plan`, each at the start of the span it concerns;
+/// spans past `file_len` are an override's.
+pub(crate) fn check(plan: &PlanFile, file_len: usize) -> Vec<(usize, String)> {
     let mut found = Vec::new();
     let mut at = |spanned_start: usize, message: String| {
-        found.push(problem(text, spanned_start, message));
+        found.push((spanned_start, message));
     };
     if *plan.version.get_ref() != VERSION {
         at(
@@ -99,11 +100,18 @@ pub(crate) fn check(plan: &PlanFile, text: &str) -> Vec<Problem> {
             if check_settings(&sync.settings, platform.name, fields, &mut at)
                 && let Err(err) = platform.routing(None, &routing(&sync.settings))
             {
-                at(sync.to.span().start, format!("{}: {err}", platform.short));
+                // At the target, unless an override set one of its
+                // settings: then the variable is the likelier culprit.
+                let overridden = sync
+                    .settings
+                    .keys()
+                    .map(|field| field.span().start)
+                    .find(|start| *start > file_len);
+                let place = overridden.unwrap_or(sync.to.span().start);
+                at(place, format!("{}: {err}", platform.short));
             }
         }
     }
-    found.sort_by_key(|problem| (problem.line, problem.column));
     found
 }
 
@@ -165,7 +173,11 @@ pub(crate) fn routing(settings: &Settings) -> vsync_platforms::Routing {
 
 /// "unknown <what> `name`; the <what>s are …", with the closest one
 /// suggested.
-fn unknown<'a>(what: &str, name: &str, valid: impl Iterator<Item = &'a str> + Clone) -> String {
+pub(crate) fn unknown<'a>(
+    what: &str,
+    name: &str,
+    valid: impl Iterator<Item = &'a str> + Clone,
+) -> String {
     let list: Vec<&str> = valid.clone().collect();
     let mut message = format!("unknown {what} `{name}`; valid: {}", list.join(", "));
     if let Some(close) = closest(name, valid) {
@@ -174,13 +186,24 @@ fn unknown<'a>(what: &str, name: &str, valid: impl Iterator<Item = &'a str> + Cl
     message
 }
 
-/// The candidate most like `name`, if one is close enough to be a typo.
+/// The candidate most like `name`, if one is close enough to be a typo;
+/// case, `_`, `-` and `.` do not count.
 fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let name = folded(name);
     candidates
-        .map(|candidate| (strsim::jaro_winkler(name, candidate), candidate))
+        .map(|candidate| (strsim::jaro_winkler(&name, &folded(candidate)), candidate))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, candidate)| candidate)
+}
+
+/// A name with case, `_`, `-` and `.` left out: how overrides match names
+/// and how typos are compared.
+pub(crate) fn folded(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// toml's own message for a shape error, with the closest valid name

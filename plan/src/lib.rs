@@ -28,6 +28,7 @@
 pub mod artifact;
 mod check;
 mod init;
+pub mod overrides;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,7 @@ use toml::Spanned;
 
 pub use artifact::{Artifact, ArtifactError, Shard};
 pub use init::{SavedRouting, render};
+pub use overrides::Override;
 pub use schema::schema;
 
 /// The plan file's name, at the root of the working tree.
@@ -64,6 +66,9 @@ pub struct PlanFile {
     /// bound to.
     #[serde(skip)]
     pub sha256: String,
+    /// The `VSYNC_ENV__…` overrides applied, sorted by variable.
+    #[serde(skip)]
+    pub overrides: Vec<Override>,
 }
 
 /// One env's part of the plan.
@@ -181,15 +186,27 @@ pub enum OnFailure {
     Continue,
 }
 
-/// One problem in a plan file, where it is.
+/// One problem in a plan file or its overrides, where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column (in characters).
-    pub column: usize,
+    /// Where.
+    pub place: Place,
     /// What is wrong and what to write instead.
     pub message: String,
+}
+
+/// Where a problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// In the file.
+    File {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (in characters).
+        column: usize,
+    },
+    /// In the value of this `VSYNC_ENV__…` variable.
+    Variable(String),
 }
 
 /// Why a plan file cannot be used.
@@ -220,12 +237,21 @@ pub enum PlanError {
         path: PathBuf,
     },
     /// It was read and is wrong, at these places.
-    #[error("{}", problems.iter().map(|p| format!("{}:{}:{}: {}", path.display(), p.line, p.column, p.message)).collect::<Vec<_>>().join("\n"))]
+    #[error("{}", problems.iter().map(|p| match &p.place {
+        Place::File { line, column } => format!("{}:{line}:{column}: {}", path.display(), p.message),
+        Place::Variable(variable) => format!("{variable}: {}", p.message),
+    }).collect::<Vec<_>>().join("\n"))]
     Problems {
         /// The file.
         path: PathBuf,
         /// Every problem found, in the file's order.
         problems: Vec<Problem>,
+    },
+    /// A `VSYNC_ENV__…` variable's name or value is not Unicode.
+    #[error("{variable}: not Unicode; a variable overriding vsync.toml must be")]
+    NotUnicode {
+        /// The variable, as far as it can be shown.
+        variable: String,
     },
 }
 
@@ -233,8 +259,9 @@ pub enum PlanError {
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Reads and checks the plan file at `path`, a regular file (not followed
-/// through a symlink) of at most [`MAX_FILE_BYTES`].
-pub fn load(path: &Path) -> Result<PlanFile, PlanError> {
+/// through a symlink) of at most [`MAX_FILE_BYTES`], with `overrides`
+/// applied ([`overrides::from_environment`]).
+pub fn load(path: &Path, overrides: &[Override]) -> Result<PlanFile, PlanError> {
     let io = |source| PlanError::Io {
         path: path.to_owned(),
         source,
@@ -253,41 +280,82 @@ pub fn load(path: &Path) -> Result<PlanFile, PlanError> {
         });
     }
     let text = std::fs::read_to_string(path).map_err(io)?;
-    parse(&text, path)
+    parse(&text, path, overrides)
 }
 
-/// Parses and checks a plan file's text; `path` names it in errors.
-pub fn parse(text: &str, path: &Path) -> Result<PlanFile, PlanError> {
+/// Parses and checks a plan file's text with `overrides` applied; `path`
+/// names it in errors.
+pub fn parse(text: &str, path: &Path, overrides: &[Override]) -> Result<PlanFile, PlanError> {
+    let places = Places { text, overrides };
     let problems = |problems| PlanError::Problems {
         path: path.to_owned(),
         problems,
     };
     let mut plan: PlanFile = toml::from_str(text).map_err(|err| {
         let at = err.span().map_or(0, |span| span.start);
-        problems(vec![problem(text, at, check::explain(err.message()))])
+        problems(vec![places.problem(at, check::explain(err.message()))])
     })?;
-    let found = check::check(&plan, text);
-    if found.is_empty() {
-        use sha2::Digest;
-        plan.sha256 = sha2::Sha256::digest(text)
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
+    let refused = overrides::apply(&mut plan, overrides, |index| {
+        let at = places.override_offset(index);
+        at..at
+    });
+    let mut found = check::check(&plan, text.len());
+    found.extend(
+        refused
+            .into_iter()
+            .map(|(index, message)| (places.override_offset(index), message)),
+    );
+    if !found.is_empty() {
+        // The file's order, then the overrides'.
+        found.sort_by_key(|(offset, _)| *offset);
+        let found = found
+            .into_iter()
+            .map(|(offset, message)| places.problem(offset, message))
             .collect();
-        Ok(plan)
-    } else {
-        Err(problems(found))
+        return Err(problems(found));
     }
+    use sha2::Digest;
+    plan.sha256 = sha2::Sha256::digest(text)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    plan.overrides = overrides.to_vec();
+    Ok(plan)
 }
 
-/// The problem `message` at byte `offset` of `text`.
-fn problem(text: &str, offset: usize, message: String) -> Problem {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-    Problem {
-        line,
-        column,
-        message,
+/// Turns the offsets spans carry into places: offsets within the text are
+/// in the file; an override's values carry an offset past its end, one per
+/// override, so a problem found in them names the variable.
+struct Places<'a> {
+    text: &'a str,
+    overrides: &'a [Override],
+}
+
+impl Places<'_> {
+    fn override_offset(&self, index: usize) -> usize {
+        self.text.len() + 1 + index
+    }
+
+    /// The problem `message` at `offset`.
+    fn problem(&self, offset: usize, message: String) -> Problem {
+        if let Some(index) = offset.checked_sub(self.text.len() + 1) {
+            let variable = self
+                .overrides
+                .get(index)
+                .map_or_else(String::new, |o| o.variable.clone());
+            return Problem {
+                place: Place::Variable(variable),
+                message,
+            };
+        }
+        let before = &self.text[..offset.min(self.text.len())];
+        Problem {
+            place: Place::File {
+                line: before.matches('\n').count() + 1,
+                column: before.rsplit('\n').next().unwrap_or("").chars().count() + 1,
+            },
+            message,
+        }
     }
 }
 

@@ -5,10 +5,29 @@ use serde_json::json;
 use super::*;
 
 fn problems(text: &str) -> Vec<Problem> {
-    match parse(text, Path::new("vsync.toml")) {
+    problems_with(text, &[])
+}
+
+fn problems_with(text: &str, overrides: &[(&str, &str)]) -> Vec<Problem> {
+    let overrides: Vec<Override> = overrides
+        .iter()
+        .map(|(variable, value)| Override {
+            variable: variable.to_string(),
+            value: value.to_string(),
+        })
+        .collect();
+    match parse(text, Path::new("vsync.toml"), &overrides) {
         Ok(_) => Vec::new(),
         Err(PlanError::Problems { problems, .. }) => problems,
         Err(other) => panic!("{other}"),
+    }
+}
+
+/// The line and column of a problem in the file.
+fn at(problem: &Problem) -> (usize, usize) {
+    match &problem.place {
+        Place::File { line, column } => (*line, *column),
+        Place::Variable(variable) => panic!("{variable}: {}", problem.message),
     }
 }
 
@@ -34,7 +53,7 @@ settings = { repo = "acme/web" }
 
 #[test]
 fn a_good_file_reads_with_its_defaults() {
-    let plan = parse(GOOD, Path::new("vsync.toml")).unwrap();
+    let plan = parse(GOOD, Path::new("vsync.toml"), &[]).unwrap();
     assert_eq!(plan.env.len(), 2);
     let dev = plan
         .env
@@ -61,7 +80,7 @@ fn a_misspelt_key_points_at_its_line_and_column_with_the_fix() {
     let text = GOOD.replace("max-deletes = 5", "max-delete = 5");
     let found = problems(&text);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!((found[0].line, found[0].column), (13, 1));
+    assert_eq!(at(&found[0]), (13, 1));
     assert!(
         found[0].message.contains("did you mean `max-deletes`?"),
         "{}",
@@ -69,7 +88,7 @@ fn a_misspelt_key_points_at_its_line_and_column_with_the_fix() {
     );
     let text = GOOD.replace("on-failure = \"continue\"", "on-failure = \"continu\"");
     let found = problems(&text);
-    assert_eq!(found[0].line, 14);
+    assert_eq!(at(&found[0]).0, 14);
     assert!(
         found[0].message.contains("did you mean `continue`?"),
         "{found:?}"
@@ -96,7 +115,7 @@ settings = { repo = true }
 to = "gitlab"
 "#;
     let found = problems(text);
-    let places: Vec<(usize, usize)> = found.iter().map(|p| (p.line, p.column)).collect();
+    let places: Vec<(usize, usize)> = found.iter().map(at).collect();
     assert_eq!(
         places,
         [
@@ -114,7 +133,7 @@ to = "gitlab"
     let text_of = |line: usize| {
         found
             .iter()
-            .find(|p| p.line == line)
+            .find(|p| at(p).0 == line)
             .map(|p| p.message.as_str())
             .unwrap()
     };
@@ -139,7 +158,7 @@ fn routing_the_platform_refuses_is_a_problem_at_its_target() {
         "version = 1\n[[env.dev.sync]]\nto = \"gh\"\nsettings = { repo = \"a/b\", scope = \"everywhere\" }\n",
     );
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!((found[0].line, found[0].column), (3, 6));
+    assert_eq!(at(&found[0]), (3, 6));
     assert!(found[0].message.starts_with("gh: "), "{}", found[0].message);
     assert!(
         found[0].message.contains("everywhere"),
@@ -152,7 +171,7 @@ fn routing_the_platform_refuses_is_a_problem_at_its_target() {
 fn a_file_that_is_not_toml_says_where() {
     let found = problems("version = 1\n[[env.dev.sync]\n");
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].line, 2);
+    assert_eq!(at(&found[0]).0, 2);
 }
 
 #[test]
@@ -160,7 +179,7 @@ fn an_oversized_file_is_refused_before_it_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
     std::fs::write(&path, " ".repeat(MAX_FILE_BYTES as usize + 1)).unwrap();
-    assert!(matches!(load(&path), Err(PlanError::TooLarge { .. })));
+    assert!(matches!(load(&path, &[]), Err(PlanError::TooLarge { .. })));
 }
 
 #[test]
@@ -174,10 +193,13 @@ fn a_symlink_is_not_followed() {
     .unwrap();
     let link = dir.path().join(FILE_NAME);
     std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
-    let err = load(&link).unwrap_err();
+    let err = load(&link, &[]).unwrap_err();
     assert!(matches!(err, PlanError::NotAFile { .. }), "{err}");
     assert!(!err.to_string().contains("wJalrXUtnFEMI"));
-    assert!(matches!(load(dir.path()), Err(PlanError::NotAFile { .. })));
+    assert!(matches!(
+        load(dir.path(), &[]),
+        Err(PlanError::NotAFile { .. })
+    ));
 }
 
 #[test]
@@ -202,7 +224,8 @@ fn init_writes_a_file_that_reads_back_as_the_saved_routing() {
         },
     ];
     let text = render(&saved);
-    let plan = parse(&text, Path::new("vsync.toml")).unwrap_or_else(|err| panic!("{err}\n{text}"));
+    let plan =
+        parse(&text, Path::new("vsync.toml"), &[]).unwrap_or_else(|err| panic!("{err}\n{text}"));
     for routing in &saved {
         let env = plan
             .env
@@ -257,6 +280,7 @@ mod artifacts {
             format: FORMAT.to_owned(),
             repo: "acme/api".to_owned(),
             file_sha256: "ab".repeat(32),
+            overrides: Vec::new(),
             scope: Scope::default(),
             envs: BTreeMap::from([
                 ("dev".to_owned(), EnvState { version: None }),
@@ -405,4 +429,232 @@ mod artifacts {
         );
         assert!(shards[0].holds_imports() && !shards[1].holds_imports());
     }
+}
+
+fn with_overrides(text: &str, overrides: &[(&str, &str)]) -> PlanFile {
+    let overrides: Vec<Override> = overrides
+        .iter()
+        .map(|(variable, value)| Override {
+            variable: variable.to_string(),
+            value: value.to_string(),
+        })
+        .collect();
+    parse(text, Path::new("vsync.toml"), &overrides).unwrap_or_else(|err| panic!("{err}"))
+}
+
+fn env<'a>(plan: &'a PlanFile, name: &str) -> &'a EnvPlan {
+    plan.env
+        .iter()
+        .find(|(env, _)| env.get_ref() == name)
+        .map(|(_, env)| env)
+        .unwrap()
+}
+
+#[test]
+fn overrides_change_settings_and_policies_of_what_the_file_has() {
+    let overrides = [
+        ("VSYNC_ENV__DEV__SYNC__GH__SETTINGS__REPO", "acme/staging"),
+        ("VSYNC_ENV__DEV__SYNC__GH__ON_FAILURE", "fail-closed"),
+        (
+            "VSYNC_ENV__DEV__SYNC__GH__EXCLUDE",
+            r#"["LOCAL_*", "DEBUG"]"#,
+        ),
+        ("VSYNC_ENV__PROD__SYNC__GITHUB_ACTIONS__MAX_DELETES", "25"),
+        ("VSYNC_ENV__prod__sync__gh__prune", "true"),
+        ("VSYNC_ENV__DEV__IMPORT__AWS__SETTINGS__REGION", "us-east-1"),
+        (
+            "VSYNC_ENV__DEV__IMPORT__AWS_SECRETS_MANAGER__INCLUDE",
+            r#"["DB_*"]"#,
+        ),
+        ("VSYNC_ENV__DEV__IMPORT__AWS__PREFER", "vault"),
+        ("VSYNC_ENV__DEV__IMPORT__AWS__DELETE_MISSING", "true"),
+    ];
+    let plan = with_overrides(GOOD, &overrides);
+    let dev = env(&plan, "dev");
+    assert_eq!(dev.sync[0].routing()["repo"], json!("acme/staging"));
+    assert_eq!(dev.sync[0].on_failure, OnFailure::FailClosed);
+    assert_eq!(dev.sync[0].exclude, ["LOCAL_*", "DEBUG"]);
+    assert_eq!(dev.sync[0].max_deletes, 5, "untouched");
+    assert_eq!(dev.import[0].sets(), ["region=us-east-1"]);
+    let include: Vec<&str> = dev.import[0]
+        .include
+        .iter()
+        .map(|g| g.get_ref().as_str())
+        .collect();
+    assert_eq!(include, ["DB_*"]);
+    assert_eq!(dev.import[0].prefer, Some(Prefer::Vault));
+    assert!(dev.import[0].delete_missing);
+    let prod = env(&plan, "prod");
+    assert_eq!(prod.sync[0].max_deletes, 25);
+    assert!(prod.sync[0].prune);
+    // Bound to the file's bytes, and the overrides kept to be shown and
+    // recorded.
+    assert_eq!(plan.sha256, with_overrides(GOOD, &[]).sha256);
+    assert_eq!(plan.overrides.len(), overrides.len());
+}
+
+#[test]
+fn a_bad_override_is_named_by_its_variable_with_the_fix() {
+    let cases = [
+        (
+            "VSYNC_ENV__STAGING__SYNC__GH__PRUNE",
+            "true",
+            "vsync.toml has no env `STAGING` (its envs: dev, prod)",
+        ),
+        (
+            "VSYNC_ENV__DEV__SYNC__AWS__PRUNE",
+            "true",
+            "env dev has no sync target `AWS`",
+        ),
+        (
+            "VSYNC_ENV__DEV__IMPORT__GCP__PREFIX",
+            "X_",
+            "env dev has no import from `GCP`",
+        ),
+        (
+            "VSYNC_ENV__DEV__SYNC__GH__PRUNNE",
+            "true",
+            "did you mean `prune`?",
+        ),
+        ("VSYNC_ENV__DEV__SYNC__GH__TO", "aws", "unknown field `TO`"),
+        (
+            "VSYNC_ENV__DEV__SYNC__GH__PRUNE",
+            "yes",
+            "takes true or false",
+        ),
+        (
+            "VSYNC_ENV__DEV__SYNC__GH__MAX_DELETES",
+            "-1",
+            "takes a whole number",
+        ),
+        (
+            "VSYNC_ENV__DEV__SYNC__GH__ON_FAILURE",
+            "retry",
+            "takes one of fail-closed, continue",
+        ),
+        (
+            "VSYNC_ENV__DEV__SYNC__GH__EXCLUDE",
+            "A,B",
+            "takes a TOML array of strings",
+        ),
+        (
+            "VSYNC_ENV__DEV__SYNC__GH__EXCLUDE",
+            r#"["A"] extra = 1"#,
+            "takes a TOML array of strings",
+        ),
+        (
+            "VSYNC_ENV__DEV__SYNC__GH__SETTINGS__RPO",
+            "acme/web",
+            "did you mean `repo`?",
+        ),
+        (
+            "VSYNC_ENV__DEV__SYNC__GH__SETTINGS",
+            "x",
+            "name the setting",
+        ),
+        (
+            "VSYNC_ENV__DEV__SYNC__GH__SETTINGS__SCOPE",
+            "everywhere",
+            "gh: ",
+        ),
+        (
+            "VSYNC_ENV__DEV__IMPORT__AWS__INCLUDE",
+            r#"["[oops"]"#,
+            "is not a glob",
+        ),
+        (
+            "VSYNC_ENV__DEV",
+            "x",
+            "expected VSYNC_ENV__<env>__SYNC__<platform>__<field>",
+        ),
+        (
+            "VSYNC_ENV__DEV__SINK__GH__PRUNE",
+            "true",
+            "neither SYNC nor IMPORT",
+        ),
+    ];
+    for (variable, value, expected) in cases {
+        let found = problems_with(GOOD, &[(variable, value)]);
+        assert_eq!(found.len(), 1, "{variable}: {found:?}");
+        assert_eq!(found[0].place, Place::Variable(variable.to_owned()));
+        assert!(
+            found[0].message.contains(expected),
+            "{variable}: {}",
+            found[0].message
+        );
+    }
+}
+
+#[test]
+fn problems_in_the_file_come_first_then_the_overrides() {
+    let text = GOOD.replace("max-deletes = 5", "max-deletes = 5\nprume = true");
+    // A shape error stops before the overrides apply.
+    let found = problems_with(&text, &[("VSYNC_ENV__DEV__SYNC__GH__PRUNE", "yes")]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(at(&found[0]).0, 14);
+    let text = GOOD.replace("region = ", "regio = ");
+    let found = problems_with(
+        &text,
+        &[
+            ("VSYNC_ENV__PROD__SYNC__GH__PRUNE", "yes"),
+            ("VSYNC_ENV__DEV__SYNC__GH__PRUNE", "maybe"),
+        ],
+    );
+    let places: Vec<String> = found
+        .iter()
+        .map(|problem| match &problem.place {
+            Place::File { line, .. } => format!("line {line}"),
+            Place::Variable(variable) => variable.clone(),
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [
+            "line 5",
+            "VSYNC_ENV__PROD__SYNC__GH__PRUNE",
+            "VSYNC_ENV__DEV__SYNC__GH__PRUNE"
+        ]
+    );
+}
+
+#[test]
+fn an_override_that_could_mean_two_things_is_refused() {
+    let text = r#"version = 1
+
+[[env.prod-eu.sync]]
+to = "gh"
+settings = { repo = "acme/web" }
+
+[[env.prod_eu.sync]]
+to = "gh"
+settings = { repo = "acme/web" }
+
+[[env.dev.import]]
+from = "aws"
+
+[[env.dev.import]]
+from = "aws"
+prefix = "APP_"
+"#;
+    let found = problems_with(text, &[("VSYNC_ENV__PROD_EU__SYNC__GH__PRUNE", "true")]);
+    assert!(
+        found[0]
+            .message
+            .contains("could be any of the envs prod-eu, prod_eu"),
+        "{found:?}"
+    );
+    let found = problems_with(text, &[("VSYNC_ENV__DEV__IMPORT__AWS__PREFIX", "X_")]);
+    assert!(
+        found[0]
+            .message
+            .contains("imports from `AWS` more than once"),
+        "{found:?}"
+    );
+    // A name with `.` or `-` is matched without them.
+    let plan = with_overrides(
+        &text.replace("env.prod_eu", "env.\"staging.eu\""),
+        &[("VSYNC_ENV__STAGING_EU__SYNC__GH__PRUNE", "true")],
+    );
+    assert!(env(&plan, "staging.eu").sync[0].prune);
+    assert!(!env(&plan, "prod-eu").sync[0].prune);
 }

@@ -12,7 +12,7 @@
 //! is a reviewed write whose answer was lost at the kill (the platform
 //! changed, the record does not know) accepted as well.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use vsync_crypto::fingerprint::FingerprintKey;
@@ -175,6 +175,7 @@ pub fn artifact(
         format: vsync_plan::artifact::FORMAT.to_owned(),
         repo: repo.name().to_owned(),
         file_sha256: file.sha256.clone(),
+        overrides: file.overrides.clone(),
         scope: Scope {
             envs: scope.envs.clone(),
             targets: scope.targets.clone(),
@@ -545,6 +546,32 @@ fn stale(
     let mut reasons = Vec::new();
     if artifact.file_sha256 != file.sha256 {
         reasons.push("vsync.toml changed since the plan".to_owned());
+    }
+    let planned_with: BTreeMap<&str, &str> = artifact
+        .overrides
+        .iter()
+        .map(|o| (o.variable.as_str(), o.value.as_str()))
+        .collect();
+    let now_with: BTreeMap<&str, &str> = file
+        .overrides
+        .iter()
+        .map(|o| (o.variable.as_str(), o.value.as_str()))
+        .collect();
+    for variable in planned_with
+        .keys()
+        .chain(now_with.keys())
+        .collect::<BTreeSet<_>>()
+    {
+        let (then, now) = (planned_with.get(variable), now_with.get(variable));
+        if then != now {
+            let shown =
+                |value: Option<&&str>| value.map_or("unset".to_owned(), |v| format!("{v:?}"));
+            reasons.push(format!(
+                "{variable} was {} when planned and is {} now",
+                shown(then),
+                shown(now)
+            ));
+        }
     }
     for (env, state) in &artifact.envs {
         let now = planned.versions.get(env).cloned().flatten();

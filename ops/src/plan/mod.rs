@@ -79,7 +79,7 @@ pub fn plan_init(ctx: &Context, force: bool) -> Result<PlanInit, OpsError> {
         });
     }
     let text = vsync_plan::render(&envs);
-    vsync_plan::parse(&text, &path).map_err(|err| {
+    vsync_plan::parse(&text, &path, &[]).map_err(|err| {
         OpsError::Usage(format!(
             "the saved routing does not make a valid plan; fix the env configs or write vsync.toml by hand:\n{err}"
         ))
@@ -123,6 +123,8 @@ pub struct PlanReport {
     pub imports: Vec<ImportPlanned>,
     /// One entry per env and sync target, in the file's env order.
     pub targets: Vec<TargetPlan>,
+    /// The `VSYNC_ENV__…` variables that changed the file for this plan.
+    pub overrides: Vec<vsync_plan::Override>,
 }
 
 impl PlanReport {
@@ -262,6 +264,7 @@ async fn plan_with(
         versions: BTreeMap::new(),
         imports: Vec::new(),
         targets: Vec::new(),
+        overrides: plan.overrides.clone(),
     };
     for (name, env_plan) in &plan.env {
         let name = name.get_ref();
