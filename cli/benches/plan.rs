@@ -619,5 +619,6 @@ fn context(machine: &Machine) -> vsync_ops::Context {
         repo_flag: None,
         audit_meta_env: None,
         audit_note_env: None,
+        keys: Default::default(),
     }
 }

@@ -252,6 +252,27 @@ settings = {{ project = "acme-prod" }}
     assert!(stderr.contains("does not verify"), "{stderr}");
     outputs.extend([stdout, stderr]);
 
+    // prod's passphrase rotated since the plan: its tag no longer verifies,
+    // and since prod was pushed (the rotation) the plan is stale, not forged.
+    machine
+        .ok(&[
+            "rotate-passphrase",
+            "--env=prod",
+            "--generate",
+            "--no-audit",
+        ])
+        .await;
+    let (code, stdout, stderr) = services
+        .run(&machine, &["plan", "apply", "plan2.json"])
+        .await;
+    assert_eq!(code, Some(14), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("env prod: the vault was pushed since the plan")
+            && stderr.contains("under another key"),
+        "{stderr}"
+    );
+    outputs.extend([stdout, stderr]);
+
     // Without an artifact: planned and applied in one go; the rotated key
     // reaches prod's three targets, nothing else is written.
     let (code, stdout, stderr) = services.run(&machine, &["plan", "apply"]).await;

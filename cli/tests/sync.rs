@@ -887,3 +887,37 @@ async fn gcp_target_without_any_credentials_gives_up_and_names_what_to_set() {
     assert_eq!(gcp.list_calls(), 0, "Secret Manager was never called");
     assert!(gcp.names().is_empty());
 }
+
+/// A passphrase rotation keeps what the env's sync records know: the next
+/// sync, after one rotation and after another, still writes nothing. A
+/// machine left with the old passphrase is refused, not run blind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passphrase_rotation_keeps_what_the_sync_records_know() {
+    let fake = GithubFake::start().await.unwrap();
+    let machine = machine_with_vault().await;
+    machine.ok(&["push", "dev"]).await;
+    let args = ["--gh-repo=acme/api", "--inline-file-suffix=_PATH"];
+    let (code, stdout, stderr) = sync(&machine, &fake, &args).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let puts = fake.counts().puts;
+    let old_passphrase = std::fs::read_to_string(machine.key_file()).unwrap();
+
+    for _ in 0..2 {
+        machine
+            .ok(&["rotate-passphrase", "--env=dev", "--generate", "--no-audit"])
+            .await;
+        let (code, stdout, stderr) = sync(&machine, &fake, &args).await;
+        assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+        assert!(stdout.contains("nothing to write"), "{stdout}");
+        assert_eq!(fake.counts().puts, puts);
+    }
+
+    std::fs::write(machine.key_file(), old_passphrase).unwrap();
+    let (code, stdout, stderr) = sync(&machine, &fake, &args).await;
+    assert_eq!(code, Some(5), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("was its passphrase rotated on another machine?"),
+        "{stderr}"
+    );
+    assert_eq!(fake.counts().puts, puts);
+}

@@ -96,6 +96,26 @@ pub fn open(key: &Key, envelope: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
     Ok(plaintext)
 }
 
+/// Seals `key` itself under `wrapping`: a key kept in a store, readable
+/// only by holders of `wrapping`. Its bytes never leave this crate.
+pub fn seal_key(wrapping: &Key, key: &Key) -> Vec<u8> {
+    seal(wrapping, key.bytes())
+}
+
+/// Opens a key sealed by [`seal_key`].
+pub fn open_key(wrapping: &Key, envelope: &[u8]) -> Result<Key, Error> {
+    let plaintext = open(wrapping, envelope)?;
+    let bytes: [u8; crate::kdf::KEY_LEN] =
+        plaintext
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::CorruptPayload {
+                format: Format::Rqe1,
+                reason: "a sealed key is 32 bytes",
+            })?;
+    Ok(Key::from_bytes(Zeroizing::new(bytes)))
+}
+
 /// A plaintext decrypted where its envelope was: the envelope's buffer,
 /// wiped when dropped, of which the plaintext is a range.
 pub struct Opened {
@@ -150,6 +170,25 @@ pub fn decrypt(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_sealed_key_opens_only_under_its_wrapping_key() {
+        let salt = b"0123456789abcdef";
+        let iterations = NonZeroU32::new(1).unwrap();
+        let wrapping = Key::derive(b"wrapping", salt, iterations);
+        let key = Key::derive(b"the key", salt, iterations);
+        let sealed = seal_key(&wrapping, &key);
+        assert_eq!(open_key(&wrapping, &sealed).unwrap().bytes(), key.bytes());
+        assert!(matches!(
+            open_key(&key, &sealed),
+            Err(Error::AuthenticationFailed)
+        ));
+        // Any other length is not a key, even when it authenticates.
+        assert!(matches!(
+            open_key(&wrapping, &seal(&wrapping, &[7; 31])),
+            Err(Error::CorruptPayload { .. })
+        ));
+    }
+
     use super::*;
     use crate::error::ErrorClass;
 

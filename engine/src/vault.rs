@@ -100,6 +100,13 @@ impl Layout {
         format!("{}sync/{safe}.enc", self.prefix)
     }
 
+    /// `<prefix>sync.key`: the key the env's sync and import records are
+    /// sealed with, sealed under the vault key (absent until the env's
+    /// first passphrase rotation; see [`crate::sync::records_key`]).
+    pub fn records_key(&self) -> String {
+        format!("{}sync.key", self.prefix)
+    }
+
     /// `<prefix>manifest` (runtime-library layout).
     pub fn manifest_key(&self) -> String {
         format!("{}manifest", self.prefix)

@@ -2,7 +2,9 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use vsync_crypto::KeyCache;
 use vsync_local::identity::{self, RepoIdentity};
 use vsync_local::keystore::{self, Choice, Selection};
 use vsync_local::{ConfigBase, Keystore};
@@ -34,6 +36,11 @@ pub struct Context {
     pub audit_meta_env: Option<String>,
     /// `$VSYNC_AUDIT_NOTE`: the `note` of every audit row.
     pub audit_note_env: Option<String>,
+    /// The bundle keys derived during this command, shared by every env
+    /// it loads: PBKDF2 dominates a command, and a command that loads an
+    /// env several times (`plan apply`) derives its key once. Wiped when
+    /// the context is dropped, with the command.
+    pub keys: Arc<KeyCache>,
 }
 
 /// The repo a command works on.
@@ -82,6 +89,7 @@ impl Context {
             repo_flag,
             audit_meta_env: std::env::var("VSYNC_AUDIT_META").ok(),
             audit_note_env: std::env::var("VSYNC_AUDIT_NOTE").ok(),
+            keys: Arc::default(),
         })
     }
 
@@ -102,6 +110,7 @@ impl Context {
             repo_flag: Some(repo.to_owned()),
             audit_meta_env: None,
             audit_note_env: None,
+            keys: Arc::default(),
         }
     }
 

@@ -24,7 +24,7 @@ use vsync_engine::import::{
     self, Destination, ImportAction, ImportLine, ImportOptions, VaultView, VaultWrite,
 };
 use vsync_engine::sink::SecretValue;
-use vsync_engine::sync::{RecordStore, Refusal, SyncError};
+use vsync_engine::sync::{RecordStore, Refusal, SyncError, records_key};
 use vsync_engine::vault_fs;
 use vsync_local::{EnvConfig, backup, fsutil};
 use vsync_platforms::{self as platforms, Environment, PlatformError, SourceRequest};
@@ -148,7 +148,10 @@ pub(crate) async fn import_into(
     progress.step(2, 3, &format!("reading {}", source.origin()));
     let store = open_store(&env.config)?;
     let layout = layout(&env.config, env.repo.name(), &env.name)?;
-    let key = env.derive_key();
+    let key = records_key::load(store.as_ref(), &layout, &env.derive_key())
+        .await
+        .map_err(OpsError::Sync)?
+        .key;
     let fingerprints = FingerprintKey::derive(&key);
     let target = import::record_target(&source.origin(), &request.options.names, &fingerprints);
     let records = RecordStore::new(store.as_ref(), &layout, &target, &key);

@@ -1,6 +1,7 @@
 //! `init`, `push`, `pull` and `versions`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use vsync_crypto::kdf::{DEFAULT_ITERATIONS, Key, KeyCache};
@@ -185,10 +186,9 @@ pub(crate) struct Env {
     pub(crate) vault_folder: PathBuf,
     pub(crate) vault_dir: PathBuf,
     pub(crate) ledger_path: PathBuf,
-    /// The bundle keys derived for this command: PBKDF2 dominates every
-    /// command, so each key is derived once however often it is needed.
-    /// Dropped (and wiped) with the env when the command ends.
-    pub(crate) keys: KeyCache,
+    /// The bundle keys derived for this command ([`Context::keys`]): each
+    /// key is derived once however often it is needed.
+    pub(crate) keys: Arc<KeyCache>,
 }
 
 impl Env {
@@ -214,7 +214,7 @@ impl Env {
             vault_folder,
             vault_dir,
             ledger_path,
-            keys: KeyCache::new(),
+            keys: Arc::clone(&ctx.keys),
         })
     }
 
@@ -804,6 +804,12 @@ pub(crate) mod tests {
             },
         ];
         for options in kinds {
+            // Each command has a context of its own, as in the CLI: the
+            // keys it derived are not another command's.
+            let ctx = Context {
+                keys: Arc::default(),
+                ..ctx.clone()
+            };
             let (report, runs) = counted(pull(&ctx, "dev", &options, &Quiet)).await;
             let report = report.unwrap();
             // The rolling backup and the bundle both needed the key.

@@ -15,7 +15,8 @@ use std::fmt;
 use std::time::SystemTime;
 
 use serde_json::Value;
-use vsync_engine::store::Store;
+use vsync_engine::store::{Store, StoreError};
+use vsync_engine::sync::{SyncError, records_key};
 use vsync_engine::timestamp::Timestamp;
 use vsync_engine::vault::{self, VaultError};
 use vsync_local::keystore::generate_key;
@@ -175,11 +176,28 @@ async fn rotate_on(
 
     progress.step(3, 4, "re-sealing under the new key and publishing");
     let target = format!("{}/{}", env.repo.name(), env.name);
+    let new_key = env.derive_key_from(&new_passphrase);
+    // The sync and import records stay sealed under the key they have;
+    // that key is kept for the new vault key too, before the new version
+    // needs it (see `records_key`).
+    let records = records_key::begin_rotation(
+        store,
+        &layout,
+        &env.derive_key_from(&old_passphrase),
+        &new_key,
+    )
+    .await
+    .map_err(|err| match err {
+        SyncError::Record(StoreError::PreconditionFailed { .. }) => OpsError::RotationLostRace {
+            target: target.clone(),
+        },
+        other => OpsError::Sync(other),
+    })?;
     let now = next_timestamp(Some(&head)).await;
     let published = match vault::publish_rotation(
         store,
         &layout,
-        &env.derive_key_from(&new_passphrase),
+        &new_key,
         fetched.payload(),
         &head,
         now,
@@ -212,6 +230,11 @@ async fn rotate_on(
         .set(env.repo.name(), &env.name, &new_passphrase)
         .err()
         .map(|err| err.to_string());
+    if let Err(err) = records.finish(store, &layout).await {
+        progress.warn(&format!(
+            "the old passphrase still opens the key of this env's sync records ({err}); it holds no value, and the next rotation removes it"
+        ));
+    }
     if let Some(problem) = &published.meta_not_written {
         progress.warn(&format!(
             "version {} is published but latest.meta was not updated ({problem}); readers open it, only their change detection lags until the next push",
@@ -442,6 +465,13 @@ mod tests {
             std::fs::read_to_string(vault).unwrap(),
             "API_KEY=before-rotation\n"
         );
+        // And the key of the env's sync records opens with it too.
+        let env = Env::load(&machine.ctx, "dev").unwrap();
+        let store = open_store(&env.config).unwrap();
+        let layout = layout(&env.config, "acme", "dev").unwrap();
+        records_key::load(store.as_ref(), &layout, &env.derive_key())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

@@ -17,7 +17,9 @@ use serde::Serialize;
 use vsync_crypto::fingerprint::FingerprintKey;
 use vsync_engine::dotenv::{self, Placeholders};
 use vsync_engine::sink::SecretValue;
-use vsync_engine::sync::{Desired, RecordStore, Refusal, SyncError, SyncOptions, SyncReport};
+use vsync_engine::sync::{
+    Desired, RecordStore, Refusal, SyncError, SyncOptions, SyncReport, records_key,
+};
 use vsync_platforms::{self as platforms, Environment, SinkRequest};
 
 use crate::lifecycle::Env;
@@ -187,7 +189,10 @@ pub(crate) async fn sync_routed(
     );
     let store = open_store(&env.config)?;
     let layout = layout(&env.config, env.repo.name(), &env.name)?;
-    let key = env.derive_key();
+    let key = records_key::load(store.as_ref(), &layout, &env.derive_key())
+        .await
+        .map_err(OpsError::Sync)?
+        .key;
     let records = RecordStore::new(store.as_ref(), &layout, &sink.target(), &key);
     let fingerprints = FingerprintKey::derive(&key);
     let desired_digest = desired_digest(&desired, &fingerprints);

@@ -21,6 +21,7 @@
 mod apply;
 mod plan;
 pub mod record;
+pub mod records_key;
 
 use std::collections::{HashMap, HashSet};
 

@@ -21,11 +21,11 @@ use vsync_engine::sync::Action;
 use vsync_plan::artifact::{
     EnvState, ReviewedImport, ReviewedKey, ReviewedName, ReviewedTarget, Scope,
 };
-use vsync_plan::{Artifact, OnFailure, PlanFile};
+use vsync_plan::{Artifact, ArtifactError, OnFailure, PlanFile};
 
 use super::{
     ImportResult, PlanReport, PlanScope, TargetResult, import_request, import_writes, plan_with,
-    sync_request,
+    published_version, sync_request,
 };
 use crate::import::{SourceImportOutcome, import_into};
 use crate::lifecycle::Env;
@@ -285,6 +285,34 @@ fn artifact_keys<'a>(
     .collect()
 }
 
+/// Why an artifact that does not verify is refused. For an env pushed
+/// since the plan, that is a stale plan: a passphrase rotation pushes a
+/// new version under a new key, and the plan must be made again. Either
+/// way nothing is applied; only the reason differs.
+async fn unverified(ctx: &Context, artifact: &Artifact, err: ArtifactError) -> OpsError {
+    let ArtifactError::NotAuthentic { env } = &err else {
+        return err.into();
+    };
+    let planned_at = artifact
+        .envs
+        .get(env)
+        .and_then(|state| state.version.clone());
+    let now = match Env::load(ctx, env) {
+        Ok(loaded) => published_version(&loaded).await.ok(),
+        Err(_) => None,
+    };
+    match now {
+        Some(now) if now != planned_at => OpsError::StalePlan {
+            reasons: vec![format!(
+                "env {env}: the vault was pushed since the plan ({} then, {} now) under another key (a passphrase rotation), so the artifact no longer verifies for it",
+                planned_at.as_deref().unwrap_or("no version"),
+                now.as_deref().unwrap_or("no version")
+            )],
+        },
+        _ => err.into(),
+    }
+}
+
 /// Applies `file` in the request's scope, or exactly the reviewed artifact.
 pub async fn apply(
     ctx: &Context,
@@ -305,7 +333,9 @@ pub async fn apply(
                 )));
             }
             let keys = artifact_keys(ctx, artifact.envs.keys())?;
-            artifact.verify(&keys)?;
+            if let Err(err) = artifact.verify(&keys) {
+                return Err(unverified(ctx, artifact, err).await);
+            }
             PlanScope {
                 envs: artifact.scope.envs.clone(),
                 targets: artifact.scope.targets.clone(),

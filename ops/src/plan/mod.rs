@@ -266,6 +266,9 @@ async fn plan_with(
         targets: Vec::new(),
         overrides: plan.overrides.clone(),
     };
+    // Each env's imports in turn (each plans against the text the ones
+    // before it would leave), then every sync target of every env at once.
+    let mut envs = Vec::new();
     for (name, env_plan) in &plan.env {
         let name = name.get_ref();
         if !scope.envs.is_empty() && !scope.envs.contains(name) {
@@ -315,6 +318,10 @@ async fn plan_with(
                 .versions
                 .insert(name.clone(), published_version(env).await?);
         }
+        envs.push((name, env_plan, env.map_err(|err| err.to_string()), planned));
+    }
+    let mut targets = Vec::new();
+    for (name, env_plan, env, planned) in &envs {
         for (index, sync) in env_plan.sync.iter().enumerate() {
             let (platform, sink_side) = platforms::find_sink(sync.to.get_ref())?;
             if !wanted_target(platform.short, platform.name) {
@@ -326,34 +333,37 @@ async fn plan_with(
             {
                 continue;
             }
-            let planned = match (&env, routing) {
-                (Err(err), _) => Err(err.to_string()),
-                (_, Err(err)) => Err(err.to_string()),
-                (Ok(env), Ok(routing)) => sync_routed(
-                    env,
-                    platform.name,
-                    sink_side,
-                    &routing,
-                    &sync_request(sync, true),
-                    planned.as_deref().map(String::as_str),
-                    environment,
-                    progress,
-                )
-                .await
-                .map_err(|err| err.to_string()),
-            };
-            report.targets.push(TargetPlan {
-                env: name.clone(),
-                to: platform.short,
-                on_failure: sync.on_failure,
-                result: match planned {
-                    Ok(outcome) => TargetResult::Planned(outcome),
-                    Err(reason) => TargetResult::Refused { reason },
-                },
-                index,
+            targets.push(async move {
+                let planned = match (env, routing) {
+                    (Err(err), _) => Err(err.clone()),
+                    (_, Err(err)) => Err(err.to_string()),
+                    (Ok(env), Ok(routing)) => sync_routed(
+                        env,
+                        platform.name,
+                        sink_side,
+                        &routing,
+                        &sync_request(sync, true),
+                        planned.as_deref().map(String::as_str),
+                        environment,
+                        progress,
+                    )
+                    .await
+                    .map_err(|err| err.to_string()),
+                };
+                TargetPlan {
+                    env: (*name).clone(),
+                    to: platform.short,
+                    on_failure: sync.on_failure,
+                    result: match planned {
+                        Ok(outcome) => TargetResult::Planned(outcome),
+                        Err(reason) => TargetResult::Refused { reason },
+                    },
+                    index,
+                }
             });
         }
     }
+    report.targets = futures_util::future::join_all(targets).await;
     Ok(report)
 }
 
