@@ -55,7 +55,7 @@ pub fn from_environment() -> Result<Vec<Override>, PlanError> {
     Ok(found)
 }
 
-/// Applies `overrides` to `plan`; each value gets the span `spans(i)` of
+/// Applies `overrides` to `plan`; each value gets the span `span(i)` of
 /// its override, so later checks point at the variable. Returns each
 /// override that cannot apply, by index, with why.
 pub(crate) fn apply(

@@ -8,15 +8,19 @@ fn problems(text: &str) -> Vec<Problem> {
     problems_with(text, &[])
 }
 
-fn problems_with(text: &str, overrides: &[(&str, &str)]) -> Vec<Problem> {
-    let overrides: Vec<Override> = overrides
+/// Overrides from `(variable, value)` pairs.
+fn overrides(pairs: &[(&str, &str)]) -> Vec<Override> {
+    pairs
         .iter()
         .map(|(variable, value)| Override {
             variable: variable.to_string(),
             value: value.to_string(),
         })
-        .collect();
-    match parse(text, Path::new("vsync.toml"), &overrides) {
+        .collect()
+}
+
+fn problems_with(text: &str, pairs: &[(&str, &str)]) -> Vec<Problem> {
+    match parse(text, Path::new("vsync.toml"), &overrides(pairs)) {
         Ok(_) => Vec::new(),
         Err(PlanError::Problems { problems, .. }) => problems,
         Err(other) => panic!("{other}"),
@@ -431,15 +435,8 @@ mod artifacts {
     }
 }
 
-fn with_overrides(text: &str, overrides: &[(&str, &str)]) -> PlanFile {
-    let overrides: Vec<Override> = overrides
-        .iter()
-        .map(|(variable, value)| Override {
-            variable: variable.to_string(),
-            value: value.to_string(),
-        })
-        .collect();
-    parse(text, Path::new("vsync.toml"), &overrides).unwrap_or_else(|err| panic!("{err}"))
+fn with_overrides(text: &str, pairs: &[(&str, &str)]) -> PlanFile {
+    parse(text, Path::new("vsync.toml"), &overrides(pairs)).unwrap_or_else(|err| panic!("{err}"))
 }
 
 fn env<'a>(plan: &'a PlanFile, name: &str) -> &'a EnvPlan {
@@ -452,7 +449,7 @@ fn env<'a>(plan: &'a PlanFile, name: &str) -> &'a EnvPlan {
 
 #[test]
 fn overrides_change_settings_and_policies_of_what_the_file_has() {
-    let overrides = [
+    let given = [
         ("VSYNC_ENV__DEV__SYNC__GH__SETTINGS__REPO", "acme/staging"),
         ("VSYNC_ENV__DEV__SYNC__GH__ON_FAILURE", "fail-closed"),
         (
@@ -469,7 +466,7 @@ fn overrides_change_settings_and_policies_of_what_the_file_has() {
         ("VSYNC_ENV__DEV__IMPORT__AWS__PREFER", "vault"),
         ("VSYNC_ENV__DEV__IMPORT__AWS__DELETE_MISSING", "true"),
     ];
-    let plan = with_overrides(GOOD, &overrides);
+    let plan = with_overrides(GOOD, &given);
     let dev = env(&plan, "dev");
     assert_eq!(dev.sync[0].routing()["repo"], json!("acme/staging"));
     assert_eq!(dev.sync[0].on_failure, OnFailure::FailClosed);
@@ -490,7 +487,7 @@ fn overrides_change_settings_and_policies_of_what_the_file_has() {
     // Bound to the file's bytes, and the overrides kept to be shown and
     // recorded.
     assert_eq!(plan.sha256, with_overrides(GOOD, &[]).sha256);
-    assert_eq!(plan.overrides.len(), overrides.len());
+    assert_eq!(plan.overrides.len(), given.len());
 }
 
 #[test]
