@@ -165,14 +165,8 @@ async fn rotate_on(
     vault::check_not_backwards(&head.ts, ledger.as_ref().map(|l| &l.last_sync_ts))?;
 
     progress.step(2, 4, &format!("downloading and verifying {}", head.ts));
-    let fetched = vault::fetch(
-        store,
-        &layout,
-        &env.derive_key_from(&old_passphrase),
-        &head,
-        None,
-    )
-    .await?;
+    let old_key = env.derive_key_from(&old_passphrase);
+    let fetched = vault::fetch(store, &layout, &old_key, &head, None).await?;
 
     progress.step(3, 4, "re-sealing under the new key and publishing");
     let target = format!("{}/{}", env.repo.name(), env.name);
@@ -180,19 +174,24 @@ async fn rotate_on(
     // The sync and import records stay sealed under the key they have;
     // that key is kept for the new vault key too, before the new version
     // needs it (see `records_key`).
-    let records = records_key::begin_rotation(
-        store,
-        &layout,
-        &env.derive_key_from(&old_passphrase),
-        &new_key,
-    )
-    .await
-    .map_err(|err| match err {
-        SyncError::Record(StoreError::PreconditionFailed { .. }) => OpsError::RotationLostRace {
-            target: target.clone(),
-        },
-        other => OpsError::Sync(other),
-    })?;
+    let records = match records_key::begin_rotation(store, &layout, &old_key, &new_key).await {
+        Ok(records) => records,
+        Err(SyncError::Record(StoreError::PreconditionFailed { .. })) => {
+            return Err(OpsError::RotationLostRace { target });
+        }
+        // A rotation elsewhere since this one read the pointer has sealed
+        // the records key for its own new key only: a lost race too.
+        Err(err) => {
+            let moved = vault::remote_head(store, &layout)
+                .await?
+                .is_none_or(|now| now.ts != head.ts);
+            return Err(if moved {
+                OpsError::RotationLostRace { target }
+            } else {
+                OpsError::Sync(err)
+            });
+        }
+    };
     let now = next_timestamp(Some(&head)).await;
     let published = match vault::publish_rotation(
         store,
