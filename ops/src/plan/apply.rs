@@ -211,7 +211,7 @@ pub fn artifact(
             .collect(),
         tags: BTreeMap::new(),
     };
-    let keys = artifact_keys(ctx, artifact.envs.keys())?;
+    let keys = artifact_keys(&mut HashMap::new(), ctx, artifact.envs.keys())?;
     for (env, key) in &keys {
         artifact.tag(env, key);
     }
@@ -275,21 +275,43 @@ fn word(value: &impl Serialize) -> String {
 
 /// Each env's artifact key (the env's vault key derived once).
 fn artifact_keys<'a>(
+    envs: &mut HashMap<String, Env>,
     ctx: &Context,
-    envs: impl Iterator<Item = &'a String>,
+    names: impl Iterator<Item = &'a String>,
 ) -> Result<BTreeMap<String, FingerprintKey>, OpsError> {
-    envs.map(|env| {
-        let key = Env::load(ctx, env)?.derive_key();
-        Ok((env.clone(), FingerprintKey::derive_for_plan_artifacts(&key)))
-    })
-    .collect()
+    let mut keys = BTreeMap::new();
+    for name in names {
+        let key = loaded(envs, ctx, name)?.derive_key();
+        keys.insert(
+            name.clone(),
+            FingerprintKey::derive_for_plan_artifacts(&key),
+        );
+    }
+    Ok(keys)
+}
+
+/// The env `name`, loaded once for the whole apply: its config read and
+/// its key taken from the keystore once, however many steps need it.
+fn loaded<'a>(
+    envs: &'a mut HashMap<String, Env>,
+    ctx: &Context,
+    name: &str,
+) -> Result<&'a Env, OpsError> {
+    if !envs.contains_key(name) {
+        envs.insert(name.to_owned(), Env::load(ctx, name)?);
+    }
+    Ok(&envs[name])
 }
 
 /// Why an artifact that does not verify is refused. For an env pushed
 /// since the plan, that is a stale plan: a passphrase rotation pushes a
 /// new version under a new key, and the plan must be made again. Either
 /// way nothing is applied; only the reason differs.
-async fn unverified(ctx: &Context, artifact: &Artifact, err: ArtifactError) -> OpsError {
+async fn unverified(
+    envs: &HashMap<String, Env>,
+    artifact: &Artifact,
+    err: ArtifactError,
+) -> OpsError {
     let ArtifactError::NotAuthentic { env } = &err else {
         return err.into();
     };
@@ -297,9 +319,9 @@ async fn unverified(ctx: &Context, artifact: &Artifact, err: ArtifactError) -> O
         .envs
         .get(env)
         .and_then(|state| state.version.clone());
-    let now = match Env::load(ctx, env) {
-        Ok(loaded) => published_version(&loaded).await.ok(),
-        Err(_) => None,
+    let now = match envs.get(env) {
+        Some(loaded) => published_version(loaded).await.ok(),
+        None => None,
     };
     match now {
         Some(now) if now != planned_at => OpsError::StalePlan {
@@ -321,6 +343,7 @@ pub async fn apply(
     environment: Environment<'_>,
     progress: &dyn Progress,
 ) -> Result<ApplyReport, OpsError> {
+    let mut envs: HashMap<String, Env> = HashMap::new();
     let scope = match &request.artifact {
         None => request.scope,
         Some(artifact) => {
@@ -332,9 +355,9 @@ pub async fn apply(
                     repo.name()
                 )));
             }
-            let keys = artifact_keys(ctx, artifact.envs.keys())?;
+            let keys = artifact_keys(&mut envs, ctx, artifact.envs.keys())?;
             if let Err(err) = artifact.verify(&keys) {
-                return Err(unverified(ctx, artifact, err).await);
+                return Err(unverified(&envs, artifact, err).await);
             }
             PlanScope {
                 envs: artifact.scope.envs.clone(),
@@ -348,17 +371,17 @@ pub async fn apply(
 
     if let Some(artifact) = &request.artifact {
         let mut started = Vec::new();
-        for env in artifact.envs.keys() {
-            if began(ctx, env, artifact).await? {
-                started.push(env.clone());
+        for name in artifact.envs.keys() {
+            if began(loaded(&mut envs, ctx, name)?, artifact).await? {
+                started.push(name.clone());
             }
         }
         let reasons = stale(artifact, file, &planned, imports_here, &started);
         if !reasons.is_empty() {
             return Err(OpsError::StalePlan { reasons });
         }
-        for env in artifact.envs.keys() {
-            mark_begun(ctx, env, artifact).await?;
+        for name in artifact.envs.keys() {
+            mark_begun(loaded(&mut envs, ctx, name)?, artifact).await?;
         }
     }
 
@@ -412,20 +435,14 @@ pub async fn apply(
             ImportResult::Planned(_) => {
                 let request =
                     import_request(&env_plan(file, &import.env).import[import.index], false);
-                let run = async {
-                    let env = Env::load(ctx, &import.env)?;
-                    import_into(
-                        ctx,
-                        &env,
-                        import.from,
-                        &request,
-                        None,
-                        environment,
-                        progress,
-                    )
-                    .await
+                let run = match loaded(&mut envs, ctx, &import.env) {
+                    Ok(env) => {
+                        import_into(ctx, env, import.from, &request, None, environment, progress)
+                            .await
+                    }
+                    Err(err) => Err(err),
                 };
-                match run.await.map(|(outcome, _)| outcome) {
+                match run.map(|(outcome, _)| outcome) {
                     Ok(outcome) => Applied::Applied(outcome),
                     Err(err) => {
                         failed_envs.push(import.env.clone());
@@ -444,7 +461,6 @@ pub async fn apply(
     }
 
     // Every target to write, at once; each sink paces itself.
-    let mut envs: HashMap<String, Env> = HashMap::new();
     let mut runs = Vec::new();
     let mut results: Vec<Option<AppliedTarget>> = Vec::new();
     for (position, target) in planned.targets.iter().enumerate() {
@@ -466,9 +482,7 @@ pub async fn apply(
             TargetResult::Planned(_) => None,
         };
         if skip.is_none() {
-            if !envs.contains_key(&target.env) {
-                envs.insert(target.env.clone(), Env::load(ctx, &target.env)?);
-            }
+            loaded(&mut envs, ctx, &target.env)?;
             runs.push((
                 position,
                 &target.env,
@@ -477,7 +491,6 @@ pub async fn apply(
         }
         results.push(skip);
     }
-    // Each env is loaded (and its key derived) once for all its targets.
     let envs = &envs;
     let ran =
         futures_util::future::join_all(runs.into_iter().map(|(position, env, sync)| async move {
@@ -547,17 +560,15 @@ fn marker_key(env: &Env, artifact: &Artifact) -> Result<String, OpsError> {
 }
 
 /// Whether `artifact`'s apply began for `env` before (a resumed apply).
-async fn began(ctx: &Context, env: &str, artifact: &Artifact) -> Result<bool, OpsError> {
-    let env = Env::load(ctx, env)?;
+async fn began(env: &Env, artifact: &Artifact) -> Result<bool, OpsError> {
     let store = open_store(&env.config)?;
-    let key = marker_key(&env, artifact)?;
+    let key = marker_key(env, artifact)?;
     Ok(store.get_limited(&key, 64).await?.is_some())
 }
 
-async fn mark_begun(ctx: &Context, env: &str, artifact: &Artifact) -> Result<(), OpsError> {
-    let env = Env::load(ctx, env)?;
+async fn mark_begun(env: &Env, artifact: &Artifact) -> Result<(), OpsError> {
     let store = open_store(&env.config)?;
-    let key = marker_key(&env, artifact)?;
+    let key = marker_key(env, artifact)?;
     match store.put(&key, b"began\n", PutCondition::IfAbsent).await {
         Ok(_) | Err(vsync_engine::store::StoreError::PreconditionFailed { .. }) => Ok(()),
         Err(err) => Err(err.into()),
