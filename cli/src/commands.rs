@@ -15,6 +15,14 @@ use crate::{
     Cli, Command, ConfigCommand, InitArgs, PassphraseArgs, ProfileAddArgs, ProfileCommand, PullArgs,
 };
 
+/// Prints a command's `--json` output: pretty, on stdout.
+pub(crate) fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON output serialises")
+    );
+}
+
 /// A failed command: what to print and the exit code.
 pub struct Failure {
     pub message: String,
@@ -471,10 +479,7 @@ fn print_versions(report: &VersionsReport, json: bool) {
             "generation": report.generation,
             "versions": versions,
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("JSON values serialise")
-        );
+        print_json(&doc);
         return;
     }
     if report.versions.is_empty() {

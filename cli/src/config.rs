@@ -4,7 +4,7 @@
 use clap::Args;
 use vsync_ops::{Context, ExecPolicy, ExecPolicyChange};
 
-use crate::commands::Failure;
+use crate::commands::{Failure, print_json};
 
 #[derive(Args)]
 pub struct ExecPolicyArgs {
@@ -71,10 +71,7 @@ pub fn exec(ctx: &Context, args: ExecPolicyArgs) -> Result<(), Failure> {
 
 fn print_policy(env: &str, policy: Option<&ExecPolicy>, json: bool) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&policy).expect("a policy serialises")
-        );
+        print_json(&policy);
         return;
     }
     let Some(policy) = policy else {

@@ -12,7 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use vsync_ops::{ChildEnvironment, Comparison, Context, ExecRequest, SecretsFrom, TrustMode};
 use vsync_redact::{MIN_SECRET_LEN, Redactor, Stream};
 
-use crate::commands::{Failure, usage};
+use crate::commands::{Failure, print_json, usage};
 
 mod terminal;
 
@@ -389,10 +389,7 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
 
 pub fn print_comparison(comparison: &Comparison, json: bool) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(comparison).expect("a comparison serialises")
-        );
+        print_json(comparison);
         return;
     }
     let [first, second] = &comparison.envs;

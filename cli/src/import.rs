@@ -5,7 +5,7 @@ use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, ValueEnum};
 use vsync_engine::import::{Destination, ImportAction, ImportOptions, NameRules, Prefer};
 use vsync_ops::{Context, EXIT_IMPORT_CONFLICT, SourceImportOutcome, SourceImportRequest};
 
-use crate::commands::{Failure, usage};
+use crate::commands::{Failure, print_json, usage};
 use crate::progress::StderrProgress;
 
 /// The flags of an import from a platform.
@@ -150,10 +150,7 @@ pub fn run(
     ))?;
     drop(progress);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&outcome).expect("a report serialises")
-        );
+        print_json(&outcome);
     } else {
         print_report(&outcome);
     }

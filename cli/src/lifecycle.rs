@@ -10,7 +10,9 @@ use vsync_ops::{
 };
 use zeroize::Zeroizing;
 
-use crate::commands::{Failure, passphrase_if_given, read_passphrase, usage, warn_secret_in_argv};
+use crate::commands::{
+    Failure, passphrase_if_given, print_json, read_passphrase, usage, warn_secret_in_argv,
+};
 use crate::progress::StderrProgress;
 use crate::secret_input::read_secret;
 use crate::{AuditLogArgs, KeystoreCommand, RotateArgs};
@@ -33,7 +35,7 @@ pub fn audit(
     };
     let log = runtime.block_on(vsync_ops::audit_log(ctx, &args.env, limit))?;
     if args.json {
-        print_json(&log);
+        print_audit_json(&log);
     } else if args.csv {
         // The file order, as upstream re-serialises it: oldest first.
         let mut rows = log.rows.clone();
@@ -47,7 +49,7 @@ pub fn audit(
     Ok(())
 }
 
-fn print_json(log: &AuditLog) {
+fn print_audit_json(log: &AuditLog) {
     let rows: Vec<_> = log
         .rows
         .iter()
@@ -72,10 +74,7 @@ fn print_json(log: &AuditLog) {
         "total": log.total,
         "rows": rows,
     });
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&doc).expect("JSON values serialise")
-    );
+    print_json(&doc);
 }
 
 /// Upstream's table: `TS ACTION VERSION USER HOST NOTE META`, padded to the
@@ -237,10 +236,7 @@ pub fn keystore(ctx: &Context, command: KeystoreCommand) -> Result<(), Failure> 
                     "keystore": listing.keystore,
                     "entries": entries,
                 });
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&doc).expect("JSON values serialise")
-                );
+                print_json(&doc);
                 return Ok(());
             }
             println!("keystore: {}", listing.keystore);

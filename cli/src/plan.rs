@@ -13,7 +13,7 @@ use vsync_ops::{
 };
 use vsync_plan::{Artifact, Shard};
 
-use crate::commands::{Failure, usage};
+use crate::commands::{Failure, print_json, usage};
 use crate::progress::StderrProgress;
 
 #[derive(Args)]
@@ -107,10 +107,7 @@ pub enum PlanCommand {
 
 /// `vsync plan schema`, which needs no machine state.
 pub fn schema() {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&vsync_plan::schema()).expect("a schema serialises")
-    );
+    print_json(&vsync_plan::schema());
 }
 
 pub fn run(
@@ -166,10 +163,7 @@ fn plan(ctx: &Context, runtime: &tokio::runtime::Runtime, args: PlanArgs) -> Res
     let report = runtime.block_on(vsync_ops::plan(ctx, &file, &scope, &environment, &progress))?;
     drop(progress);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("a report serialises")
-        );
+        print_json(&report);
     } else if args.markdown {
         print_markdown(&report);
     } else {
@@ -245,10 +239,7 @@ fn apply(ctx: &Context, runtime: &tokio::runtime::Runtime, args: ApplyArgs) -> R
     ))?;
     drop(progress);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("a report serialises")
-        );
+        print_json(&report);
     } else {
         print_applied(&report);
     }

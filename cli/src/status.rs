@@ -3,7 +3,7 @@
 
 use vsync_ops::{Context, EnvStatus, StatusOptions, StatusReport};
 
-use crate::commands::Failure;
+use crate::commands::{Failure, print_json};
 
 pub fn run(
     ctx: &Context,
@@ -32,10 +32,7 @@ pub fn run(
         });
     }
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&to_json(&report)).expect("JSON values serialise")
-        );
+        print_json(&to_json(&report));
     } else {
         print_text(&report);
     }

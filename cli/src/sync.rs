@@ -7,7 +7,7 @@ use vsync_ops::{
     Context, EXIT_SYNC_NOOP, EXIT_SYNC_PARTIAL, ParserPolicy, SyncOutcome, SyncRequest,
 };
 
-use crate::commands::Failure;
+use crate::commands::{Failure, print_json};
 use crate::progress::StderrProgress;
 
 #[derive(Args)]
@@ -129,10 +129,7 @@ pub fn run(
     ))?;
     drop(progress);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&outcome).expect("a report serialises")
-        );
+        print_json(&outcome);
     } else {
         print_report(&outcome);
     }
