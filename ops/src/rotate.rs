@@ -583,4 +583,35 @@ mod tests {
             "long-enough-secret"
         );
     }
+
+    /// A records key object someone else wrote is checked before it is
+    /// trusted: over its two envelopes' size it is refused before it is
+    /// read whole, and bytes that are no envelope of a key are unreadable,
+    /// never a panic or a key.
+    #[tokio::test]
+    async fn a_hostile_records_key_object_is_refused() {
+        let machine = pushed_machine().await;
+        let env = Env::load(&machine.ctx, "dev").unwrap();
+        let store = FsStore::open(&machine.store_dir).unwrap();
+        let layout = vsync_engine::vault::Layout::for_repo_env("acme", "dev");
+        let vault_key = env.derive_key();
+        let object = machine.store_dir.join(layout.records_key());
+        for (body, too_large) in [
+            (vec![0u8; 64 * 2 + 1], true),
+            (vec![0u8; 65], false),
+            (vec![0u8; 64], false),
+            (Vec::new(), false),
+        ] {
+            std::fs::write(&object, &body).unwrap();
+            match records_key::load(&store, &layout, &vault_key).await {
+                Err(SyncError::Record(StoreError::TooLarge { .. })) => assert!(too_large),
+                Err(SyncError::RecordUnreadable(why)) => {
+                    assert!(!too_large);
+                    assert!(why.contains("sync.key"), "{why}");
+                }
+                Err(other) => panic!("{} bytes: {other}", body.len()),
+                Ok(_) => panic!("{} bytes opened as a key", body.len()),
+            }
+        }
+    }
 }
